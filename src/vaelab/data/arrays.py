@@ -1,0 +1,64 @@
+"""User array data from .npz / .npy / .csv files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, DataNotFoundError
+from .bundle import DataSplits, as_float_tensor
+
+
+def load_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read an (N, D) float array and optional (N,) labels.
+
+    - ``.npy``: the array itself.
+    - ``.npz``: key ``x`` (or the only array in the file); optional key ``y`` for labels.
+    - ``.csv``: comma-separated numbers, one point per row; a non-numeric first row is a header.
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        DataError: unsupported extension, unreadable file, or missing ``x`` key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "x" in z:
+                    return z["x"], (z["y"] if "y" in z else None)
+                if len(keys) == 1:
+                    return z[keys[0]], None
+                raise DataError(f"{path}: .npz needs an array named 'x' (found {keys})")
+        if suffix == ".csv":
+            try:
+                return np.loadtxt(path, delimiter=",", ndmin=2), None
+            except ValueError:
+                return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1), None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: could not read ({e})") from None
+    raise DataError(f"{path}: unsupported file type {suffix!r}; use .npz, .npy or .csv")
+
+
+def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) -> DataSplits:
+    """Shuffle with ``seed`` and split into train / valid / test by fractions."""
+    xt = as_float_tensor(x, "data")
+    n = xt.shape[0]
+    n_test, n_valid = int(round(test_fraction * n)), int(round(valid_fraction * n))
+    if n - n_test - n_valid < 1:
+        raise DataError(f"data: {n} points are too few for valid_fraction={valid_fraction}, test_fraction={test_fraction}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    te, va, tr = perm[:n_test], perm[n_test:n_test + n_valid], perm[n_test + n_valid:]
+    yt = torch.as_tensor(np.asarray(y)).long().reshape(-1) if y is not None else None
+    if yt is not None and yt.shape[0] != n:
+        raise DataError(f"data: {n} points but {yt.shape[0]} labels")
+    pick = (lambda idx: yt[idx]) if yt is not None else (lambda idx: None)
+    return DataSplits(xt[tr], xt[va], xt[te], pick(tr), pick(va), pick(te),
+                      info={"n_train": len(tr), "n_valid": len(va), "n_test": len(te)})

@@ -1,0 +1,115 @@
+"""Train/valid/test splits and the dispatcher from a DataConfig to a loader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+
+
+@dataclass
+class DataSplits:
+    """Data for one run. All x tensors are float32 (N, D); labels (N,) int64 or None.
+
+    Attributes:
+        dynamic_binarization: when True, ``train`` holds intensities in [0, 1] and every batch
+            is resampled as x ~ Bernoulli(intensity); ``valid`` / ``test`` were binarized once
+            with a fixed seed, so evaluations are comparable across runs.
+        info: loader details worth recording (source file, split sizes, ...).
+    """
+
+    train: Tensor
+    valid: Tensor
+    test: Tensor
+    train_labels: Tensor | None = None
+    valid_labels: Tensor | None = None
+    test_labels: Tensor | None = None
+    dynamic_binarization: bool = False
+    info: dict = field(default_factory=dict)
+
+    @property
+    def x_dim(self) -> int:
+        return self.train.shape[1]
+
+
+def binarize_fixed(x: Tensor, seed: int) -> Tensor:
+    """One fixed stochastic binarization x ~ Bernoulli(x), reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(x, generator=g)
+
+
+def is_binary(x: Tensor) -> bool:
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def as_float_tensor(a, name: str) -> Tensor:
+    """numpy/array-like -> float32 tensor (N, D), with a clear error for bad shape or NaN/inf."""
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise DataError(f"{name}: expected a 2-D array (N points x D dims), got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
+        raise DataError(f"{name}: expected numbers, got dtype {a.dtype}")
+    a = a.astype(np.float32)
+    bad = int((~np.isfinite(a)).sum())
+    if bad:
+        rows = np.unique(np.nonzero(~np.isfinite(a))[0])[:5].tolist()
+        raise DataError(f"{name}: {bad} NaN/inf values (first rows {rows}); remove or impute them")
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def finalize(splits: DataSplits, likelihood: str, binarize: str, seed: int) -> DataSplits:
+    """Apply the binarization policy and check the data fits the likelihood."""
+    if binarize == "auto":
+        binarize = "dynamic" if likelihood == "bernoulli" and not is_binary(splits.train) else "none"
+    if binarize == "dynamic":
+        for name in ("train", "valid", "test"):
+            x = getattr(splits, name)
+            if x.numel() and (x.min() < 0 or x.max() > 1):
+                raise DataError(
+                    f"{name}: dynamic binarization needs intensities in [0, 1], got [{x.min():.3g}, {x.max():.3g}]; "
+                    "rescale the data or set binarize = \"none\""
+                )
+        splits.valid = binarize_fixed(splits.valid, seed + 1)
+        splits.test = binarize_fixed(splits.test, seed + 2)
+        splits.dynamic_binarization = True
+    elif likelihood == "bernoulli":
+        for name in ("train", "valid", "test"):
+            x = getattr(splits, name)
+            if not is_binary(x):
+                raise DataError(
+                    f"{name}: Bernoulli decoder needs binary data in {{0, 1}} (got range [{x.min():.3g}, {x.max():.3g}]); "
+                    "set binarize = \"dynamic\" for intensities in [0, 1], or likelihood = \"gaussian\""
+                )
+    splits.info["binarization"] = binarize
+    return splits
+
+
+def load_data(data_cfg, likelihood: str = "gaussian") -> DataSplits:
+    """Load the data set named by a :class:`vaelab.config.DataConfig`.
+
+    Raises:
+        DataNotFoundError: a data file is missing (the message says where to put it).
+        DataError: the data has the wrong shape, NaN/inf, or does not fit the likelihood.
+    """
+    from .arrays import load_array, split_array
+    from .digits import load_digits
+    from .mnist import load_mnist
+    from .synthetic import TwoGaussians
+
+    c = data_cfg
+    if c.name == "two-gaussians":
+        splits = TwoGaussians.from_config(c).splits(c.valid_fraction)
+    elif c.name == "mnist":
+        splits = load_mnist(c.data_dir or None, split=c.mnist_split)
+    elif c.name == "digits":
+        splits = load_digits(c.valid_fraction, c.test_fraction, c.data_seed)
+    elif c.name == "array":
+        x, y = load_array(c.path)
+        splits = split_array(x, y, c.valid_fraction, c.test_fraction, c.data_seed)
+    else:  # config validation makes this unreachable
+        raise DataError(f"unknown data set {c.name!r}")
+    return finalize(splits, likelihood, c.binarize, c.data_seed)

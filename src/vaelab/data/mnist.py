@@ -1,0 +1,98 @@
+"""MNIST from the classic ``mnist.pkl.gz`` (50k/10k/10k, intensities = byte / 256)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError, DataNotFoundError
+from .bundle import DataSplits
+
+FILENAME = "mnist.pkl.gz"
+#: SHA-256 of the copy in the workplace's shared/data (checked against the MNIST test bytes there).
+#: A mirror serving different bytes (e.g. re-pickled) is rejected rather than silently used.
+SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+#: Canonical mirror used by the Theano deep-learning tutorials that popularised this file.
+URL = "http://www.iro.umontreal.ca/~lisa/deep/data/mnist/mnist.pkl.gz"
+ENV = "VAELAB_DATA"
+
+
+def find_mnist(data_dir: str | Path | None = None) -> Path:
+    """Locate mnist.pkl.gz in ``data_dir``, else in ``$VAELAB_DATA``.
+
+    Raises:
+        DataNotFoundError: naming where the file was looked for and how to get it.
+    """
+    candidates = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
+    for d in candidates:
+        if (d / FILENAME).is_file():
+            return d / FILENAME
+    where = ", ".join(str(d) for d in candidates) or f"nowhere (no --data-dir and ${ENV} unset)"
+    raise DataNotFoundError(
+        f"{FILENAME} not found (looked in {where}); put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
+        f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
+    """Download mnist.pkl.gz to ``data_dir``, verify its SHA-256, and move it in atomically.
+
+    Raises:
+        DataNotFoundError: the download failed (e.g. offline).
+        DataError: the checksum did not match (the partial file is deleted).
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            shutil.copyfileobj(resp, out)
+        digest = sha256_of(Path(tmp))
+        if digest != SHA256:
+            raise DataError(f"downloaded {FILENAME} has sha256 {digest}, expected {SHA256}; not using it")
+        target = data_dir / FILENAME
+        os.replace(tmp, target)
+        return target
+    except OSError as e:
+        raise DataNotFoundError(f"could not download {url} ({e}); copy {FILENAME} into {data_dir} by hand") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -> DataSplits:
+    """MNIST intensities in [0, 1) as (N, 784) float32, row-major 28x28, with labels.
+
+    Args:
+        split: "50k-10k-10k" (as stored) or "60k-10k" (train = train + valid, as in the IWAE
+            paper; the validation split is then the last 10k training images, kept only for
+            monitoring and *not* held out from training).
+    """
+    path = find_mnist(data_dir)
+    try:
+        with gzip.open(path, "rb") as f:
+            (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        raise DataError(f"{path}: not a readable mnist.pkl.gz ({e}); re-download it") from None
+    t = lambda a: torch.as_tensor(a)  # noqa: E731
+    x_tr, x_va, x_te, y_tr, y_va, y_te = map(t, (x_tr, x_va, x_te, y_tr, y_va, y_te))
+    if split == "60k-10k":
+        x_tr, y_tr = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])
+    return DataSplits(x_tr.float(), x_va.float(), x_te.float(), y_tr.long(), y_va.long(), y_te.long(),
+                      info={"source": str(path), "split": split})

@@ -1,0 +1,67 @@
+"""Mixture-of-Gaussians prior with trainable means/variances and fixed or trainable weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from ..errors import ConfigError
+from .prior import Prior
+
+
+class MixtureOfGaussiansPrior(Prior):
+    """p(z) = sum_c pi_c N(z; m_c, diag s_c^2) (e.g. Tomczak & Welling 2018, Sec. 2.2).
+
+    Args:
+        z_dim: D.
+        n_components: C.
+        weights: "fixed" (pi given by ``fixed_weights``, uniform by default, i.e. p_prior = 0.5
+            for C = 2) or "trainable" (pi = softmax of trainable logits, initialized uniform).
+        fixed_weights: optional length-C mixture weights (must be positive and sum to 1).
+        init_scale: the means are initialized N(0, init_scale^2), the variances at 1.
+
+    KL(q || p) has no closed form, so training uses the Monte Carlo KL.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        n_components: int = 2,
+        weights: str = "fixed",
+        fixed_weights: Sequence[float] | None = None,
+        init_scale: float = 1.0,
+        **_unused,
+    ):
+        super().__init__(z_dim)
+        if n_components < 1:
+            raise ConfigError(f"prior_components must be >= 1, got {n_components}")
+        if weights not in ("fixed", "trainable"):
+            raise ConfigError(f"prior_weights must be 'fixed' or 'trainable', got {weights!r}")
+        self.n_components = n_components
+        self.means = nn.Parameter(init_scale * torch.randn(n_components, z_dim))  # (C, D)
+        self.logvars = nn.Parameter(torch.zeros(n_components, z_dim))  # (C, D)
+        if fixed_weights:
+            w = torch.as_tensor(list(fixed_weights), dtype=torch.float32)
+            if w.shape != (n_components,) or (w <= 0).any() or abs(float(w.sum()) - 1) > 1e-5:
+                raise ConfigError(
+                    f"prior_fixed_weights must be {n_components} positive numbers summing to 1, got {list(fixed_weights)}"
+                )
+        else:
+            w = torch.full((n_components,), 1.0 / n_components)
+        logits = torch.log(w)
+        if weights == "trainable":
+            self.logits = nn.Parameter(logits)
+        else:
+            self.register_buffer("logits", logits)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Mixture weights pi, shape (C,)."""
+        return torch.softmax(self.logits, dim=0)
+
+    def distribution(self) -> MixtureSameFamily:
+        components = Independent(Normal(self.means, torch.exp(0.5 * self.logvars)), 1)
+        return MixtureSameFamily(Categorical(logits=self.logits), components)

@@ -1,0 +1,30 @@
+"""Exceptions with one-line messages that say what went wrong and what to do.
+
+Every error vaelab raises on bad input derives from :class:`VaelabError`; the CLI prints its
+message on one line and exits with status 2. They also derive from the matching built-in
+(``ValueError``, ``FileNotFoundError``, ...) so library users can catch the usual types.
+"""
+
+
+class VaelabError(Exception):
+    """Base class of vaelab's user-facing errors."""
+
+
+class ConfigError(VaelabError, ValueError):
+    """A config key is unknown, has the wrong type, or an invalid value."""
+
+
+class DataError(VaelabError, ValueError):
+    """Data has the wrong shape, non-finite values, or values outside the likelihood's support."""
+
+
+class DataNotFoundError(VaelabError, FileNotFoundError):
+    """A data file could not be found locally (and was not downloaded)."""
+
+
+class CheckpointError(VaelabError, RuntimeError):
+    """A checkpoint or run directory is missing, unreadable or incompatible."""
+
+
+class TrainingDivergedError(VaelabError, RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint was kept."""

@@ -1,0 +1,5 @@
+"""Encoder and decoder networks."""
+
+from .mlp import MLP, GaussianEncoder
+
+__all__ = ["MLP", "GaussianEncoder"]
