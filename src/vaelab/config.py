@@ -31,7 +31,7 @@ def _f(default, help: str, choices: tuple | None = None):
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _f("two-gaussians", "data set", ("two-gaussians", "mnist", "digits", "array"))
+    dataset: str = _f("two-gaussians", "data set", ("two-gaussians", "mnist", "digits", "array"))
     path: str = _f("", "array data file (.npz/.npy/.csv, N x D floats) when name = 'array'")
     data_dir: str = _f("", "folder holding mnist.pkl.gz (default: $VAELAB_DATA)")
     binarize: str = _f("auto", "'dynamic' resamples x ~ Bernoulli(intensity) per batch; 'auto' = dynamic for "
@@ -161,8 +161,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("beta / kl_warmup_steps apply to the ELBO only; set objective = \"elbo\" or beta = 1")
     if cfg.train.kl == "analytic" and cfg.model.prior != "standard_normal":
         raise ConfigError(f"kl = \"analytic\" needs a closed-form KL; prior '{cfg.model.prior}' has none, use kl = \"mc\"")
-    if cfg.data.name == "array" and not cfg.data.path:
-        raise ConfigError("data.name = 'array' needs data.path (an .npz, .npy or .csv file)")
+    if cfg.data.dataset == "array" and not cfg.data.path:
+        raise ConfigError("data.dataset = 'array' needs data.path (an .npz, .npy or .csv file)")
 
 
 def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -181,7 +181,7 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """Parse ``["model.z_dim=4", "data.name=mnist"]``; values are TOML, bare words are strings."""
+    """Parse ``["model.z_dim=4", "data.dataset=mnist"]``; values are TOML, bare words are strings."""
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")

@@ -101,15 +101,15 @@ def load_data(data_cfg, likelihood: str = "gaussian") -> DataSplits:
     from .synthetic import TwoGaussians
 
     c = data_cfg
-    if c.name == "two-gaussians":
+    if c.dataset == "two-gaussians":
         splits = TwoGaussians.from_config(c).splits(c.valid_fraction)
-    elif c.name == "mnist":
+    elif c.dataset == "mnist":
         splits = load_mnist(c.data_dir or None, split=c.mnist_split)
-    elif c.name == "digits":
+    elif c.dataset == "digits":
         splits = load_digits(c.valid_fraction, c.test_fraction, c.data_seed)
-    elif c.name == "array":
+    elif c.dataset == "array":
         x, y = load_array(c.path)
         splits = split_array(x, y, c.valid_fraction, c.test_fraction, c.data_seed)
     else:  # config validation makes this unreachable
-        raise DataError(f"unknown data set {c.name!r}")
+        raise DataError(f"unknown data set {c.dataset!r}")
     return finalize(splits, likelihood, c.binarize, c.data_seed)

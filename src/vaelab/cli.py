@@ -1,0 +1,234 @@
+"""The `vaelab` command line: train, evaluate, sample, plot, reproduce, download."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .errors import VaelabError
+
+EPILOG = "All reported quantities are in nats per data point; NLL is reported positive."
+
+
+def _flag_type(f):
+    return {"int": int, "float": float, "str": str, "list": float,
+            "bool": lambda s: {"true": True, "false": False, "1": True, "0": False}[s.lower()]}[f.type]
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config field, e.g. --z-dim, --prior, --epochs (help from the field docs)."""
+    for section, cls in config_mod.SECTIONS.items():
+        g = p.add_argument_group(f"[{section}] options (override the config file)")
+        default = cls()
+        for f in config_mod.fields(cls):
+            choices = f.metadata.get("choices")
+            kw = {"dest": f"cfg_{f.name}", "default": None, "type": _flag_type(f), "metavar": f.name.upper(),
+                  "help": f"{f.metadata['help']} (default: {getattr(default, f.name)!r})"}
+            if choices:
+                kw["choices"] = choices
+                kw["help"] = kw["help"][:-1] + f"; one of: {', '.join(choices)})"
+            if f.type == "list":
+                kw["nargs"] = "*"
+            g.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def config_from_args(args) -> config_mod.RunConfig:
+    cfg = config_mod.load(args.config) if args.config else config_mod.RunConfig()
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    if flags.get("hidden") is not None:
+        flags["hidden"] = [int(h) for h in flags["hidden"]]
+    overrides = {**flags, **config_mod.parse_set(args.set or [])}
+    return config_mod.with_overrides(cfg, overrides) if overrides else cfg
+
+
+def cmd_train(args) -> None:
+    from .train import fit
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.toml").is_file():
+            raise config_mod.ConfigError(f"--resume {run_dir}: no config.toml there; is it a run directory?")
+        args.config = args.config or str(run_dir / "config.toml")
+        cfg = config_from_args(args)
+    else:
+        cfg = config_from_args(args)
+        run_dir = Path(args.out)
+    res = fit(cfg, run_dir, resume=bool(args.resume), quiet=args.quiet)
+    last = res.history[-1] if res.history else {}
+    print(f"trained {cfg.train.epochs} epochs in {res.seconds:.1f} s -> {run_dir}")
+    if last:
+        print(f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
+              f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f})")
+
+
+def _load(args):
+    from .data import load_data
+    from .train import load_run
+
+    cfg, _, _ = load_run(args.run_dir, args.checkpoint, load_data_too=False)
+    if getattr(args, "data_dir", None):
+        cfg = cfg.replace(data_dir=args.data_dir)
+    data = load_data(cfg.data, cfg.model.likelihood)
+    return load_run(args.run_dir, args.checkpoint, data=data)
+
+
+def cmd_evaluate(args) -> None:
+    import torch
+
+    from .evaluation import importance_sampled_log_likelihood, latent_diagnostics
+
+    torch.set_flush_denormal(True)
+    cfg, model, data = _load(args)
+    x = getattr(data, args.split)
+    if args.limit:
+        x = x[: args.limit]
+    ll = importance_sampled_log_likelihood(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed)
+    diag = latent_diagnostics(model, x)
+    result = {"split": args.split, "checkpoint": args.checkpoint, "is_log_likelihood": ll.summary(),
+              "latent": diag.summary()}
+    out = Path(args.run_dir) / f"evaluation_{args.split}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"{args.split} set, {ll.n} points, checkpoint {args.checkpoint}:")
+    print(f"  IS log-likelihood log p(x), K={ll.k}: {ll.mean:.3f} ± {ll.stderr:.3f} (s.e.), std {ll.std:.3f} nats"
+          f" ({ll.mean_per_dim:.4f} nats/dim); NLL {ll.nll:.3f}")
+    print(f"  ELBO (mean of the same {ll.k} log-weights): {ll.elbo_mean:.3f} nats; "
+          f"gap log p(x) - ELBO: {ll.mean - ll.elbo_mean:.3f} nats")
+    print(f"  active units: {diag.active_units} / {model.z_dim}; KL(q||p): {diag.kl_mc:.3f} nats")
+    print(f"  written to {out}")
+
+
+def cmd_sample(args) -> None:
+    import numpy as np
+    import torch
+
+    from .plotting import save_samples_figure
+
+    args.data_dir = None
+    from .train import load_run
+
+    cfg, model, _ = load_run(args.run_dir, args.checkpoint, load_data_too=False)
+    torch.manual_seed(args.seed)
+    x = model.sample(args.n, mean=not args.noise)
+    out = Path(args.out or Path(args.run_dir) / "samples.png")
+    np.save(out.with_suffix(".npy"), x.numpy())
+    save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z))")
+    print(f"wrote {out} and {out.with_suffix('.npy')}")
+
+
+def cmd_plot(args) -> None:
+    import torch
+
+    from .plotting import save_latent_scatter, save_samples_figure, save_training_curves
+
+    run = Path(args.run_dir)
+    made = []
+    if (run / "metrics.csv").is_file():
+        save_training_curves(run / "metrics.csv", run / "curves.png", f"training curves: {run.name}")
+        made.append("curves.png")
+    cfg, model, data = _load(args)
+    torch.manual_seed(0)
+    save_samples_figure(model.sample(64), run / "samples.png", "64 generations E[x|z], z ~ p(z)",
+                        reference=data.test if data.x_dim == 2 else None)
+    made.append("samples.png")
+    if model.z_dim >= 2:
+        mean, _ = model.encoder(data.test[:5000])
+        labels = data.test_labels[:5000] if data.test_labels is not None else None
+        save_latent_scatter(mean.detach(), labels, run / "latent.png", "test-set latent means (first 2 dims)")
+        made.append("latent.png")
+    print(f"wrote {', '.join(made)} in {run}")
+
+
+def cmd_reproduce(args) -> None:
+    mod = importlib.import_module(f"vaelab.experiments.{args.experiment.replace('-', '_')}")
+    out = args.out or f"results/{args.experiment}"
+    kwargs = {"quick": args.quick}
+    if args.experiment == "aevb-mnist":
+        kwargs.update(data_dir=args.data_dir, budget_minutes=args.budget_minutes)
+    mod.run(out, **kwargs)
+
+
+def cmd_download(args) -> None:
+    from .data.mnist import download_mnist
+
+    print(f"downloaded and verified {download_mnist(args.data_dir)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaelab", description="Variational autoencoders and variational inference.",
+                                epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a VAE", epilog=EPILOG,
+                       description="Train a VAE from a TOML config and/or flags; writes config.toml, metrics.csv, "
+                                   "metrics.jsonl, tb/ (TensorBoard), last.pt and best.pt to the run directory.")
+    t.add_argument("--config", help="TOML config file with [data], [model], [train] tables")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set model.z_dim=4 (repeatable; value parsed as TOML)")
+    t.add_argument("--out", default="runs/latest", help="run directory to create (default: runs/latest)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from last.pt (raise --epochs to train longer)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    def run_args(sp):
+        sp.add_argument("run_dir", help="a run directory written by `vaelab train`")
+        sp.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default best)")
+
+    e = sub.add_parser("evaluate", help="IS log-likelihood, ELBO and active units of a trained run", epilog=EPILOG)
+    run_args(e)
+    e.add_argument("--k", type=int, default=5000, help="importance samples per data point (default 5000)")
+    e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
+    e.add_argument("--batch-size", type=int, default=100, help="data points per pass (memory ~ K x batch)")
+    e.add_argument("--limit", type=int, default=0, help="evaluate only the first N points (0 = all)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the importance sampler")
+    e.add_argument("--data-dir", help="override the data folder recorded in the run")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("sample", help="generate from a trained model", epilog=EPILOG)
+    run_args(s)
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
+    s.set_defaults(func=cmd_sample)
+
+    pl = sub.add_parser("plot", help="training curves, samples and latent map of a run", epilog=EPILOG)
+    run_args(pl)
+    pl.add_argument("--data-dir", help="override the data folder recorded in the run")
+    pl.set_defaults(func=cmd_plot)
+
+    r = sub.add_parser("reproduce", help="run a study from the source material end to end", epilog=EPILOG)
+    r.add_argument("experiment", choices=("two-gaussians", "aevb-mnist"), help="which study")
+    r.add_argument("--out", help="output folder (default results/EXPERIMENT)")
+    r.add_argument("--quick", action="store_true", help="tiny settings for smoke tests (numbers not meaningful)")
+    r.add_argument("--data-dir", help="aevb-mnist: folder with mnist.pkl.gz (default $VAELAB_DATA)")
+    r.add_argument("--budget-minutes", type=float, default=30.0,
+                   help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)")
+    r.set_defaults(func=cmd_reproduce)
+
+    d = sub.add_parser("download", help="fetch a data set with checksum verification")
+    d.add_argument("dataset", choices=("mnist",))
+    d.add_argument("--data-dir", required=True, help="folder to put the file in")
+    d.set_defaults(func=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except VaelabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last completed epoch is in last.pt", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

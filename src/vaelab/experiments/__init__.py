@@ -1,0 +1,6 @@
+"""The `vaelab reproduce` studies: each one file that trains, evaluates, draws and reports."""
+
+EXPERIMENTS = {
+    "two-gaussians": "vaelab.experiments.two_gaussians",
+    "aevb-mnist": "vaelab.experiments.aevb_mnist",
+}

@@ -1,0 +1,94 @@
+"""Figures shared by the CLI and the experiments (matplotlib, Agg backend, PNG files)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def image_shape(x_dim: int) -> tuple[int, int] | None:
+    """(H, W) for square images (784 -> 28x28, 64 -> 8x8), else None."""
+    side = int(round(math.sqrt(x_dim)))
+    return (side, side) if side * side == x_dim and side >= 4 else None
+
+
+def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None) -> np.ndarray:
+    """Tile (N, H*W) images into one (rows*H, ncol*W) array, row-major images."""
+    n = x.shape[0]
+    ncol = ncol or int(math.ceil(math.sqrt(n)))
+    nrow = int(math.ceil(n / ncol))
+    h, w = shape
+    grid = np.ones((nrow * h, ncol * w), dtype=np.float32)
+    imgs = x.detach().cpu().numpy().reshape(n, h, w)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = imgs[i]
+    return grid
+
+
+def save_samples_figure(x: torch.Tensor, path: str | Path, title: str, reference: torch.Tensor | None = None) -> None:
+    """Images as a grid, 2-D points as a scatter (over ``reference`` data if given)."""
+    shape = image_shape(x.shape[1])
+    fig, ax = plt.subplots(figsize=(6, 6))
+    if shape:
+        ax.imshow(image_grid(x, shape), cmap="gray", vmin=0, vmax=1)
+        ax.axis("off")
+    else:
+        if reference is not None:
+            ax.scatter(reference[:, 0], reference[:, 1], s=2, c="lightgray", label="data")
+        ax.scatter(x[:, 0].cpu(), x[:, 1].cpu() if x.shape[1] > 1 else np.zeros(len(x)), s=3, c="C3", label="samples")
+        ax.legend(loc="best")
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, list[float]]:
+    cols: dict[str, list[float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                cols.setdefault(k, []).append(float(v) if v not in ("", "None") else float("nan"))
+    return cols
+
+
+def save_training_curves(metrics_csv: str | Path, path: str | Path, title: str = "") -> None:
+    """Train and validation ELBO (nats per data point) against epoch."""
+    m = read_metrics_csv(metrics_csv)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(m["epoch"], m["train_elbo"], label="train ELBO")
+    ax.plot(m["epoch"], m["valid_elbo"], label="validation ELBO")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ELBO (nats per data point)")
+    ax.set_title(title or "training curves")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_latent_scatter(z: torch.Tensor, labels: torch.Tensor | None, path: str | Path, title: str) -> None:
+    """First two latent coordinates of q(z|x) means, coloured by label."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    c = labels.cpu().numpy() if labels is not None else None
+    sc = ax.scatter(z[:, 0].cpu(), z[:, 1].cpu(), c=c, s=2, cmap="tab10" if c is not None else None)
+    if c is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,67 @@
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from vaelab.distributions import GaussianLikelihood, StandardNormalPrior
+from vaelab.models import VAE
+from vaelab.nets import GaussianEncoder
+
+torch.set_flush_denormal(True)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The shared data folder, from $VAELAB_DATA; tests needing it are skipped when unset."""
+    d = os.environ.get("VAELAB_DATA")
+    if not d:
+        pytest.skip("VAELAB_DATA not set")
+    return Path(d)
+
+
+class LinearGaussian:
+    """z ~ N(0, I_D), x | z ~ N(W z + b, s2 I). W has orthogonal columns, so the exact
+    posterior N(S W^T (x - b) / s2, S) with S = (I + W^T W / s2)^-1 is diagonal and lies in the
+    encoder's family. log p(x) = log N(x; b, W W^T + s2 I) exactly."""
+
+    def __init__(self, x_dim=5, z_dim=2, s2=0.5, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64))
+        self.W = q * torch.tensor([1.5, 0.7], dtype=torch.float64)[:z_dim]  # (x_dim, z_dim), orthogonal cols
+        self.b = torch.randn(x_dim, generator=g, dtype=torch.float64)
+        self.s2, self.x_dim, self.z_dim = s2, x_dim, z_dim
+        self.S = torch.linalg.inv(torch.eye(z_dim, dtype=torch.float64) + self.W.T @ self.W / s2)
+
+    def log_px(self, x):
+        cov = self.W @ self.W.T + self.s2 * torch.eye(self.x_dim, dtype=torch.float64)
+        return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x.double())
+
+    def sample(self, n, seed=1):
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=g, dtype=torch.float64)
+        return (z @ self.W.T + self.b + math.sqrt(self.s2) * torch.randn(n, self.x_dim, generator=g,
+                                                                          dtype=torch.float64)).float()
+
+    def vae(self, encoder_shift=0.0, encoder_logvar_shift=0.0) -> VAE:
+        """A vaelab VAE with this generative model; the encoder is exact when the shifts are 0."""
+        enc = GaussianEncoder(self.x_dim, [], self.z_dim)
+        dec = nn.Linear(self.z_dim, self.x_dim)
+        lik = GaussianLikelihood(self.x_dim, variance="fixed", fixed_variance=self.s2)
+        with torch.no_grad():
+            A = self.S @ self.W.T / self.s2  # (z_dim, x_dim): posterior mean = A (x - b)
+            lin = enc.net[0]
+            lin.weight[: self.z_dim] = A.float()
+            lin.bias[: self.z_dim] = (-(A @ self.b) + encoder_shift).float()
+            lin.weight[self.z_dim:] = 0
+            lin.bias[self.z_dim:] = (torch.log(torch.diagonal(self.S)) + encoder_logvar_shift).float()
+            dec.weight.copy_(self.W.float())
+            dec.bias.copy_(self.b.float())
+        return VAE(enc, dec, StandardNormalPrior(self.z_dim), lik)
+
+
+@pytest.fixture
+def linear_gaussian():
+    return LinearGaussian()

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from vaelab.config import RunConfig
+from vaelab.data import TwoGaussians, load_array, load_data, load_mnist
+from vaelab.errors import DataError, DataNotFoundError
+
+
+def test_two_gaussians_sizes_labels_and_exact_log_prob():
+    tg = TwoGaussians(p_data=0.3, n_train=4000, n_test=100, seed=0)
+    s = tg.splits(0.1)
+    assert s.train.shape == (4000, 2) and s.test.shape == (100, 2) and s.valid.shape == (400, 2)
+    frac = s.train_labels.float().mean().item()  # label 1 = second component, weight 0.7
+    assert abs(frac - 0.7) < 4 * (0.21 / 4000) ** 0.5
+    x = torch.tensor([[-3.0, -3.0]])
+    expected = np.log(0.3 / (2 * np.pi) + 0.7 / (2 * np.pi) * np.exp(-0.5 * 72))
+    assert abs(tg.log_prob(x).item() - expected) < 1e-5
+
+
+def test_array_formats_round_trip(tmp_path):
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    np.savez(tmp_path / "b.npz", x=x, y=np.arange(20))
+    np.savetxt(tmp_path / "c.csv", x, delimiter=",", header="a,b,c", comments="")
+    for name in ("a.npy", "b.npz", "c.csv"):
+        got, _ = load_array(tmp_path / name)
+        np.testing.assert_allclose(got, x, rtol=1e-6)
+    assert load_array(tmp_path / "b.npz")[1].shape == (20,)
+
+
+def _array_cfg(path, **kw):
+    return RunConfig().replace(dataset="array", path=str(path), **kw).data
+
+
+def test_nan_data_is_rejected_with_row_numbers(tmp_path):
+    x = np.zeros((10, 2))
+    x[3, 1] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(DataError, match=r"1 NaN/inf values \(first rows \[3\]\)"):
+        load_data(_array_cfg(tmp_path / "x.npy"))
+
+
+def test_wrong_dimensionality_is_rejected(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((4, 2, 2)))
+    with pytest.raises(DataError, match="2-D array"):
+        load_data(_array_cfg(tmp_path / "x.npy"))
+
+
+def test_non_binary_data_with_bernoulli_decoder(tmp_path):
+    np.save(tmp_path / "x.npy", np.full((50, 4), 2.5))
+    with pytest.raises(DataError, match="binary"):
+        load_data(_array_cfg(tmp_path / "x.npy", binarize="none"), likelihood="bernoulli")
+    with pytest.raises(DataError, match=r"intensities in \[0, 1\]"):
+        load_data(_array_cfg(tmp_path / "x.npy", binarize="dynamic"), likelihood="bernoulli")
+
+
+def test_intensities_get_dynamic_binarization_and_fixed_test_binarization(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(size=(100, 4)))
+    a = load_data(_array_cfg(tmp_path / "x.npy"), likelihood="bernoulli")
+    b = load_data(_array_cfg(tmp_path / "x.npy"), likelihood="bernoulli")
+    assert a.dynamic_binarization and torch.equal(a.test, b.test)
+    assert set(a.test.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_missing_files_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAELAB_DATA", raising=False)
+    with pytest.raises(DataNotFoundError, match="--data-dir DIR or set VAELAB_DATA"):
+        load_mnist(tmp_path)
+    with pytest.raises(DataNotFoundError, match="not found"):
+        load_array(tmp_path / "nope.npz")
+
+
+def test_digits_loader():
+    s = load_data(RunConfig().replace(dataset="digits").data, likelihood="bernoulli")
+    assert s.x_dim == 64 and s.dynamic_binarization
+    assert s.train.shape[0] + s.valid.shape[0] + s.test.shape[0] == 1797
+
+
+def test_mnist_from_shared_data(data_dir):
+    s = load_mnist(data_dir)
+    assert s.train.shape == (50000, 784) and s.valid.shape == (10000, 784) and s.test.shape == (10000, 784)
+    assert 0 <= s.train.min() and s.train.max() < 1  # stored as byte / 256
+    assert s.test_labels[:5].tolist() == [7, 2, 1, 0, 4]
+    s60 = load_mnist(data_dir, split="60k-10k")
+    assert s60.train.shape == (60000, 784)

@@ -1,0 +1,41 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaelab.distributions import BernoulliLikelihood, GaussianLikelihood
+from vaelab.errors import ConfigError, DataError
+
+
+def test_gaussian_fixed_variance_log_prob_closed_form():
+    lik = GaussianLikelihood(2, variance="fixed", fixed_variance=1.0)
+    mean, x = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.5, 1.0]])
+    expected = -math.log(2 * math.pi) - 0.5 * (1.0 + 4.0)
+    torch.testing.assert_close(lik.distribution(mean).log_prob(x), torch.tensor([expected]))
+
+
+def test_gaussian_learned_variances():
+    per_dim = GaussianLikelihood(3, variance="per_dim")
+    assert per_dim.n_outputs == 3 and "logvar" in dict(per_dim.named_parameters())
+    per_pt = GaussianLikelihood(3, variance="per_datapoint")
+    assert per_pt.n_outputs == 6
+    params = torch.zeros(5, 4, 6)  # (K, B, 2D)
+    params[..., 3:] = math.log(4.0)
+    d = per_pt.distribution(params)
+    assert d.batch_shape == (5, 4) and d.event_shape == (3,)
+    torch.testing.assert_close(d.base_dist.scale, torch.full((5, 4, 3), 2.0))
+    with pytest.raises(ConfigError):
+        GaussianLikelihood(3, variance="sometimes")
+
+
+def test_bernoulli_log_prob_is_negative_binary_cross_entropy():
+    lik = BernoulliLikelihood(4)
+    logits, x = torch.randn(3, 4), torch.bernoulli(torch.full((3, 4), 0.5))
+    expected = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    torch.testing.assert_close(lik.distribution(logits).log_prob(x), expected)
+
+
+def test_bernoulli_rejects_non_binary_data():
+    with pytest.raises(DataError, match="binary"):
+        BernoulliLikelihood(2).check_data(torch.tensor([[0.0, 0.3]]))

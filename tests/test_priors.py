@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from vaelab.distributions import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, diag_gaussian
+from vaelab.errors import ConfigError
+from vaelab.nets import GaussianEncoder
+
+
+def _integrate_2d(log_prob, lim=12.0, n=601):
+    g = torch.linspace(-lim, lim, n, dtype=torch.float64)
+    zz = torch.stack(torch.meshgrid(g, g, indexing="ij"), dim=-1).reshape(-1, 2)
+    dens = log_prob(zz.float()).double().exp().reshape(n, n)
+    return torch.trapezoid(torch.trapezoid(dens, g, dim=1), g).item()
+
+
+def _vamp(n_components=5):
+    torch.manual_seed(0)
+    enc = GaussianEncoder(3, [8], 2)
+    prior = VampPrior(2, n_components=n_components, x_dim=3, pseudo_init=torch.randn(n_components, 3))
+    prior.attach_encoder(enc)
+    return prior
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MixtureOfGaussiansPrior(2, n_components=3, weights="trainable", init_scale=2.0),
+    lambda: MixtureOfGaussiansPrior(2, n_components=2, weights="fixed"),
+    _vamp,
+    lambda: StandardNormalPrior(2),
+])
+def test_prior_density_integrates_to_one_in_2d(make):
+    torch.manual_seed(1)
+    prior = make()
+    with torch.no_grad():
+        assert abs(_integrate_2d(prior.log_prob) - 1.0) < 1e-3
+
+
+def test_mog_log_prob_matches_manual_mixture():
+    torch.manual_seed(0)
+    p = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed", fixed_weights=[0.3, 0.7])
+    z = torch.randn(10, 2)
+    comps = [diag_gaussian(p.means[c], p.logvars[c]).log_prob(z) for c in range(2)]
+    manual = torch.logsumexp(torch.stack([math.log(0.3) + comps[0], math.log(0.7) + comps[1]]), dim=0)
+    torch.testing.assert_close(p.log_prob(z), manual)
+
+
+def test_mog_weights_fixed_vs_trainable():
+    fixed = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed")
+    assert "logits" not in dict(fixed.named_parameters())
+    torch.testing.assert_close(fixed.weights, torch.tensor([0.5, 0.5]))
+    trainable = MixtureOfGaussiansPrior(2, n_components=2, weights="trainable")
+    assert "logits" in dict(trainable.named_parameters())
+    with pytest.raises(ConfigError, match="sum"):
+        MixtureOfGaussiansPrior(2, n_components=2, fixed_weights=[0.5, 0.6])
+
+
+def test_vamp_prior_is_mean_of_encoder_posteriors_at_pseudo_inputs():
+    prior = _vamp(4)
+    z = torch.randn(6, 2)
+    q = prior._encoder.posterior(prior.pseudo_inputs)  # batch (4,)
+    manual = torch.logsumexp(q.log_prob(z[:, None, :]), dim=1) - math.log(4)  # (6,)
+    torch.testing.assert_close(prior.log_prob(z), manual)
+    # pseudo-inputs receive gradients
+    prior.log_prob(z).sum().backward()
+    assert prior.pseudo_inputs.grad is not None and prior.pseudo_inputs.grad.abs().sum() > 0
+
+
+def test_analytic_kl_equals_monte_carlo_kl_within_standard_error():
+    torch.manual_seed(0)
+    q = diag_gaussian(torch.randn(4, 3), torch.randn(4, 3))
+    prior = StandardNormalPrior(3)
+    analytic = prior.analytic_kl(q)  # (4,)
+    z = q.sample((200_000,))
+    kl_samples = (q.log_prob(z) - prior.log_prob(z)).double()  # (S, 4)
+    mc, se = kl_samples.mean(0), kl_samples.std(0) / math.sqrt(z.shape[0])
+    assert ((mc - analytic.double()).abs() < 4 * se).all()
+
+
+def test_non_gaussian_priors_have_no_analytic_kl():
+    q = diag_gaussian(torch.zeros(2, 2), torch.zeros(2, 2))
+    with pytest.raises(NotImplementedError, match="mc"):
+        MixtureOfGaussiansPrior(2).analytic_kl(q)
+
+
+def test_prior_samples_have_the_prior_moments():
+    torch.manual_seed(0)
+    p = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed", fixed_weights=[0.3, 0.7])
+    s = p.sample(100_000)
+    expected = 0.3 * p.means[0] + 0.7 * p.means[1]
+    se = s.std(0) / math.sqrt(len(s))
+    assert ((s.mean(0) - expected).abs() < 4 * se).all()
