@@ -90,3 +90,10 @@ def test_prior_samples_have_the_prior_moments():
     expected = 0.3 * p.means[0] + 0.7 * p.means[1]
     se = s.std(0) / math.sqrt(len(s))
     assert ((s.mean(0) - expected).abs() < 4 * se).all()
+
+
+def test_standard_normal_closed_form_kl_matches_torch_kl_divergence():
+    from torch.distributions import kl_divergence
+    q = diag_gaussian(3 * torch.randn(5, 4), 2 * torch.randn(5, 4))
+    p = StandardNormalPrior(4)
+    torch.testing.assert_close(p.analytic_kl(q), kl_divergence(q, p.distribution()))

@@ -63,12 +63,12 @@ def bound_terms(model: VAE, x: Tensor, n_samples: int, objective: str, kl: str, 
     else:
         kl_k = terms.log_qz - terms.log_pz  # (K, B)
     if objective == "elbo":
-        bound = elbo(rec - beta * kl_k)  # (B,)
+        bound = elbo(rec - kl_k if beta == 1.0 else rec - beta * kl_k)  # (B,)
     else:
         bound = iwae(terms.log_w)  # (B,)
     with torch.no_grad():
-        stats = {"rec": rec.mean(), "kl": kl_k.mean(), "bound": bound.mean()}
-        stats["elbo"] = stats["rec"] - stats["kl"]
+        rec_m, kl_m = rec.mean(), kl_k.mean()
+        stats = {"rec": rec_m, "kl": kl_m, "bound": bound.mean(), "elbo": rec_m - kl_m}
     return bound, stats
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch.distributions import Independent, Normal
+from torch import Tensor
+from torch.distributions import Distribution, Independent, Normal
 
 from .prior import Prior
 
@@ -21,3 +22,14 @@ class StandardNormalPrior(Prior):
 
     def distribution(self) -> Independent:
         return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
+
+    def analytic_kl(self, q: Distribution) -> Tensor:
+        """KL(N(mu, diag s^2) || N(0, I)) = 1/2 sum_d (mu^2 + s^2 - 1 - log s^2), shape q.batch_shape, nats.
+
+        Written out because it takes half the operations of torch's general Normal-Normal KL,
+        which is measurable per training step; a test checks it against ``kl_divergence``.
+        """
+        if not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
+            return super().analytic_kl(q)
+        mu, s = q.base_dist.loc, q.base_dist.scale
+        return 0.5 * (mu.pow(2) + s.pow(2) - 1 - 2 * s.log()).sum(-1)

