@@ -53,3 +53,10 @@ def test_reproduce_two_gaussians_quick(tmp_path):
     assert "Standard normal" in report and "VampPrior" in report and "-0.76" in report
     for name in ("data", "standard_normal", "mog_fixed", "mog_trainable", "vamp"):
         assert (tmp_path / "tg" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_reproduce_aevb_mnist_quick(tmp_path, data_dir):
+    assert main(["reproduce", "aevb-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(tmp_path / "m")]) == 0
+    for name in ("latent_2d", "manifold", "generations", "optimizers"):
+        assert (tmp_path / "m" / f"{name}.png").stat().st_size > 10_000
+    assert "Test NLL" in (tmp_path / "m" / "report.md").read_text()

@@ -50,3 +50,17 @@ def test_is_estimator_is_reproducible_and_chunking_does_not_bias(linear_gaussian
     diff = (a.per_point - c.per_point).double()
     assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(len(diff)) + 1e-6
     assert a.k == 300 and a.n == 50 and math.isclose(a.stderr, a.std / math.sqrt(50))
+
+
+def test_is_estimator_rejects_bad_input(linear_gaussian):
+    import pytest
+
+    from vaelab.errors import DataError
+
+    model = linear_gaussian.vae()
+    with pytest.raises(DataError, match=r"expected shape \(N, 5\), got \(4, 3\)"):
+        importance_sampled_log_likelihood(model, torch.zeros(4, 3), k=2)
+    x = linear_gaussian.sample(4)
+    x[2, 1] = float("nan")
+    with pytest.raises(DataError, match="NaN"):
+        importance_sampled_log_likelihood(model, x, k=2)

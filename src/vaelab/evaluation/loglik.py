@@ -76,12 +76,12 @@ def importance_sampled_log_likelihood(model, x: Tensor, k: int = 5000, batch_siz
     Returns:
         :class:`LogLikelihoodResult` in nats.
     Raises:
-        ValueError: if k < 1 or x is not 2-D.
+        ValueError: if k < 1.
+        DataError: x is not (N, model.x_dim), has NaN/inf, or is outside the likelihood's support.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape (N, D), got {tuple(x.shape)}")
+    model.check_input(x, "evaluation data")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()

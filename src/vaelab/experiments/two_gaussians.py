@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,6 @@ def run(out_dir: str | Path = "results/two-gaussians", quick: bool = False, sett
     out = Path(out_dir)
     runs = out / "runs"
     if runs.exists():
-        import shutil
         shutil.rmtree(runs)  # a reproduction always starts from scratch
     runs.mkdir(parents=True)
     t0 = time.perf_counter()
