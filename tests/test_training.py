@@ -41,7 +41,7 @@ def test_run_directory_contents_and_labels(tmp_path):
     assert math.isclose(row["train_elbo"], row["train_rec"] - row["train_kl"], rel_tol=1e-5)
     assert row["beta"] == 0.5  # warm-up finished: 12 steps > 4
     first = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0]
-    assert '"beta": 0.125' in first  # step 1 of 4 -> 0.5 * 1/4 ... logged at step 2 with beta from step 1
+    assert "\"beta\": 0.125" in first  # first log after 2 steps; that step used beta = 0.5 * 1/4
 
 
 def test_training_improves_the_elbo(tmp_path):
