@@ -50,8 +50,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    z_dim: int = _f(2, "latent dimension D")
+    z_dim: int = _f(2, "latent dimension D (of the first stochastic layer when there are several)")
     hidden: list = _f([64, 64], "hidden widths of the encoder (the decoder mirrors them)")
+    upper_z_dims: list = _f([], "dimensions of stochastic layers 2..L, e.g. [50] for the IWAE paper's 2-layer model "
+                            "(empty = one layer); the prior is on the top layer")
+    upper_hidden: list = _f([100, 100], "hidden widths between consecutive stochastic layers (both directions)")
     activation: str = _f("tanh", "hidden activation", ("tanh", "relu", "elu", "softplus", "leaky_relu", "gelu", "silu"))
     likelihood: str = _f("gaussian", "decoder likelihood p(x|z)", ("bernoulli", "gaussian"))
     decoder_variance: str = _f("fixed", "Gaussian decoder variance", ("fixed", "per_dim", "per_datapoint"))
@@ -64,19 +67,29 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    objective: str = _f("elbo", "training bound", ("elbo", "iwae"))
-    n_samples: int = _f(1, "importance samples K per data point in the training bound")
+    objective: str = _f("elbo", "training bound: ELBO, IWAE-K, MIWAE(M,K), CIWAE(beta), PIWAE(M,K)",
+                        ("elbo", "iwae", "miwae", "ciwae", "piwae"))
+    n_samples: int = _f(1, "importance samples K per data point (per group for miwae / piwae)")
+    n_groups: int = _f(1, "M, independent groups of K samples (miwae / piwae; M*K samples in all)")
+    ciwae_beta: float = _f(0.5, "CIWAE mixing weight: beta*ELBO + (1-beta)*IWAE")
+    estimator: str = _f("reparam", "gradient estimator for the inference network: reparameterization, "
+                        "sticking-the-landing, doubly-reparameterized", ("reparam", "stl", "dreg"))
     kl: str = _f("auto", "KL term: closed form, Monte Carlo, or analytic when the prior allows it",
                  ("auto", "analytic", "mc"))
     beta: float = _f(1.0, "weight of the KL term (ELBO only); reported ELBOs always use beta = 1")
     kl_warmup_steps: int = _f(0, "linear warm-up of beta from 0 over this many steps (0 = off)")
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd", "rmsprop", "adagrad"))
-    lr: float = _f(1e-3, "learning rate")
+    lr: float = _f(1e-3, "learning rate (the first stage's, with lr_schedule = 'iwae')")
+    lr_schedule: str = _f("constant", "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) "
+                          "(3,280 epochs in all)", ("constant", "iwae"))
+    adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
     batch_size: int = _f(100, "mini-batch size; the loss is the batch mean of the negative bound")
     epochs: int = _f(10, "training epochs")
     seed: int = _f(0, "seed for parameter init, sampling and shuffling")
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
     diagnostics: bool = _f(True, "per-epoch active units and per-dimension KL on validation data")
+    valid_iwae_k: int = _f(0, "per-epoch IWAE-k bound on validation points, an estimate of log p(x) (0 = off)")
+    valid_iwae_points: int = _f(500, "validation points for valid_iwae_k")
     device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto')")
     num_threads: int = _f(0, "torch intra-op threads (0 = torch default)")
 
@@ -157,8 +170,23 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'model.hidden' must be positive integers, got {cfg.model.hidden}")
     if not 0 < cfg.data.p_data < 1:
         raise ConfigError(f"config key 'data.p_data' must be in (0, 1), got {cfg.data.p_data}")
-    if cfg.train.objective != "elbo" and (cfg.train.beta != 1 or cfg.train.kl_warmup_steps):
-        raise ConfigError("beta / kl_warmup_steps apply to the ELBO only; set objective = \"elbo\" or beta = 1")
+    t = cfg.train
+    if (t.objective != "elbo" or t.estimator != "reparam") and (t.beta != 1 or t.kl_warmup_steps):
+        raise ConfigError("beta / kl_warmup_steps apply to the ELBO with estimator = \"reparam\" only; "
+                          "set beta = 1 and kl_warmup_steps = 0")
+    if t.n_groups < 1 or (t.n_groups != 1 and t.objective not in ("miwae", "piwae")):
+        raise ConfigError(f"n_groups = {t.n_groups}: M > 1 groups apply to objective miwae / piwae only (M >= 1)")
+    if not 0 <= t.ciwae_beta <= 1:
+        raise ConfigError(f"config key 'train.ciwae_beta' must be in [0, 1], got {t.ciwae_beta}")
+    if t.estimator != "reparam" and t.kl == "analytic":
+        raise ConfigError(f"estimator = \"{t.estimator}\" works on Monte Carlo log-weights; set kl = \"mc\" or \"auto\"")
+    if t.estimator == "dreg" and cfg.model.prior == "vamp":
+        raise ConfigError("estimator = \"dreg\" assumes log p(x, h) does not depend on the encoder, but the VampPrior "
+                          "does; use estimator = \"reparam\" or \"stl\" with it")
+    if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
+        raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
+    if t.valid_iwae_k < 0 or t.valid_iwae_points < 1 or t.adam_eps <= 0:
+        raise ConfigError("valid_iwae_k must be >= 0, valid_iwae_points >= 1 and adam_eps > 0")
     if cfg.train.kl == "analytic" and cfg.model.prior != "standard_normal":
         raise ConfigError(f"kl = \"analytic\" needs a closed-form KL; prior '{cfg.model.prior}' has none, use kl = \"mc\"")
     if cfg.data.dataset == "array" and not cfg.data.path:

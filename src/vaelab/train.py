@@ -27,12 +27,14 @@ from .data import DataSplits, iterate_batches, load_data
 from .errors import CheckpointError, ConfigError, TrainingDivergedError
 from .evaluation import latent_diagnostics
 from .models import VAE, build_vae
-from .objectives import elbo, iwae
+from .estimators import BoundEstimate, estimate_bound
+from .evaluation import importance_sampled_log_likelihood
+from .objectives import elbo
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
               "adagrad": torch.optim.Adagrad}
 CSV_FIELDS = ["epoch", "step", "train_elbo", "train_rec", "train_kl", "train_bound", "valid_elbo",
-              "beta", "lr", "active_units", "train_time_s", "epoch_time_s", "total_time_s"]
+              "valid_iwae", "beta", "lr", "active_units", "train_time_s", "epoch_time_s", "total_time_s"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,29 +49,60 @@ def resolve_device(name: str) -> torch.device:
 def kl_mode(cfg: RunConfig, model: VAE) -> str:
     if cfg.train.kl != "auto":
         return cfg.train.kl
-    return "analytic" if model.prior.has_analytic_kl else "mc"
+    closed_form = model.prior.has_analytic_kl and model.n_layers == 1 and cfg.train.estimator == "reparam"
+    return "analytic" if closed_form else "mc"
 
 
-def bound_terms(model: VAE, x: Tensor, n_samples: int, objective: str, kl: str, beta: float) -> tuple[Tensor, dict]:
-    """Per-point training bound (B,) and detached statistics (batch means, nats).
+def scheduled_lr(cfg: RunConfig, epoch: int) -> float:
+    """Learning rate for 0-based ``epoch``. 'iwae': Burda et al. 2016, Sec. 5 — stage i = 0..7 runs
+    3^i epochs at lr * 10^(-i/7); epochs past the 3,280 of the schedule stay in the last stage."""
+    if cfg.train.lr_schedule == "constant":
+        return cfg.train.lr
+    stage, end = 0, 1
+    while epoch >= end and stage < 7:
+        stage += 1
+        end += 3 ** stage
+    return cfg.train.lr * 10 ** (-stage / 7)
 
-    With ``kl == "analytic"`` the log-weights fed to the ELBO are log p(x|z_k) - KL(q||p)
-    (Kingma & Welling 2014, eq. 7); with "mc" they are log p(x|z_k) + log p(z_k) - log q(z_k|x).
+
+def bound_terms(model: VAE, x: Tensor, n_samples: int, objective: str, kl: str, beta: float,
+                estimator: str = "reparam", n_groups: int = 1, ciwae_beta: float = 0.5) -> tuple[BoundEstimate, dict]:
+    """The training bound with its gradient surrogates, and detached statistics (batch means, nats).
+
+    Draws S = n_groups * n_samples samples per point. With ``kl == "analytic"`` (ELBO, reparam
+    estimator only) the log-weights fed to the ELBO are log p(x|z_k) - KL(q||p) (Kingma & Welling
+    2014, eq. 7); otherwise the bound is computed from the true log-weights
+    log p(x, h_k) - log q(h_k|x).
     """
-    terms = model.log_weight_terms(x, n_samples)
-    rec = terms.log_px_z  # (K, B)
+    terms = model.log_weight_terms(x, n_samples * n_groups)
+    rec = terms.log_px_z  # (S, B)
     if kl == "analytic":
-        kl_k = model.prior.analytic_kl(terms.posterior).expand_as(rec)  # (K, B), same KL for every k
+        kl_k = model.prior.analytic_kl(terms.posterior).expand_as(rec)  # (S, B), same KL for every sample
     else:
-        kl_k = terms.log_qz - terms.log_pz  # (K, B)
-    if objective == "elbo":
-        bound = elbo(rec - kl_k if beta == 1.0 else rec - beta * kl_k)  # (B,)
+        kl_k = terms.log_qz - terms.log_pz  # (S, B)
+    if objective == "elbo" and estimator == "reparam" and (kl == "analytic" or beta != 1.0):
+        bound = elbo(rec - beta * kl_k if beta != 1.0 else rec - kl_k)  # (B,)
+        est = BoundEstimate(bound.detach(), bound, bound)
     else:
-        bound = iwae(terms.log_w)  # (B,)
+        stopped = terms.log_w_stopped if estimator != "reparam" else None
+        est = estimate_bound(terms.log_w, objective, estimator, n_groups, ciwae_beta, stopped)
     with torch.no_grad():
         rec_m, kl_m = rec.mean(), kl_k.mean()
-        stats = {"rec": rec_m, "kl": kl_m, "bound": bound.mean(), "elbo": rec_m - kl_m}
-    return bound, stats
+        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
+    return est, stats
+
+
+def backward(model: VAE, est: BoundEstimate) -> None:
+    """Accumulate gradients of the negative batch-mean surrogates: one pass when both networks
+    share a surrogate, else the generative and the inference parameters each get their own."""
+    if est.shared:
+        (-est.inference.mean()).backward()
+        return
+    gen = [p for p in model.generative_parameters() if p.requires_grad]
+    inf = [p for p in model.inference_parameters() if p.requires_grad]
+    if gen:
+        torch.autograd.backward(-est.generative.mean(), inputs=gen, retain_graph=True)
+    torch.autograd.backward(-est.inference.mean(), inputs=inf)
 
 
 @torch.no_grad()
@@ -159,7 +192,8 @@ def _make(cfg: RunConfig, data: DataSplits | None) -> tuple[DataSplits, VAE, tor
     model = build_vae(cfg.model, data.x_dim, pseudo_init=pseudo).to(device)
     check = data.train if not data.dynamic_binarization else data.valid
     model.check_input(check, "train" if not data.dynamic_binarization else "valid")
-    opt = OPTIMIZERS[cfg.train.optimizer](model.parameters(), lr=cfg.train.lr)
+    kwargs = {"eps": cfg.train.adam_eps} if cfg.train.optimizer == "adam" else {}
+    opt = OPTIMIZERS[cfg.train.optimizer](model.parameters(), lr=cfg.train.lr, **kwargs)
     return data, model, opt, device
 
 
@@ -195,7 +229,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, data: DataSplits | None = None, res
         if old_opt == cfg.train.optimizer:
             opt.load_state_dict(ckpt["optimizer"])
             for group in opt.param_groups:  # a changed --lr on resume takes effect
-                group["lr"] = cfg.train.lr
+                group["lr"] = scheduled_lr(cfg, ckpt["epoch"])
         else:
             print(f"warning: {run_dir} was trained with {old_opt}; resuming with a fresh {cfg.train.optimizer} state",
                   file=sys.stderr)
@@ -221,6 +255,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, data: DataSplits | None = None, res
     try:
         for epoch in range(start_epoch, t.epochs):
             model.train()
+            for group in opt.param_groups:
+                group["lr"] = scheduled_lr(cfg, epoch)
             te = time.perf_counter()
             sums = torch.zeros(4)
             n_seen = 0
@@ -228,15 +264,16 @@ def fit(cfg: RunConfig, run_dir: str | Path, data: DataSplits | None = None, res
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
             for xb in iterate_batches(x_train, t.batch_size, shuffle_gen, True, data.dynamic_binarization):
                 beta = t.beta * min(1.0, step / t.kl_warmup_steps) if t.kl_warmup_steps else t.beta
-                bound, stats = bound_terms(model, xb, n_samples, t.objective, kl, beta)
-                loss = -bound.mean()
+                est, stats = bound_terms(model, xb, n_samples, t.objective, kl, beta, t.estimator, t.n_groups,
+                                         t.ciwae_beta)
+                loss = -stats["bound"]
                 if not math.isfinite(loss.item()):
                     raise TrainingDivergedError(
                         f"loss is {loss.item()} at epoch {epoch + 1}, step {step}; stopped. The last good checkpoint "
                         f"is {run_dir / 'last.pt'} (epoch {epoch}); lower the learning rate and resume or retrain"
                     )
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                backward(model, est)
                 opt.step()
                 step += 1
                 b = xb.shape[0]
@@ -252,9 +289,14 @@ def fit(cfg: RunConfig, run_dir: str | Path, data: DataSplits | None = None, res
             means = (sums / max(n_seen, 1)).tolist()
             valid_elbo = evaluate_elbo(model, x_valid, kl, seed=cfg.train.seed)
             diag = latent_diagnostics(model, x_valid[:10000]) if t.diagnostics and x_valid.shape[0] > 1 else None
+            valid_iwae = None
+            if t.valid_iwae_k and x_valid.shape[0]:
+                valid_iwae = importance_sampled_log_likelihood(model, x_valid[:t.valid_iwae_points], k=t.valid_iwae_k,
+                                                               seed=cfg.train.seed).mean
             now = time.perf_counter()
             row = {"epoch": epoch + 1, "step": step, "train_elbo": means[0], "train_rec": means[1],
-                   "train_kl": means[2], "train_bound": means[3], "valid_elbo": valid_elbo, "beta": beta,
+                   "train_kl": means[2], "train_bound": means[3], "valid_elbo": valid_elbo, "valid_iwae": valid_iwae,
+                   "beta": beta,
                    "lr": opt.param_groups[0]["lr"], "active_units": diag.active_units if diag else None,
                    "train_time_s": train_time, "epoch_time_s": now - te, "total_time_s": now - t0}
             if not math.isfinite(valid_elbo):

@@ -4,7 +4,7 @@ Densities come from ``torch.distributions``; this package only builds them from 
 outputs and trainable parameters. A new prior is one file here plus one line in ``PRIORS``.
 """
 
-from .gaussian import diag_gaussian, reparameterize
+from .gaussian import diag_gaussian, reparameterize, rsample_one
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood, build_likelihood
 from .mog import MixtureOfGaussiansPrior
 from .prior import Prior
@@ -29,4 +29,5 @@ __all__ = [
     "build_likelihood",
     "diag_gaussian",
     "reparameterize",
+    "rsample_one",
 ]

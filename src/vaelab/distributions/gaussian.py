@@ -18,6 +18,11 @@ def diag_gaussian(mean: Tensor, logvar: Tensor) -> Independent:
     return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
 
 
+def diag_gaussian_scale(mean: Tensor, scale: Tensor) -> Independent:
+    """N(mean, diag scale^2) with the last axis as event axis; shapes (..., D)."""
+    return Independent(Normal(mean, scale, validate_args=False), 1)
+
+
 def reparameterize(q: Independent, n_samples: int, generator: torch.Generator | None = None) -> Tensor:
     """Reparameterized samples z = mu + sigma * eps (Kingma & Welling 2014, eq. 10).
 
@@ -31,3 +36,10 @@ def reparameterize(q: Independent, n_samples: int, generator: torch.Generator | 
     shape = (n_samples, *base.loc.shape)
     eps = torch.randn(shape, generator=generator, device=base.loc.device, dtype=base.loc.dtype)
     return base.loc + base.scale * eps  # (K, B, D)
+
+
+def rsample_one(q: Independent, generator: torch.Generator | None = None) -> Tensor:
+    """One reparameterized sample per batch element, shape q.batch_shape + event_shape."""
+    base = q.base_dist
+    eps = torch.randn(base.loc.shape, generator=generator, device=base.loc.device, dtype=base.loc.dtype)
+    return base.loc + base.scale * eps

@@ -11,43 +11,49 @@ from torch import Tensor
 @dataclass
 class LatentDiagnostics:
     """Attributes:
-        active_units: number of dimensions with Cov_x(E_q[z_d]) > threshold.
-        activity: (D,) Cov_x(E_q[z_d]) per dimension.
+        active_units: number of dimensions, over all stochastic layers, with Cov_x(E_q[z_d]) > threshold.
+        active_units_per_layer: the same per layer, bottom (z_1) to top (z_L).
+        activity: (D_1 + ... + D_L,) Cov_x(E_q[z_d]) per dimension, layers concatenated.
         kl_per_dim: (D,) mean over x of KL(q(z_d|x) || N(0, 1)) in nats, or None when the
             prior is not factorized (MoG, VampPrior) and a per-dimension KL is undefined.
         kl_mc: mean over x of a 1-sample Monte Carlo KL(q(z|x) || p(z)) in nats.
     """
 
     active_units: int
+    active_units_per_layer: list
     activity: Tensor
     kl_per_dim: Tensor | None
     kl_mc: float
 
     def summary(self) -> dict:
-        return {"active_units": self.active_units, "activity": self.activity.tolist(),
+        return {"active_units": self.active_units, "active_units_per_layer": self.active_units_per_layer,
+                "activity": self.activity.tolist(),
                 "kl_per_dim": None if self.kl_per_dim is None else self.kl_per_dim.tolist(),
                 "kl_mc": self.kl_mc}
 
 
 @torch.no_grad()
-def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: int = 1000) -> LatentDiagnostics:
+def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: int = 1000,
+                       n_samples: int = 20, seed: int = 0) -> LatentDiagnostics:
     """Active units (Burda et al. 2016, Sec. 5.2: A_u = Cov_x(E_{u~q(u|x)}[u]) > 10^-2) and KL.
 
-    For a Gaussian q, E_q[z] is the encoder mean, so the activity is the variance over the data
-    of mu(x). Units: nats.
+    For a Gaussian q, E_q[z_1|x] is the encoder mean; for upper layers it is averaged over
+    ``n_samples`` draws of the layers below (:meth:`VAE.posterior_means`). The per-dimension KL
+    to N(0, 1) is reported for one-layer models with a standard-normal prior. Units: nats.
     """
+    gen = torch.Generator(device=x.device).manual_seed(seed)
     means, kls, kl_mc = [], [], 0.0
-    factorized = getattr(model.prior, "has_analytic_kl", False)
+    factorized = getattr(model.prior, "has_analytic_kl", False) and model.n_layers == 1
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        mu, logvar = model.encoder(xb)  # (B, D) each
-        means.append(mu)
+        means.append(model.posterior_means(xb, n_samples, gen))  # per layer (B, D_l)
         if factorized:
+            mu, logvar = model.encoder(xb)  # (B, D) each
             kls.append(0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar))  # (B, D) KL to N(0,1) per dim
-        q = model.posterior(xb)
-        z = q.rsample()
-        kl_mc += float((q.log_prob(z) - model.prior.log_prob(z)).sum())
-    mu_all = torch.cat(means)  # (N, D)
-    activity = mu_all.var(dim=0)
+        terms = model.log_weight_terms(xb, 1, gen)
+        kl_mc += float((terms.log_qz - terms.log_pz).sum())
+    per_layer = [torch.cat([m[l] for m in means]).var(dim=0) for l in range(model.n_layers)]  # (D_l,) each
+    activity = torch.cat(per_layer)
     kl_per_dim = torch.cat(kls).mean(dim=0) if factorized else None
-    return LatentDiagnostics(int((activity > threshold).sum()), activity, kl_per_dim, kl_mc / x.shape[0])
+    return LatentDiagnostics(int((activity > threshold).sum()), [int((a > threshold).sum()) for a in per_layer],
+                             activity, kl_per_dim, kl_mc / x.shape[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.distributions import Independent
 
@@ -36,9 +37,10 @@ class MLP(nn.Sequential):
 
 
 class GaussianEncoder(nn.Module):
-    """q(z|x) = N(mu(x), diag sigma^2(x)); the network outputs (mu, log sigma^2).
+    """A diagonal-Gaussian conditional N(mu(x), diag sigma^2(x)); the network outputs (mu, log sigma^2).
 
-    Shapes: x (..., x_dim) -> mean, logvar (..., z_dim).
+    Used for q(z_1|x), for the upper inference layers q(z_l|z_{l-1}) and for the generative
+    layers p(z_l|z_{l+1}) of a multi-layer model. Shapes: x (..., x_dim) -> mean, logvar (..., z_dim).
     """
 
     def __init__(self, x_dim: int, hidden: Sequence[int], z_dim: int, activation: str = "tanh"):
@@ -52,4 +54,18 @@ class GaussianEncoder(nn.Module):
 
     def posterior(self, x: Tensor) -> Independent:
         """q(z|x) with batch shape x.shape[:-1] and event shape (z_dim,)."""
-        return diag_gaussian(*self(x))
+        flat = x.reshape(-1, x.shape[-1])  # 2-D input keeps nn.Linear on the fused addmm path
+        mean, logvar = self(flat)
+        return diag_gaussian(mean.view(*x.shape[:-1], -1), logvar.view(*x.shape[:-1], -1))
+
+    def stopped_posterior(self, x: Tensor) -> Independent:
+        """q(z|x) with this network's parameters detached but x still differentiable.
+
+        The sticking-the-landing and DReG estimators need log q_{stop(phi)}(z(phi)): the path
+        through z (and through x, when x is itself a sample of a lower layer) is kept, the
+        score-function term is dropped (Roeder et al. 2017, eq. 8).
+        """
+        params = {n: p.detach() for n, p in self.named_parameters()}
+        flat = x.reshape(-1, x.shape[-1])
+        mean, logvar = torch.func.functional_call(self, params, (flat,))
+        return diag_gaussian(mean.view(*x.shape[:-1], -1), logvar.view(*x.shape[:-1], -1))
