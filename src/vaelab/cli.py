@@ -79,26 +79,42 @@ def _load(args):
 def cmd_evaluate(args) -> None:
     import torch
 
-    from .evaluation import importance_sampled_log_likelihood, latent_diagnostics
+    from .evaluation import evaluate_model, gradient_snr, summary_lines, write_evaluation
 
     torch.set_flush_denormal(True)
     cfg, model, data = _load(args)
     x = getattr(data, args.split)
     if args.limit:
         x = x[: args.limit]
-    ll = importance_sampled_log_likelihood(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed)
-    diag = latent_diagnostics(model, x)
-    result = {"split": args.split, "checkpoint": args.checkpoint, "is_log_likelihood": ll.summary(),
-              "latent": diag.summary()}
-    out = Path(args.run_dir) / f"evaluation_{args.split}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"{args.split} set, {ll.n} points, checkpoint {args.checkpoint}:")
-    print(f"  IS log-likelihood log p(x), K={ll.k}: {ll.mean:.3f} ± {ll.stderr:.3f} (s.e.), std {ll.std:.3f} nats"
-          f" ({ll.mean_per_dim:.4f} nats/dim); NLL {ll.nll:.3f}")
-    print(f"  ELBO (mean of the same {ll.k} log-weights): {ll.elbo_mean:.3f} nats; "
-          f"gap log p(x) - ELBO: {ll.mean - ll.elbo_mean:.3f} nats")
-    print(f"  active units: {diag.active_units} / {model.z_dim}; KL(q||p): {diag.kl_mc:.3f} nats")
-    print(f"  written to {out}")
+    result = evaluate_model(model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed)
+    result.update(split=args.split, checkpoint=args.checkpoint)
+    js, cs = write_evaluation(args.run_dir, args.split, result)
+    print(f"{args.split} set, {result['n']} points, checkpoint {args.checkpoint} (nats per data point):")
+    print("\n".join(summary_lines(result)))
+    print(f"  written to {js} and {cs}")
+    if args.snr:
+        from .plotting import save_snr_figure
+
+        xb = x[: args.snr_batch]
+        rows = [r for est in ("reparam", "dreg") for r in gradient_snr(model, xb, args.snr_ks, "iwae", est,
+                                                                          draws=args.snr_draws, seed=args.seed)]
+        out = Path(args.run_dir)
+        (out / "snr.json").write_text(json.dumps(rows, indent=2))
+        save_snr_figure(rows, out / "snr.png", f"gradient SNR vs K on {xb.shape[0]} {args.split} points")
+        for r in rows:
+            print(f"  SNR K={r['k']:>4} {r['estimator']:>7}: inference {r['snr_inference']:.4f}, "
+                  f"generative {r['snr_generative']:.4f}")
+        print(f"  written to {out / 'snr.json'} and {out / 'snr.png'}")
+
+
+def cmd_compare(args) -> None:
+    from .compare import compare_runs
+
+    table, _ = compare_runs(args.run_dirs, args.split)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+        print(f"written to {args.out}")
 
 
 def cmd_sample(args) -> None:
@@ -178,15 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("run_dir", help="a run directory written by `vaelab train`")
         sp.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default best)")
 
-    e = sub.add_parser("evaluate", help="IS log-likelihood, ELBO and active units of a trained run", epilog=EPILOG)
+    e = sub.add_parser("evaluate", help="IS log-likelihood, IWAE-64, ELBO, gaps and active units of a trained run",
+                       epilog=EPILOG, description="Writes evaluation_SPLIT.json and .csv into the run directory.")
     run_args(e)
     e.add_argument("--k", type=int, default=5000, help="importance samples per data point (default 5000)")
+    e.add_argument("--k-iwae", type=int, default=64, help="also report the IWAE-k bound for this k (default 64)")
+    e.add_argument("--snr", action="store_true", help="also measure the gradient SNR vs K (snr.json, snr.png)")
+    e.add_argument("--snr-ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K values for --snr")
+    e.add_argument("--snr-batch", type=int, default=32, help="data points in the --snr mini-batch")
+    e.add_argument("--snr-draws", type=int, default=64, help="gradient draws per K for --snr")
     e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
     e.add_argument("--batch-size", type=int, default=100, help="data points per pass (memory ~ K x batch)")
     e.add_argument("--limit", type=int, default=0, help="evaluate only the first N points (0 = all)")
     e.add_argument("--seed", type=int, default=0, help="seed of the importance sampler")
     e.add_argument("--data-dir", help="override the data folder recorded in the run")
     e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("compare", help="side-by-side markdown table of evaluated runs", epilog=EPILOG)
+    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories evaluated by `vaelab evaluate`")
+    c.add_argument("--split", default="test", choices=("test", "valid", "train"), help="which evaluation (default test)")
+    c.add_argument("--out", help="also write the table to this markdown file")
+    c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sample", help="generate from a trained model", epilog=EPILOG)
     run_args(s)

@@ -92,3 +92,32 @@ def save_latent_scatter(z: torch.Tensor, labels: torch.Tensor | None, path: str 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_snr_figure(rows: list[dict], path: str | Path, title: str) -> None:
+    """Gradient SNR vs K (log-log): one line per (network, estimator); rows from ``gradient_snr``."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for est in dict.fromkeys(r["estimator"] for r in rows):
+        sub = [r for r in rows if r["estimator"] == est]
+        ks = [r["k"] for r in sub]
+        ax.plot(ks, [r["snr_inference"] for r in sub], "o-", label=f"inference network ({est})")
+        if est == "reparam":  # the generative gradient is the same under every estimator
+            ax.plot(ks, [r["snr_generative"] for r in sub], "s--", label="generative network")
+    ax.set(xscale="log", yscale="log", xlabel="importance samples K", ylabel="mean |E g| / std g", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_metric_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ylabel: str, title: str) -> None:
+    """One line per model: (epoch, value) pairs, e.g. validation NLL per epoch."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pts in curves.items():
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,6 +1,9 @@
-"""Evaluation: importance-sampled log-likelihood, active units, per-dimension KL."""
+"""Evaluation: IS log-likelihood, IWAE-k, posterior gaps, active units, gradient SNR."""
 
 from .active_units import LatentDiagnostics, latent_diagnostics
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
+from .snr import gradient_snr
+from .suite import evaluate_model, summary_lines, write_evaluation
 
-__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "importance_sampled_log_likelihood", "latent_diagnostics"]
+__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "evaluate_model", "gradient_snr",
+           "importance_sampled_log_likelihood", "latent_diagnostics", "summary_lines", "write_evaluation"]
