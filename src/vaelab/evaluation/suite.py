@@ -20,7 +20,7 @@ def _mean_se(v: Tensor) -> tuple[float, float]:
 
 
 def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, per_point: bool = False) -> dict:
     """All evaluation numbers for one model on data x (N, x_dim), in nats per data point.
 
     Keys:
@@ -34,6 +34,7 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
             KL from the importance-weighted proposal Q to the posterior (paired s.e.).
         active_units, active_units_per_layer: Burda et al.'s A_u > 10^-2 count, total and per layer.
         kl_mc: E_x KL(q(h|x) || p(h)), one-sample Monte Carlo.
+        per_point_log_px: with ``per_point=True``, the N per-point estimates (for paired comparisons).
     Raises:
         DataError: x has the wrong shape, NaNs, or values outside the likelihood's support.
     """
@@ -52,6 +53,8 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     out["active_units_per_layer"] = "+".join(str(a) for a in diag.active_units_per_layer)
     out["kl_mc"] = diag.kl_mc
     out["units"] = "nats per data point"
+    if per_point:
+        out["per_point_log_px"] = ll.per_point.tolist()
     return out
 
 

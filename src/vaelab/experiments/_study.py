@@ -1,0 +1,130 @@
+"""Shared machinery of the bound-comparison studies (iwae-mnist, tighter-bounds): train a list of
+MNIST models in parallel worker processes, evaluate each with the evaluation suite, and keep the
+per-point log-likelihoods for paired comparisons."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..data import load_data
+from ..evaluation import evaluate_model, write_evaluation
+from ..train import fit
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the paper's protocol a preset runs (the report prints it)."""
+
+    name: str
+    epochs: int
+    n_test: int  # test images evaluated by IS
+    k_is: int = 5000
+    batch_size: int = 100
+    lr_schedule: str = "constant"
+    adam_eps: float = 1e-8
+    n_train: int = 60000  # capped by the split's training set
+    mnist_split: str = "50k-10k-10k"
+    valid_iwae_k: int = 1000
+    workers: int = 2
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # run directory name
+    label: str  # row label in the report
+    overrides: dict = field(default_factory=dict)
+
+    def cost(self) -> float:
+        """Relative cost per epoch: samples per point, times ~1.3 for a second stochastic layer."""
+        o = self.overrides
+        s = o.get("n_samples", 1) * o.get("n_groups", 1)
+        two_pass = o.get("objective") == "piwae" or o.get("estimator") == "dreg"
+        return (2 + s) * (1.3 if o.get("upper_z_dims") else 1.0) * (1.3 if two_pass else 1.0)
+
+
+def mnist_config(data_dir: str | None, budget: Budget) -> RunConfig:
+    """The IWAE paper's MNIST setup (Burda et al. 2016, Sec. 5): dynamic binarization, tanh MLPs,
+    784-200-200-50 (one layer), Bernoulli decoder, Adam."""
+    return RunConfig().replace(
+        dataset="mnist", data_dir=data_dir or "", mnist_split=budget.mnist_split, binarize="dynamic",
+        z_dim=50, hidden=[200, 200], activation="tanh", likelihood="bernoulli", prior="standard_normal",
+        optimizer="adam", lr=1e-3, adam_eps=budget.adam_eps, lr_schedule=budget.lr_schedule,
+        batch_size=budget.batch_size, epochs=budget.epochs, seed=0, log_every=500, num_threads=1,
+        valid_iwae_k=budget.valid_iwae_k, valid_iwae_points=500, diagnostics=False,
+    )
+
+
+TWO_LAYERS = {"z_dim": 100, "upper_z_dims": [50], "upper_hidden": [100, 100]}
+
+
+def _worker(args: tuple) -> dict:
+    job, budget, data_dir, runs = args
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    cfg = mnist_config(data_dir, budget).replace(**job.overrides)
+    data = load_data(cfg.data, cfg.model.likelihood)
+    if budget.n_train < data.train.shape[0]:
+        data = replace(data, train=data.train[: budget.n_train], train_labels=None)
+    run_dir = Path(runs) / job.name
+    t0 = time.perf_counter()
+    res = fit(cfg, run_dir, data=data, quiet=True, tensorboard=False)
+    train_s = time.perf_counter() - t0
+    ev = evaluate_model(res.model, data.test[: budget.n_test], k=budget.k_is, iwae_k=64, per_point=True)
+    np.save(run_dir / "test_log_px.npy", np.asarray(ev.pop("per_point_log_px"), dtype=np.float64))
+    ev.update(split="test", checkpoint="last")
+    write_evaluation(run_dir, "test", ev)
+    return {"name": job.name, "label": job.label, "train_seconds": train_s,
+            "eval_seconds": time.perf_counter() - t0 - train_s, "epochs": budget.epochs,
+            "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history], **ev}
+
+
+def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, log=print) -> tuple[dict, float]:
+    """Train and evaluate every job (longest first over ``budget.workers`` processes).
+
+    Returns ``({job name: result dict}, wall seconds)``; run directories go to ``out/runs``.
+    """
+    runs = out / "runs"
+    if runs.exists():
+        shutil.rmtree(runs)  # a reproduction always starts from scratch
+    runs.mkdir(parents=True)
+    load_data(mnist_config(data_dir, budget).data, "bernoulli")  # fail fast, in this process, if MNIST is missing
+    order = sorted(jobs, key=lambda j: -j.cost())
+    args = [(j, budget, data_dir, str(runs)) for j in order]
+    log(f"training {len(jobs)} models, {budget.epochs} epochs each, budget '{budget.name}', "
+        f"{budget.workers} worker process(es)")
+    t0 = time.perf_counter()
+    if budget.workers > 1:
+        with mp.get_context("spawn").Pool(min(budget.workers, len(jobs))) as pool:
+            results = pool.map(_worker, args, chunksize=1)
+    else:
+        results = [_worker(a) for a in args]
+    for r in results:
+        log(f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   IWAE-64 {r['iwae']:9.3f}"
+            f"   train {r['train_seconds']:6.0f} s")
+    return {r["name"]: r for r in results}, time.perf_counter() - t0
+
+
+def paired_difference(out: Path, a: str, b: str) -> tuple[float, float]:
+    """Mean and s.e. of log p_hat(x) of run a minus run b over the same test points (nats)."""
+    d = np.load(out / "runs" / a / "test_log_px.npy") - np.load(out / "runs" / b / "test_log_px.npy")
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def write_results(out: Path, payload: dict) -> None:
+    """results.json and results.csv (one row per model) in ``out``."""
+    (out / "results.json").write_text(json.dumps(payload, indent=2))
+    rows = list(payload["models"].values())
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
+    lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
+    (out / "results.csv").write_text("\n".join(lines) + "\n")
