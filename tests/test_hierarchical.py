@@ -123,3 +123,27 @@ def test_iwae_schedule_has_3280_epochs_in_8_stages():
     assert [lrs.count(v) for v in stages] == [1, 3, 9, 27, 81, 243, 729, 2187 + 1]  # epoch 3280 stays in stage 7
     assert stages[-1] == pytest.approx(1e-3 * 10 ** (-1))
     assert scheduled_lr(RunConfig().replace(lr=0.1), 500) == 0.1
+
+
+@pytest.mark.parametrize("name,dims", [("iwae-1layer", (50,)), ("iwae-2layer", (100, 50))])
+def test_paper_presets_build_the_papers_architecture(name, dims):
+    from pathlib import Path
+
+    from torch import nn
+
+    from vaelab import config as C
+
+    cfg = C.load(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.lr_schedule, cfg.train.adam_eps) == (20, 3280, "iwae", 1e-4)
+    model = build_vae(cfg.model, 784)
+    assert model.z_dims == dims
+
+    def widths(m):
+        return [(l.in_features, l.out_features) for l in m.modules() if isinstance(l, nn.Linear)]
+
+    assert widths(model.encoder) == [(784, 200), (200, 200), (200, 2 * dims[0])]
+    assert widths(model.decoder) == [(dims[0], 200), (200, 200), (200, 784)]
+    if len(dims) == 2:
+        assert widths(model.upper_encoders[0]) == [(100, 100), (100, 100), (100, 2 * 50)]
+        assert widths(model.upper_decoders[0]) == [(50, 100), (100, 100), (100, 2 * 100)]
+        assert all(isinstance(a, nn.Tanh) for a in model.upper_encoders[0].net if not isinstance(a, nn.Linear))

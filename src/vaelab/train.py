@@ -1,9 +1,12 @@
 """The training loop: optimizer, β warm-up, logging, checkpoints, resume, divergence handling.
 
 Loss semantics: the loss minimized is ``-mean_over_batch(bound)`` where ``bound`` is the
-per-point ELBO (with the KL weighted by β) or IWAE-K bound, in nats. Every number written to
-logs is labelled: ``elbo`` is always the β = 1 ELBO, ``rec`` = E_q[log p(x|z)], ``kl`` =
-KL(q(z|x) || p(z)), ``iwae_k`` the IWAE bound with the training K — all nats per data point.
+per-point training bound (ELBO with the KL weighted by β, IWAE-K, MIWAE(M,K), CIWAE(β),
+PIWAE(M,K)), in nats; gradient estimators (STL, DReG) and PIWAE change only the gradient, through
+surrogates (``vaelab.estimators``). Every number written to logs is labelled: ``elbo`` is always
+the β = 1 ELBO, ``rec`` = E_q[log p(x|h)], ``kl`` = KL(q(h|x) || p(h)), ``train_bound`` the
+training bound's true value (PIWAE: IWAE(M*K)), ``valid_iwae`` the IWAE-``valid_iwae_k`` bound on
+validation points — all nats per data point.
 """
 
 from __future__ import annotations
