@@ -14,34 +14,71 @@ from .errors import VaelabError
 EPILOG = "All reported quantities are in nats per data point; NLL is reported positive."
 
 
+#: component slots with a ``--FLAG KIND`` shortcut, and the config key each sets
+SLOTS = {"dataset": ("data.kind", "DATASETS"), "encoder": ("model.encoder", "NETWORKS"),
+         "decoder": ("model.decoder", "NETWORKS"), "latent": ("model.latent", "LATENTS"),
+         "prior": ("model.prior", "PRIORS"), "likelihood": ("model.likelihood", "LIKELIHOODS"),
+         "objective": ("train.objective", "OBJECTIVES"), "estimator": ("train.estimator", "ESTIMATORS")}
+#: common options with flags of their own: flag -> (config key, type, help)
+SHORTCUTS = {"z-dim": ("model.latent.dim", int, "latent dimension (model.latent.dim)"),
+             "hidden": ("model.encoder.hidden", int, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
+             "prior-components": ("model.prior.components", int, "MoG components / VampPrior pseudo-inputs"),
+             "n-groups": ("train.objective.groups", int, "M groups of K samples for miwae / piwae"),
+             "path": ("data.path", str, "array data file (.npz/.npy/.csv); selects --dataset array when none is given"),
+             "data-dir": ("data.data_dir", str, "folder with the data files (default $VAELAB_DATA)"),
+             "binarize": ("data.binarize", str, "auto | dynamic | none")}
+
+
 def _flag_type(f):
     return {"int": int, "float": float, "str": str, "list": float,
             "bool": lambda s: {"true": True, "false": False, "1": True, "0": False}[s.lower()]}[f.type]
 
 
+def registry_help() -> str:
+    """Every registered kind with its options, read from the registries (the --help epilog)."""
+    lines = ["components (--FLAG KIND; options with --set TABLE.OPTION=VALUE, e.g. --set model.prior.components=50):"]
+    for flag, (key, reg) in SLOTS.items():
+        lines.append(f"  --{flag} ({key}): {config_mod.registry(reg).describe()}")
+    return "\n".join(lines)
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per config field, e.g. --z-dim, --prior, --epochs (help from the field docs)."""
-    for section, cls in config_mod.SECTIONS.items():
-        g = p.add_argument_group(f"[{section}] options (override the config file)")
-        default = cls()
-        for f in config_mod.fields(cls):
-            choices = f.metadata.get("choices")
-            kw = {"dest": f"cfg_{f.name}", "default": None, "type": _flag_type(f), "metavar": f.name.upper(),
-                  "help": f"{f.metadata['help']} (default: {getattr(default, f.name)!r})"}
-            if choices:
-                kw["choices"] = choices
-                kw["help"] = kw["help"][:-1] + f"; one of: {', '.join(choices)})"
-            if f.type == "list":
-                kw["nargs"] = "*"
-            g.add_argument("--" + f.name.replace("_", "-"), **kw)
+    """Component flags (--prior mog), shortcut flags (--z-dim) and one flag per plain [train] field."""
+    g = p.add_argument_group("components (override the config file)")
+    for flag, (key, reg) in SLOTS.items():
+        names = config_mod.registry(reg).names()
+        g.add_argument("--" + flag, dest=f"slot_{flag}", choices=names, metavar="KIND",
+                       help=f"{key}: one of {', '.join(names)}")
+    g = p.add_argument_group("common options")
+    for flag, (key, typ, help_) in SHORTCUTS.items():
+        g.add_argument("--" + flag, dest="short_" + flag.replace("-", "_"), type=typ, nargs="+" if flag == "hidden" else None,
+                       metavar=flag.upper().replace("-", "_"), help=help_)
+    g = p.add_argument_group("[train] options")
+    default = config_mod.TrainConfig()
+    for f in config_mod.fields(config_mod.TrainConfig):
+        if "registry" in f.metadata:
+            continue
+        choices = f.metadata.get("choices")
+        kw = {"dest": f"cfg_{f.name}", "default": None, "type": _flag_type(f), "metavar": f.name.upper(),
+              "help": f"{f.metadata['help']} (default: {getattr(default, f.name)!r})"}
+        if choices:
+            kw.update(choices=choices, help=kw["help"][:-1] + f"; one of: {', '.join(choices)})")
+        g.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
 def config_from_args(args) -> config_mod.RunConfig:
     cfg = config_mod.load(args.config) if args.config else config_mod.RunConfig()
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    if flags.get("hidden") is not None:
-        flags["hidden"] = [int(h) for h in flags["hidden"]]
-    overrides = {**flags, **config_mod.parse_set(args.set or [])}
+    overrides = {f"train.{k[4:]}": v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    for flag, (key, _) in SLOTS.items():
+        if getattr(args, f"slot_{flag}", None):
+            overrides[key] = getattr(args, f"slot_{flag}")
+    for flag, (key, _, _) in SHORTCUTS.items():
+        v = getattr(args, "short_" + flag.replace("-", "_"), None)
+        if v is not None:
+            overrides[key] = v
+    if "data.path" in overrides and "data.kind" not in overrides and cfg.data.kind != "array":
+        overrides["data.kind"] = "array"  # a path means a user's array file, never a silently ignored option
+    overrides.update(config_mod.parse_set(args.set or []))
     return config_mod.with_overrides(cfg, overrides) if overrides else cfg
 
 
@@ -71,8 +108,8 @@ def _load(args):
 
     cfg, _, _ = load_run(args.run_dir, args.checkpoint, load_data_too=False)
     if getattr(args, "data_dir", None):
-        cfg = cfg.replace(data_dir=args.data_dir)
-    data = load_data(cfg.data, cfg.model.likelihood)
+        cfg = cfg.override({"data.data_dir": args.data_dir})
+    data = load_data(cfg.data, cfg.model.likelihood.kind)
     return load_run(args.run_dir, args.checkpoint, data=data)
 
 
@@ -148,10 +185,10 @@ def cmd_plot(args) -> None:
     cfg, model, data = _load(args)
     torch.manual_seed(0)
     save_samples_figure(model.sample(64), run / "samples.png", "64 generations E[x|z], z ~ p(z)",
-                        reference=data.test if data.x_dim == 2 else None)
+                        reference=data.test if data.x_shape == (2,) else None)
     made.append("samples.png")
     if model.z_dim >= 2:
-        mean, _ = model.encoder(data.test[:5000])
+        mean = model.posterior_means(data.test[:5000])[0]
         labels = data.test_labels[:5000] if data.test_labels is not None else None
         save_latent_scatter(mean.detach(), labels, run / "latent.png", "test-set latent means (first 2 dims)")
         made.append("latent.png")
@@ -180,12 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a VAE", epilog=EPILOG,
+    t = sub.add_parser("train", help="train a VAE", epilog=registry_help() + "\n\n" + EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a VAE from a TOML config and/or flags; writes config.toml, metrics.csv, "
                                    "metrics.jsonl, tb/ (TensorBoard), last.pt and best.pt to the run directory.")
-    t.add_argument("--config", help="TOML config file with [data], [model], [train] tables")
+    t.add_argument("--config", help="TOML config file with [data], [model], [train] tables (docs/design.md, Config)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set model.z_dim=4 (repeatable; value parsed as TOML)")
+                   help="override a config key, e.g. --set model.latent.dim=4 (repeatable; value parsed as TOML)")
     t.add_argument("--out", default="runs/latest", help="run directory to create (default: runs/latest)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from last.pt (raise --epochs to train longer)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,9 +1,31 @@
-"""Run configuration: frozen dataclasses <-> TOML, validated.
+"""Run configuration: frozen dataclasses <-> nested TOML, validated against the registries.
 
-A config has three sections, ``[data]``, ``[model]`` and ``[train]``. Every field name is
-unique across sections, so each one is also a command-line flag (``--z-dim 2``) and a
-``--set`` target (``--set model.z_dim=2``). Unknown keys and wrong types raise
-:class:`ConfigError` naming the key.
+A config has three sections. Components are tables with a ``kind`` picked from a registry and
+the options that kind owns (docs/design.md, "Config")::
+
+    [data]                      # kind + binarize / data_dir / seed, + the loader's own options
+    kind = "mnist"
+    split = "60k-10k"
+    [model]                     # upper_z_dims / upper_hidden: stochastic layers 2..L
+    [model.encoder]             # networks: mlp | conv
+    kind = "mlp"
+    hidden = [200, 200]
+    [model.latent]              # gaussian | bernoulli | categorical | relaxed_*
+    kind = "gaussian"
+    dim = 50
+    [model.prior]
+    kind = "vamp"
+    components = 500
+    [train]                     # epochs, lr, n_samples, ...
+    [train.objective]
+    kind = "miwae"
+    groups = 8
+    [train.estimator]
+    kind = "dreg"
+
+``[model.decoder]`` left out mirrors the encoder (same kind, reversed widths). ``prior = "mog"``
+inside ``[model]`` is shorthand for ``[model.prior] kind = "mog"``. Unknown keys, wrong types and
+the flat keys of vaelab 0.1 raise :class:`ConfigError` naming the key (and, for old keys, the new one).
 """
 
 from __future__ import annotations
@@ -20,60 +42,59 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .registry import _coerce
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered piece: ``kind`` and the options that kind owns (validated by its registry)."""
+
+    kind: str
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **self.options}
 
 
 def _f(default, help: str, choices: tuple | None = None):
     meta = {"help": help, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _c(kind: str, registry: str, help: str, **options):
+    return field(default_factory=lambda: Component(kind, dict(options)), metadata={"registry": registry, "help": help})
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _f("two-gaussians", "data set", ("two-gaussians", "mnist", "digits", "array"))
-    path: str = _f("", "array data file (.npz/.npy/.csv, N x D floats) when name = 'array'")
-    data_dir: str = _f("", "folder holding mnist.pkl.gz (default: $VAELAB_DATA)")
+    kind: str = _f("two-gaussians", "data set (its own options go in the same table)")
     binarize: str = _f("auto", "'dynamic' resamples x ~ Bernoulli(intensity) per batch; 'auto' = dynamic for "
                        "a Bernoulli decoder on non-binary data", ("auto", "dynamic", "none"))
-    mnist_split: str = _f("50k-10k-10k", "MNIST split: train/valid/test, or 60k train + 10k test (IWAE paper)",
-                          ("50k-10k-10k", "60k-10k"))
-    n_train: int = _f(10000, "two-gaussians: training points")
-    n_test: int = _f(5000, "two-gaussians: test points")
-    p_data: float = _f(0.3, "two-gaussians: weight of the first component")
-    mu1: list = _f([-3.0, -3.0], "two-gaussians: mean of the first component")
-    mu2: list = _f([3.0, 3.0], "two-gaussians: mean of the second component")
-    valid_fraction: float = _f(0.1, "array/digits/two-gaussians: fraction of the training data held out for validation")
-    test_fraction: float = _f(0.2, "array/digits: fraction held out for test")
-    data_seed: int = _f(0, "seed for generating/splitting/test-binarizing the data")
+    data_dir: str = _f("", "folder holding the data files (default: $VAELAB_DATA)")
+    seed: int = _f(0, "seed for generating / splitting / test-binarizing the data")
+    options: dict = _f({}, "the loader's own options (n_train, split, path, ...)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    z_dim: int = _f(2, "latent dimension D (of the first stochastic layer when there are several)")
-    hidden: list = _f([64, 64], "hidden widths of the encoder (the decoder mirrors them)")
-    upper_z_dims: list = _f([], "dimensions of stochastic layers 2..L, e.g. [50] for the IWAE paper's 2-layer model "
-                            "(empty = one layer); the prior is on the top layer")
-    upper_hidden: list = _f([100, 100], "hidden widths between consecutive stochastic layers (both directions)")
-    activation: str = _f("tanh", "hidden activation", ("tanh", "relu", "elu", "softplus", "leaky_relu", "gelu", "silu"))
-    likelihood: str = _f("gaussian", "decoder likelihood p(x|z)", ("bernoulli", "gaussian"))
-    decoder_variance: str = _f("fixed", "Gaussian decoder variance", ("fixed", "per_dim", "per_datapoint"))
-    fixed_variance: float = _f(1.0, "sigma^2 of the fixed-variance Gaussian decoder")
-    prior: str = _f("standard_normal", "prior p(z)", ("standard_normal", "mog", "vamp"))
-    prior_components: int = _f(2, "mixture components (MoG) or pseudo-inputs (VampPrior)")
-    prior_weights: str = _f("fixed", "MoG mixture weights", ("fixed", "trainable"))
-    prior_fixed_weights: list = _f([], "fixed MoG weights (default uniform, i.e. p_prior = 0.5 for 2 components)")
+    encoder: Component = _c("mlp", "NETWORKS", "encoder network, x -> parameters of q(z_1|x)")
+    decoder: Component | None = field(default=None, metadata={
+        "registry": "NETWORKS", "help": "decoder network, z_1 -> likelihood parameters (default: mirror the encoder)"})
+    latent: Component = _c("gaussian", "LATENTS", "latent family of q(z_1|x)")
+    prior: Component = _c("standard_normal", "PRIORS", "prior p(z) on the top stochastic layer")
+    likelihood: Component = _c("gaussian", "LIKELIHOODS", "decoder likelihood p(x|z_1)")
+    upper_z_dims: list = _f([], "dimensions of Gaussian stochastic layers 2..L, e.g. [50] for the IWAE paper's "
+                            "2-layer model (empty = one layer); the prior is on the top layer")
+    upper_hidden: list = _f([100, 100], "hidden widths (tanh MLPs) between consecutive stochastic layers")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    objective: str = _f("elbo", "training bound: ELBO, IWAE-K, MIWAE(M,K), CIWAE(beta), PIWAE(M,K)",
-                        ("elbo", "iwae", "miwae", "ciwae", "piwae"))
+    objective: Component = _c("elbo", "OBJECTIVES", "training bound")
+    estimator: Component = _c("reparam", "ESTIMATORS", "gradient estimator")
     n_samples: int = _f(1, "importance samples K per data point (per group for miwae / piwae)")
-    n_groups: int = _f(1, "M, independent groups of K samples (miwae / piwae; M*K samples in all)")
-    ciwae_beta: float = _f(0.5, "CIWAE mixing weight: beta*ELBO + (1-beta)*IWAE")
-    estimator: str = _f("reparam", "gradient estimator for the inference network: reparameterization, "
-                        "sticking-the-landing, doubly-reparameterized", ("reparam", "stl", "dreg"))
     kl: str = _f("auto", "KL term: closed form, Monte Carlo, or analytic when the prior allows it",
                  ("auto", "analytic", "mc"))
     beta: float = _f(1.0, "weight of the KL term (ELBO only); reported ELBOs always use beta = 1")
@@ -83,10 +104,13 @@ class TrainConfig:
     lr_schedule: str = _f("constant", "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) "
                           "(3,280 epochs in all)", ("constant", "iwae"))
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
+    grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
     batch_size: int = _f(100, "mini-batch size; the loss is the batch mean of the negative bound")
     epochs: int = _f(10, "training epochs")
     seed: int = _f(0, "seed for parameter init, sampling and shuffling")
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
+    valid_every: int = _f(1, "validate (ELBO, diagnostics, IWAE-k) every this many epochs (0 = never)")
+    checkpoint_every: int = _f(1, "write last.pt / best.pt every this many epochs (0 = never)")
     diagnostics: bool = _f(True, "per-epoch active units and per-dimension KL on validation data")
     valid_iwae_k: int = _f(0, "per-epoch IWAE-k bound on validation points, an estimate of log p(x) (0 = off)")
     valid_iwae_points: int = _f(500, "validation points for valid_iwae_k")
@@ -100,29 +124,125 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def replace(self, **flat: Any) -> "RunConfig":
-        """Copy with fields replaced by unique name, e.g. ``cfg.replace(z_dim=4, epochs=2)``."""
-        return with_overrides(self, {SECTION_OF[k] + "." + k: v for k, v in flat.items()})
+    def override(self, overrides: dict[str, Any]) -> "RunConfig":
+        """Copy with dotted keys replaced and re-validated, e.g.
+        ``cfg.override({"train.epochs": 2, "model.prior": "mog", "model.prior.components": 3})``.
+
+        Setting a component to a string picks its kind (its options reset, except those set in the
+        same call); setting it to a dict replaces the whole table; ``"data.kind"`` likewise resets
+        the loader's options.
+        """
+        return with_overrides(self, overrides)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The nested TOML-shaped dict (components as ``{"kind": ..., **options}`` tables)."""
+        return {name: _section_to_dict(getattr(self, name)) for name in SECTIONS}
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-SECTION_OF = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)}
-assert len(SECTION_OF) == sum(len(fields(c)) for c in SECTIONS.values()), "field names must be unique"
+DATA_COMMON = ("kind", "binarize", "data_dir", "seed")
+
+#: vaelab 0.1's flat keys -> where they live now
+MOVED = {
+    "data.dataset": "data.kind", "data.mnist_split": "data.split", "data.data_seed": "data.seed",
+    "model.z_dim": "model.latent.dim", "model.hidden": "model.encoder.hidden",
+    "model.activation": "model.encoder.activation", "model.decoder_variance": "model.likelihood.variance",
+    "model.fixed_variance": "model.likelihood.fixed_variance", "model.prior_components": "model.prior.components",
+    "model.prior_weights": "model.prior.weights", "model.prior_fixed_weights": "model.prior.fixed_weights",
+    "train.n_groups": "train.objective.groups", "train.ciwae_beta": "train.objective.beta",
+}
 
 
-def _coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
-    kind = f.type  # a string under `from __future__ import annotations`
-    expected = {"int": int, "float": float, "str": str, "bool": bool, "list": list}[kind]
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
-        raise ConfigError(f"config key '{key}' must be {kind}, got {type(value).__name__} {value!r}")
-    if expected is list:
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"config key '{key}' must be a list of numbers, got {value!r}")
+def registry(name: str):
+    """The registry object named in a component field's metadata (imported lazily)."""
+    from .data import DATASETS
+    from .distributions import LATENTS, LIKELIHOODS, PRIORS
+    from .estimators import ESTIMATORS
+    from .nets import NETWORKS
+    from .objectives import OBJECTIVES
+
+    return {"NETWORKS": NETWORKS, "LATENTS": LATENTS, "PRIORS": PRIORS, "LIKELIHOODS": LIKELIHOODS,
+            "OBJECTIVES": OBJECTIVES, "ESTIMATORS": ESTIMATORS, "DATASETS": DATASETS}[name]
+
+
+def component_fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(SECTIONS[section]) if "registry" in f.metadata}
+
+
+def _section_to_dict(sec) -> dict:
+    if isinstance(sec, DataConfig):
+        return {k: getattr(sec, k) for k in DATA_COMMON} | dict(sec.options)
+    out = {}
+    for f in fields(sec):
+        v = getattr(sec, f.name)
+        if v is None:
+            continue
+        out[f.name] = v.to_dict() if isinstance(v, Component) else v
+    return out
+
+
+def _component(where: str, value: Any, reg_name: str) -> Component:
+    if isinstance(value, str):
+        value = {"kind": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key '{where}' must be a table with a 'kind' (or a kind name), got {value!r}")
+    body = dict(value)
+    kind = body.pop("kind", None)
+    if kind is None:
+        raise ConfigError(f"config table [{where}] needs a 'kind' key")
+    reg = registry(reg_name)
+    if kind not in reg:
+        raise ConfigError(f"config key '{where}.kind' must be one of {reg.names()}, got {kind!r}")
+    return Component(kind, reg.check(kind, body, where))
+
+
+def _moved(key: str) -> None:
+    if key in MOVED:
+        new = MOVED[key]
+        table, _, opt = new.rpartition(".")
+        raise ConfigError(f"config key '{key}' moved in vaelab 0.2: write [{table}] {opt} = ... "
+                          f"({new}); see docs/design.md, 'Config'")
+
+
+def _data_section(body: dict) -> DataConfig:
+    from .data import DATASETS
+
+    common = {f.name: f for f in fields(DataConfig) if f.name in DATA_COMMON}
+    kwargs, options = {}, {}
+    for key, value in body.items():
+        _moved(f"data.{key}")
+        if key in common:
+            kwargs[key] = _coerce_field(f"data.{key}", value, common[key])
+        else:
+            options[key] = value
+    kind = kwargs.get("kind", DataConfig.kind)
+    if kind not in DATASETS:
+        raise ConfigError(f"config key 'data.kind' must be one of {DATASETS.names()}, got {kind!r}")
+    return DataConfig(**kwargs, options=DATASETS.check(kind, options, "data"))
+
+
+def _section(sec: str, body: dict):
+    if sec == "data":
+        return _data_section(body)
+    cls = SECTIONS[sec]
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in body.items():
+        _moved(f"{sec}.{key}")
+        if key not in known:
+            raise ConfigError(f"unknown config key '{sec}.{key}'; valid keys: {', '.join(known)}")
+        f = known[key]
+        where = f"{sec}.{key}"
+        kwargs[key] = _component(where, value, f.metadata["registry"]) if "registry" in f.metadata \
+            else _coerce_field(where, value, f)
+    return cls(**kwargs)
+
+
+def _coerce_field(key: str, value: Any, f: dataclasses.Field) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    value = _coerce(key, value, default)
+    if isinstance(value, list) and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"config key '{key}' must be a list of numbers, got {value!r}")
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"config key '{key}' must be one of {list(choices)}, got {value!r}")
@@ -133,7 +253,8 @@ def from_dict(d: dict) -> RunConfig:
     """Validate a nested ``{"data": {...}, "model": {...}, "train": {...}}`` dict.
 
     Raises:
-        ConfigError: unknown section or key, wrong type, or a value outside its choices.
+        ConfigError: unknown section, key or option, wrong type, a value outside its choices, or
+            a key of the old flat format (naming its new place).
     """
     sections = {}
     for sec, body in d.items():
@@ -141,75 +262,76 @@ def from_dict(d: dict) -> RunConfig:
             raise ConfigError(f"unknown config section '{sec}'; valid sections: {', '.join(SECTIONS)}")
         if not isinstance(body, dict):
             raise ConfigError(f"config section '{sec}' must be a table")
-        cls = SECTIONS[sec]
-        known = {f.name: f for f in fields(cls)}
-        kwargs = {}
-        for key, value in body.items():
-            if key not in known:
-                raise ConfigError(f"unknown config key '{sec}.{key}'; valid keys: {', '.join(known)}")
-            kwargs[key] = _coerce(f"{sec}.{key}", value, known[key])
-        sections[sec] = cls(**kwargs)
+        sections[sec] = _section(sec, body)
     cfg = RunConfig(**sections)
     _check_values(cfg)
     return cfg
 
 
 def _check_values(cfg: RunConfig) -> None:
-    positive = {"model.z_dim": cfg.model.z_dim, "train.n_samples": cfg.train.n_samples,
-                "train.batch_size": cfg.train.batch_size, "train.lr": cfg.train.lr,
-                "train.log_every": cfg.train.log_every, "data.n_train": cfg.data.n_train,
-                "data.n_test": cfg.data.n_test}
+    t = cfg.train
+    positive = {"train.n_samples": t.n_samples, "train.batch_size": t.batch_size, "train.lr": t.lr,
+                "train.log_every": t.log_every, "train.adam_eps": t.adam_eps, "train.valid_iwae_points": t.valid_iwae_points}
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
-    for key, v in {"train.epochs": cfg.train.epochs, "train.kl_warmup_steps": cfg.train.kl_warmup_steps,
-                   "train.beta": cfg.train.beta}.items():
-        if v < 0:
-            raise ConfigError(f"config key '{key}' must be >= 0, got {v}")
-    if any(h <= 0 or int(h) != h for h in cfg.model.hidden):
-        raise ConfigError(f"config key 'model.hidden' must be positive integers, got {cfg.model.hidden}")
-    if not 0 < cfg.data.p_data < 1:
-        raise ConfigError(f"config key 'data.p_data' must be in (0, 1), got {cfg.data.p_data}")
-    t = cfg.train
-    if (t.objective != "elbo" or t.estimator != "reparam") and (t.beta != 1 or t.kl_warmup_steps):
-        raise ConfigError("beta / kl_warmup_steps apply to the ELBO with estimator = \"reparam\" only; "
-                          "set beta = 1 and kl_warmup_steps = 0")
-    if t.n_groups < 1 or (t.n_groups != 1 and t.objective not in ("miwae", "piwae")):
-        raise ConfigError(f"n_groups = {t.n_groups}: M > 1 groups apply to objective miwae / piwae only (M >= 1)")
-    if not 0 <= t.ciwae_beta <= 1:
-        raise ConfigError(f"config key 'train.ciwae_beta' must be in [0, 1], got {t.ciwae_beta}")
-    if t.estimator != "reparam" and t.kl == "analytic":
-        raise ConfigError(f"estimator = \"{t.estimator}\" works on Monte Carlo log-weights; set kl = \"mc\" or \"auto\"")
-    if t.estimator == "dreg" and cfg.model.prior == "vamp":
-        raise ConfigError("estimator = \"dreg\" assumes log p(x, h) does not depend on the encoder, but the VampPrior "
-                          "does; use estimator = \"reparam\" or \"stl\" with it")
+    for key in ("epochs", "kl_warmup_steps", "beta", "valid_every", "checkpoint_every", "valid_iwae_k", "grad_clip",
+                "num_threads"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
-    if t.valid_iwae_k < 0 or t.valid_iwae_points < 1 or t.adam_eps <= 0:
-        raise ConfigError("valid_iwae_k must be >= 0, valid_iwae_points >= 1 and adam_eps > 0")
-    if cfg.train.kl == "analytic" and cfg.model.prior != "standard_normal":
-        raise ConfigError(f"kl = \"analytic\" needs a closed-form KL; prior '{cfg.model.prior}' has none, use kl = \"mc\"")
-    if cfg.data.dataset == "array" and not cfg.data.path:
-        raise ConfigError("data.dataset = 'array' needs data.path (an .npz, .npy or .csv file)")
+    shaped = t.objective.kind != "elbo" or t.estimator.kind != "reparam"
+    if shaped and (t.beta != 1 or t.kl_warmup_steps):
+        raise ConfigError("beta / kl_warmup_steps apply to the ELBO with estimator 'reparam' only; "
+                          "set train.beta = 1 and train.kl_warmup_steps = 0")
+    if t.kl == "analytic" and shaped:
+        raise ConfigError("kl = \"analytic\" applies to the ELBO with estimator 'reparam' only; set train.kl = \"mc\"")
+    if t.kl == "analytic" and cfg.model.upper_z_dims:
+        raise ConfigError("kl = \"analytic\" has no closed form with several stochastic layers (KL(q(h|x) || p(h)) "
+                          "couples them); set train.kl = \"mc\" or \"auto\"")
 
 
 def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Apply ``{"model.z_dim": 4, "epochs": 3, ...}`` (section optional) and re-validate."""
+    """Apply ``{"model.latent.dim": 4, "train.epochs": 3, "model.prior": "mog", ...}`` and re-validate.
+
+    Raises:
+        ConfigError: an unknown section, key or option.
+    """
     d = cfg.to_dict()
-    for key, value in overrides.items():
-        sec, _, name = key.rpartition(".")
-        if not sec:
-            if name not in SECTION_OF:
-                raise ConfigError(f"unknown config key '{name}'; valid keys: {', '.join(SECTION_OF)}")
-            sec = SECTION_OF[name]
-        if sec not in d:
-            raise ConfigError(f"unknown config section '{sec}' in '{key}'")
-        d[sec][name] = value
+    # kinds first, so options set in the same call survive the reset of a changed kind
+    for key, value in sorted(overrides.items(), key=lambda kv: not _sets_kind(kv[0])):
+        parts = key.split(".")
+        if parts[0] not in SECTIONS or len(parts) < 2:
+            raise ConfigError(f"config key '{key}' must be SECTION.KEY with SECTION one of {', '.join(SECTIONS)}")
+        sec, name, rest = parts[0], parts[1], parts[2:]
+        comps = component_fields(sec)
+        if sec == "data" and name == "kind" and not rest:
+            d["data"] = {k: v for k, v in d["data"].items() if k in DATA_COMMON} | {"kind": value}
+        elif name in comps and not rest:
+            d[sec][name] = value if isinstance(value, dict) else {"kind": value}
+        elif name in comps and len(rest) == 1:
+            table = d[sec].get(name) or _mirror_default(d, sec, name)
+            d[sec][name] = {**table, rest[0]: value}
+        elif not rest:
+            d[sec][name] = value
+        else:
+            raise ConfigError(f"unknown config key '{key}'")
     return from_dict(d)
 
 
+def _sets_kind(key: str) -> bool:
+    parts = key.split(".")
+    return key == "data.kind" or (len(parts) == 2 and parts[0] in SECTIONS and parts[1] in component_fields(parts[0]))
+
+
+def _mirror_default(d: dict, sec: str, name: str) -> dict:
+    # an unset decoder starts from the encoder's kind when one of its options is set
+    return {"kind": d["model"]["encoder"]["kind"]} if (sec, name) == ("model", "decoder") else {"kind": ""}
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """Parse ``["model.z_dim=4", "data.dataset=mnist"]``; values are TOML, bare words are strings."""
+    """Parse ``["model.latent.dim=4", "data.kind=mnist"]``; values are TOML, bare words are strings."""
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -224,25 +346,33 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def load(path: str | Path) -> RunConfig:
-    """Read and validate a TOML config file."""
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: missing or invalid file, or any error of :func:`from_dict`.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: invalid TOML ({e})") from None
     return from_dict(d)
 
 
-def dumps(cfg: RunConfig) -> str:
-    """TOML text of a config (round-trips through :func:`load`)."""
-    lines = []
+def dumps(cfg: RunConfig, header: str = "") -> str:
+    """TOML text of a config (round-trips through :func:`load`); ``header`` lines become comments."""
+    lines = [f"# {h}" for h in header.splitlines()]
     for sec, body in cfg.to_dict().items():
+        tables = {k: v for k, v in body.items() if isinstance(v, dict)}
         lines.append(f"[{sec}]")
-        for k, v in body.items():
-            lines.append(f"{k} = {_toml_value(v)}")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in tables]
         lines.append("")
+        for name, table in tables.items():
+            lines.append(f"[{sec}.{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -251,12 +381,41 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
+    if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(v)
 
 
-def field_help() -> list[tuple[str, str, dataclasses.Field]]:
-    """(section, name, field) for every config field, for building CLI flags."""
-    return [(s, f.name, f) for s, cls in SECTIONS.items() for f in fields(cls)]
+def migrate(d: dict) -> dict:
+    """Convert a vaelab 0.1 flat config dict (as stored in old checkpoints) to the nested form.
 
+    Keys move per :data:`MOVED`; string components become tables; options the chosen kind does not
+    own (0.1 recorded every field of every table) are dropped.
+    """
+    if isinstance(d.get("model", {}).get("encoder"), dict):
+        return d  # already nested
+    new: dict = {"data": {}, "model": {}, "train": {}}
+    for sec, body in d.items():
+        comps = component_fields(sec) if sec in SECTIONS else {}
+        for key, value in body.items():
+            if key in comps and isinstance(value, str):
+                new[sec].setdefault(key, {})["kind"] = value
+                continue
+            target = MOVED.get(f"{sec}.{key}", f"{sec}.{key}").split(".")
+            if len(target) == 3:
+                new[target[0]].setdefault(target[1], {})[target[2]] = value
+            else:
+                new[target[0]][target[1]] = value
+    for sec in ("model", "train"):
+        for name, f in component_fields(sec).items():
+            table = new[sec].get(name)
+            if isinstance(table, dict):
+                table.setdefault("kind", f.default_factory().kind if f.default_factory is not dataclasses.MISSING
+                                 else new["model"]["encoder"]["kind"])
+                valid = registry(f.metadata["registry"]).options(table["kind"])
+                new[sec][name] = {k: v for k, v in table.items() if k == "kind" or k in valid}
+    from .data import DATASETS
+
+    valid = DATASETS.options(new["data"].get("kind", DataConfig.kind))
+    new["data"] = {k: v for k, v in new["data"].items() if k in DATA_COMMON or k in valid}
+    return new

@@ -14,14 +14,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def image_shape(x_dim: int) -> tuple[int, int] | None:
-    """(H, W) for square images (784 -> 28x28, 64 -> 8x8), else None."""
-    side = int(round(math.sqrt(x_dim)))
-    return (side, side) if side * side == x_dim and side >= 4 else None
+def image_shape(x: torch.Tensor) -> tuple[int, int] | None:
+    """(H, W) of a batch of images: (N, C, H, W) with C = 1 or (N, H, W) as stored, or flat (N, D)
+    with D a square (784 -> 28x28, 64 -> 8x8); None for other data."""
+    if x.dim() >= 3 and math.prod(x.shape[1:-2]) == 1:
+        return tuple(x.shape[-2:])
+    side = int(round(math.sqrt(x.shape[1]))) if x.dim() == 2 else 0
+    return (side, side) if x.dim() == 2 and side * side == x.shape[1] and side >= 4 else None
 
 
 def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None) -> np.ndarray:
-    """Tile (N, H*W) images into one (rows*H, ncol*W) array, row-major images."""
+    """Tile N images of H*W numbers each ((N, H*W), (N, H, W) or (N, 1, H, W)) into one (rows*H, ncol*W) array."""
     n = x.shape[0]
     ncol = ncol or int(math.ceil(math.sqrt(n)))
     nrow = int(math.ceil(n / ncol))
@@ -36,7 +39,7 @@ def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None)
 
 def save_samples_figure(x: torch.Tensor, path: str | Path, title: str, reference: torch.Tensor | None = None) -> None:
     """Images as a grid, 2-D points as a scatter (over ``reference`` data if given)."""
-    shape = image_shape(x.shape[1])
+    shape = image_shape(x)
     fig, ax = plt.subplots(figsize=(6, 6))
     if shape:
         ax.imshow(image_grid(x, shape), cmap="gray", vmin=0, vmax=1)

@@ -1,10 +1,15 @@
-"""Data sets as in-memory tensors: synthetic two-Gaussians, MNIST, sklearn digits, user arrays."""
+"""Data sets as in-memory tensors, registered in ``DATASETS``: synthetic two-Gaussians, MNIST,
+sklearn digits, user arrays. Loaders return :class:`DataSplits`; training iterates
+:class:`Batch` es (x, index, mask)."""
 
+from . import arrays, digits, mnist, synthetic  # noqa: F401  (registration)
 from .arrays import load_array, split_array
+from .batch import Batch
 from .batches import iterate_batches
 from .bundle import DataSplits, load_data
 from .mnist import find_mnist, load_mnist
+from .registry import DATASETS
 from .synthetic import TwoGaussians
 
-__all__ = ["DataSplits", "TwoGaussians", "find_mnist", "iterate_batches", "load_array", "load_data",
-           "load_mnist", "split_array"]
+__all__ = ["DATASETS", "Batch", "DataSplits", "TwoGaussians", "find_mnist", "iterate_batches", "load_array",
+           "load_data", "load_mnist", "split_array"]

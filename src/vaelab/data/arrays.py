@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, DataNotFoundError
+from ..errors import ConfigError, DataError, DataNotFoundError
 from .bundle import DataSplits, as_float_tensor
+from .registry import DATASETS
 
 
 def load_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read an (N, D) float array and optional (N,) labels.
+    """Read an (N, ...) float array and optional (N,) labels.
 
-    - ``.npy``: the array itself.
+    - ``.npy``: the array itself, (N, D) or (N, *x_shape).
     - ``.npz``: key ``x`` (or the only array in the file); optional key ``y`` for labels.
     - ``.csv``: comma-separated numbers, one point per row; a non-numeric first row is a header.
 
@@ -62,3 +63,20 @@ def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) ->
     pick = (lambda idx: yt[idx]) if yt is not None else (lambda idx: None)
     return DataSplits(xt[tr], xt[va], xt[te], pick(tr), pick(va), pick(te),
                       info={"n_train": len(tr), "n_valid": len(va), "n_test": len(te)})
+
+
+@DATASETS.register("array")
+def array_dataset(seed: int = 0, path: str = "", valid_fraction: float = 0.1, test_fraction: float = 0.2) -> DataSplits:
+    """A user's array file, split at random with ``data.seed``.
+
+    Args:
+        path: the .npz (key ``x``, optional labels ``y``), .npy or .csv file; N points along axis 0.
+        valid_fraction: fraction of the points held out for validation.
+        test_fraction: fraction held out for test.
+    """
+    if not path:
+        raise ConfigError("data kind 'array' needs data.path (an .npz, .npy or .csv file), e.g. --path x.npz")
+    x, y = load_array(path)
+    splits = split_array(x, y, valid_fraction, test_fraction, seed)
+    splits.info["source"] = str(path)
+    return splits

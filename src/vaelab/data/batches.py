@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from .batch import Batch
+
 
 def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | None = None,
-                    shuffle: bool = True, dynamic_binarization: bool = False) -> Iterator[Tensor]:
-    """Yield batches (<= batch_size, D) of a (N, D) tensor, one pass.
+                    shuffle: bool = True, dynamic_binarization: bool = False) -> Iterator[Batch]:
+    """Yield :class:`Batch` es of at most ``batch_size`` points of a (N, *x_shape) tensor, one pass.
 
     Indexing a tensor directly avoids ``DataLoader``'s per-batch Python overhead, which is a
     measurable share of an epoch for MLPs of this size. With ``dynamic_binarization`` each
@@ -19,7 +21,8 @@ def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | Non
     n = x.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
-        batch = x[order[start:start + batch_size]]
+        index = order[start:start + batch_size]
+        xb = x[index]
         if dynamic_binarization:
-            batch = torch.bernoulli(batch, generator=generator)
-        yield batch
+            xb = torch.bernoulli(xb, generator=generator)
+        yield Batch(xb, index)

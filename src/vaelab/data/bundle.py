@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,7 @@ from ..errors import DataError
 
 @dataclass
 class DataSplits:
-    """Data for one run. All x tensors are float32 (N, D); labels (N,) int64 or None.
+    """Data for one run. All x tensors are float32 (N, *x_shape); labels (N,) int64 or None.
 
     Attributes:
         dynamic_binarization: when True, ``train`` holds intensities in [0, 1] and every batch
@@ -32,8 +33,14 @@ class DataSplits:
     info: dict = field(default_factory=dict)
 
     @property
+    def x_shape(self) -> tuple[int, ...]:
+        """Event shape of one data point: (D,) for vectors, (C, H, W) for images."""
+        return tuple(self.train.shape[1:])
+
+    @property
     def x_dim(self) -> int:
-        return self.train.shape[1]
+        """Numbers per data point."""
+        return math.prod(self.x_shape)
 
 
 def binarize_fixed(x: Tensor, seed: int) -> Tensor:
@@ -47,10 +54,11 @@ def is_binary(x: Tensor) -> bool:
 
 
 def as_float_tensor(a, name: str) -> Tensor:
-    """numpy/array-like -> float32 tensor (N, D), with a clear error for bad shape or NaN/inf."""
+    """numpy/array-like -> float32 tensor (N, *x_shape), with a clear error for bad shape or NaN/inf."""
     a = np.asarray(a)
-    if a.ndim != 2:
-        raise DataError(f"{name}: expected a 2-D array (N points x D dims), got shape {a.shape}")
+    if a.ndim < 2:
+        raise DataError(f"{name}: expected an array of N points with at least 2 axes (N x D, or N x H x W), "
+                        f"got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         raise DataError(f"{name}: expected numbers, got dtype {a.dtype}")
     a = a.astype(np.float32)
@@ -89,27 +97,16 @@ def finalize(splits: DataSplits, likelihood: str, binarize: str, seed: int) -> D
 
 
 def load_data(data_cfg, likelihood: str = "gaussian") -> DataSplits:
-    """Load the data set named by a :class:`vaelab.config.DataConfig`.
+    """Load the data set named by a :class:`vaelab.config.DataConfig` through ``DATASETS``.
 
     Raises:
+        ConfigError: unknown data set or option.
         DataNotFoundError: a data file is missing (the message says where to put it).
         DataError: the data has the wrong shape, NaN/inf, or does not fit the likelihood.
     """
-    from .arrays import load_array, split_array
-    from .digits import load_digits
-    from .mnist import load_mnist
-    from .synthetic import TwoGaussians
+    from . import DATASETS  # the loaders register themselves on import of the package
 
     c = data_cfg
-    if c.dataset == "two-gaussians":
-        splits = TwoGaussians.from_config(c).splits(c.valid_fraction)
-    elif c.dataset == "mnist":
-        splits = load_mnist(c.data_dir or None, split=c.mnist_split)
-    elif c.dataset == "digits":
-        splits = load_digits(c.valid_fraction, c.test_fraction, c.data_seed)
-    elif c.dataset == "array":
-        x, y = load_array(c.path)
-        splits = split_array(x, y, c.valid_fraction, c.test_fraction, c.data_seed)
-    else:  # config validation makes this unreachable
-        raise DataError(f"unknown data set {c.dataset!r}")
-    return finalize(splits, likelihood, c.binarize, c.data_seed)
+    splits = DATASETS.build(c.kind, c.options, where="data", data_dir=c.data_dir or None, seed=c.seed)
+    splits.info.setdefault("dataset", c.kind)
+    return finalize(splits, likelihood, c.binarize, c.seed)

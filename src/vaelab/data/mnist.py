@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError, DataNotFoundError
+from ..errors import ConfigError, DataError, DataNotFoundError
 from .bundle import DataSplits
+from .registry import DATASETS
 
 FILENAME = "mnist.pkl.gz"
 #: SHA-256 of the copy in the workplace's shared/data (checked against the MNIST test bytes there).
@@ -76,8 +77,9 @@ def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
             os.unlink(tmp)
 
 
+@DATASETS.register("mnist")
 def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -> DataSplits:
-    """MNIST intensities in [0, 1) as (N, 784) float32, row-major 28x28, with labels.
+    """MNIST intensities in [0, 1) as (N, 1, 28, 28) float32 images, with labels.
 
     Args:
         split: "50k-10k-10k" (as stored) or "60k-10k" (train = train + valid, as in the IWAE
@@ -92,7 +94,10 @@ def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -
         raise DataError(f"{path}: not a readable mnist.pkl.gz ({e}); re-download it") from None
     t = lambda a: torch.as_tensor(a)  # noqa: E731
     x_tr, x_va, x_te, y_tr, y_va, y_te = map(t, (x_tr, x_va, x_te, y_tr, y_va, y_te))
+    if split not in ("50k-10k-10k", "60k-10k"):
+        raise ConfigError(f"data.split must be '50k-10k-10k' or '60k-10k', got {split!r}")
     if split == "60k-10k":
         x_tr, y_tr = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])
-    return DataSplits(x_tr.float(), x_va.float(), x_te.float(), y_tr.long(), y_va.long(), y_te.long(),
+    img = lambda a: a.float().reshape(-1, 1, 28, 28)  # noqa: E731
+    return DataSplits(img(x_tr), img(x_va), img(x_te), y_tr.long(), y_va.long(), y_te.long(),
                       info={"source": str(path), "split": split})

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
+from ..errors import ConfigError
 from .bundle import DataSplits
+from .registry import DATASETS
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class TwoGaussians:
 
     @classmethod
     def from_config(cls, c) -> "TwoGaussians":
-        return cls(c.p_data, tuple(c.mu1), tuple(c.mu2), c.n_train, c.n_test, c.data_seed)
+        """From a ``[data]`` table of kind two-gaussians (its options, defaults filled in)."""
+        o = {**{k: v.default for k, v in DATASETS.options("two-gaussians").items()}, **c.options}
+        return cls(o["p_data"], tuple(o["mu1"]), tuple(o["mu2"]), o["n_train"], o["n_test"], c.seed)
 
     def distribution(self) -> MixtureSameFamily:
         means = torch.tensor([self.mu1, self.mu2], dtype=torch.float32)  # (2, d)
@@ -63,3 +67,26 @@ class TwoGaussians:
         return DataSplits(x_tr, x_va, x_te, y_tr, y_va, y_te,
                           info={"source": "two-gaussians", "p_data": self.p_data, "mu1": list(self.mu1),
                                 "mu2": list(self.mu2), "log_2pi": math.log(2 * math.pi)})
+
+
+@DATASETS.register("two-gaussians")
+def two_gaussians(seed: int = 0, n_train: int = 10000, n_test: int = 5000, p_data: float = 0.3,
+                  mu1: list = [-3.0, -3.0], mu2: list = [3.0, 3.0], valid_fraction: float = 0.1) -> DataSplits:  # noqa: B006
+    """The synthetic two-Gaussian data of the prior-choice study (seed 000).
+
+    Args:
+        n_train: training points (validation adds a fresh valid_fraction * n_train).
+        n_test: test points.
+        p_data: weight of the first component, in (0, 1).
+        mu1: mean of the first component.
+        mu2: mean of the second component (same length).
+        valid_fraction: size of the validation sample relative to n_train.
+    """
+    if not 0 < p_data < 1:
+        raise ConfigError(f"data.p_data must be in (0, 1), got {p_data}")
+    if len(mu1) != len(mu2) or not mu1:
+        raise ConfigError(f"data.mu1 and data.mu2 must be lists of the same length, got {mu1}, {mu2}")
+    if n_train < 1 or n_test < 1:
+        raise ConfigError(f"data.n_train and data.n_test must be >= 1, got {n_train}, {n_test}")
+    tg = TwoGaussians(p_data, tuple(float(m) for m in mu1), tuple(float(m) for m in mu2), n_train, n_test, seed)
+    return tg.splits(valid_fraction)

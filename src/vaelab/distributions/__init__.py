@@ -1,33 +1,23 @@
-"""Priors p(z), the Gaussian posterior q(z|x), and decoder likelihoods p(x|z).
+"""Latent families q(z|x), priors p(z) and decoder likelihoods p(x|z), each with its registry.
 
 Densities come from ``torch.distributions``; this package only builds them from network
-outputs and trainable parameters. A new prior is one file here plus one line in ``PRIORS``.
+outputs and trainable parameters. A new prior, latent family or likelihood is one file here
+with one decorator (``@PRIORS.register("name")``), plus its import below.
 """
 
-from .gaussian import diag_gaussian, reparameterize, rsample_one
-from .likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood, build_likelihood
+from .discrete import BernoulliPrior, CategoricalPrior
+from .latents import (LATENTS, BernoulliLatent, CategoricalLatent, GaussianLatent, LatentFamily,
+                      RelaxedBernoulliLatent, RelaxedCategoricalLatent)
+from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood
 from .mog import MixtureOfGaussiansPrior
-from .prior import Prior
+from .prior import PRIORS, Prior
 from .standard_normal import StandardNormalPrior
+from .stopped import register_stopped, stopped
 from .vamp import VampPrior
 
-PRIORS = {
-    "standard_normal": StandardNormalPrior,
-    "mog": MixtureOfGaussiansPrior,
-    "vamp": VampPrior,
-}
-
 __all__ = [
-    "PRIORS",
-    "BernoulliLikelihood",
-    "GaussianLikelihood",
-    "Likelihood",
-    "MixtureOfGaussiansPrior",
-    "Prior",
-    "StandardNormalPrior",
-    "VampPrior",
-    "build_likelihood",
-    "diag_gaussian",
-    "reparameterize",
-    "rsample_one",
+    "LATENTS", "LIKELIHOODS", "PRIORS", "BernoulliLatent", "BernoulliLikelihood", "BernoulliPrior",
+    "CategoricalLatent", "CategoricalPrior", "GaussianLatent", "GaussianLikelihood", "LatentFamily", "Likelihood",
+    "MixtureOfGaussiansPrior", "Prior", "RelaxedBernoulliLatent", "RelaxedCategoricalLatent", "StandardNormalPrior",
+    "VampPrior", "register_stopped", "stopped",
 ]

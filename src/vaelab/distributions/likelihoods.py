@@ -1,4 +1,9 @@
-"""Decoder likelihoods p(x|z): turn decoder-network outputs into a distribution over x."""
+"""Decoder likelihoods p(x|z): turn decoder-network outputs into a distribution over x.
+
+A likelihood knows the data's event shape (``(D,)`` for vectors, ``(C, H, W)`` for images) and
+the shape of the parameters it needs per data point (``param_shape``); the decoder network may
+output them flat, (N, prod(param_shape)), or already shaped.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +14,58 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
 from ..errors import ConfigError, DataError
+from ..registry import Registry
+
+LIKELIHOODS = Registry("likelihood", context=("event_shape",))
 
 
 class Likelihood(nn.Module):
-    """Maps decoder outputs of shape (..., n_outputs) to p(x|z) with event shape (x_dim,)."""
+    """Maps decoder outputs of shape (..., *param_shape) to p(x|z) with event shape ``event_shape``.
 
-    def __init__(self, x_dim: int):
+    ``x_range`` is the support's bounding interval, or None for unbounded data.
+    """
+
+    x_range: tuple[float, float] | None = None
+
+    def __init__(self, event_shape):
         super().__init__()
-        self.x_dim = x_dim
+        self.event_shape = (event_shape,) if isinstance(event_shape, int) else tuple(int(d) for d in event_shape)
+
+    @property
+    def x_dim(self) -> int:
+        """Numbers per data point."""
+        return math.prod(self.event_shape)
+
+    @property
+    def param_shape(self) -> tuple[int, ...]:
+        """Shape of the decoder's parameters per data point."""
+        return self.event_shape
 
     @property
     def n_outputs(self) -> int:
         """How many numbers per data point the decoder network must output."""
-        return self.x_dim
+        return math.prod(self.param_shape)
 
     def distribution(self, params: Tensor) -> Distribution:
+        """p(x|z) from params (..., *param_shape): batch shape (...), event ``event_shape``."""
         raise NotImplementedError
 
     def mean(self, params: Tensor) -> Tensor:
-        """E[x|z], shape (..., x_dim)."""
+        """E[x|z], shape (..., *event_shape)."""
         return self.distribution(params).mean
 
     def check_data(self, x: Tensor, name: str = "data") -> None:
         """Raise :class:`DataError` if x is outside this likelihood's support."""
 
 
+@LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logit_d)); x must be binary {0, 1}."""
 
+    x_range = (0.0, 1.0)
+
     def distribution(self, params: Tensor) -> Independent:
-        return Independent(Bernoulli(logits=params, validate_args=False), 1)
+        return Independent(Bernoulli(logits=params, validate_args=False), len(self.event_shape))
 
     def check_data(self, x: Tensor, name: str = "data") -> None:
         nonbinary = ((x != 0) & (x != 1)).sum().item()
@@ -46,15 +73,15 @@ class BernoulliLikelihood(Likelihood):
             raise DataError(
                 f"{name}: Bernoulli decoder needs binary data in {{0, 1}} but {nonbinary} values are not "
                 f"(range [{x.min().item():.3g}, {x.max().item():.3g}]); set binarize = \"dynamic\" for "
-                "intensities in [0, 1], or use likelihood = \"gaussian\""
+                "intensities in [0, 1], or use likelihood kind = \"gaussian\""
             )
 
 
+@LIKELIHOODS.register("gaussian")
 class GaussianLikelihood(Likelihood):
     """p(x|z) = N(x; mu(z), diag sigma^2) with fixed, per-dimension or per-datapoint variance.
 
     Args:
-        x_dim: D.
         variance: "fixed" (sigma^2 = ``fixed_variance``, default 1 as in the two-Gaussian seed),
             "per_dim" (one trainable log sigma^2 per dimension, shared by all data points) or
             "per_datapoint" (the decoder also outputs log sigma^2(z), Kingma & Welling 2014 App. C.2).
@@ -63,43 +90,34 @@ class GaussianLikelihood(Likelihood):
             unbounded Gaussian likelihood can grow without limit on a point it fits exactly.
     """
 
-    def __init__(self, x_dim: int, variance: str = "fixed", fixed_variance: float = 1.0,
-                 min_logvar: float = -9.0):
-        super().__init__(x_dim)
+    def __init__(self, event_shape, variance: str = "fixed", fixed_variance: float = 1.0, min_logvar: float = -9.0):
+        super().__init__(event_shape)
         if variance not in ("fixed", "per_dim", "per_datapoint"):
-            raise ConfigError(
-                f"decoder_variance must be 'fixed', 'per_dim' or 'per_datapoint', got {variance!r}"
-            )
+            raise ConfigError(f"model.likelihood.variance must be 'fixed', 'per_dim' or 'per_datapoint', got {variance!r}")
         if fixed_variance <= 0:
-            raise ConfigError(f"fixed_variance must be > 0, got {fixed_variance}")
+            raise ConfigError(f"model.likelihood.fixed_variance must be > 0, got {fixed_variance}")
         self.variance = variance
         self.min_logvar = min_logvar
         if variance == "per_dim":
-            self.logvar = nn.Parameter(torch.zeros(x_dim))
+            self.logvar = nn.Parameter(torch.zeros(self.event_shape))
         else:
-            self.register_buffer("logvar", torch.full((x_dim,), math.log(fixed_variance)))
+            self.register_buffer("logvar", torch.full(self.event_shape, math.log(fixed_variance)))
 
     @property
-    def n_outputs(self) -> int:
-        return 2 * self.x_dim if self.variance == "per_datapoint" else self.x_dim
+    def param_shape(self) -> tuple[int, ...]:
+        return (2, *self.event_shape) if self.variance == "per_datapoint" else self.event_shape
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        if self.variance == "per_datapoint":
+            axis = params.dim() - len(self.event_shape) - 1
+            return params.select(axis, 0), params.select(axis, 1)
+        return params, self.logvar
 
     def distribution(self, params: Tensor) -> Independent:
-        if self.variance == "per_datapoint":
-            mean, logvar = params.chunk(2, dim=-1)
-        else:
-            mean, logvar = params, self.logvar
+        mean, logvar = self._split(params)
         if self.variance != "fixed":
             logvar = logvar.clamp(min=self.min_logvar)
-        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
+        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), len(self.event_shape))
 
     def mean(self, params: Tensor) -> Tensor:
-        return params[..., : self.x_dim]
-
-
-def build_likelihood(name: str, x_dim: int, variance: str = "fixed", fixed_variance: float = 1.0) -> Likelihood:
-    """Likelihood from its config name ("bernoulli" or "gaussian")."""
-    if name == "bernoulli":
-        return BernoulliLikelihood(x_dim)
-    if name == "gaussian":
-        return GaussianLikelihood(x_dim, variance=variance, fixed_variance=fixed_variance)
-    raise ConfigError(f"likelihood must be 'bernoulli' or 'gaussian', got {name!r}")
+        return self._split(params)[0]

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from ..errors import ConfigError
-from .prior import Prior
+from .prior import PRIORS, Prior
 
 
+@PRIORS.register("mog")
 class MixtureOfGaussiansPrior(Prior):
     """p(z) = sum_c pi_c N(z; m_c, diag s_c^2) (e.g. Tomczak & Welling 2018, Sec. 2.2).
 
     Args:
-        z_dim: D.
-        n_components: C.
+        components: C, the number of mixture components.
         weights: "fixed" (pi given by ``fixed_weights``, uniform by default, i.e. p_prior = 0.5
             for C = 2) or "trainable" (pi = softmax of trainable logits, initialized uniform).
         fixed_weights: optional length-C mixture weights (must be positive and sum to 1).
@@ -26,20 +24,14 @@ class MixtureOfGaussiansPrior(Prior):
     KL(q || p) has no closed form, so training uses the Monte Carlo KL.
     """
 
-    def __init__(
-        self,
-        z_dim: int,
-        n_components: int = 2,
-        weights: str = "fixed",
-        fixed_weights: Sequence[float] | None = None,
-        init_scale: float = 1.0,
-        **_unused,
-    ):
-        super().__init__(z_dim)
+    def __init__(self, latent, components: int = 2, weights: str = "fixed", fixed_weights: tuple = (),
+                 init_scale: float = 1.0):
+        super().__init__(latent)
+        n_components, z_dim = components, self.z_dim
         if n_components < 1:
-            raise ConfigError(f"prior_components must be >= 1, got {n_components}")
+            raise ConfigError(f"model.prior.components must be >= 1, got {n_components}")
         if weights not in ("fixed", "trainable"):
-            raise ConfigError(f"prior_weights must be 'fixed' or 'trainable', got {weights!r}")
+            raise ConfigError(f"model.prior.weights must be 'fixed' or 'trainable', got {weights!r}")
         self.n_components = n_components
         self.means = nn.Parameter(init_scale * torch.randn(n_components, z_dim))  # (C, D)
         self.logvars = nn.Parameter(torch.zeros(n_components, z_dim))  # (C, D)
@@ -47,7 +39,7 @@ class MixtureOfGaussiansPrior(Prior):
             w = torch.as_tensor(list(fixed_weights), dtype=torch.float32)
             if w.shape != (n_components,) or (w <= 0).any() or abs(float(w.sum()) - 1) > 1e-5:
                 raise ConfigError(
-                    f"prior_fixed_weights must be {n_components} positive numbers summing to 1, got {list(fixed_weights)}"
+                    f"model.prior.fixed_weights must be {n_components} positive numbers summing to 1, got {list(fixed_weights)}"
                 )
         else:
             w = torch.full((n_components,), 1.0 / n_components)

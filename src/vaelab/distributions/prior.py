@@ -1,4 +1,4 @@
-"""Base class of priors p(z)."""
+"""Base class of priors p(z) and their registry."""
 
 from __future__ import annotations
 
@@ -6,32 +6,51 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
+from ..errors import ConfigError
+from ..registry import Registry
+
+#: Context the model builder passes to every prior: ``latent`` (the latent family, whose event
+#: shape the prior must match), ``x_shape`` (the data's event shape), ``x_range`` ((lo, hi) of
+#: the data, or None for unbounded data) and ``pseudo_init`` (training points, for the VampPrior).
+PRIORS = Registry("prior", context=("latent", "x_shape", "x_range", "pseudo_init"))
+
 
 class Prior(nn.Module):
-    """A (possibly trainable) prior over z in R^D, exposed as a ``torch.distributions`` object.
+    """A (possibly trainable) prior over z, exposed as a ``torch.distributions`` object.
 
-    Subclasses implement :meth:`distribution`; ``log_prob``, ``sample`` and ``analytic_kl``
-    follow from it. Parameters live on the module, so the optimizer trains them.
+    Subclasses implement :meth:`distribution` (event shape = the latent family's, empty batch
+    shape) and list the latent supports they accept in ``supports``; ``log_prob``, ``sample`` and
+    ``analytic_kl`` follow. Parameters live on the module, so the optimizer trains them.
     """
 
-    #: True when KL(q(z|x) || p(z)) has a closed form for a diagonal-Gaussian q.
+    #: latent supports this prior is a density on (see ``LatentFamily.support``)
+    supports: tuple[str, ...] = ("real",)
+    #: True when KL(q(z|x) || p(z)) has a closed form for the latent family's q
     has_analytic_kl: bool = False
 
-    def __init__(self, z_dim: int):
+    def __init__(self, latent):
         super().__init__()
-        self.z_dim = z_dim
+        if latent.support not in self.supports:
+            raise ConfigError(f"prior '{type(self).registry_name}' is a density on {'/'.join(self.supports)} latents, "
+                              f"but latent family '{type(latent).registry_name}' has {latent.support} support; "
+                              "choose a matching [model.prior] kind")
+        self.event_shape = tuple(latent.event_shape)
+
+    @property
+    def z_dim(self) -> int:
+        return self.event_shape[0]
 
     def distribution(self) -> Distribution:
-        """The prior as a distribution with event shape (D,) and empty batch shape."""
+        """The prior as a distribution with event shape ``event_shape`` and empty batch shape."""
         raise NotImplementedError
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) in nats. z: (..., D) -> (...)."""
+        """log p(z) in nats. z: (..., *event_shape) -> (...)."""
         return self.distribution().log_prob(z)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        """n samples from p(z), shape (n, D)."""
+        """n samples from p(z), shape (n, *event_shape)."""
         return self.distribution().sample((n,))
 
     def analytic_kl(self, q: Distribution) -> Tensor:
@@ -39,9 +58,10 @@ class Prior(nn.Module):
 
         Raises:
             NotImplementedError: if this prior has no closed-form KL (use ``kl = "mc"``).
+            ValueError: q's event shape is not this prior's.
         """
         if not self.has_analytic_kl:
-            raise NotImplementedError(
-                f"{type(self).__name__} has no closed-form KL; use kl = \"mc\""
-            )
+            raise NotImplementedError(f"{type(self).__name__} has no closed-form KL; use kl = \"mc\"")
+        if tuple(q.event_shape) != self.event_shape:
+            raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
         return kl_divergence(q, self.distribution())

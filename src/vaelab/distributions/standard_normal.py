@@ -6,19 +6,20 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from .prior import Prior
+from .prior import PRIORS, Prior
 
 
+@PRIORS.register("standard_normal")
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I). KL against a diagonal Gaussian is analytic (Kingma & Welling 2014, App. B)."""
 
     has_analytic_kl = True
 
-    def __init__(self, z_dim: int, **_unused):
-        super().__init__(z_dim)
+    def __init__(self, latent):
+        super().__init__(latent)
         # Buffers (not parameters) so .to(device) moves them and the optimizer ignores them.
-        self.register_buffer("loc", torch.zeros(z_dim))
-        self.register_buffer("scale", torch.ones(z_dim))
+        self.register_buffer("loc", torch.zeros(self.event_shape))
+        self.register_buffer("scale", torch.ones(self.event_shape))
 
     def distribution(self) -> Independent:
         return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
@@ -31,5 +32,7 @@ class StandardNormalPrior(Prior):
         """
         if not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
             return super().analytic_kl(q)
+        if tuple(q.event_shape) != self.event_shape:
+            raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
         mu, s = q.base_dist.loc, q.base_dist.scale
         return 0.5 * (mu.pow(2) + s.pow(2) - 1 - 2 * s.log()).sum(-1)

@@ -7,52 +7,80 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, MixtureSameFamily
 
 from ..errors import ConfigError
-from .prior import Prior
+from .prior import PRIORS, Prior
+
+CONSTRAINTS = ("auto", "hardtanh", "sigmoid", "none")
 
 
+@PRIORS.register("vamp")
 class VampPrior(Prior):
     """p(z) = (1/C) sum_c q(z | u_c) (Tomczak & Welling 2018, eq. 9).
 
-    The pseudo-inputs u_c (shape (C, x_dim)) are trainable; q is the model's own encoder, so
+    The pseudo-inputs u_c (shape (C, *x_shape)) are trainable; q is the model's own encoder, so
     the prior changes whenever the encoder does. The encoder is attached by the VAE
     (:meth:`attach_encoder`) and deliberately not registered as a submodule here, so its
     parameters appear once in ``state_dict``.
 
     Args:
-        z_dim: D.
-        n_components: C, the number of pseudo-inputs.
-        x_dim: dimension of the data.
-        pseudo_init: optional (C, x_dim) tensor to initialize u (e.g. random training points);
-            otherwise u ~ N(0, 0.01^2) elementwise.
+        components: C, the number of pseudo-inputs.
+        constraint: how u is kept in the data's range: "hardtanh" clips the stored values to
+            [lo, hi] (Tomczak & Welling's code: a hardtanh(0, 1) on the pseudo-inputs for binary
+            data), "sigmoid" maps them through lo + (hi - lo) sigmoid(.), "none" leaves them free;
+            "auto" is hardtanh for bounded data (``x_range`` known, e.g. binary images) and none
+            for real-valued data.
     """
 
-    def __init__(self, z_dim: int, n_components: int = 50, x_dim: int | None = None,
-                 pseudo_init: Tensor | None = None, **_unused):
-        super().__init__(z_dim)
-        if x_dim is None:
-            raise ConfigError("VampPrior needs x_dim (the data dimension)")
-        if n_components < 1:
-            raise ConfigError(f"prior_components must be >= 1, got {n_components}")
+    #: log p(z) changes with the encoder's parameters (DReG's assumption fails)
+    depends_on_encoder = True
+
+    def __init__(self, latent, x_shape: tuple = (), x_range: tuple | None = None, pseudo_init: Tensor | None = None,
+                 components: int = 50, constraint: str = "auto"):
+        super().__init__(latent)
+        if not x_shape:
+            raise ConfigError("VampPrior needs the data's event shape (x_shape)")
+        if components < 1:
+            raise ConfigError(f"model.prior.components must be >= 1, got {components}")
+        if constraint not in CONSTRAINTS:
+            raise ConfigError(f"model.prior.constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+        if constraint == "auto":
+            constraint = "hardtanh" if x_range is not None else "none"
+        if constraint != "none" and x_range is None:
+            raise ConfigError(f"model.prior.constraint = {constraint!r} needs bounded data; use 'none' for real-valued data")
+        self.constraint = constraint
+        lo, hi = x_range if x_range is not None else (0.0, 1.0)
+        self.register_buffer("x_range", torch.tensor([float(lo), float(hi)]))
+        shape = (components, *x_shape)
         if pseudo_init is not None:
-            if pseudo_init.shape != (n_components, x_dim):
-                raise ConfigError(
-                    f"pseudo_init must have shape ({n_components}, {x_dim}), got {tuple(pseudo_init.shape)}"
-                )
+            if tuple(pseudo_init.shape) != shape:
+                raise ConfigError(f"pseudo_init must have shape {shape}, got {tuple(pseudo_init.shape)}")
             init = pseudo_init.detach().clone().float()
+            if constraint == "sigmoid":  # store the pre-image, clamped away from the asymptotes
+                p = ((init - lo) / (hi - lo)).clamp(0.05, 0.95)
+                init = torch.log(p) - torch.log1p(-p)
         else:
-            init = 0.01 * torch.randn(n_components, x_dim)
-        self.pseudo_inputs = nn.Parameter(init)  # (C, x_dim)
-        self.n_components = n_components
+            init = 0.01 * torch.randn(shape) + (0.0 if constraint == "sigmoid" else 0.5 * (lo + hi))
+        self.pseudo_inputs = nn.Parameter(init)  # (C, *x_shape), unconstrained storage
+        self.n_components = components
         self._encoder = None
 
-    def attach_encoder(self, encoder) -> None:
-        """Use ``encoder(x) -> (mean, logvar)`` as q(z|u). Called by the VAE."""
+    @property
+    def inputs(self) -> Tensor:
+        """The pseudo-inputs in data space, (C, *x_shape): constrained to ``x_range`` as configured."""
+        lo, hi = self.x_range[0], self.x_range[1]
+        if self.constraint == "hardtanh":
+            return torch.clamp(self.pseudo_inputs, lo, hi)
+        if self.constraint == "sigmoid":
+            return lo + (hi - lo) * torch.sigmoid(self.pseudo_inputs)
+        return self.pseudo_inputs
+
+    def attach_encoder(self, posterior) -> None:
+        """Use ``posterior(u) -> q(z|u)`` for the components. Called by the VAE."""
         # object.__setattr__ skips nn.Module registration: the VAE owns the encoder.
-        object.__setattr__(self, "_encoder", encoder)
+        object.__setattr__(self, "_encoder", posterior)
 
     def distribution(self) -> MixtureSameFamily:
         if self._encoder is None:
             raise RuntimeError("VampPrior has no encoder; build it through vaelab.models.VAE")
-        components = self._encoder.posterior(self.pseudo_inputs)  # batch (C,), event (D,)
+        components = self._encoder(self.inputs)  # batch (C,), event (D,)
         mix = Categorical(logits=torch.zeros(self.n_components, device=self.pseudo_inputs.device))
         return MixtureSameFamily(mix, components)

@@ -1,10 +1,16 @@
-"""Gradient estimators for importance-weighted bounds: reparameterization, STL and DReG.
+"""Gradient estimators for importance-weighted bounds, each registered in ``ESTIMATORS``:
+reparameterization, STL, DReG and the score function (REINFORCE).
 
-An estimator turns log-weights into a :class:`BoundEstimate`: the true bound (what is logged)
-and, for each of the two networks, a surrogate of the form ``value + (s - s.detach())`` whose
-value equals the bound and whose gradient is the estimator's.
+An estimator turns log-weight terms and an objective into a :class:`BoundEstimate`: the true
+bound (what is logged) and, for each parameter group, a surrogate ``value + (s - s.detach())``
+whose value equals the bound and whose gradient is the estimator's.
 """
 
-from .surrogates import ESTIMATORS, BoundEstimate, dreg_iwae_surrogate, estimate_bound
+from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
+from .dreg import DReG, dreg_iwae_surrogate
+from .reparam import Reparam
+from .score_function import Reinforce, learning_signals
+from .stl import STL
 
-__all__ = ["ESTIMATORS", "BoundEstimate", "dreg_iwae_surrogate", "estimate_bound"]
+__all__ = ["ESTIMATORS", "STL", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
+           "learning_signals", "straight_through"]

@@ -2,8 +2,9 @@
 
 from .active_units import LatentDiagnostics, latent_diagnostics
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
-from .snr import gradient_snr
+from .elbo import evaluate_elbo
+from .snr import gradient_snr, snr_floor
 from .suite import evaluate_model, summary_lines, write_evaluation
 
-__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "evaluate_model", "gradient_snr",
+__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "evaluate_elbo", "evaluate_model", "gradient_snr", "snr_floor",
            "importance_sampled_log_likelihood", "latent_diagnostics", "summary_lines", "write_evaluation"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.distributions import Independent, kl_divergence
 
 
 @dataclass
@@ -14,8 +15,10 @@ class LatentDiagnostics:
         active_units: number of dimensions, over all stochastic layers, with Cov_x(E_q[z_d]) > threshold.
         active_units_per_layer: the same per layer, bottom (z_1) to top (z_L).
         activity: (D_1 + ... + D_L,) Cov_x(E_q[z_d]) per dimension, layers concatenated.
-        kl_per_dim: (D,) mean over x of KL(q(z_d|x) || N(0, 1)) in nats, or None when the
-            prior is not factorized (MoG, VampPrior) and a per-dimension KL is undefined.
+        kl_per_dim: (D,) mean over x of KL(q(z_d|x) || p(z_d)) in nats for a one-layer model whose
+            q and p both factorize over latent variables with a closed-form KL per variable (Gaussian
+            vs N(0, I), Bernoulli vs Bernoulli, categorical vs categorical); None otherwise (MoG,
+            VampPrior, several layers), where a per-dimension KL is undefined.
         kl_mc: mean over x of a 1-sample Monte Carlo KL(q(z|x) || p(z)) in nats.
     """
 
@@ -37,19 +40,20 @@ def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: in
                        n_samples: int = 20, seed: int = 0) -> LatentDiagnostics:
     """Active units (Burda et al. 2016, Sec. 5.2: A_u = Cov_x(E_{u~q(u|x)}[u]) > 10^-2) and KL.
 
-    For a Gaussian q, E_q[z_1|x] is the encoder mean; for upper layers it is averaged over
-    ``n_samples`` draws of the layers below (:meth:`VAE.posterior_means`). The per-dimension KL
-    to N(0, 1) is reported for one-layer models with a standard-normal prior. Units: nats.
+    E_q[z_1|x] is the mean of q(z_1|x) (for one-hot latents, each class probability counts as a
+    unit); for upper layers it is averaged over ``n_samples`` draws of the layers below
+    (:meth:`VAE.posterior_means`). Units: nats.
     """
     gen = torch.Generator(device=x.device).manual_seed(seed)
     means, kls, kl_mc = [], [], 0.0
-    factorized = getattr(model.prior, "has_analytic_kl", False) and model.n_layers == 1
+    factorized = model.n_layers == 1
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
         means.append(model.posterior_means(xb, n_samples, gen))  # per layer (B, D_l)
         if factorized:
-            mu, logvar = model.encoder(xb)  # (B, D) each
-            kls.append(0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar))  # (B, D) KL to N(0,1) per dim
+            per_dim = _kl_per_variable(model.posterior(xb), model.prior)  # (B, D) or None
+            factorized = per_dim is not None
+            kls.append(per_dim)
         terms = model.log_weight_terms(xb, 1, gen)
         kl_mc += float((terms.log_qz - terms.log_pz).sum())
     per_layer = [torch.cat([m[l] for m in means]).var(dim=0) for l in range(model.n_layers)]  # (D_l,) each
@@ -57,3 +61,14 @@ def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: in
     kl_per_dim = torch.cat(kls).mean(dim=0) if factorized else None
     return LatentDiagnostics(int((activity > threshold).sum()), [int((a > threshold).sum()) for a in per_layer],
                              activity, kl_per_dim, kl_mc / x.shape[0])
+
+
+def _kl_per_variable(q, prior):
+    """(B, D) KL(q(z_d|x) || p(z_d)) when both factorize (Independent) with a registered KL, else None."""
+    p = prior.distribution()
+    if not (isinstance(q, Independent) and isinstance(p, Independent)):
+        return None
+    try:
+        return kl_divergence(q.base_dist, p.base_dist)  # (B, D): one term per latent variable
+    except NotImplementedError:
+        return None

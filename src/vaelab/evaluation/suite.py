@@ -21,7 +21,7 @@ def _mean_se(v: Tensor) -> tuple[float, float]:
 
 def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100,
                    seed: int = 0, per_point: bool = False) -> dict:
-    """All evaluation numbers for one model on data x (N, x_dim), in nats per data point.
+    """All evaluation numbers for one model on data x (N, *x_shape), in nats per data point.
 
     Keys:
         log_px, log_px_se: IS estimate log p_hat(x) with K = ``k`` (Burda et al. 2016, Sec. 5.2),

@@ -8,6 +8,7 @@ import json
 import math
 import multiprocessing as mp
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,32 +49,34 @@ class Job:
     def cost(self) -> float:
         """Relative cost per epoch: samples per point, times ~1.3 for a second stochastic layer."""
         o = self.overrides
-        s = o.get("n_samples", 1) * o.get("n_groups", 1)
-        two_pass = o.get("objective") == "piwae" or o.get("estimator") == "dreg"
-        return (2 + s) * (1.3 if o.get("upper_z_dims") else 1.0) * (1.3 if two_pass else 1.0)
+        s = o.get("train.n_samples", 1) * o.get("train.objective.groups", 1)
+        two_pass = o.get("train.objective") == "piwae" or o.get("train.estimator") == "dreg"
+        return (2 + s) * (1.3 if o.get("model.upper_z_dims") else 1.0) * (1.3 if two_pass else 1.0)
 
 
 def mnist_config(data_dir: str | None, budget: Budget) -> RunConfig:
     """The IWAE paper's MNIST setup (Burda et al. 2016, Sec. 5): dynamic binarization, tanh MLPs,
     784-200-200-50 (one layer), Bernoulli decoder, Adam."""
-    return RunConfig().replace(
-        dataset="mnist", data_dir=data_dir or "", mnist_split=budget.mnist_split, binarize="dynamic",
-        z_dim=50, hidden=[200, 200], activation="tanh", likelihood="bernoulli", prior="standard_normal",
-        optimizer="adam", lr=1e-3, adam_eps=budget.adam_eps, lr_schedule=budget.lr_schedule,
-        batch_size=budget.batch_size, epochs=budget.epochs, seed=0, log_every=500, num_threads=1,
-        valid_iwae_k=budget.valid_iwae_k, valid_iwae_points=500, diagnostics=False,
-    )
+    return RunConfig().override({
+        "data.kind": "mnist", "data.data_dir": data_dir or "", "data.split": budget.mnist_split, "data.binarize": "dynamic",
+        "model.latent.dim": 50, "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+        "model.likelihood": "bernoulli", "model.prior": "standard_normal",
+        "train.optimizer": "adam", "train.lr": 1e-3, "train.adam_eps": budget.adam_eps,
+        "train.lr_schedule": budget.lr_schedule, "train.batch_size": budget.batch_size, "train.epochs": budget.epochs,
+        "train.seed": 0, "train.log_every": 500, "train.num_threads": 1, "train.valid_iwae_k": budget.valid_iwae_k,
+        "train.valid_iwae_points": 500, "train.diagnostics": False,
+    })
 
 
-TWO_LAYERS = {"z_dim": 100, "upper_z_dims": [50], "upper_hidden": [100, 100]}
+TWO_LAYERS = {"model.latent.dim": 100, "model.upper_z_dims": [50], "model.upper_hidden": [100, 100]}
 
 
 def _worker(args: tuple) -> dict:
     job, budget, data_dir, runs = args
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    cfg = mnist_config(data_dir, budget).replace(**job.overrides)
-    data = load_data(cfg.data, cfg.model.likelihood)
+    cfg = mnist_config(data_dir, budget).override(job.overrides)
+    data = load_data(cfg.data, cfg.model.likelihood.kind)
     if budget.n_train < data.train.shape[0]:
         data = replace(data, train=data.train[: budget.n_train], train_labels=None)
     run_dir = Path(runs) / job.name
@@ -104,15 +107,47 @@ def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, l
     log(f"training {len(jobs)} models, {budget.epochs} epochs each, budget '{budget.name}', "
         f"{budget.workers} worker process(es)")
     t0 = time.perf_counter()
-    if budget.workers > 1:
-        with mp.get_context("spawn").Pool(min(budget.workers, len(jobs))) as pool:
-            results = pool.map(_worker, args, chunksize=1)
-    else:
-        results = [_worker(a) for a in args]
+    results = run_pool(_worker, args, [j.cost() for j in order], budget.workers, [j.label for j in order])
     for r in results:
         log(f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   IWAE-64 {r['iwae']:9.3f}"
             f"   train {r['train_seconds']:6.0f} s")
     return {r["name"]: r for r in results}, time.perf_counter() - t0
+
+
+def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]) -> list:
+    """``[fn(a) for a in args]`` over ``workers`` spawn processes (longest first), in input order.
+
+    On a terminal, one line per finished job with the time left, estimated from the relative
+    ``costs`` of the jobs still running or queued; silent otherwise.
+    """
+    show = sys.stdout.isatty()
+    t0, done, total = time.perf_counter(), 0.0, sum(costs)
+    out = [None] * len(args)
+
+    def report(i: int) -> None:
+        nonlocal done
+        done += costs[i]
+        if show:
+            elapsed = time.perf_counter() - t0
+            left = elapsed * (total - done) / done if done else 0.0
+            print(f"  [{sum(o is not None for o in out)}/{len(args)}] {labels[i]} done after {elapsed:.0f} s; "
+                  f"about {left / 60:.1f} min left", flush=True)
+
+    if workers > 1 and len(args) > 1:
+        with mp.get_context("spawn").Pool(min(workers, len(args))) as pool:
+            for i, r in pool.imap_unordered(_indexed, [(fn, i, a) for i, a in enumerate(args)], chunksize=1):
+                out[i] = r
+                report(i)
+    else:
+        for i, a in enumerate(args):
+            out[i] = fn(a)
+            report(i)
+    return out
+
+
+def _indexed(job: tuple):
+    fn, i, a = job
+    return i, fn(a)
 
 
 def paired_difference(out: Path, a: str, b: str) -> tuple[float, float]:

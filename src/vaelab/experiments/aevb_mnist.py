@@ -27,10 +27,10 @@ import torch
 
 from ..config import RunConfig
 from ..data import DataSplits, load_data
-from ..evaluation import importance_sampled_log_likelihood
-from ..models import build_vae
+from ..evaluation import evaluate_elbo, importance_sampled_log_likelihood
+from ..models import build_model
 from ..plotting import image_grid, plt
-from ..train import evaluate_elbo, fit
+from ..train import fit
 
 OPTIMIZER_LR = {"sgd": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-3, "adam": 1e-3}
 
@@ -47,11 +47,12 @@ class Plan:
 
 
 def base_config(data_dir: str | None) -> RunConfig:
-    return RunConfig().replace(
-        dataset="mnist", data_dir=data_dir or "", mnist_split="50k-10k-10k", binarize="dynamic",
-        z_dim=50, hidden=[200, 200], activation="tanh", likelihood="bernoulli", prior="standard_normal",
-        optimizer="adam", lr=1e-3, batch_size=100, seed=0, log_every=250,
-    )
+    return RunConfig().override({
+        "data.kind": "mnist", "data.data_dir": data_dir or "", "data.split": "50k-10k-10k", "data.binarize": "dynamic",
+        "model.latent.dim": 50, "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+        "model.likelihood": "bernoulli", "model.prior": "standard_normal",
+        "train.optimizer": "adam", "train.lr": 1e-3, "train.batch_size": 100, "train.seed": 0, "train.log_every": 250,
+    })
 
 
 def _subset(data: DataSplits, n_train: int, n_test: int) -> DataSplits:
@@ -64,7 +65,7 @@ def _time_per_epoch(cfg: RunConfig, data: DataSplits, out: Path) -> float:
     """Seconds per training epoch, measured on a 50-step scratch run."""
     probe = _subset(data, 5000, 100)
     with tempfile.TemporaryDirectory() as tmp:
-        res = fit(cfg.replace(epochs=1, diagnostics=False), Path(tmp) / "probe", data=probe, quiet=True,
+        res = fit(cfg.override({"train.epochs": 1, "train.diagnostics": False}), Path(tmp) / "probe", data=probe, quiet=True,
                   tensorboard=False)
     per_step = res.history[0]["epoch_time_s"] / math.ceil(probe.train.shape[0] / cfg.train.batch_size)
     return per_step * math.ceil(data.train.shape[0] / cfg.train.batch_size)
@@ -93,13 +94,13 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = base_config(data_dir)
-    data = load_data(cfg.data, cfg.model.likelihood)
+    data = load_data(cfg.data, cfg.model.likelihood.kind)
     if quick:
         data = _subset(data, 1000, 200)
         plan = Plan(1, 1, 1, 50, 200, 0.0, 0.0)
     else:
         sec_epoch = _time_per_epoch(cfg, data, out)
-        untrained = build_vae(cfg.model, data.x_dim)  # IS cost does not depend on the weights
+        untrained = build_model(cfg.model, data.x_shape)  # IS cost does not depend on the weights
         plan = make_plan(budget_minutes, sec_epoch, _time_is(untrained, data.test, 5000), data.test.shape[0])
     log(f"aevb-mnist plan: {plan}")
     runs = out / "runs"
@@ -109,13 +110,13 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
 
     # 1. 2-D latent VAE
     t = time.perf_counter()
-    res2 = fit(cfg.replace(z_dim=2, epochs=plan.epochs_2d), runs / "vae_2d", data=data, quiet=True)
+    res2 = fit(cfg.override({"model.latent.dim": 2, "train.epochs": plan.epochs_2d}), runs / "vae_2d", data=data, quiet=True)
     timings["vae_2d_s"] = time.perf_counter() - t
     figures_2d(res2.model, data, out)
 
     # 2. IWAE-paper MLP, IS evaluation with K = 5000
     t = time.perf_counter()
-    res50 = fit(cfg.replace(epochs=plan.epochs_iwae), runs / "vae_iwae_mlp", data=data, quiet=True)
+    res50 = fit(cfg.override({"train.epochs": plan.epochs_iwae}), runs / "vae_iwae_mlp", data=data, quiet=True)
     timings["vae_iwae_mlp_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     ll = importance_sampled_log_likelihood(res50.model, data.test[: plan.n_test_is], k=plan.k_is, batch_size=100)
@@ -128,7 +129,8 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
     for name, lr in OPTIMIZER_LR.items():
         test_elbo = []
         cb = lambda ep, model, row: test_elbo.append(evaluate_elbo(model, data.test, "analytic"))  # noqa: E731
-        fit(cfg.replace(optimizer=name, lr=lr, epochs=plan.epochs_opt, diagnostics=False), runs / f"opt_{name}",
+        fit(cfg.override({"train.optimizer": name, "train.lr": lr, "train.epochs": plan.epochs_opt,
+                          "train.diagnostics": False}), runs / f"opt_{name}",
             data=data, quiet=True, tensorboard=False, epoch_callback=cb)
         curves[name] = test_elbo
     timings["optimizers_s"] = time.perf_counter() - t
@@ -146,7 +148,7 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
 
 @torch.no_grad()
 def figures_2d(model, data: DataSplits, out: Path) -> None:
-    mean, _ = model.encoder(data.test)
+    mean = model.posterior_means(data.test)[0]  # (N, 2)
     fig, ax = plt.subplots(figsize=(7, 6))
     sc = ax.scatter(mean[:, 0], mean[:, 1], c=data.test_labels, s=2, cmap="tab10")
     fig.colorbar(sc, ax=ax, label="digit")

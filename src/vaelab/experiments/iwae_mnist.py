@@ -43,15 +43,15 @@ def jobs_for(budget: str) -> list[Job]:
     jobs = []
     for n_layers in layers:
         for kind, k in grid:
-            o = {"objective": "elbo" if kind == "VAE" else "iwae", "n_samples": k,
+            o = {"train.objective": "elbo" if kind == "VAE" else "iwae", "train.n_samples": k,
                  **(TWO_LAYERS if n_layers == 2 else {})}
             jobs.append(Job(f"{n_layers}layer_{kind.lower()}_k{k}", f"{n_layers}-layer {kind} k={k}", o))
     return jobs
 
 
 def _key(job: Job) -> tuple:
-    layers = 2 if "upper_z_dims" in job.overrides else 1
-    return layers, job.overrides["n_samples"], "VAE" if job.overrides["objective"] == "elbo" else "IWAE"
+    o = job.overrides
+    return 2 if "model.upper_z_dims" in o else 1, o["train.n_samples"], "VAE" if o["train.objective"] == "elbo" else "IWAE"
 
 
 def run(out_dir: str | Path = "results/iwae-mnist", quick: bool = False, data_dir: str | None = None,
@@ -65,7 +65,7 @@ def run(out_dir: str | Path = "results/iwae-mnist", quick: bool = False, data_di
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_for(budget if not quick else "small")
     if quick:
-        jobs = [Job(j.name, j.label, {**j.overrides, "n_samples": min(j.overrides["n_samples"], 5)}) for j in jobs]
+        jobs = [Job(j.name, j.label, {**j.overrides, "train.n_samples": min(j.overrides["train.n_samples"], 5)}) for j in jobs]
     t0 = time.perf_counter()
     results, wall = run_jobs(jobs, b, data_dir, out, log)
     for j in jobs:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,18 +21,20 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from ._study import run_pool
 from ..data import TwoGaussians, load_data
-from ..evaluation import importance_sampled_log_likelihood
-from ..train import evaluate_elbo, fit, kl_mode, load_run
+from ..evaluation import evaluate_elbo, importance_sampled_log_likelihood
+from ..train import fit
 
+VAMP_COMPONENTS = 50  # 10 quantized the VampPrior's weight per mode to k/10 (issue 8 f)
 VARIANTS = {
-    "standard_normal": {"prior": "standard_normal"},
-    "mog_fixed": {"prior": "mog", "prior_components": 2, "prior_weights": "fixed"},
-    "mog_trainable": {"prior": "mog", "prior_components": 2, "prior_weights": "trainable"},
-    "vamp": {"prior": "vamp", "prior_components": 10},
+    "standard_normal": {"model.prior": {"kind": "standard_normal"}},
+    "mog_fixed": {"model.prior": {"kind": "mog", "components": 2, "weights": "fixed"}},
+    "mog_trainable": {"model.prior": {"kind": "mog", "components": 2, "weights": "trainable"}},
+    "vamp": {"model.prior": {"kind": "vamp", "components": VAMP_COMPONENTS}},
 }
 LABELS = {"standard_normal": "Standard normal", "mog_fixed": "MoG(2), fixed p_prior = 0.5",
-          "mog_trainable": "MoG(2), trainable p_prior", "vamp": "VampPrior (10 pseudo-inputs)"}
+          "mog_trainable": "MoG(2), trainable p_prior", "vamp": f"VampPrior ({VAMP_COMPONENTS} pseudo-inputs)"}
 #: Seed 000, Table 1 (its data parameters are not stated; VampPrior was "future work").
 SEED_TABLE = {"standard_normal": (-0.76, 0.14), "mog_fixed": (-0.82, 0.18), "mog_trainable": (-1.00, 0.29)}
 
@@ -53,25 +54,40 @@ class Settings:
 
 
 def base_config(s: Settings) -> RunConfig:
-    return RunConfig().replace(
-        dataset="two-gaussians", n_train=s.n_train, n_test=s.n_test, data_seed=s.seed,
-        z_dim=2, hidden=[64, 64], activation="tanh", likelihood="gaussian", decoder_variance="fixed",
-        fixed_variance=1.0, epochs=s.epochs, batch_size=100, lr=1e-3, optimizer="adam", n_samples=1,
-        seed=s.seed, num_threads=1, log_every=200,
-    )
+    return RunConfig().override({
+        "data.kind": "two-gaussians", "data.n_train": s.n_train, "data.n_test": s.n_test, "data.seed": s.seed,
+        "model.latent.dim": 2, "model.encoder": {"kind": "mlp", "hidden": [64, 64], "activation": "tanh"},
+        "model.likelihood": {"kind": "gaussian", "variance": "fixed", "fixed_variance": 1.0},
+        "train.epochs": s.epochs, "train.batch_size": 100, "train.lr": 1e-3, "train.optimizer": "adam",
+        "train.n_samples": 1, "train.seed": s.seed, "train.num_threads": 1, "train.log_every": 200,
+    })
+
+
+@torch.no_grad()
+def mode_weights(model, data_cfg, n: int = 100_000, seed: int = 0) -> list[float]:
+    """The prior's implied weight of each data mode: the fraction of z ~ p(z) whose decoded mean
+    E[x|z] lies nearer mu1 than mu2 (and the rest). Shows how a prior splits its mass (p_data = 0.3)."""
+    torch.manual_seed(seed)
+    x = model.sample(n, mean=True)  # (n, 2)
+    tg = TwoGaussians.from_config(data_cfg)
+    d1 = (x - torch.tensor(tg.mu1)).pow(2).sum(-1)
+    d2 = (x - torch.tensor(tg.mu2)).pow(2).sum(-1)
+    w1 = float((d1 < d2).float().mean())
+    return [w1, 1.0 - w1]
 
 
 def _train_and_evaluate(args: tuple) -> dict:
     """Worker: train one prior variant, evaluate it, return a JSON-able summary."""
     name, s, out = args
     torch.set_num_threads(1)
-    cfg = base_config(s).replace(**VARIANTS[name])
+    cfg = base_config(s).override(VARIANTS[name])
     t0 = time.perf_counter()
     res = fit(cfg, Path(out) / name, quiet=True, tensorboard=False)
     train_s = time.perf_counter() - t0
     model, test = res.model, res.data.test
     ll = importance_sampled_log_likelihood(model, test, k=s.k_is, batch_size=250, seed=s.seed)
-    test_elbo = evaluate_elbo(model, test, kl_mode(cfg, model), seed=s.seed)
+    kl = "analytic" if name == "standard_normal" else "mc"  # as in training (kl = "auto")
+    test_elbo = evaluate_elbo(model, test, kl, seed=s.seed)
     exact = TwoGaussians.from_config(cfg.data).log_prob(test).double()  # (N_test,)
     gap = exact - ll.per_point.double()  # paired per point
     summary = {
@@ -80,6 +96,7 @@ def _train_and_evaluate(args: tuple) -> dict:
         "exact_mean": float(exact.mean()), "gap_mean": float(gap.mean()),
         "gap_stderr": float(gap.std() / math.sqrt(len(gap))),
         "epochs": s.epochs, "final_valid_elbo": res.history[-1]["valid_elbo"] if res.history else None,
+        "mode_weights": mode_weights(model, cfg.data, seed=s.seed),
     }
     if name == "mog_trainable":
         summary["learned_weights"] = model.prior.weights.tolist()
@@ -105,11 +122,7 @@ def run(out_dir: str | Path = "results/two-gaussians", quick: bool = False, sett
     jobs = [(name, s, str(runs)) for name in order]
     log(f"two-gaussians: training {len(jobs)} priors for {s.epochs} epochs on {s.n_train} points "
         f"({s.workers} worker process{'es' if s.workers > 1 else ''})")
-    if s.workers > 1:
-        with mp.get_context("spawn").Pool(min(s.workers, len(jobs))) as pool:
-            results = pool.map(_train_and_evaluate, jobs, chunksize=1)
-    else:
-        results = [_train_and_evaluate(j) for j in jobs]
+    results = run_pool(_train_and_evaluate, jobs, [4.0, 1.0, 1.0, 1.0], s.workers, [LABELS[n] for n in order])
     wall = time.perf_counter() - t0
     by_name = {name: next(r for r in results if r["variant"] == name) for name in VARIANTS}
     per_point = {name: np.load(runs / name / "test_log_px.npy").astype(np.float64) for name in VARIANTS}
@@ -163,11 +176,18 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
     ]
     for name, (m, sd) in SEED_TABLE.items():
         lines.append(f"| {LABELS[name]} | {m:.2f} | {sd:.2f} |")
-    lines += ["", "## Learned mixture weights", ""]
+    lines += ["", "## How each prior splits its mass between the two modes", ""]
     if "learned_weights" in r.get("mog_trainable", {}):
         w = r["mog_trainable"]["learned_weights"]
         lines.append(f"MoG(2) with trainable p_prior: learned weights {w[0]:.3f} / {w[1]:.3f} "
                      f"(p_data = 0.3, so either ordering 0.3 / 0.7 is the target).")
+    lines += ["", "Implied weight of each data mode: the fraction of 100,000 draws z ~ p(z) whose decoded mean "
+              "E[x|z] lies nearer (-3,-3) than (3,3). The target is 0.3 / 0.7.", "",
+              "| prior | weight of the (-3,-3) mode | weight of the (3,3) mode |", "|---|---:|---:|"]
+    for name, res in r.items():
+        if "mode_weights" in res:
+            w = res["mode_weights"]
+            lines.append(f"| {LABELS[name]} | {w[0]:.3f} | {w[1]:.3f} |")
     lines += ["", "## Discussion", ""]
     lines += discussion(r, exact, log_2pi)
     lines += ["", "## Figures", "", "- `data.png`: the training data coloured by true component (seed Figure 1)."]

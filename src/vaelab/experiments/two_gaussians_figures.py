@@ -34,11 +34,12 @@ def draw_variant(model, data, title: str, path: Path, n_gen: int = 1000, seed: i
     torch.manual_seed(seed)
     x, y = data.test, data.test_labels.numpy()
     c = COLORS[y]
-    mean, logvar = model.encoder(x)
+    q = model.posterior(x)  # diagonal Gaussian, batch (N,)
+    mean, logvar = q.base_dist.loc, 2 * q.base_dist.scale.log()
     recon = model.reconstruct(x)
     gen_mean = model.sample(n_gen, mean=True)
     gen_x = model.sample(n_gen, mean=False)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 10))
     (a, b, g), (d, e, f) = axes
 
     def data_bg(ax):
@@ -72,10 +73,14 @@ def draw_variant(model, data, title: str, path: Path, n_gen: int = 1000, seed: i
     hi = torch.maximum(zq.max(0).values, torch.tensor([3.0, 3.0])) + 0.5
     g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], 200), torch.linspace(lo[1], hi[1], 200), indexing="xy")
     grid = torch.stack([g0, g1], dim=-1)  # (200, 200, 2)
-    dens = model.prior.log_prob(grid.reshape(-1, 2)).exp().reshape(200, 200)
-    f.contourf(g0, g1, dens, levels=15, cmap="Greys")
-    f.scatter(zq[:, 0], zq[:, 1], s=1, c=c, alpha=0.5)
-    f.set_title("prior density p(z) (contours) and aggregate posterior samples")
+    log_dens = model.prior.log_prob(grid.reshape(-1, 2)).reshape(200, 200)
+    f.scatter(zq[:, 0], zq[:, 1], s=1, c=c, alpha=0.25)
+    # log-density contour lines, 1 nat apart below the peak: every mode of the prior is visible,
+    # whatever its height, on top of the aggregate posterior's samples
+    top = float(log_dens.max())
+    cs = f.contour(g0, g1, log_dens, levels=[top - d for d in (8, 6, 4, 3, 2, 1, 0.25)], colors="k", linewidths=1.2)
+    f.clabel(cs, fmt=lambda v: f"{v - top:+.0f}", fontsize=7)
+    f.set_title("log p(z) contours (nats below peak)\nover aggregate-posterior samples", fontsize=11)
     f.set_xlabel("z[0]")
     f.set_ylabel("z[1]")
     fig.suptitle(title)

@@ -1,5 +1,8 @@
-"""Latent-variable models that produce log-weight terms for the objectives."""
+"""Models: one VAE class, its stochastic layers, and the builder from config."""
 
-from .vae import VAE, LogWeightTerms, build_vae
+from .build import build_model, decoder_component
+from .layers import StochasticLayer
+from .terms import LogWeightTerms
+from .vae import VAE, check_groups
 
-__all__ = ["VAE", "LogWeightTerms", "build_vae"]
+__all__ = ["VAE", "LogWeightTerms", "StochasticLayer", "build_model", "check_groups", "decoder_component"]

@@ -1,129 +1,74 @@
-"""The VAE: one class, parameterized by encoder, decoder, prior and likelihood.
+"""The VAE: one class for every latent family, network, prior, likelihood and number of layers.
 
-The model only produces log-density terms; turning them into a loss is the job of
-``vaelab.objectives`` (Pyro-style separation of model and objective).
+The model only produces log-density terms (:class:`LogWeightTerms`); turning them into a loss is
+the job of ``vaelab.objectives`` and ``vaelab.estimators`` (Pyro-style separation of model and
+objective).
 """
 
 from __future__ import annotations
-
-from functools import cached_property
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from ..distributions import PRIORS, Likelihood, Prior, build_likelihood, reparameterize, rsample_one
-from ..distributions.gaussian import diag_gaussian_scale
+from ..data.batch import Batch
+from ..distributions import PRIORS, LatentFamily, Likelihood, Prior
 from ..errors import ConfigError, DataError
-from ..nets import MLP, GaussianEncoder
+from .terms import LogWeightTerms
 
-
-class LogWeightTerms:
-    """Per-sample log-density terms for K samples h_k ~ q(h|x) of a batch of B points, in nats.
-
-    For L stochastic layers h = (z_1, ..., z_L), q(h|x) = q(z_1|x) prod_l q(z_l|z_{l-1}) and
-    p(x, h) = p(x|z_1) prod_l p(z_l|z_{l+1}) p(z_L) (Burda et al. 2016, Sec. 2).
-
-    Attributes:
-        zs: per-layer samples, ``zs[l]`` of shape (K, B, D_l).
-        z: ``zs[0]``, the layer the decoder of x reads.
-        log_px_z: (K, B) log p(x | z_1).
-        log_pz: (K, B) log p(h) = log p(z_L) + sum_l log p(z_l | z_{l+1}), computed on first access.
-        log_qz: (K, B) log q(h | x), computed on first access.
-        log_qz_stopped: (K, B) log q(h | x) with the inference network's parameters detached
-            (same value; the gradient keeps only the path through h). Used by STL and DReG.
-        posterior: q(z_1|x), batch shape (B,), event shape (D_1,).
-
-    log p and log q are lazy because the analytic-KL ELBO never needs them, and computing them
-    anyway costs ~10% of a training step on the IWAE-paper MLP.
-    """
-
-    def __init__(self, model: "VAE", zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution]):
-        self.zs, self.log_px_z, self._posteriors, self._model = zs, log_px_z, posteriors, model
-
-    @property
-    def z(self) -> Tensor:
-        return self.zs[0]
-
-    @property
-    def posterior(self) -> Distribution:
-        return self._posteriors[0]
-
-    @cached_property
-    def log_pz(self) -> Tensor:
-        m = self._model
-        log_p = m.prior.log_prob(self.zs[-1])  # (K, B)
-        for layer, z_lower, z_upper in zip(m.upper_decoders, self.zs[:-1], self.zs[1:]):
-            log_p = log_p + layer.posterior(z_upper).log_prob(z_lower)  # p(z_l | z_{l+1})
-        return log_p
-
-    @cached_property
-    def log_qz(self) -> Tensor:
-        return sum(q.log_prob(z) for q, z in zip(self._posteriors, self.zs))  # (K, B)
-
-    @cached_property
-    def log_qz_stopped(self) -> Tensor:
-        q1 = self._posteriors[0].base_dist
-        log_q = diag_gaussian_scale(q1.loc.detach(), q1.scale.detach()).log_prob(self.zs[0])  # (K, B)
-        for layer, z_lower, z in zip(self._model.upper_encoders, self.zs[:-1], self.zs[1:]):
-            log_q = log_q + layer.stopped_posterior(z_lower).log_prob(z)
-        return log_q
-
-    @property
-    def log_w(self) -> Tensor:
-        """Importance log-weights log p(x, h_k) - log q(h_k | x), shape (K, B)."""
-        return self.log_px_z + self.log_pz - self.log_qz
-
-    @property
-    def log_w_stopped(self) -> Tensor:
-        """``log_w`` with log q's parameters detached: equal values, path-only gradient (K, B)."""
-        return self.log_px_z + self.log_pz - self.log_qz_stopped
-
-
-class _TopPosterior:
-    """x -> q(z_L | x) through the means of the lower layers: the VampPrior's components for L > 1."""
-
-    def __init__(self, model: "VAE"):
-        self.model = model
-
-    def posterior(self, x: Tensor) -> Distribution:
-        h, _ = self.model.encoder(x)
-        for layer in self.model.upper_encoders[:-1]:
-            h, _ = layer(h)
-        return self.model.upper_encoders[-1].posterior(h)
+#: the prior a VAE gets when none is given, by latent support
+DEFAULT_PRIOR = {"real": "standard_normal", "binary": "bernoulli", "unit_interval": "bernoulli",
+                 "one_hot": "categorical", "simplex": "categorical"}
 
 
 class VAE(nn.Module):
-    """Variational autoencoder with Gaussian q, any prior / likelihood, and L >= 1 stochastic layers.
+    """Variational autoencoder with any encoder/decoder network, latent family, prior and likelihood.
 
     Args:
-        encoder: q(z_1|x), a :class:`GaussianEncoder` (x -> mean, logvar).
-        decoder: a network z_1 (..., D_1) -> likelihood parameters (..., likelihood.n_outputs).
-        prior: a :class:`Prior` on the top layer z_L; a VampPrior is bound to this model's
-            encoder (through the lower layers' means when L > 1).
-        likelihood: a :class:`Likelihood` p(x|z_1).
-        upper_encoders: L-1 Gaussian layers q(z_l | z_{l-1}), l = 2..L.
-        upper_decoders: L-1 Gaussian layers p(z_{l-1} | z_l), l = 2..L, in the same order.
+        encoder: any ``nn.Module`` mapping x (B, *x_shape) -> (B, latent.n_params), the
+            parameters of q(z_1|x) (for a Gaussian latent: mean and log-variance, concatenated).
+        decoder: any ``nn.Module`` mapping z_1 (N, latent.flat_dim) -> likelihood parameters,
+            N x prod(likelihood.param_shape) numbers (flat or already shaped).
+        latent: the :class:`~vaelab.distributions.LatentFamily` of q(z_1|x).
+        likelihood: a :class:`~vaelab.distributions.Likelihood` p(x|z_1); it fixes the data's
+            event shape.
+        prior: a :class:`~vaelab.distributions.Prior` on the top layer; default N(0, I),
+            Ber(0.5) or uniform categorical, by the top latent's support. A VampPrior is bound to
+            this model's encoder (through the lower layers' means when L > 1).
+        upper_encoders: L-1 :class:`~vaelab.models.layers.StochasticLayer` q(z_l | z_{l-1}).
+        upper_decoders: L-1 layers p(z_{l-1} | z_l), l = 2..L, in the same order.
+
+    Raises:
+        ConfigError: mismatched layers, or a prior whose event shape or support does not fit.
 
     Source: Kingma & Welling 2014 (AEVB), Rezende et al. 2014; the multi-layer form is Burda et
-    al. 2016, Sec. 2 (2 layers: 784-200-200-100 and 100-100-100-50, mirrored decoder).
+    al. 2016, Sec. 2.
     """
 
-    def __init__(self, encoder: GaussianEncoder, decoder: nn.Module, prior: Prior, likelihood: Likelihood,
-                 upper_encoders=(), upper_decoders=()):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: LatentFamily, likelihood: Likelihood,
+                 prior: Prior | None = None, upper_encoders=(), upper_decoders=()):
         super().__init__()
         if len(upper_encoders) != len(upper_decoders):
             raise ConfigError("a multi-layer VAE needs one generative layer per upper inference layer")
-        self.encoder = encoder
-        self.decoder = decoder
-        self.prior = prior
-        self.likelihood = likelihood
+        self.encoder, self.decoder, self.latent, self.likelihood = encoder, decoder, latent, likelihood
         self.upper_encoders = nn.ModuleList(upper_encoders)
         self.upper_decoders = nn.ModuleList(upper_decoders)
-        if prior.z_dim != self.z_dims[-1]:
-            raise ConfigError(f"prior dimension {prior.z_dim} != top latent dimension {self.z_dims[-1]}")
+        top = self.upper_encoders[-1].family if upper_encoders else latent
+        if prior is None:
+            prior = PRIORS.build(DEFAULT_PRIOR[top.support], latent=top)
+        if tuple(prior.event_shape) != tuple(top.event_shape):
+            raise ConfigError(f"prior event shape {tuple(prior.event_shape)} != top latent event shape "
+                              f"{tuple(top.event_shape)}")
+        self.prior = prior
         if hasattr(prior, "attach_encoder"):
-            prior.attach_encoder(encoder if not upper_encoders else _TopPosterior(self))
+            prior.attach_encoder(self.top_posterior)
+        self.spec: dict | None = None  # set by build_model: what a checkpoint needs to rebuild this model
+
+    # --- shapes -------------------------------------------------------------------------------
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """Event shape of one data point."""
+        return self.likelihood.event_shape
 
     @property
     def x_dim(self) -> int:
@@ -132,7 +77,7 @@ class VAE(nn.Module):
     @property
     def z_dims(self) -> tuple[int, ...]:
         """Latent dimensions (D_1, ..., D_L), bottom to top."""
-        return (self.encoder.z_dim, *(e.z_dim for e in self.upper_encoders))
+        return (self.latent.dim, *(e.z_dim for e in self.upper_encoders))
 
     @property
     def z_dim(self) -> int:
@@ -143,118 +88,146 @@ class VAE(nn.Module):
     def n_layers(self) -> int:
         return 1 + len(self.upper_encoders)
 
+    @property
+    def reparameterized(self) -> bool:
+        """True when every stochastic layer is drawn with ``rsample`` (gradients flow through z)."""
+        return self.latent.has_rsample and all(e.family.has_rsample for e in self.upper_encoders)
+
+    # --- parameter groups ---------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """{"inference": phi, "generative": theta}: every trainable parameter in exactly one group.
+
+        Inference: encoder, latent family, upper inference layers. Generative: decoder,
+        likelihood (a learned variance too), prior (a VampPrior's pseudo-inputs too), upper
+        generative layers.
+
+        Raises:
+            RuntimeError: a parameter is in no group or in both (a model built with an extra
+                submodule must say where it belongs by overriding this method).
+        """
+        groups = {
+            "inference": [*self.encoder.parameters(), *self.latent.parameters(), *self.upper_encoders.parameters()],
+            "generative": [*self.decoder.parameters(), *self.likelihood.parameters(), *self.prior.parameters(),
+                           *self.upper_decoders.parameters()],
+        }
+        check_groups(self, groups)
+        return groups
+
     def inference_parameters(self) -> list[nn.Parameter]:
-        """Parameters phi of q(h|x)."""
-        return [*self.encoder.parameters(), *self.upper_encoders.parameters()]
+        return self.parameter_groups()["inference"]
 
     def generative_parameters(self) -> list[nn.Parameter]:
-        """Parameters theta of p(x, h): decoders and prior (a VampPrior's pseudo-inputs included)."""
-        return [*self.decoder.parameters(), *self.upper_decoders.parameters(), *self.prior.parameters()]
+        return self.parameter_groups()["generative"]
 
+    # --- distributions ------------------------------------------------------------------------
     def posterior(self, x: Tensor) -> Distribution:
-        """q(z_1|x): batch shape (B,), event shape (D_1,)."""
-        return self.encoder.posterior(x)
+        """q(z_1|x): batch shape (B,), event shape ``latent.event_shape``."""
+        return self.latent.distribution(self.encoder(x).reshape(x.shape[0], -1))
 
-    def conditional(self, z: Tensor) -> Distribution:
-        """p(x|z_1): batch shape z.shape[:-1], event shape (x_dim,)."""
-        return self.likelihood.distribution(self.decode(z))
+    def top_posterior(self, x: Tensor) -> Distribution:
+        """q(z_L|x) through the means of the lower layers: the VampPrior's components."""
+        q = self.posterior(x)
+        h = self.latent.mean(q)  # (B, *event_1)
+        for layer in self.upper_encoders:
+            q = layer(h)
+            h = q.mean  # (B, D_l)
+        return q
 
     def decode(self, z: Tensor) -> Tensor:
-        """Decoder outputs for z_1 of shape (..., D_1) -> (..., n_outputs).
+        """Decoder outputs for z_1 of shape (..., *latent event) -> (..., *likelihood.param_shape).
 
         Leading axes are flattened first: ``nn.Linear`` on a 2-D input is one fused addmm,
         while on (K, B, D) it falls back to matmul + add, ~15% slower per training step.
         """
-        params = self.decoder(z.reshape(-1, z.shape[-1]))  # (K*B, n_outputs)
-        return params.reshape(*z.shape[:-1], params.shape[-1])
+        lead = z.shape[: z.dim() - len(self.latent.event_shape)]
+        params = self.decoder(z.reshape(-1, self.latent.flat_dim))  # (S*B, n_outputs)
+        return params.reshape(*lead, *self.likelihood.param_shape)
 
-    def log_weight_terms(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
-                         posterior: Distribution | None = None) -> LogWeightTerms:
-        """Draw K = ``n_samples`` reparameterized h ~ q(h|x) and score them.
+    def conditional(self, z: Tensor) -> Distribution:
+        """p(x|z_1): batch shape z's leading axes, event shape ``x_shape``."""
+        return self.likelihood.distribution(self.decode(z))
+
+    def _flat(self, z: Tensor) -> Tensor:
+        return z.reshape(*z.shape[: z.dim() - len(self.latent.event_shape)], self.latent.flat_dim)
+
+    # --- the one method objectives need -------------------------------------------------------
+    def log_weight_terms(self, x: Tensor | Batch, n_samples: int = 1, generator: torch.Generator | None = None,
+                         posterior: Distribution | None = None, reparameterize: bool = True) -> LogWeightTerms:
+        """Draw S = ``n_samples`` samples h ~ q(h|x) and score them.
+
+        Samples are drawn with ``rsample`` when the latent family allows it, else with ``sample``
+        (score-function estimators then supply the encoder's gradient).
 
         Args:
-            x: (B, x_dim) data batch.
-            n_samples: K.
+            x: (B, *x_shape) data, or a :class:`~vaelab.data.Batch`.
+            n_samples: S.
             generator: optional RNG for reproducible evaluation.
             posterior: a precomputed q(z_1|x) for this x (saves an encoder pass when chunking).
+            reparameterize: False detaches the samples (score-function estimators, whose
+                gradient must not also flow through a reparameterized z).
         Returns:
-            :class:`LogWeightTerms` with (K, B) terms.
+            :class:`LogWeightTerms` with (S, B) terms.
         """
+        x = x.x if isinstance(x, Batch) else x
         q = self.posterior(x) if posterior is None else posterior
-        z = reparameterize(q, n_samples, generator)  # (K, B, D_1)
+        z = self.latent.draw(q, n_samples, generator)  # (S, B, *event)
+        z = z if reparameterize else z.detach()
         zs, posteriors = [z], [q]
         for layer in self.upper_encoders:
-            q_l = layer.posterior(zs[-1])  # batch (K, B)
+            q_l = layer(zs[-1])  # batch (S, B)
             posteriors.append(q_l)
-            zs.append(rsample_one(q_l, generator))  # (K, B, D_l)
-        log_px_z = self.conditional(z).log_prob(x)  # x (B, x_dim) broadcasts against (K, B)
+            z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
+            zs.append(z_l if reparameterize else z_l.detach())
+        log_px_z = self.conditional(z).log_prob(x)  # x (B, *x_shape) broadcasts against (S, B)
         return LogWeightTerms(self, zs, log_px_z, posteriors)
 
-    def score(self, x: Tensor, z: Tensor, q: Distribution) -> LogWeightTerms:
-        """log p(x|z), log p(z), log q(z|x) for given samples z of shape (K, B, D); one layer only."""
-        if self.n_layers != 1:
-            raise ValueError("score(x, z, q) takes a single layer's samples; use log_weight_terms")
-        return LogWeightTerms(self, [z], self.conditional(z).log_prob(x), [q])
-
+    # --- generation and diagnostics -----------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> Tensor:
-        """Generate n points: h ~ p(h), then E[x|z_1] (``mean=True``) or x ~ p(x|z_1). Shape (n, x_dim)."""
-        z = self.prior.sample(n)  # (n, D_L)
+        """Generate n points: h ~ p(h), then E[x|z_1] (``mean=True``) or x ~ p(x|z_1). Shape (n, *x_shape)."""
+        z = self.prior.sample(n)  # (n, *event_L)
         for layer in reversed(self.upper_decoders):
-            z = layer.posterior(z).sample()  # (n, D_{l-1})
+            z = layer(z).sample()  # (n, D_{l-1})
         params = self.decode(z)
         return self.likelihood.mean(params) if mean else self.likelihood.distribution(params).sample()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """E[x | z = mean of q(z|x)], shape (B, x_dim)."""
-        mean, _ = self.encoder(x)
-        return self.likelihood.mean(self.decode(mean))
+        """E[x | z = E_q[z_1|x]], shape (B, *x_shape)."""
+        return self.likelihood.mean(self.decode(self.latent.mean(self.posterior(x))))
 
     @torch.no_grad()
     def posterior_means(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> list[Tensor]:
-        """E_q[z_l | x] for every layer, each (B, D_l).
+        """E_q[z_l | x] for every layer, each flattened to (B, numbers per sample of layer l).
 
-        Layer 1 is exact (the encoder mean); for l > 1, E_q[z_l|x] = E_{q(z_{l-1}|x)}[mu_l(z_{l-1})]
+        Layer 1 is exact (the mean of q(z_1|x)); for l > 1, E_q[z_l|x] = E_{q(z_{l-1}|x)}[mu_l(z_{l-1})]
         is averaged over ``n_samples`` draws of the lower layers.
         """
-        means = [self.encoder(x)[0]]  # (B, D_1)
+        means = [self._flat(self.latent.mean(self.posterior(x)))]  # (B, D_1)
         if self.n_layers > 1:
             terms = self.log_weight_terms(x, n_samples, generator)
-            for layer, z_lower in zip(self.upper_encoders, terms.zs[:-1]):
-                means.append(layer(z_lower.reshape(-1, z_lower.shape[-1]))[0].view(n_samples, x.shape[0], -1).mean(0))
+            for q in terms._posteriors[1:]:
+                means.append(q.mean.mean(0))  # (S, B, D_l) -> (B, D_l)
         return means
 
     def check_input(self, x: Tensor, name: str = "data") -> None:
-        """Raise :class:`DataError` if x is not (N, x_dim), finite, and in the likelihood's support."""
-        if x.dim() != 2 or x.shape[1] != self.x_dim:
-            raise DataError(f"{name}: expected shape (N, {self.x_dim}), got {tuple(x.shape)}")
+        """Raise :class:`DataError` if x is not (N, *x_shape), finite, and in the likelihood's support."""
+        if tuple(x.shape[1:]) != self.x_shape:
+            raise DataError(f"{name}: expected shape (N, {', '.join(map(str, self.x_shape))}), got {tuple(x.shape)}")
         bad = (~torch.isfinite(x)).sum().item()
         if bad:
             raise DataError(f"{name}: {bad} NaN/inf values; remove or impute them before training")
         self.likelihood.check_data(x, name)
 
 
-def build_vae(model_cfg, x_dim: int, pseudo_init: Tensor | None = None) -> VAE:
-    """Build a VAE from a :class:`vaelab.config.ModelConfig` for data of dimension ``x_dim``."""
-    if model_cfg.prior not in PRIORS:
-        raise ConfigError(f"prior must be one of {sorted(PRIORS)}, got {model_cfg.prior!r}")
-    hidden = list(model_cfg.hidden)
-    act = model_cfg.activation
-    encoder = GaussianEncoder(x_dim, hidden, model_cfg.z_dim, act)
-    likelihood = build_likelihood(model_cfg.likelihood, x_dim, model_cfg.decoder_variance,
-                                  model_cfg.fixed_variance)
-    decoder = MLP(model_cfg.z_dim, hidden[::-1], likelihood.n_outputs, act)
-    dims = [model_cfg.z_dim, *(int(d) for d in model_cfg.upper_z_dims)]  # (D_1, ..., D_L)
-    upper_hidden = [int(h) for h in model_cfg.upper_hidden]
-    upper_enc = [GaussianEncoder(lo, upper_hidden, hi, act) for lo, hi in zip(dims[:-1], dims[1:])]
-    upper_dec = [GaussianEncoder(hi, upper_hidden[::-1], lo, act) for lo, hi in zip(dims[:-1], dims[1:])]
-    prior = PRIORS[model_cfg.prior](
-        dims[-1],
-        n_components=model_cfg.prior_components,
-        weights=model_cfg.prior_weights,
-        fixed_weights=model_cfg.prior_fixed_weights or None,
-        x_dim=x_dim,
-        pseudo_init=pseudo_init,
-    )
-    return VAE(encoder, decoder, prior, likelihood, upper_enc, upper_dec)
+def check_groups(model: nn.Module, groups: dict[str, list]) -> None:
+    """Assert that every trainable parameter of ``model`` is in exactly one of ``groups``."""
+    seen: dict[int, str] = {}
+    for name, params in groups.items():
+        for p in params:
+            if id(p) in seen:
+                raise RuntimeError(f"a parameter is in both the {seen[id(p)]!r} and the {name!r} group")
+            seen[id(p)] = name
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise RuntimeError(f"parameters in no group: {missing[:5]}; every trainable parameter needs exactly one")

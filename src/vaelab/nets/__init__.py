@@ -1,5 +1,7 @@
-"""Encoder and decoder networks."""
+"""Encoder and decoder networks, each registered in ``NETWORKS`` (one file per kind)."""
 
-from .mlp import MLP, GaussianEncoder
+from .conv import ConvDecoder, ConvEncoder, conv
+from .mlp import ACTIVATIONS, MLP, mlp
+from .registry import NETWORKS
 
-__all__ = ["MLP", "GaussianEncoder"]
+__all__ = ["ACTIVATIONS", "MLP", "NETWORKS", "ConvDecoder", "ConvEncoder", "conv", "mlp"]

@@ -1,14 +1,15 @@
-"""Bounds on log p(x) as pure functions of log-weights, in nats.
+"""Bounds on log p(x) as pure functions of log-weights, in nats, and their registry.
 
 Samples come first: ``(K, B)`` for ELBO / IWAE / CIWAE, ``(M, K, B)`` for MIWAE / PIWAE, where
-M*K samples drawn in one call are grouped by :func:`group` as consecutive blocks of K.
+M*K samples drawn in one call are grouped by :func:`group` as consecutive blocks of K. The
+registered :class:`Objective` classes describe each bound for the estimators (``base.py``).
 """
 
 from ._checks import group
-from .elbo import elbo
-from .iwae import iwae
-from .miwae import ciwae, miwae, piwae
+from .base import OBJECTIVES, Objective, combine, grouped
+from .elbo import ELBO, elbo
+from .iwae import IWAE, iwae
+from .miwae import CIWAE, MIWAE, PIWAE, ciwae, miwae, piwae
 
-OBJECTIVES = ("elbo", "iwae", "miwae", "ciwae", "piwae")
-
-__all__ = ["OBJECTIVES", "ciwae", "elbo", "group", "iwae", "miwae", "piwae"]
+__all__ = ["CIWAE", "ELBO", "IWAE", "MIWAE", "OBJECTIVES", "PIWAE", "Objective", "ciwae", "combine", "elbo", "group",
+           "grouped", "iwae", "miwae", "piwae"]

@@ -3,6 +3,7 @@
 from torch import Tensor
 
 from ._checks import check_log_w
+from .base import OBJECTIVES, Objective
 
 
 def elbo(log_w: Tensor) -> Tensor:
@@ -19,3 +20,11 @@ def elbo(log_w: Tensor) -> Tensor:
     """
     check_log_w(log_w, "elbo")
     return log_w.mean(dim=0)
+
+
+@OBJECTIVES.register("elbo")
+class ELBO(Objective):
+    """The S-sample Monte Carlo ELBO: S groups of one sample (Kingma & Welling 2014, eq. 3)."""
+
+    def terms(self, s):
+        return [(1.0, s)]

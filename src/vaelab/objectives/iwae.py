@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_log_w
+from .base import OBJECTIVES, Objective
 
 
 def iwae(log_w: Tensor) -> Tensor:
@@ -23,3 +24,12 @@ def iwae(log_w: Tensor) -> Tensor:
     """
     check_log_w(log_w, "iwae")
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+
+@OBJECTIVES.register("iwae")
+class IWAE(Objective):
+    """The IWAE bound on all S samples (Burda et al. 2016, eq. 8)."""
+
+    def terms(self, s):
+        return [(1.0, 1)]

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 
 from ._checks import check_log_w
+from ..errors import ConfigError
+from .base import OBJECTIVES, Objective
 from .iwae import iwae
 
 
@@ -65,3 +67,58 @@ def ciwae(log_w: Tensor, beta: float) -> Tensor:
         raise ValueError(f"ciwae: beta must be in [0, 1], got {beta}")
     return beta * log_w.mean(dim=0) + (1.0 - beta) * iwae(log_w)
 
+
+
+def _groups_ok(groups: int) -> int:
+    if not isinstance(groups, int) or groups < 1:
+        raise ConfigError(f"train.objective.groups must be a positive integer (M), got {groups!r}")
+    return groups
+
+
+@OBJECTIVES.register("miwae")
+class MIWAE(Objective):
+    """MIWAE(M, K): the mean of M IWAE-K bounds over M groups of K = ``train.n_samples`` samples
+    (Rainforth et al. 2018, eq. 9).
+
+    Args:
+        groups: M, independent groups per data point.
+    """
+
+    def __init__(self, groups: int = 1):
+        self.groups = _groups_ok(groups)
+
+    def terms(self, s):
+        return [(1.0, self.groups)]
+
+
+@OBJECTIVES.register("piwae")
+class PIWAE(MIWAE):
+    """PIWAE(M, K): encoder on MIWAE(M, K), decoder on IWAE(M*K) of the same samples
+    (Rainforth et al. 2018, Sec. 4); the reported value is IWAE(M*K).
+
+    Args:
+        groups: M, independent groups per data point.
+    """
+
+    def terms(self, s):
+        return [(1.0, 1)]
+
+    def inference_terms(self, s):
+        return [(1.0, self.groups)]
+
+
+@OBJECTIVES.register("ciwae")
+class CIWAE(Objective):
+    """CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples (Rainforth et al. 2018, eq. 10).
+
+    Args:
+        beta: mixing weight in [0, 1].
+    """
+
+    def __init__(self, beta: float = 0.5):
+        if not 0.0 <= beta <= 1.0:
+            raise ConfigError(f"train.objective.beta must be in [0, 1], got {beta}")
+        self.beta = beta
+
+    def terms(self, s):
+        return [(self.beta, s), (1.0 - self.beta, 1)]

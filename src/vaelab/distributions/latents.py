@@ -1,0 +1,233 @@
+"""Latent families: how encoder outputs become q(z|x), a ``torch.distributions`` object.
+
+A family maps encoder outputs of shape (..., n_params) to a distribution with batch shape (...)
+and event shape ``event_shape``; the VAE draws with ``rsample`` when the family is
+reparameterizable and with ``sample`` otherwise. Every family draws through an optional
+``torch.Generator`` so evaluations are reproducible without touching the global RNG.
+
+Families: ``gaussian`` (diagonal, Kingma & Welling 2014), ``bernoulli`` (factorized, e.g. the
+sigmoid belief networks of Mnih & Gregor 2014), ``categorical`` (D one-hot variables of C
+classes), and the Concrete / Gumbel-softmax relaxations of the last two (Maddison et al. 2017;
+Jang et al. 2017): ``relaxed_bernoulli``, ``relaxed_categorical``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import (Bernoulli, Distribution, Independent, Normal, OneHotCategorical, RelaxedBernoulli,
+                                 RelaxedOneHotCategorical)
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+LATENTS = Registry("latent family")
+
+
+class LatentFamily(nn.Module):
+    """Base class. Subclasses set ``support`` ("real", "binary", "one_hot", "unit_interval",
+    "simplex"), ``has_rsample``, ``event_shape`` and ``n_params``, and implement
+    :meth:`distribution` and :meth:`draw`."""
+
+    support = "real"
+    has_rsample = True
+    relaxed = False
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"latent dim must be a positive integer, got {dim!r}")
+        self.dim = dim
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    @property
+    def flat_dim(self) -> int:
+        """Numbers per latent sample that a decoder reads (the event flattened)."""
+        return math.prod(self.event_shape)
+
+    @property
+    def n_params(self) -> int:
+        """Numbers per data point that the encoder must output."""
+        raise NotImplementedError
+
+    def distribution(self, params: Tensor) -> Distribution:
+        """q(z|x) from encoder outputs (..., n_params): batch shape (...), event ``event_shape``."""
+        raise NotImplementedError
+
+    def draw(self, q: Distribution, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples (n, *batch, *event): differentiable when ``has_rsample``."""
+        if generator is None:
+            return q.rsample((n,)) if self.has_rsample else q.sample((n,))
+        return self._draw(q, n, generator)
+
+    def _draw(self, q: Distribution, n: int, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def mean(self, q: Distribution) -> Tensor:
+        """E_q[z], shape (*batch, *event)."""
+        return q.mean
+
+    def extra_repr(self) -> str:
+        return f"event_shape={self.event_shape}"
+
+
+def _noise(shape, like: Tensor, generator: torch.Generator | None, kind: str) -> Tensor:
+    fn = torch.randn if kind == "normal" else torch.rand
+    return fn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+@LATENTS.register("gaussian")
+class GaussianLatent(LatentFamily):
+    """Diagonal Gaussian N(mu, diag sigma^2); the encoder outputs (mu, log sigma^2).
+
+    Args:
+        dim: D, the latent dimension.
+    """
+
+    def __init__(self, dim: int = 2):
+        super().__init__(dim)
+
+    @property
+    def n_params(self) -> int:
+        return 2 * self.dim
+
+    def distribution(self, params: Tensor) -> Independent:
+        mean, logvar = params.chunk(2, dim=-1)
+        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
+
+    def _draw(self, q, n, generator):
+        base = q.base_dist
+        eps = _noise((n, *base.loc.shape), base.loc, generator, "normal")
+        return base.loc + base.scale * eps  # (n, *batch, D): z = mu + sigma * eps (Kingma & Welling eq. 10)
+
+
+@LATENTS.register("bernoulli")
+class BernoulliLatent(LatentFamily):
+    """Factorized Bernoulli q(z|x) = prod_d Ber(z_d; sigmoid(logit_d)); not reparameterizable.
+
+    Args:
+        dim: D, the number of binary latent units.
+    """
+
+    support = "binary"
+    has_rsample = False
+
+    def __init__(self, dim: int = 200):
+        super().__init__(dim)
+
+    @property
+    def n_params(self) -> int:
+        return self.dim
+
+    def distribution(self, params: Tensor) -> Independent:
+        return Independent(Bernoulli(logits=params, validate_args=False), 1)
+
+    def _draw(self, q, n, generator):
+        p = q.base_dist.probs
+        return torch.bernoulli(p.detach().expand(n, *p.shape), generator=generator)
+
+
+@LATENTS.register("categorical")
+class CategoricalLatent(LatentFamily):
+    """D independent categorical variables of C classes, one-hot: event shape (D, C).
+
+    Args:
+        dim: D, the number of categorical variables.
+        classes: C, classes per variable.
+    """
+
+    support = "one_hot"
+    has_rsample = False
+
+    def __init__(self, dim: int = 20, classes: int = 10):
+        super().__init__(dim)
+        if classes < 2:
+            raise ConfigError(f"model.latent.classes must be >= 2, got {classes}")
+        self.classes = classes
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (self.dim, self.classes)
+
+    @property
+    def n_params(self) -> int:
+        return self.dim * self.classes
+
+    def distribution(self, params: Tensor) -> Independent:
+        logits = params.reshape(*params.shape[:-1], self.dim, self.classes)
+        return Independent(OneHotCategorical(logits=logits, validate_args=False), 1)
+
+    def _draw(self, q, n, generator):
+        logits = q.base_dist.logits.detach()
+        gumbel = -torch.log(-torch.log(_noise((n, *logits.shape), logits, generator, "uniform").clamp_min(1e-20)))
+        idx = (logits + gumbel).argmax(-1)  # Gumbel-max: an exact categorical draw
+        return nn.functional.one_hot(idx, self.classes).to(logits.dtype)
+
+
+@LATENTS.register("relaxed_bernoulli")
+class RelaxedBernoulliLatent(BernoulliLatent):
+    """Binary Concrete relaxation of Bernoulli latents (Maddison et al. 2017), reparameterizable.
+
+    Args:
+        dim: D.
+        temperature: lambda > 0; the relaxation approaches Bernoulli as lambda -> 0.
+    """
+
+    support = "unit_interval"
+    has_rsample = True
+    relaxed = True
+
+    def __init__(self, dim: int = 200, temperature: float = 0.5):
+        super().__init__(dim)
+        if temperature <= 0:
+            raise ConfigError(f"model.latent.temperature must be > 0, got {temperature}")
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def distribution(self, params: Tensor) -> Independent:
+        return Independent(RelaxedBernoulli(self.temperature, logits=params, validate_args=False), 1)
+
+    def _draw(self, q, n, generator):
+        logits = q.base_dist.logits
+        u = _noise((n, *logits.shape), logits, generator, "uniform").clamp(1e-6, 1 - 1e-6)
+        return torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)
+
+    def mean(self, q):
+        return torch.sigmoid(q.base_dist.logits)  # the mean of the Bernoulli it relaxes
+
+
+@LATENTS.register("relaxed_categorical")
+class RelaxedCategoricalLatent(CategoricalLatent):
+    """Gumbel-softmax / Concrete relaxation of one-hot categorical latents (Jang et al. 2017).
+
+    Args:
+        dim: D variables.
+        classes: C classes per variable.
+        temperature: tau > 0.
+    """
+
+    support = "simplex"
+    has_rsample = True
+    relaxed = True
+
+    def __init__(self, dim: int = 20, classes: int = 10, temperature: float = 0.5):
+        super().__init__(dim, classes)
+        if temperature <= 0:
+            raise ConfigError(f"model.latent.temperature must be > 0, got {temperature}")
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def distribution(self, params: Tensor) -> Independent:
+        logits = params.reshape(*params.shape[:-1], self.dim, self.classes)
+        return Independent(RelaxedOneHotCategorical(self.temperature, logits=logits, validate_args=False), 1)
+
+    def _draw(self, q, n, generator):
+        logits = q.base_dist.logits
+        u = _noise((n, *logits.shape), logits, generator, "uniform").clamp_min(1e-20)
+        return torch.softmax((logits - torch.log(-torch.log(u))) / self.temperature, dim=-1)
+
+    def mean(self, q):
+        return torch.softmax(q.base_dist.logits, dim=-1)

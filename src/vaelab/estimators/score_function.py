@@ -1,0 +1,47 @@
+"""The score-function (likelihood-ratio, REINFORCE) gradient for any latent family.
+
+For a bound f(log w_1..S) with z_s ~ q(z|x) independent, grad_phi E[f] = E[grad_phi f] +
+E[f grad_phi log q(z|x)] (Williams 1992; for VAEs e.g. Mnih & Gregor 2014, eq. 3). Per term of
+the bound, each sample's learning signal is the value of the group it belongs to (for the ELBO,
+its own log-weight / S; for IWAE-K, the K-sample bound): the surrogate is
+``f + sum_s stop(signal_s) log q(z_s|x)``. No baseline: variance reduction (baselines, NVIL,
+VIMCO) builds on this.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..objectives import combine, grouped
+from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
+
+
+def learning_signals(log_w: Tensor, terms) -> Tensor:
+    """Per-sample learning signals (S, B), detached: sum_j (c_j / m_j) IWAE of z_s's group in term j."""
+    s, b = log_w.shape
+    out = 0.0
+    for c, m in terms:
+        per_group = grouped(log_w.detach(), m) * (c / m)  # (m, B)
+        out = out + per_group.unsqueeze(1).expand(m, s // m, b).reshape(s, b)  # group g -> its S/m samples
+    return out
+
+
+@ESTIMATORS.register("reinforce")
+class Reinforce(Estimator):
+    """Plain likelihood-ratio estimator; works with every latent family (samples carry no gradient)."""
+
+    pathwise = False
+
+    def check(self, model) -> None:
+        pass
+
+    def __call__(self, terms, objective) -> BoundEstimate:
+        log_w, log_q = terms.log_w, terms.log_qz  # (S, B); z is a plain sample: no path gradient
+        s = log_w.shape[0]
+        bound = combine(log_w, objective.terms(s))  # gradient through log p and log q's parameters
+        inf_terms = objective.inference_terms(s)
+        score = (learning_signals(log_w, inf_terms) * log_q).sum(dim=0)  # (B,)
+        if inf_terms == objective.terms(s):
+            surrogate = straight_through(bound, score)  # score has no theta-dependence: serves both
+            return BoundEstimate(bound.detach(), surrogate, surrogate)
+        return BoundEstimate(bound.detach(), straight_through(combine(log_w, inf_terms), score), bound)

@@ -1,0 +1,25 @@
+"""Sticking the landing (Roeder et al. 2017): the encoder differentiates the bound of the
+log-weights with log q's parameters detached, dropping the score term, whose expectation is zero
+for the ELBO. For IWAE-type bounds with K > 1 this is biased (Tucker et al. 2019, Sec. 4): use
+``dreg`` there."""
+
+from __future__ import annotations
+
+from ..objectives import combine
+from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
+
+
+@ESTIMATORS.register("stl")
+class STL(Estimator):
+    """Path-only encoder gradient; the decoder's gradient is unchanged."""
+
+    def __call__(self, terms, objective) -> BoundEstimate:
+        log_w, log_w_stopped = terms.log_w, terms.log_w_stopped  # (S, B) each, equal values
+        s = log_w.shape[0]
+        bound = combine(log_w, objective.terms(s)).detach()
+        inf_terms = objective.inference_terms(s)
+        surrogate = straight_through(combine(log_w, inf_terms).detach(), combine(log_w_stopped, inf_terms))
+        if inf_terms == objective.terms(s):
+            # log_w_stopped has the same theta-gradient as log_w, so one surrogate serves both groups
+            return BoundEstimate(bound, surrogate, surrogate)
+        return BoundEstimate(bound, surrogate, combine(log_w, objective.terms(s)))

@@ -1,0 +1,68 @@
+"""Build a :class:`VAE` from the ``[model]`` config tables through the registries."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..config import Component, ModelConfig
+from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
+from ..nets import NETWORKS, MLP
+from .layers import StochasticLayer
+from .vae import VAE
+
+
+def decoder_component(cfg: ModelConfig) -> Component:
+    """The decoder's table; unset, it mirrors the encoder (same kind, list options reversed)."""
+    if cfg.decoder is not None:
+        return cfg.decoder
+    mirrored = {k: (v[::-1] if isinstance(v, list) else v) for k, v in cfg.encoder.options.items()}
+    return Component(cfg.encoder.kind, mirrored)
+
+
+def build_model(cfg: ModelConfig, x_shape: tuple[int, ...], pseudo_init: Tensor | None = None) -> VAE:
+    """A VAE for data with event shape ``x_shape`` as ``cfg`` describes it.
+
+    Args:
+        cfg: the ``[model]`` section.
+        x_shape: the data's event shape, e.g. (2,) or (1, 28, 28).
+        pseudo_init: (C, *x_shape) training points to initialize a VampPrior's pseudo-inputs.
+    Returns:
+        the model, with ``model.spec`` = what a checkpoint needs to rebuild it.
+    Raises:
+        ConfigError: an unknown kind or option, or pieces that do not fit together.
+    """
+    x_shape = tuple(int(d) for d in x_shape)
+    likelihood = LIKELIHOODS.build(cfg.likelihood.kind, cfg.likelihood.options, "model.likelihood", event_shape=x_shape)
+    latent = LATENTS.build(cfg.latent.kind, cfg.latent.options, "model.latent")
+    encoder = NETWORKS.build(cfg.encoder.kind, cfg.encoder.options, "model.encoder", in_shape=x_shape,
+                             out_shape=(latent.n_params,))
+    dec = decoder_component(cfg)
+    decoder = NETWORKS.build(dec.kind, dec.options, "model.decoder", in_shape=(latent.flat_dim,),
+                             out_shape=likelihood.param_shape)
+    upper_enc, upper_dec = _upper_layers(cfg, latent)
+    top = upper_enc[-1].family if upper_enc else latent
+    prior = PRIORS.build(cfg.prior.kind, cfg.prior.options, "model.prior", latent=top, x_shape=x_shape,
+                         x_range=likelihood.x_range, pseudo_init=pseudo_init)
+    model = VAE(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec)
+    model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape)}
+    return model
+
+
+def _upper_layers(cfg: ModelConfig, latent) -> tuple[list, list]:
+    """Gaussian layers q(z_l|z_{l-1}) and p(z_{l-1}|z_l) with tanh MLPs of ``upper_hidden`` (Burda et al.)."""
+    act = cfg.encoder.options.get("activation", "tanh") if cfg.encoder.kind == "mlp" else "tanh"
+    hidden = [int(h) for h in cfg.upper_hidden]
+    dims = [latent.flat_dim, *(int(d) for d in cfg.upper_z_dims)]
+    enc, dec = [], []
+    for i, (lo, hi) in enumerate(zip(dims[:-1], dims[1:])):
+        in_ndim = len(latent.event_shape) if i == 0 else 1
+        enc.append(StochasticLayer(MLP((lo,), (2 * hi,), hidden, act), GaussianLatent(hi), in_ndim))
+        lower = latent if i == 0 else GaussianLatent(lo)
+        dec.append(StochasticLayer(MLP((hi,), (lower.n_params,), hidden[::-1], act), lower))
+    return enc, dec
+
+
+def _model_dict(cfg: ModelConfig) -> dict:
+    from ..config import RunConfig
+
+    return RunConfig(model=cfg).to_dict()["model"]

@@ -1,0 +1,67 @@
+"""The objective registry and the one mechanism every bound shares.
+
+Each registered objective describes itself as a weighted sum of multiply-importance-weighted
+bounds over the same S samples per point: ``sum_j c_j MIWAE(m_j groups)``, where MIWAE with m
+groups splits the S samples into m consecutive blocks of S/m (:func:`group`). The ELBO is
+MIWAE(S groups of 1), IWAE-S is MIWAE(1 group), CIWAE(beta) = beta ELBO + (1 - beta) IWAE, and
+PIWAE trains the encoder on MIWAE(M) and the decoder on IWAE(MK). Estimators (reparam, STL,
+DReG, score function) work on this description, so a new bound needs no estimator code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..registry import Registry
+from ._checks import check_log_w, group
+
+OBJECTIVES = Registry("objective")
+
+#: (coefficient c_j, number of groups m_j): the bound is sum_j c_j MIWAE(m_j groups)
+Terms = list[tuple[float, int]]
+
+
+class Objective:
+    """A training bound. ``groups`` is M, the number of independent groups per point (S = M * K)."""
+
+    groups: int = 1
+
+    def terms(self, s: int) -> Terms:
+        """The bound on S samples per point (the value that is logged and reported)."""
+        raise NotImplementedError
+
+    def inference_terms(self, s: int) -> Terms:
+        """The bound the inference network ascends (PIWAE differs from :meth:`terms`)."""
+        return self.terms(s)
+
+    def __call__(self, log_w: Tensor) -> Tensor:
+        """The bound per point, (S, B) -> (B,), nats."""
+        return combine(log_w, self.terms(log_w.shape[0]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+def grouped(log_w: Tensor, m: int) -> Tensor:
+    """IWAE of each of m consecutive groups: (S, B) -> (m, B). m = S gives the log-weights themselves."""
+    s = log_w.shape[0]
+    if m == s:
+        return log_w
+    if m == 1:
+        return (torch.logsumexp(log_w, dim=0) - math.log(s)).unsqueeze(0)
+    g = group(log_w, m)  # (M, K, B)
+    return torch.logsumexp(g, dim=1) - math.log(g.shape[1])  # (M, B)
+
+
+def combine(log_w: Tensor, terms: Terms) -> Tensor:
+    """sum_j c_j MIWAE(m_j) per point: (S, B) -> (B,)."""
+    check_log_w(log_w, "objective")
+    out = None
+    for c, m in terms:
+        v = grouped(log_w, m).mean(dim=0)  # (B,)
+        v = v if c == 1.0 else c * v
+        out = v if out is None else out + v
+    return out

@@ -1,0 +1,102 @@
+"""End-of-epoch callbacks of the training loop: validation, divergence guard, metrics,
+checkpoints. Each is ``callback(loop, row)``; ``row`` is the epoch's metrics dict, filled in
+order, and ``loop`` the running :class:`~vaelab.train.loop.Loop` (model, optimizer, state, writer)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import torch
+
+from ..errors import TrainingDivergedError
+from ..evaluation import importance_sampled_log_likelihood, latent_diagnostics
+from ..evaluation.elbo import evaluate_elbo
+
+
+class Validation:
+    """Validation ELBO (fixed seed), latent diagnostics and the IWAE-k estimate, every ``every`` epochs."""
+
+    def __init__(self, every: int, diagnostics: bool, iwae_k: int, iwae_points: int, seed: int):
+        self.every, self.diagnostics, self.iwae_k, self.iwae_points, self.seed = every, diagnostics, iwae_k, iwae_points, seed
+
+    def __call__(self, loop, row: dict) -> None:
+        x = loop.x_valid
+        if not self.every or row["epoch"] % self.every or x.shape[0] == 0:
+            return
+        row["valid_elbo"] = evaluate_elbo(loop.model, x, loop.kl, seed=self.seed)
+        if self.diagnostics and x.shape[0] > 1:
+            diag = latent_diagnostics(loop.model, x[:10000])
+            row["active_units"] = diag.active_units
+            loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": row["epoch"], **diag.summary()})
+        if self.iwae_k:
+            row["valid_iwae"] = importance_sampled_log_likelihood(loop.model, x[:self.iwae_points], k=self.iwae_k,
+                                                                  seed=self.seed).mean
+
+
+class DivergenceGuard:
+    """Stops when the validation ELBO is NaN/inf, before anything of this epoch is saved."""
+
+    def __call__(self, loop, row: dict) -> None:
+        v = row.get("valid_elbo")
+        if v is not None and not math.isfinite(v):
+            raise loop.diverged(f"validation ELBO is {v} after epoch {row['epoch']}")
+
+
+class MetricsLogger:
+    """Times the epoch, appends the row to the history and to metrics.csv / metrics.jsonl / TensorBoard."""
+
+    def __call__(self, loop, row: dict) -> None:
+        now = time.perf_counter()
+        row["epoch_time_s"], row["total_time_s"] = now - loop.epoch_start, now - loop.t0
+        loop.state.history.append(row)
+        loop.writer.epoch(row)
+
+
+class Checkpointer:
+    """last.pt every ``every`` epochs (and after the last one); best.pt on a better validation ELBO."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def __call__(self, loop, row: dict) -> None:
+        if not self.every:
+            return
+        v = row.get("valid_elbo")
+        better = v is not None and v > loop.state.best
+        if better:
+            loop.state.best = v
+        if row["epoch"] % self.every and row["epoch"] != loop.epochs and not better:
+            return
+        payload = loop.checkpoint_payload()
+        if better:
+            loop.writer.checkpoint("best.pt", payload)
+        loop.writer.checkpoint("last.pt", payload)
+        loop.state.saved_epoch = row["epoch"]
+
+
+class EpochCallback:
+    """Adapts a plain ``f(epoch, model, row)``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, loop, row: dict) -> None:
+        self.fn(row["epoch"], loop.model, row)
+
+
+def default_callbacks(t) -> list:
+    """The standard end-of-epoch sequence for a ``[train]`` config."""
+    return [Validation(t.valid_every, t.diagnostics, t.valid_iwae_k, t.valid_iwae_points, t.seed), DivergenceGuard(),
+            MetricsLogger(), Checkpointer(t.checkpoint_every)]
+
+
+def warn_no_validation(x_valid: torch.Tensor, every: int) -> None:
+    if every and x_valid.shape[0] == 0:
+        warnings.warn("the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)",
+                      stacklevel=3)
+
+
+__all__ = ["Checkpointer", "DivergenceGuard", "EpochCallback", "MetricsLogger", "TrainingDivergedError", "Validation",
+           "default_callbacks", "warn_no_validation"]

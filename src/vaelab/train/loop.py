@@ -1,0 +1,191 @@
+"""The training loop: set up (fresh, resumed, or around a user's model), then epochs of
+:func:`~vaelab.train.step.train_step` followed by end-of-epoch callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import config as config_mod
+from ..checkpoint import load_checkpoint
+from ..config import RunConfig
+from ..data import DataSplits, iterate_batches
+from ..errors import CheckpointError, TrainingDivergedError
+from ..estimators import ESTIMATORS
+from ..objectives import OBJECTIVES
+from .callbacks import EpochCallback, default_callbacks, warn_no_validation
+from .io import RunWriter
+from ..numerics import denormals_flushed
+from .optim import build_optimizer, resolve_device
+from .run import TrainResult, checkpoint_payload, make_data_and_model, restore
+from .schedule import scheduled_lr, warmup_beta
+from .step import resolve_kl, train_step
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint holds besides weights and optimizer state."""
+
+    epoch: int = 0
+    step: int = 0
+    best: float = -math.inf
+    history: list = field(default_factory=list)
+    saved_epoch: int | None = None  # the epoch of the last.pt on disk, if any
+
+
+class Loop:
+    """A configured training run: model, optimizer, data on the device, writer and state."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, model, data: DataSplits, writer: RunWriter, device):
+        t = cfg.train
+        self.cfg, self.run_dir, self.model, self.data, self.writer = cfg, run_dir, model.to(device), data, writer
+        self.objective = OBJECTIVES.build(t.objective.kind, t.objective.options, "train.objective")
+        self.estimator = ESTIMATORS.build(t.estimator.kind, t.estimator.options, "train.estimator")
+        self.estimator.check(model)
+        self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
+        self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps)
+        self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
+        self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.state = LoopState()
+        self.epochs = t.epochs
+        self.t0 = self.epoch_start = time.perf_counter()
+
+    def diverged(self, what: str) -> TrainingDivergedError:
+        where = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.state.saved_epoch})"
+                 if self.state.saved_epoch is not None else "no checkpoint had been written yet")
+        return TrainingDivergedError(f"{what}; stopped. {where}; lower the learning rate and resume or retrain")
+
+    def checkpoint_payload(self) -> dict:
+        return checkpoint_payload(self)
+
+    def train_epoch(self, epoch: int, show: bool) -> dict:
+        t, st = self.cfg.train, self.state
+        lr = scheduled_lr(t.lr, t.lr_schedule, epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.epoch_start = t0 = time.perf_counter()
+        sums, n_seen, beta = [0.0] * 4, 0, t.beta
+        bar = tqdm(total=math.ceil(self.x_train.shape[0] / t.batch_size), desc=f"epoch {epoch + 1}/{t.epochs}",
+                   disable=not show, leave=False)
+        for batch in iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization):
+            beta = warmup_beta(t.beta, t.kl_warmup_steps, st.step)
+            try:
+                s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples, self.kl,
+                               beta, t.grad_clip, self.groups)
+            except TrainingDivergedError as e:
+                raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
+            st.step += 1
+            b = len(batch)
+            sums = [a + s[k] * b for a, k in zip(sums, ("elbo", "rec", "kl", "bound"))]
+            n_seen += b
+            if st.step % t.log_every == 0:
+                self.writer.step(st.step, {**s, f"{self.objective_name}_bound": s["bound"], "beta": beta, "lr": lr})
+            bar.update(1)
+        bar.close()
+        m = [v / max(n_seen, 1) for v in sums]
+        return {"epoch": epoch + 1, "step": st.step, "train_elbo": m[0], "train_rec": m[1], "train_kl": m[2],
+                "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
+                "active_units": None, "train_time_s": time.perf_counter() - t0}
+
+    @property
+    def objective_name(self) -> str:
+        return type(self.objective).registry_name
+
+
+def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | None = None, init=None,
+        resume: bool = False, quiet: bool = False, tensorboard: bool = True, callbacks=(),
+        epoch_callback=None) -> TrainResult:
+    """Train a VAE as configured, writing everything to ``run_dir``.
+
+    Args:
+        cfg: the run configuration (``cfg.model`` is ignored when ``model`` is given).
+        run_dir: output folder (config.toml, run.json, metrics.csv/jsonl, tb/, last.pt, best.pt).
+        model: a model built in Python (any :class:`~vaelab.models.VAE`); reload it later with
+            ``load_run(run_dir, model=<the same constructor>)``.
+        data: preloaded :class:`DataSplits` (else loaded from ``cfg.data``); run.json records which.
+        init: initial weights, a state dict or a checkpoint path (strict loading).
+        resume: continue from ``run_dir/last.pt`` (model, optimizer, RNG and epoch counter).
+        quiet: no progress bar (it is also hidden when stderr is not a terminal).
+        callbacks: extra ``callback(loop, row)`` run after the built-in end-of-epoch ones.
+        epoch_callback: optional ``f(epoch, model, row)`` called after each epoch.
+    Returns:
+        :class:`TrainResult`.
+    Raises:
+        TrainingDivergedError: the bound became NaN/inf; ``last.pt`` / ``best.pt`` keep the last good epoch.
+        CheckpointError: ``resume`` without a readable ``last.pt``, or a fresh start into a used directory.
+        ConfigError, DataError: bad configuration or data.
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device)
+    with denormals_flushed(device), _threads(cfg.train.num_threads):
+        loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device)
+        cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
+        show = not quiet and sys.stderr.isatty()
+        loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
+        try:
+            for epoch in range(loop.state.epoch, cfg.train.epochs):
+                loop.model.train()
+                row = loop.train_epoch(epoch, show)
+                loop.state.epoch = epoch + 1
+                for cb in cbs:
+                    cb(loop, row)
+        finally:
+            loop.writer.close()
+    st = loop.state
+    return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
+
+
+def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop:
+    ckpt = None
+    if resume:
+        if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
+            raise CheckpointError(f"{run_dir} has no last.pt to resume (it stopped before its first checkpoint); "
+                                  f"start it again: vaelab train --config {run_dir / 'config.toml'} --out {run_dir}")
+        ckpt = load_checkpoint(run_dir / "last.pt")
+    elif (run_dir / "last.pt").exists():
+        raise CheckpointError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
+    torch.manual_seed(cfg.train.seed)
+    data, model, provenance = make_data_and_model(cfg, model, data)
+    if init is not None:
+        restore(model, init if isinstance(init, dict) else load_checkpoint(init)["model"], "init")
+    writer = RunWriter(run_dir, tensorboard, fresh=not resume)
+    loop = Loop(cfg, run_dir, model, data, writer, device)
+    warn_no_validation(loop.x_valid, cfg.train.valid_every)
+    header = "written by vaelab; " + ("model built in Python (see run.json)" if model.spec is None else "")
+    writer.text("config.toml", config_mod.dumps(cfg, header=header + provenance.get("note", "")))
+    writer.json("run.json", provenance)
+    if ckpt is not None:
+        _resume(loop, ckpt)
+    return loop
+
+
+def _resume(loop: Loop, ckpt: dict) -> None:
+    from .run import load_optimizer_state
+
+    restore(loop.model, ckpt["model"], "last.pt")
+    load_optimizer_state(loop, ckpt)
+    st = loop.state
+    st.epoch, st.step, st.best = ckpt["epoch"], ckpt["step"], ckpt["best_valid_elbo"]
+    st.history, st.saved_epoch = list(ckpt.get("history", [])), ckpt["epoch"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    loop.shuffle_gen.set_state(ckpt["shuffle_rng"])
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

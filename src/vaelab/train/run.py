@@ -1,0 +1,168 @@
+"""What a run is on disk: building its data and model, checkpoint payloads, and reloading.
+
+Checkpoint format 2 records the model's spec (component tables and the data's event shape), so
+:func:`load_run` rebuilds a registered model without looking at state-dict keys; a model built in
+Python has no spec and is reloaded by passing it (the same constructor) back. Format-1 checkpoints
+(vaelab 0.1: flat config, no spec) are migrated on load (docs/design.md, "Checkpoints").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .._version import __version__ as _version
+from .. import config as config_mod
+from ..checkpoint import load_checkpoint
+from ..config import RunConfig
+from ..data import DataSplits, load_data
+from ..distributions import PRIORS
+from ..errors import CheckpointError
+from ..models import build_model
+
+FORMAT = 2
+
+
+@dataclass
+class TrainResult:
+    """What :func:`~vaelab.train.fit` returns. Values in nats per data point."""
+
+    run_dir: Path
+    model: torch.nn.Module
+    data: DataSplits
+    history: list = field(default_factory=list)
+    best_valid_elbo: float = float("-inf")
+    seconds: float = 0.0
+
+
+def _likelihood_kind(cfg: RunConfig, model) -> str:
+    if model is None:
+        return cfg.model.likelihood.kind
+    return getattr(type(model.likelihood), "registry_name", "gaussian")
+
+
+def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = None) -> tuple[DataSplits, object, dict]:
+    """The run's data (loaded from ``cfg.data`` unless given) and model (built from ``cfg.model``
+    unless given), checked against each other; and a provenance dict for run.json."""
+    provenance = {"vaelab": _version, "data": "config [data]", "model": "config [model]"}
+    if data is None:
+        data = load_data(cfg.data, _likelihood_kind(cfg, model))
+    else:
+        provenance.update(data=f"passed from Python ({data.info.get('source', 'no source recorded')})",
+                          note="; data passed from Python: the [data] table below was not used")
+    if model is None:
+        pseudo = None
+        if cfg.model.prior.kind == "vamp":
+            c = cfg.model.prior.options.get("components", PRIORS.options("vamp")["components"].default)
+            pseudo = data.train[torch.randperm(data.train.shape[0])[:c]]
+            if pseudo.shape[0] < c:
+                raise config_mod.ConfigError(f"model.prior.components = {c} pseudo-inputs but only "
+                                             f"{data.train.shape[0]} training points")
+        model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo)
+    else:
+        provenance["model"] = f"built in Python: {type(model).__name__}"
+    check = data.valid if data.dynamic_binarization else data.train
+    model.check_input(check, "valid" if data.dynamic_binarization else "train")
+    provenance.update(x_shape=list(data.x_shape), model_spec=model.spec, info=_jsonable(data.info))
+    return data, model, provenance
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+
+
+def checkpoint_payload(loop) -> dict:
+    """Everything a bit-identical resume needs, plus the spec that rebuilds the model."""
+    st = loop.state
+    return {"format": FORMAT, "model": loop.model.state_dict(), "model_spec": loop.model.spec,
+            "optimizer": loop.optimizer.state_dict(), "epoch": st.epoch, "step": st.step,
+            "best_valid_elbo": st.best, "config": loop.cfg.to_dict(), "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history}
+
+
+def restore(model, state: dict, source: str) -> None:
+    """Load a state dict strictly, with a one-line error when the weights do not fit.
+
+    Raises:
+        CheckpointError: naming the first missing / unexpected / mis-shaped entry.
+    """
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise CheckpointError(f"the weights in {source} do not fit this model ({lines[1] if len(lines) > 1 else lines[0]}); "
+                              "rebuild the model exactly as it was trained") from None
+
+
+def load_optimizer_state(loop, ckpt: dict) -> None:
+    """Optimizer state from a checkpoint when it fits (same optimizer, same groups), else a warning."""
+    old = ckpt["config"]["train"]["optimizer"]
+    if ckpt.get("format", 1) < FORMAT or old != loop.cfg.train.optimizer:
+        warnings.warn(f"resuming with a fresh {loop.cfg.train.optimizer} state (the checkpoint's optimizer state "
+                      f"is from {'vaelab 0.1' if ckpt.get('format', 1) < FORMAT else old})", stacklevel=4)
+        return
+    loop.optimizer.load_state_dict(ckpt["optimizer"])
+
+
+def _migrate_state(state: dict) -> dict:
+    """Format-1 keys: GaussianEncoder kept its MLP at ``encoder.net``; now the encoder is the MLP."""
+    return {(k.replace("encoder.net.", "encoder.", 1) if k.startswith("encoder.net.") else k): v for k, v in state.items()}
+
+
+def read_checkpoint(path: Path) -> tuple[dict, RunConfig]:
+    """A checkpoint and its validated config, migrating format 1."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format", 1) < FORMAT:
+        ckpt["config"] = config_mod.migrate(ckpt["config"])
+        ckpt["model"] = _migrate_state(ckpt["model"])
+    try:
+        cfg = config_mod.from_dict(ckpt["config"])
+    except config_mod.ConfigError as e:
+        raise CheckpointError(f"{path}: its config does not validate ({e}); retrain with this vaelab") from None
+    return ckpt, cfg
+
+
+def load_run(run_dir: str | Path, which: str = "best", data: DataSplits | None = None, load_data_too: bool = True,
+             model=None) -> tuple[RunConfig, object, DataSplits | None]:
+    """Rebuild config, model (with trained weights) and, optionally, data from a run directory.
+
+    Args:
+        which: "best" (falls back to "last" when there is no best.pt) or "last".
+        data: the run's data, if already loaded.
+        load_data_too: load the data from the run's [data] table when ``data`` is None.
+        model: for a model built in Python, a fresh instance of it (the same constructor); its
+            weights are replaced by the checkpoint's.
+    Raises:
+        CheckpointError: the run directory or checkpoint is missing, unreadable, from a model
+            built in Python without ``model=``, or the weights do not fit.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory not found: {run_dir}")
+    path = run_dir / f"{which}.pt"
+    if which == "best" and not path.exists():
+        path = run_dir / "last.pt"
+    ckpt, cfg = read_checkpoint(path)
+    if data is None and load_data_too:
+        data = load_data(cfg.data, _likelihood_kind(cfg, model))
+    if model is None:
+        model = _rebuild(ckpt, cfg, data, path)
+    restore(model, ckpt["model"], str(path))
+    model.eval()
+    return cfg, model, data
+
+
+def _rebuild(ckpt: dict, cfg: RunConfig, data: DataSplits | None, path: Path):
+    spec = ckpt.get("model_spec")
+    if ckpt.get("format", 1) >= FORMAT and spec is None:
+        raise CheckpointError(f"{path} holds a model built in Python; pass it back: "
+                              "load_run(run_dir, model=<your model, constructed as for training>)")
+    if spec is not None:
+        model_cfg = config_mod.from_dict({"model": spec["model"]}).model
+        return build_model(model_cfg, tuple(spec["x_shape"]))
+    if data is None:  # format 1 recorded no event shape: the data tells it
+        data = load_data(cfg.data, cfg.model.likelihood.kind)
+    return build_model(cfg.model, data.x_shape)

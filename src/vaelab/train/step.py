@@ -1,0 +1,121 @@
+"""One training step, callable on its own: bound and surrogates -> backward per group -> step.
+
+``compute_bound`` turns a batch into a :class:`BoundEstimate` and detached statistics;
+``train_step`` adds the backward passes, optional clipping and the optimizer step. Tests and
+``benchmarks/`` call these; :func:`vaelab.train.fit` is a loop around them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..data import Batch
+from ..errors import ConfigError, TrainingDivergedError
+from ..estimators import ESTIMATORS, BoundEstimate, Estimator
+from ..objectives import ELBO, OBJECTIVES, Objective, elbo
+from ..numerics import denormals_flushed
+
+
+def resolve(objective: Objective | str, estimator: Estimator | str) -> tuple[Objective, Estimator]:
+    """Objects from registry names (options at their defaults); objects pass through."""
+    obj = OBJECTIVES.build(objective) if isinstance(objective, str) else objective
+    est = ESTIMATORS.build(estimator) if isinstance(estimator, str) else estimator
+    return obj, est
+
+
+def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> str:
+    """'analytic' or 'mc' for ``kl`` in {'auto', 'analytic', 'mc'}.
+
+    The closed-form KL (Kingma & Welling 2014, eq. 7) is valid for the ELBO with the plain
+    reparameterization gradient, one stochastic layer and a prior with a closed form; 'auto'
+    picks it exactly then.
+
+    Raises:
+        ConfigError: 'analytic' asked for where it does not apply.
+    """
+    plain = isinstance(objective, ELBO) and type(estimator).registry_name == "reparam"
+    closed = model.prior.has_analytic_kl and model.n_layers == 1
+    if kl == "auto":
+        return "analytic" if plain and closed and model.reparameterized else "mc"
+    if kl == "analytic" and not closed:
+        why = "several stochastic layers couple the KL terms" if model.n_layers > 1 else \
+            f"prior '{type(model.prior).registry_name}' has no closed-form KL with this latent family"
+        raise ConfigError(f"kl = \"analytic\" is unavailable: {why}; use kl = \"mc\" or \"auto\"")
+    if kl == "analytic" and not plain:
+        raise ConfigError("kl = \"analytic\" applies to the ELBO with estimator 'reparam' only; use kl = \"mc\"")
+    return kl
+
+
+def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator: Estimator, n_samples: int = 1,
+                  kl: str = "mc", beta: float = 1.0) -> tuple[BoundEstimate, dict]:
+    """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
+
+    Draws S = objective.groups * n_samples samples per point. With ``kl == "analytic"`` or
+    beta != 1 (ELBO, reparam only) the ELBO is fed log p(x|z_s) - beta KL; otherwise the estimator
+    works on the true log-weights log p(x, h_s) - log q(h_s|x).
+
+    Returns:
+        (estimate, {"elbo", "rec", "kl", "bound"}: 0-d tensors, the ELBO always at beta = 1).
+    """
+    x = batch.x if isinstance(batch, Batch) else batch
+    terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
+    rec = terms.log_px_z  # (S, B)
+    kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
+    if kl == "analytic" or beta != 1.0:
+        bound = elbo(rec - beta * kl_s if beta != 1.0 else rec - kl_s)  # (B,)
+        est = BoundEstimate(bound.detach(), bound, bound)
+    else:
+        est = estimator(terms, objective)
+    with torch.no_grad():
+        rec_m, kl_m = rec.mean(), kl_s.mean()
+        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
+    return est, stats
+
+
+def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
+    """Accumulate gradients of the negative batch-mean surrogates: one pass when both networks
+    share a surrogate, else the generative and the inference parameters each get their own."""
+    if est.shared:
+        (-est.inference.mean()).backward()
+        return
+    gen = [p for p in groups["generative"] if p.requires_grad]
+    inf = [p for p in groups["inference"] if p.requires_grad]
+    if gen:
+        torch.autograd.backward(-est.generative.mean(), inputs=gen, retain_graph=bool(inf))
+    if inf:
+        torch.autograd.backward(-est.inference.mean(), inputs=inf)
+
+
+def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, objective: Objective | str = "elbo",
+               estimator: Estimator | str = "reparam", n_samples: int = 1, kl: str = "mc", beta: float = 1.0,
+               grad_clip: float = 0.0, groups: dict[str, list[Tensor]] | None = None) -> dict[str, float]:
+    """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
+
+    Args:
+        model: a :class:`~vaelab.models.VAE` (anything with ``log_weight_terms`` and ``parameter_groups``).
+        batch: a :class:`~vaelab.data.Batch` or a (B, *x_shape) tensor.
+        optimizer: steps every parameter group of the model.
+        objective, estimator: objects or registry names.
+        n_samples: K per group; kl: "analytic" or "mc" (see :func:`resolve_kl`); beta: KL weight.
+        grad_clip: clip each parameter group's gradient norm to this (0 = off).
+        groups: the model's parameter groups (pass them to skip recomputing them every step).
+    Raises:
+        TrainingDivergedError: the bound is NaN/inf; the optimizer has not stepped.
+    """
+    objective, estimator = resolve(objective, estimator)
+    groups = groups if groups is not None else model.parameter_groups()
+    with denormals_flushed(next(model.parameters()).device):
+        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta)
+        values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
+        if not math.isfinite(values["bound"]):
+            raise TrainingDivergedError(f"the training bound is {values['bound']}")
+        optimizer.zero_grad(set_to_none=True)
+        backward(est, groups)
+        if grad_clip:
+            for params in groups.values():
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+    return values
