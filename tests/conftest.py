@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab.distributions import GaussianLikelihood, StandardNormalPrior
+from vaelab.config import RunConfig
+from vaelab.distributions import GaussianLatent, GaussianLikelihood
 from vaelab.models import VAE
-from vaelab.nets import GaussianEncoder
+from vaelab.nets import mlp
 
 torch.set_flush_denormal(True)
 
@@ -47,21 +48,28 @@ class LinearGaussian:
 
     def vae(self, encoder_shift=0.0, encoder_logvar_shift=0.0) -> VAE:
         """A vaelab VAE with this generative model; the encoder is exact when the shifts are 0."""
-        enc = GaussianEncoder(self.x_dim, [], self.z_dim)
+        enc = mlp(self.x_dim, [], 2 * self.z_dim)
         dec = nn.Linear(self.z_dim, self.x_dim)
         lik = GaussianLikelihood(self.x_dim, variance="fixed", fixed_variance=self.s2)
         with torch.no_grad():
             A = self.S @ self.W.T / self.s2  # (z_dim, x_dim): posterior mean = A (x - b)
-            lin = enc.net[0]
+            lin = enc[0]
             lin.weight[: self.z_dim] = A.float()
             lin.bias[: self.z_dim] = (-(A @ self.b) + encoder_shift).float()
             lin.weight[self.z_dim:] = 0
             lin.bias[self.z_dim:] = (torch.log(torch.diagonal(self.S)) + encoder_logvar_shift).float()
             dec.weight.copy_(self.W.float())
             dec.bias.copy_(self.b.float())
-        return VAE(enc, dec, StandardNormalPrior(self.z_dim), lik)
+        return VAE(enc, dec, GaussianLatent(self.z_dim), lik)  # default prior: N(0, I)
 
 
 @pytest.fixture
 def linear_gaussian():
     return LinearGaussian()
+
+
+def tiny_config(**over) -> RunConfig:
+    """A small two-Gaussian run: 300 points, 2 epochs, [16] MLPs, 1 thread; ``over`` are dotted keys."""
+    base = {"data.n_train": 300, "data.n_test": 100, "train.epochs": 2, "train.batch_size": 50,
+            "model.encoder.hidden": [16], "train.log_every": 2, "train.num_threads": 1}
+    return RunConfig().override({**base, **over})

@@ -30,7 +30,7 @@ def test_array_formats_round_trip(tmp_path):
 
 
 def _array_cfg(path, **kw):
-    return RunConfig().replace(dataset="array", path=str(path), **kw).data
+    return RunConfig().override({"data.kind": "array", "data.path": str(path), **{f"data.{k}": v for k, v in kw.items()}}).data
 
 
 def test_nan_data_is_rejected_with_row_numbers(tmp_path):
@@ -41,10 +41,12 @@ def test_nan_data_is_rejected_with_row_numbers(tmp_path):
         load_data(_array_cfg(tmp_path / "x.npy"))
 
 
-def test_wrong_dimensionality_is_rejected(tmp_path):
-    np.save(tmp_path / "x.npy", np.zeros((4, 2, 2)))
-    with pytest.raises(DataError, match="2-D array"):
+def test_wrong_dimensionality_is_rejected_and_images_keep_their_shape(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(4))
+    with pytest.raises(DataError, match="at least 2 axes"):
         load_data(_array_cfg(tmp_path / "x.npy"))
+    np.save(tmp_path / "img.npy", np.zeros((40, 3, 5)))
+    assert load_data(_array_cfg(tmp_path / "img.npy")).x_shape == (3, 5)
 
 
 def test_non_binary_data_with_bernoulli_decoder(tmp_path):
@@ -72,15 +74,26 @@ def test_missing_files_say_what_to_do(tmp_path, monkeypatch):
 
 
 def test_digits_loader():
-    s = load_data(RunConfig().replace(dataset="digits").data, likelihood="bernoulli")
-    assert s.x_dim == 64 and s.dynamic_binarization
+    s = load_data(RunConfig().override({"data.kind": "digits"}).data, likelihood="bernoulli")
+    assert s.x_shape == (1, 8, 8) and s.x_dim == 64 and s.dynamic_binarization
     assert s.train.shape[0] + s.valid.shape[0] + s.test.shape[0] == 1797
 
 
 def test_mnist_from_shared_data(data_dir):
     s = load_mnist(data_dir)
-    assert s.train.shape == (50000, 784) and s.valid.shape == (10000, 784) and s.test.shape == (10000, 784)
+    assert s.train.shape == (50000, 1, 28, 28) and s.valid.shape == (10000, 1, 28, 28) and s.x_shape == (1, 28, 28)
     assert 0 <= s.train.min() and s.train.max() < 1  # stored as byte / 256
     assert s.test_labels[:5].tolist() == [7, 2, 1, 0, 4]
     s60 = load_mnist(data_dir, split="60k-10k")
-    assert s60.train.shape == (60000, 784)
+    assert s60.train.shape == (60000, 1, 28, 28)
+
+
+def test_batches_carry_the_index_of_each_point():
+    from vaelab.data import iterate_batches
+
+    x = torch.arange(10.0).view(10, 1)
+    seen = []
+    for b in iterate_batches(x, 4, torch.Generator().manual_seed(0)):
+        assert torch.equal(b.x[:, 0], b.index.float()) and b.mask is None
+        seen += b.index.tolist()
+    assert sorted(seen) == list(range(10))

@@ -8,9 +8,15 @@ import pytest
 import torch
 
 from vaelab.config import RunConfig
-from vaelab.estimators import estimate_bound
-from vaelab.models import build_vae
-from vaelab.train import backward, bound_terms
+from vaelab.estimators import ESTIMATORS
+from vaelab.models import build_model
+from vaelab.objectives import OBJECTIVES
+from vaelab.train import backward, compute_bound
+
+
+def estimate(terms, objective, estimator, m=1, beta=0.5):
+    opts = {"groups": m} if objective in ("miwae", "piwae") else {"beta": beta} if objective == "ciwae" else {}
+    return ESTIMATORS.build(estimator)(terms, OBJECTIVES.build(objective, opts))
 
 Z_CRIT = 4.5  # ~40 parameters per check: family-wise false-alarm rate < 1e-3
 
@@ -27,8 +33,8 @@ def _paired_draws(model, x, objective, estimator, k, m=1, draws=400, seed=0):
     d_inf, d_gen = [], []
     for _ in range(draws):
         terms = model.log_weight_terms(x, k * m)
-        ref = estimate_bound(terms.log_w, objective, "reparam", m, 0.5)
-        est = estimate_bound(terms.log_w, objective, estimator, m, 0.5, terms.log_w_stopped)
+        ref = estimate(terms, objective, "reparam", m)
+        est = estimate(terms, objective, estimator, m)
         d_inf.append(_grads(model, est.inference, inf_p) - _grads(model, ref.inference, inf_p))
         d_gen.append(_grads(model, est.generative, gen_p) - _grads(model, ref.generative, gen_p))
     return torch.stack(d_inf).double(), torch.stack(d_gen).double()
@@ -40,10 +46,10 @@ def _z_scores(d):
 
 
 def _small_model(upper=(), seed=0):
-    cfg = RunConfig().replace(z_dim=2, hidden=[4], upper_z_dims=list(upper), upper_hidden=[3],
-                              likelihood="gaussian", fixed_variance=0.5)
+    cfg = RunConfig().override({"model.latent.dim": 2, "model.encoder.hidden": [4], "model.upper_z_dims": list(upper),
+                                "model.upper_hidden": [3], "model.likelihood.fixed_variance": 0.5})
     torch.manual_seed(seed)
-    return build_vae(cfg.model, 3)
+    return build_model(cfg.model, (3,))
 
 
 CASES = [("elbo", "stl", 1, 1), ("elbo", "stl", 3, 1), ("elbo", "dreg", 2, 1), ("iwae", "dreg", 5, 1),
@@ -86,8 +92,8 @@ def test_path_gradient_vanishes_at_the_exact_posterior(linear_gaussian, objectiv
     torch.manual_seed(0)
     terms = model.log_weight_terms(x, k)
     inf_p = model.inference_parameters()
-    est = estimate_bound(terms.log_w, objective, estimator, 1, 0.5, terms.log_w_stopped)
-    ref = estimate_bound(terms.log_w, objective, "reparam", 1, 0.5)
+    est = estimate(terms, objective, estimator)
+    ref = estimate(terms, objective, "reparam")
     assert _grads(model, est.inference, inf_p).abs().max() < 1e-4
     assert _grads(model, ref.inference, inf_p).abs().max() > 1e-2
 
@@ -98,9 +104,9 @@ def test_piwae_routes_miwae_to_the_encoder_and_iwae_to_the_decoder():
     model = _small_model()
     x = torch.randn(4, 3)
     torch.manual_seed(1)
-    est, _ = bound_terms(model, x, 3, "piwae", "mc", 1.0, "reparam", n_groups=2)
+    est, _ = compute_bound(model, x, OBJECTIVES.build("piwae", {"groups": 2}), ESTIMATORS.build("reparam"), 3)
     model.zero_grad()
-    backward(model, est)
+    backward(est, model.parameter_groups())
     got_inf = torch.cat([p.grad.flatten() for p in model.inference_parameters()])
     got_gen = torch.cat([p.grad.flatten() for p in model.generative_parameters()])
     torch.manual_seed(1)

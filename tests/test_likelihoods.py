@@ -20,8 +20,8 @@ def test_gaussian_learned_variances():
     assert per_dim.n_outputs == 3 and "logvar" in dict(per_dim.named_parameters())
     per_pt = GaussianLikelihood(3, variance="per_datapoint")
     assert per_pt.n_outputs == 6
-    params = torch.zeros(5, 4, 6)  # (K, B, 2D)
-    params[..., 3:] = math.log(4.0)
+    params = torch.zeros(5, 4, 2, 3)  # (K, B, 2, D): mean and log-variance
+    params[:, :, 1] = math.log(4.0)
     d = per_pt.distribution(params)
     assert d.batch_shape == (5, 4) and d.event_shape == (3,)
     torch.testing.assert_close(d.base_dist.scale, torch.full((5, 4, 3), 2.0))
@@ -39,3 +39,15 @@ def test_bernoulli_log_prob_is_negative_binary_cross_entropy():
 def test_bernoulli_rejects_non_binary_data():
     with pytest.raises(DataError, match="binary"):
         BernoulliLikelihood(2).check_data(torch.tensor([[0.0, 0.3]]))
+
+
+def test_image_event_shapes():
+    lik = BernoulliLikelihood((1, 4, 4))
+    params = torch.randn(5, 3, 16)  # (K, B, flat) reshaped by the model; here directly shaped
+    d = lik.distribution(params.view(5, 3, 1, 4, 4))
+    assert d.batch_shape == (5, 3) and d.event_shape == (1, 4, 4)
+    g = GaussianLikelihood((1, 4, 4), variance="per_datapoint")
+    assert g.param_shape == (2, 1, 4, 4)
+    p = torch.zeros(3, 2, 1, 4, 4)
+    p[:, 1] = math.log(9.0)
+    assert torch.allclose(g.distribution(p).base_dist.scale, torch.full((3, 1, 4, 4), 3.0))

@@ -3,8 +3,11 @@ import math
 import pytest
 import torch
 
-from vaelab.estimators import estimate_bound
-from vaelab.objectives import ciwae, elbo, group, iwae, miwae, piwae
+from vaelab.config import RunConfig
+from vaelab.errors import ConfigError
+from vaelab.estimators import ESTIMATORS
+from vaelab.models import build_model
+from vaelab.objectives import OBJECTIVES, ciwae, elbo, group, iwae, miwae, piwae
 
 
 def test_iwae_with_one_sample_equals_elbo():
@@ -89,15 +92,38 @@ def test_piwae_pairs_miwae_for_inference_with_iwae_of_all_samples_for_generation
     assert (gen >= inf - 1e-6).all()  # IWAE(MK) is the tighter bound
 
 
-@pytest.mark.parametrize("objective,m", [("elbo", 1), ("iwae", 1), ("miwae", 2), ("ciwae", 1), ("piwae", 2)])
-@pytest.mark.parametrize("estimator", ["reparam", "stl", "dreg"])
-def test_estimators_change_gradients_not_values(objective, m, estimator):
+def _obj(name, m=1, beta=0.3):
+    return OBJECTIVES.build(name, {"groups": m} if name in ("miwae", "piwae") else {"beta": beta} if name == "ciwae" else {})
+
+
+@pytest.mark.parametrize("name,m", [("elbo", 1), ("iwae", 1), ("miwae", 2), ("miwae", 3), ("ciwae", 1), ("piwae", 2)])
+def test_registered_objectives_are_the_pure_bounds(name, m):
     log_w = 2 * torch.randn(6, 4)
-    est = estimate_bound(log_w, objective, estimator, m, 0.3, log_w_stopped=log_w.clone())
-    ref = estimate_bound(log_w, objective, "reparam", m, 0.3)
+    want = {"elbo": elbo(log_w), "iwae": iwae(log_w), "miwae": miwae(group(log_w, m)), "ciwae": ciwae(log_w, 0.3),
+            "piwae": piwae(group(log_w, m))[1]}[name]
+    torch.testing.assert_close(_obj(name, m)(log_w), want)
+
+
+@pytest.mark.parametrize("objective,m", [("elbo", 1), ("iwae", 1), ("miwae", 2), ("ciwae", 1), ("piwae", 2)])
+@pytest.mark.parametrize("estimator", ["stl", "dreg"])
+def test_estimators_change_gradients_not_values(objective, m, estimator):
+    cfg = RunConfig().override({"model.latent.dim": 2, "model.encoder.hidden": [4]})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (3,))
+    terms = model.log_weight_terms(torch.randn(5, 3), 6)
+    est = ESTIMATORS.build(estimator)(terms, _obj(objective, m))
+    ref = ESTIMATORS.build("reparam")(terms, _obj(objective, m))
     torch.testing.assert_close(est.value, ref.value)
     torch.testing.assert_close(est.inference, ref.inference)
     torch.testing.assert_close(est.generative, ref.generative)
+    enc = list(model.encoder.parameters())
+    g_est = torch.autograd.grad(est.inference.sum(), enc, retain_graph=True)
+    g_ref = torch.autograd.grad(ref.inference.sum(), enc, retain_graph=True)
+    assert any((a - b).abs().max() > 1e-4 for a, b in zip(g_est, g_ref))  # same value, different gradient
+    dec = list(model.decoder.parameters())
+    for a, b in zip(torch.autograd.grad(est.generative.sum(), dec, retain_graph=True),
+                    torch.autograd.grad(ref.generative.sum(), dec)):
+        torch.testing.assert_close(a, b)  # the decoder's gradient is the plain one under every estimator
 
 
 def test_bound_errors_are_clear():
@@ -107,7 +133,7 @@ def test_bound_errors_are_clear():
         miwae(torch.zeros(6, 2))
     with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
         ciwae(torch.zeros(6, 2), 1.5)
-    with pytest.raises(ValueError, match="miwae / piwae only"):
-        estimate_bound(torch.zeros(6, 2), "iwae", n_groups=2)
-    with pytest.raises(ValueError, match="needs log_w_stopped"):
-        estimate_bound(torch.zeros(6, 2), "iwae", "dreg")
+    with pytest.raises(ConfigError, match="unknown option 'objective.groups' for objective 'iwae'"):
+        OBJECTIVES.build("iwae", {"groups": 2})
+    with pytest.raises(ConfigError, match=r"train.objective.beta must be in \[0, 1\]"):
+        OBJECTIVES.build("ciwae", {"beta": 2.0})

@@ -3,9 +3,15 @@ import math
 import pytest
 import torch
 
-from vaelab.distributions import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, diag_gaussian
+from vaelab.distributions import GaussianLatent, MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior
 from vaelab.errors import ConfigError
-from vaelab.nets import GaussianEncoder
+from vaelab.nets import mlp
+
+L2 = GaussianLatent(2)
+
+
+def diag_gaussian(mean, logvar):
+    return GaussianLatent(mean.shape[-1]).distribution(torch.cat([mean, logvar], dim=-1))
 
 
 def _integrate_2d(log_prob, lim=12.0, n=601):
@@ -17,17 +23,17 @@ def _integrate_2d(log_prob, lim=12.0, n=601):
 
 def _vamp(n_components=5):
     torch.manual_seed(0)
-    enc = GaussianEncoder(3, [8], 2)
-    prior = VampPrior(2, n_components=n_components, x_dim=3, pseudo_init=torch.randn(n_components, 3))
-    prior.attach_encoder(enc)
+    enc = mlp(3, [8], 4)
+    prior = VampPrior(L2, x_shape=(3,), components=n_components, pseudo_init=torch.randn(n_components, 3))
+    prior.attach_encoder(lambda u: L2.distribution(enc(u)))
     return prior
 
 
 @pytest.mark.parametrize("make", [
-    lambda: MixtureOfGaussiansPrior(2, n_components=3, weights="trainable", init_scale=2.0),
-    lambda: MixtureOfGaussiansPrior(2, n_components=2, weights="fixed"),
+    lambda: MixtureOfGaussiansPrior(L2, components=3, weights="trainable", init_scale=2.0),
+    lambda: MixtureOfGaussiansPrior(L2, components=2, weights="fixed"),
     _vamp,
-    lambda: StandardNormalPrior(2),
+    lambda: StandardNormalPrior(L2),
 ])
 def test_prior_density_integrates_to_one_in_2d(make):
     torch.manual_seed(1)
@@ -38,7 +44,7 @@ def test_prior_density_integrates_to_one_in_2d(make):
 
 def test_mog_log_prob_matches_manual_mixture():
     torch.manual_seed(0)
-    p = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed", fixed_weights=[0.3, 0.7])
+    p = MixtureOfGaussiansPrior(L2, components=2, weights="fixed", fixed_weights=(0.3, 0.7))
     z = torch.randn(10, 2)
     comps = [diag_gaussian(p.means[c], p.logvars[c]).log_prob(z) for c in range(2)]
     manual = torch.logsumexp(torch.stack([math.log(0.3) + comps[0], math.log(0.7) + comps[1]]), dim=0)
@@ -46,19 +52,19 @@ def test_mog_log_prob_matches_manual_mixture():
 
 
 def test_mog_weights_fixed_vs_trainable():
-    fixed = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed")
+    fixed = MixtureOfGaussiansPrior(L2, components=2, weights="fixed")
     assert "logits" not in dict(fixed.named_parameters())
     torch.testing.assert_close(fixed.weights, torch.tensor([0.5, 0.5]))
-    trainable = MixtureOfGaussiansPrior(2, n_components=2, weights="trainable")
+    trainable = MixtureOfGaussiansPrior(L2, components=2, weights="trainable")
     assert "logits" in dict(trainable.named_parameters())
     with pytest.raises(ConfigError, match="sum"):
-        MixtureOfGaussiansPrior(2, n_components=2, fixed_weights=[0.5, 0.6])
+        MixtureOfGaussiansPrior(L2, components=2, fixed_weights=(0.5, 0.6))
 
 
 def test_vamp_prior_is_mean_of_encoder_posteriors_at_pseudo_inputs():
     prior = _vamp(4)
     z = torch.randn(6, 2)
-    q = prior._encoder.posterior(prior.pseudo_inputs)  # batch (4,)
+    q = prior._encoder(prior.inputs)  # batch (4,)
     manual = torch.logsumexp(q.log_prob(z[:, None, :]), dim=1) - math.log(4)  # (6,)
     torch.testing.assert_close(prior.log_prob(z), manual)
     # pseudo-inputs receive gradients
@@ -69,7 +75,7 @@ def test_vamp_prior_is_mean_of_encoder_posteriors_at_pseudo_inputs():
 def test_analytic_kl_equals_monte_carlo_kl_within_standard_error():
     torch.manual_seed(0)
     q = diag_gaussian(torch.randn(4, 3), torch.randn(4, 3))
-    prior = StandardNormalPrior(3)
+    prior = StandardNormalPrior(GaussianLatent(3))
     analytic = prior.analytic_kl(q)  # (4,)
     z = q.sample((200_000,))
     kl_samples = (q.log_prob(z) - prior.log_prob(z)).double()  # (S, 4)
@@ -80,12 +86,12 @@ def test_analytic_kl_equals_monte_carlo_kl_within_standard_error():
 def test_non_gaussian_priors_have_no_analytic_kl():
     q = diag_gaussian(torch.zeros(2, 2), torch.zeros(2, 2))
     with pytest.raises(NotImplementedError, match="mc"):
-        MixtureOfGaussiansPrior(2).analytic_kl(q)
+        MixtureOfGaussiansPrior(L2).analytic_kl(q)
 
 
 def test_prior_samples_have_the_prior_moments():
     torch.manual_seed(0)
-    p = MixtureOfGaussiansPrior(2, n_components=2, weights="fixed", fixed_weights=[0.3, 0.7])
+    p = MixtureOfGaussiansPrior(L2, components=2, weights="fixed", fixed_weights=(0.3, 0.7))
     s = p.sample(100_000)
     expected = 0.3 * p.means[0] + 0.7 * p.means[1]
     se = s.std(0) / math.sqrt(len(s))
@@ -95,5 +101,40 @@ def test_prior_samples_have_the_prior_moments():
 def test_standard_normal_closed_form_kl_matches_torch_kl_divergence():
     from torch.distributions import kl_divergence
     q = diag_gaussian(3 * torch.randn(5, 4), 2 * torch.randn(5, 4))
-    p = StandardNormalPrior(4)
+    p = StandardNormalPrior(GaussianLatent(4))
     torch.testing.assert_close(p.analytic_kl(q), kl_divergence(q, p.distribution()))
+
+
+def test_analytic_kl_checks_dimensions():
+    q = diag_gaussian(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="event shape"):
+        StandardNormalPrior(L2).analytic_kl(q)
+
+
+@pytest.mark.parametrize("constraint,lo,hi", [("hardtanh", 0.0, 1.0), ("sigmoid", 0.0, 1.0), ("auto", 0.0, 1.0)])
+def test_vamp_pseudo_inputs_stay_in_the_data_range(constraint, lo, hi):
+    prior = VampPrior(L2, x_shape=(3,), x_range=(lo, hi), components=4, constraint=constraint,
+                      pseudo_init=torch.rand(4, 3))
+    with torch.no_grad():
+        prior.pseudo_inputs.add_(5 * torch.randn(4, 3))  # as an optimizer step far out of range would
+    u = prior.inputs
+    assert (u >= lo).all() and (u <= hi).all()
+    free = VampPrior(L2, x_shape=(3,), x_range=None, components=4, pseudo_init=torch.rand(4, 3))
+    with torch.no_grad():
+        free.pseudo_inputs.add_(5)
+    assert (free.inputs > 1).all()  # real-valued data: unconstrained
+    with pytest.raises(ConfigError, match="bounded data"):
+        VampPrior(L2, x_shape=(3,), x_range=None, components=4, constraint="hardtanh")
+
+
+def test_vamp_pseudo_inputs_are_constrained_after_training_on_binary_data(tmp_path):
+    from vaelab.config import RunConfig
+    from vaelab.train import fit
+
+    cfg = RunConfig().override({"data.kind": "digits", "model.likelihood": "bernoulli", "model.prior": "vamp",
+                                "model.prior.components": 20, "train.epochs": 3, "train.lr": 0.05,
+                                "model.encoder.hidden": [16], "train.num_threads": 1})
+    res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
+    raw, u = res.model.prior.pseudo_inputs, res.model.prior.inputs
+    assert ((raw < 0) | (raw > 1)).float().mean() > 0.01  # the optimizer pushed values out of range ...
+    assert ((u >= 0) & (u <= 1)).all()  # ... and the prior only ever sees them clipped

@@ -1,42 +1,43 @@
+import json
 import math
+import warnings
 
 import pytest
 import torch
+from conftest import tiny_config as tiny
 
 from vaelab.checkpoint import load_checkpoint
-from vaelab.config import RunConfig
 from vaelab.errors import CheckpointError, TrainingDivergedError
+from vaelab.numerics import denormals_flushed, flush_denormal_enabled
 from vaelab.train import fit, load_run
 
 
-def tiny(**kw):
-    base = dict(n_train=300, n_test=100, epochs=2, batch_size=50, hidden=[16], log_every=2, num_threads=1)
-    base.update(kw)
-    return RunConfig().replace(**base)
+def _strip(history):
+    return [{k: v for k, v in r.items() if "time" not in k} for r in history]
 
 
 def test_same_seed_gives_identical_numbers(tmp_path):
-    a = fit(tiny(prior="mog"), tmp_path / "a", quiet=True, tensorboard=False)
-    b = fit(tiny(prior="mog"), tmp_path / "b", quiet=True, tensorboard=False)
-    strip = lambda h: [{k: v for k, v in r.items() if "time" not in k} for r in h]  # noqa: E731
-    assert strip(a.history) == strip(b.history)
-    c = fit(tiny(prior="mog", seed=1), tmp_path / "c", quiet=True, tensorboard=False)
-    assert strip(c.history) != strip(a.history)
+    a = fit(tiny(**{"model.prior": "mog"}), tmp_path / "a", quiet=True, tensorboard=False)
+    b = fit(tiny(**{"model.prior": "mog"}), tmp_path / "b", quiet=True, tensorboard=False)
+    assert _strip(a.history) == _strip(b.history)
+    c = fit(tiny(**{"model.prior": "mog", "train.seed": 1}), tmp_path / "c", quiet=True, tensorboard=False)
+    assert _strip(c.history) != _strip(a.history)
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
-    full = fit(tiny(epochs=3), tmp_path / "full", quiet=True, tensorboard=False)
-    fit(tiny(epochs=1), tmp_path / "part", quiet=True, tensorboard=False)
-    resumed = fit(tiny(epochs=3), tmp_path / "part", resume=True, quiet=True, tensorboard=False)
+    full = fit(tiny(**{"train.epochs": 3}), tmp_path / "full", quiet=True, tensorboard=False)
+    fit(tiny(**{"train.epochs": 1}), tmp_path / "part", quiet=True, tensorboard=False)
+    resumed = fit(tiny(**{"train.epochs": 3}), tmp_path / "part", resume=True, quiet=True, tensorboard=False)
     assert [r["valid_elbo"] for r in resumed.history] == [r["valid_elbo"] for r in full.history]
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 def test_run_directory_contents_and_labels(tmp_path):
-    res = fit(tiny(kl_warmup_steps=4, beta=0.5), tmp_path / "r", quiet=True)
+    res = fit(tiny(**{"train.kl_warmup_steps": 4, "train.beta": 0.5}), tmp_path / "r", quiet=True)
     names = {p.name for p in (tmp_path / "r").iterdir()}
-    assert {"config.toml", "metrics.csv", "metrics.jsonl", "diagnostics.jsonl", "last.pt", "best.pt", "tb"} <= names
+    assert {"config.toml", "run.json", "metrics.csv", "metrics.jsonl", "diagnostics.jsonl", "last.pt", "best.pt",
+            "tb"} <= names
     row = res.history[-1]
     assert math.isclose(row["train_elbo"], row["train_rec"] - row["train_kl"], rel_tol=1e-5)
     assert row["beta"] == 0.5  # warm-up finished: 12 steps > 4
@@ -45,35 +46,114 @@ def test_run_directory_contents_and_labels(tmp_path):
 
 
 def test_training_improves_the_elbo(tmp_path):
-    res = fit(tiny(epochs=8, n_train=1000), tmp_path / "r", quiet=True, tensorboard=False)
+    res = fit(tiny(**{"train.epochs": 8, "data.n_train": 1000}), tmp_path / "r", quiet=True, tensorboard=False)
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"] + 0.3
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
-    fit(tiny(epochs=1), tmp_path / "r", quiet=True, tensorboard=False)
+    fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
     good = load_checkpoint(tmp_path / "r" / "last.pt")
-    with pytest.raises(TrainingDivergedError, match="last good checkpoint"):
-        fit(tiny(epochs=3, lr=1e12, optimizer="sgd"), tmp_path / "r", resume=True, quiet=True, tensorboard=False)
+    with pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1\)"):
+        fit(tiny(**{"train.epochs": 3, "train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", resume=True,
+            quiet=True, tensorboard=False)
     kept = load_checkpoint(tmp_path / "r" / "last.pt")
     assert kept["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
     assert all(torch.equal(good["model"][k], kept["model"][k]) for k in good["model"])
 
 
+def test_divergence_before_any_checkpoint_says_so(tmp_path):
+    with pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"):
+        fit(tiny(**{"train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", quiet=True, tensorboard=False)
+
+
 def test_corrupt_checkpoint_gives_clear_error(tmp_path):
-    fit(tiny(epochs=1), tmp_path / "r", quiet=True, tensorboard=False)
+    fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
     (tmp_path / "r" / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt or unreadable"):
         load_run(tmp_path / "r", "best")
     with pytest.raises(CheckpointError, match="already holds a run"):
-        fit(tiny(epochs=1), tmp_path / "r", quiet=True, tensorboard=False)
+        fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
+
+
+def test_validation_and_checkpoints_can_be_turned_off(tmp_path):
+    res = fit(tiny(**{"train.valid_every": 0, "train.checkpoint_every": 0}), tmp_path / "r", quiet=True,
+              tensorboard=False)
+    assert all(r["valid_elbo"] is None for r in res.history)
+    assert not (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "best.pt").exists()
+    res = fit(tiny(**{"train.epochs": 5, "train.valid_every": 2, "train.checkpoint_every": 2}), tmp_path / "s",
+              quiet=True, tensorboard=False)
+    assert [r["valid_elbo"] is not None for r in res.history] == [False, True, False, True, False]
+    assert load_checkpoint(tmp_path / "s" / "last.pt")["epoch"] == 5  # the last epoch is always saved
+
+
+def test_empty_validation_set_warns_instead_of_diverging(tmp_path):
+    from vaelab.data import load_data
+
+    cfg = tiny()
+    data = load_data(cfg.data)
+    data.valid = data.valid[:0]
+    with pytest.warns(UserWarning, match="validation set is empty"):
+        res = fit(cfg, tmp_path / "r", data=data, quiet=True, tensorboard=False)
+    assert (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "best.pt").exists()
+    assert res.history[-1]["valid_elbo"] is None
+
+
+def test_data_from_python_is_recorded_as_such(tmp_path):
+    from vaelab.data import load_data
+
+    cfg = tiny()
+    data = load_data(cfg.data)
+    fit(cfg, tmp_path / "r", data=data, quiet=True, tensorboard=False)
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["data"].startswith("passed from Python") and run["x_shape"] == [2]
+    assert "data passed from Python: the [data] table below was not used" in (tmp_path / "r" / "config.toml").read_text()
+
+
+def test_fit_restores_the_callers_denormal_setting(tmp_path):
+    torch.set_flush_denormal(False)
+    assert not flush_denormal_enabled()
+    fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
+    assert not flush_denormal_enabled()
+    with denormals_flushed():
+        assert flush_denormal_enabled()
+    assert not flush_denormal_enabled()
+    torch.set_flush_denormal(True)  # the suite's default (conftest)
+
+
+def test_fit_from_initial_weights(tmp_path):
+    a = fit(tiny(**{"train.epochs": 3}), tmp_path / "a", quiet=True, tensorboard=False)
+    b = fit(tiny(**{"train.epochs": 1, "train.lr": 1e-12}), tmp_path / "b", init=tmp_path / "a" / "last.pt",
+            quiet=True, tensorboard=False)
+    assert abs(b.history[0]["valid_elbo"] - a.history[-1]["valid_elbo"]) < 1e-3
 
 
 @pytest.mark.parametrize("prior", ["standard_normal", "mog", "vamp"])
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
 def test_every_prior_trains_with_every_bound(tmp_path, prior, objective):
-    res = fit(tiny(prior=prior, objective=objective, n_samples=3, epochs=1), tmp_path / "r", quiet=True,
-              tensorboard=False)
-    assert math.isfinite(res.history[-1]["valid_elbo"])
+    res = fit(tiny(**{"model.prior": prior, "train.objective": objective, "train.n_samples": 3, "train.epochs": 4,
+                      "data.n_train": 600}), tmp_path / "r", quiet=True, tensorboard=False)
+    first, last = res.history[0], res.history[-1]
+    assert last["valid_elbo"] > first["valid_elbo"]  # it learns, not just stays finite
     if objective == "iwae":
-        assert res.history[-1]["train_bound"] >= res.history[-1]["train_elbo"] - 1e-4
+        assert last["train_bound"] >= last["train_elbo"] - 1e-4
+
+
+def test_resume_without_a_checkpoint_says_how_to_restart(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.toml").write_text("")
+    with pytest.raises(CheckpointError, match="stopped before its first checkpoint.*vaelab train --config"):
+        fit(tiny(), tmp_path / "r", resume=True, quiet=True)
+
+
+def test_a_killed_fresh_start_leaves_no_headerless_metrics(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.csv").write_text("")
+    (run / "metrics.jsonl").write_text('{"step": 99}\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(tiny(), run, quiet=True, tensorboard=False)
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step") and len(lines) == 3
+    assert '"step": 99' not in (run / "metrics.jsonl").read_text()

@@ -17,11 +17,17 @@ COLUMNS = [("run", "run"), ("trained as", "label"), ("layers", "layers"), ("prio
 def describe(cfg: config_mod.RunConfig) -> str:
     """Short name of a run's training objective, e.g. 'IWAE k=50', 'MIWAE(8,8)', 'PIWAE(8,8) +DReG'."""
     t = cfg.train
-    name = {"elbo": f"VAE k={t.n_samples}", "iwae": f"IWAE k={t.n_samples}",
-            "miwae": f"MIWAE({t.n_groups},{t.n_samples})", "piwae": f"PIWAE({t.n_groups},{t.n_samples})",
-            "ciwae": f"CIWAE(β={t.ciwae_beta:g}) k={t.n_samples}"}[t.objective]
-    if t.estimator != "reparam":
-        name += " +" + {"stl": "STL", "dreg": "DReG"}[t.estimator]
+    o, k = t.objective.options, t.n_samples
+    short = {"elbo": "VAE", "iwae": "IWAE", "miwae": "MIWAE", "piwae": "PIWAE", "ciwae": "CIWAE"}
+    label = short.get(t.objective.kind, t.objective.kind.upper())
+    if "groups" in o:
+        name = f"{label}({o['groups']},{k})"
+    elif "beta" in o or t.objective.kind == "ciwae":
+        name = f"{label}(β={o.get('beta', 0.5):g}) k={k}"
+    else:
+        name = f"{label} k={k}"
+    if t.estimator.kind != "reparam":
+        name += " +" + {"stl": "STL", "dreg": "DReG", "reinforce": "REINFORCE"}.get(t.estimator.kind, t.estimator.kind)
     return name
 
 
@@ -46,7 +52,7 @@ def load_row(run_dir: str | Path, split: str = "test") -> dict:
         lines = (run_dir / "metrics.csv").read_text().strip().splitlines()
         epochs = len(lines) - 1
     return {"run": run_dir.name, "label": describe(cfg), "layers": 1 + len(cfg.model.upper_z_dims),
-            "prior": cfg.model.prior, "epochs": epochs, **result}
+            "prior": cfg.model.prior.kind, "epochs": epochs, **result}
 
 
 def markdown_table(rows: list[dict]) -> str:
