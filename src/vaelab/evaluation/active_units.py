@@ -69,6 +69,7 @@ def _kl_per_variable(q, prior):
     if not (isinstance(q, Independent) and isinstance(p, Independent)):
         return None
     try:
-        return kl_divergence(q.base_dist, p.base_dist)  # (B, D): one term per latent variable
+        base_p = p.base_dist.expand(q.base_dist.batch_shape)  # torch's Bernoulli KL does not broadcast
+        return kl_divergence(q.base_dist, base_p)  # (B, D): one term per latent variable
     except NotImplementedError:
         return None
