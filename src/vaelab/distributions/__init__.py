@@ -5,6 +5,8 @@ outputs and trainable parameters. A new prior, latent family or likelihood is on
 with one decorator (``@PRIORS.register("name")``), plus its import below.
 """
 
+from ..registry import import_submodules
+
 from .discrete import BernoulliPrior, CategoricalPrior
 from .latents import (LATENTS, BernoulliLatent, CategoricalLatent, GaussianLatent, LatentFamily,
                       RelaxedBernoulliLatent, RelaxedCategoricalLatent)
@@ -21,3 +23,5 @@ __all__ = [
     "MixtureOfGaussiansPrior", "Prior", "RelaxedBernoulliLatent", "RelaxedCategoricalLatent", "StandardNormalPrior",
     "VampPrior", "register_stopped", "stopped",
 ]
+
+import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -6,6 +6,8 @@ bound (what is logged) and, for each parameter group, a surrogate ``value + (s -
 whose value equals the bound and whose gradient is the estimator's.
 """
 
+from ..registry import import_submodules
+
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 from .dreg import DReG, dreg_iwae_surrogate
 from .reparam import Reparam
@@ -14,3 +16,5 @@ from .stl import STL
 
 __all__ = ["ESTIMATORS", "STL", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
            "learning_signals", "straight_through"]
+
+import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

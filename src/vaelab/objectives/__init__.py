@@ -5,6 +5,8 @@ M*K samples drawn in one call are grouped by :func:`group` as consecutive blocks
 registered :class:`Objective` classes describe each bound for the estimators (``base.py``).
 """
 
+from ..registry import import_submodules
+
 from ._checks import group
 from .base import OBJECTIVES, Objective, combine, grouped
 from .elbo import ELBO, elbo
@@ -13,3 +15,5 @@ from .miwae import CIWAE, MIWAE, PIWAE, ciwae, miwae, piwae
 
 __all__ = ["CIWAE", "ELBO", "IWAE", "MIWAE", "OBJECTIVES", "PIWAE", "Objective", "ciwae", "combine", "elbo", "group",
            "grouped", "iwae", "miwae", "piwae"]
+
+import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -14,7 +14,6 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config as config_mod
-from ..checkpoint import load_checkpoint
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
 from ..errors import CheckpointError, TrainingDivergedError
@@ -24,7 +23,7 @@ from .callbacks import EpochCallback, default_callbacks, warn_no_validation
 from .io import RunWriter
 from ..numerics import denormals_flushed
 from .optim import build_optimizer, resolve_device
-from .run import TrainResult, checkpoint_payload, make_data_and_model, restore
+from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import scheduled_lr, warmup_beta
 from .step import resolve_kl, train_step
 
@@ -148,13 +147,13 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
         if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
             raise CheckpointError(f"{run_dir} has no last.pt to resume (it stopped before its first checkpoint); "
                                   f"start it again: vaelab train --config {run_dir / 'config.toml'} --out {run_dir}")
-        ckpt = load_checkpoint(run_dir / "last.pt")
+        ckpt, _ = read_checkpoint(run_dir / "last.pt")  # format-1 checkpoints are migrated
     elif (run_dir / "last.pt").exists():
         raise CheckpointError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     torch.manual_seed(cfg.train.seed)
     data, model, provenance = make_data_and_model(cfg, model, data)
     if init is not None:
-        restore(model, init if isinstance(init, dict) else load_checkpoint(init)["model"], "init")
+        restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     writer = RunWriter(run_dir, tensorboard, fresh=not resume)
     loop = Loop(cfg, run_dir, model, data, writer, device)
     warn_no_validation(loop.x_valid, cfg.train.valid_every)
@@ -167,8 +166,6 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
 
 
 def _resume(loop: Loop, ckpt: dict) -> None:
-    from .run import load_optimizer_state
-
     restore(loop.model, ckpt["model"], "last.pt")
     load_optimizer_state(loop, ckpt)
     st = loop.state
