@@ -31,6 +31,11 @@ def test_a_hand_built_model_trains_saves_and_reloads(tmp_path):
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"]
     with pytest.raises(CheckpointError, match="built in Python; pass it back"):
         load_run(tmp_path / "r")
+    data = load_data(_cfg().data, "bernoulli")
+    res_py = fit(_cfg(**{"train.epochs": 1}), tmp_path / "py", model=conv_vae(), data=data, quiet=True, tensorboard=False)
+    with pytest.raises(CheckpointError, match="trained on data passed from Python"):
+        load_run(tmp_path / "py", model=conv_vae())
+    assert load_run(tmp_path / "py", model=conv_vae(), data=data)[2] is data and res_py.history
     cfg, model, data = load_run(tmp_path / "r", "last", model=conv_vae())
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), res.model.state_dict().values()))
     ll = importance_sampled_log_likelihood(model, data.test[:50], k=64)

@@ -116,3 +116,27 @@ def test_piwae_routes_miwae_to_the_encoder_and_iwae_to_the_decoder():
     torch.testing.assert_close(got_inf, want_inf)
     torch.testing.assert_close(got_gen, want_gen)
     assert not torch.allclose(want_inf, _grads(model, iwae(log_w), model.inference_parameters()))
+
+
+@pytest.mark.parametrize("objective,estimator,m", [("iwae", "dreg", 1), ("piwae", "reparam", 2), ("piwae", "dreg", 2)])
+def test_a_learned_decoder_variance_gets_its_gradient_under_two_pass_estimators(objective, estimator, m):
+    # issue 8 a: the likelihood's parameters were in neither group, so DReG / PIWAE never trained them
+    cfg = RunConfig().override({"model.latent.dim": 2, "model.encoder.hidden": [4], "model.likelihood.variance": "per_dim"})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (3,))
+    groups = model.parameter_groups()
+    assert any(p is model.likelihood.logvar for p in groups["generative"])
+    obj = OBJECTIVES.build(objective, {"groups": m} if m > 1 else {})
+    est, _ = compute_bound(model, torch.randn(5, 3) * 2, obj, ESTIMATORS.build(estimator), 3)
+    model.zero_grad()
+    backward(est, groups)
+    assert model.likelihood.logvar.grad is not None and model.likelihood.logvar.grad.abs().max() > 0
+
+
+def test_a_parameter_outside_every_group_is_refused():
+    from vaelab.train import build_optimizer
+
+    model = _small_model()
+    model.extra = torch.nn.Linear(2, 2)  # a submodule the groups do not know
+    with pytest.raises(RuntimeError, match="parameters in no group"):
+        build_optimizer("adam", model, 1e-3)

@@ -105,8 +105,10 @@ def cmd_train(args) -> None:
 def _load(args):
     from .data import load_data
     from .train import load_run
+    from .train.run import check_data_source
 
     cfg, _, _ = load_run(args.run_dir, args.checkpoint, load_data_too=False)
+    check_data_source(Path(args.run_dir))
     if getattr(args, "data_dir", None):
         cfg = cfg.override({"data.data_dir": args.data_dir})
     data = load_data(cfg.data, cfg.model.likelihood.kind)
@@ -140,7 +142,7 @@ def cmd_evaluate(args) -> None:
         save_snr_figure(rows, out / "snr.png", f"gradient SNR vs K on {xb.shape[0]} {args.split} points")
         for r in rows:
             print(f"  SNR K={r['k']:>4} {r['estimator']:>7}: inference {r['snr_inference']:.4f}, "
-                  f"generative {r['snr_generative']:.4f}")
+                  f"generative {r['snr_generative']:.4f} (floor at zero signal {r['snr_floor']:.4f})")
         print(f"  written to {out / 'snr.json'} and {out / 'snr.png'}")
 
 
@@ -196,7 +198,9 @@ def cmd_plot(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    mod = importlib.import_module(f"vaelab.experiments.{args.experiment.replace('-', '_')}")
+    from .experiments import EXPERIMENTS
+
+    mod = importlib.import_module(EXPERIMENTS[args.experiment])
     out = args.out or f"results/{args.experiment}"
     kwargs = {"quick": args.quick}
     if args.experiment == "aevb-mnist":
@@ -242,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--snr", action="store_true", help="also measure the gradient SNR vs K (snr.json, snr.png)")
     e.add_argument("--snr-ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K values for --snr")
     e.add_argument("--snr-batch", type=int, default=32, help="data points in the --snr mini-batch")
-    e.add_argument("--snr-draws", type=int, default=64, help="gradient draws per K for --snr")
+    e.add_argument("--snr-draws", type=int, default=256,
+                   help="gradient draws R per K for --snr; SNRs near sqrt(2/(pi R)) are indistinguishable from 0")
     e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
     e.add_argument("--batch-size", type=int, default=100, help="data points per pass (memory ~ K x batch)")
     e.add_argument("--limit", type=int, default=0, help="evaluate only the first N points (0 = all)")
@@ -270,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plot)
 
     r = sub.add_parser("reproduce", help="run a study from the source material end to end", epilog=EPILOG)
-    r.add_argument("experiment", choices=("two-gaussians", "aevb-mnist", "iwae-mnist", "tighter-bounds"),
+    from .experiments import EXPERIMENTS
+
+    r.add_argument("experiment", choices=tuple(EXPERIMENTS),
                    help="which study")
     r.add_argument("--out", help="output folder (default results/EXPERIMENT)")
     r.add_argument("--quick", action="store_true", help="tiny settings for smoke tests (numbers not meaningful)")

@@ -1,5 +1,9 @@
-"""The `vaelab reproduce` studies: each one file that trains, evaluates, draws and reports."""
+"""The `vaelab reproduce` studies: each one file that trains, evaluates, draws and reports.
 
+``vaelab reproduce NAME`` imports ``vaelab.experiments.<NAME with - as _>`` and calls its ``run``.
+"""
+
+#: study name -> module; the CLI's choices
 EXPERIMENTS = {
     "two-gaussians": "vaelab.experiments.two_gaussians",
     "aevb-mnist": "vaelab.experiments.aevb_mnist",

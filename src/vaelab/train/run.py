@@ -8,6 +8,7 @@ Python has no spec and is reloaded by passing it (the same constructor) back. Fo
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,12 +148,25 @@ def load_run(run_dir: str | Path, which: str = "best", data: DataSplits | None =
         path = run_dir / "last.pt"
     ckpt, cfg = read_checkpoint(path)
     if data is None and load_data_too:
+        check_data_source(run_dir)
         data = load_data(cfg.data, _likelihood_kind(cfg, model))
     if model is None:
         model = _rebuild(ckpt, cfg, data, path)
     restore(model, ckpt["model"], str(path))
     model.eval()
     return cfg, model, data
+
+
+def check_data_source(run_dir: Path) -> None:
+    """Refuse to reload a run's data from its [data] table when it was trained on data passed from Python.
+
+    Raises:
+        CheckpointError: saying to pass the data (``data=``) instead.
+    """
+    meta = Path(run_dir) / "run.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("data", "").startswith("passed from Python"):
+        raise CheckpointError(f"{run_dir} was trained on data passed from Python, not on its [data] table; "
+                              "pass the same data: load_run(run_dir, data=...)")
 
 
 def _rebuild(ckpt: dict, cfg: RunConfig, data: DataSplits | None, path: Path):
