@@ -216,11 +216,12 @@ def cmd_download(args) -> None:
     print(f"downloaded and verified {download_mnist(args.data_dir)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaelab", description="Variational autoencoders and variational inference.",
-                                epilog=EPILOG)
-    sub = p.add_subparsers(dest="command", required=True)
+def _run_args(sp) -> None:
+    sp.add_argument("run_dir", help="a run directory written by `vaelab train`")
+    sp.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default best)")
 
+
+def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a VAE", epilog=registry_help() + "\n\n" + EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a VAE from a TOML config and/or flags; writes config.toml, metrics.csv, "
@@ -234,13 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    def run_args(sp):
-        sp.add_argument("run_dir", help="a run directory written by `vaelab train`")
-        sp.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default best)")
 
+def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="IS log-likelihood, IWAE-64, ELBO, gaps and active units of a trained run",
                        epilog=EPILOG, description="Writes evaluation_SPLIT.json and .csv into the run directory.")
-    run_args(e)
+    _run_args(e)
     e.add_argument("--k", type=int, default=5000, help="importance samples per data point (default 5000)")
     e.add_argument("--k-iwae", type=int, default=64, help="also report the IWAE-k bound for this k (default 64)")
     e.add_argument("--snr", action="store_true", help="also measure the gradient SNR vs K (snr.json, snr.png)")
@@ -255,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="override the data folder recorded in the run")
     e.set_defaults(func=cmd_evaluate)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaelab", description="Variational autoencoders and variational inference.",
+                                epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _evaluate_parser(sub)
     c = sub.add_parser("compare", help="side-by-side markdown table of evaluated runs", epilog=EPILOG)
     c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories evaluated by `vaelab evaluate`")
     c.add_argument("--split", default="test", choices=("test", "valid", "train"), help="which evaluation (default test)")
@@ -262,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sample", help="generate from a trained model", epilog=EPILOG)
-    run_args(s)
+    _run_args(s)
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -270,15 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     pl = sub.add_parser("plot", help="training curves, samples and latent map of a run", epilog=EPILOG)
-    run_args(pl)
+    _run_args(pl)
     pl.add_argument("--data-dir", help="override the data folder recorded in the run")
     pl.set_defaults(func=cmd_plot)
 
-    r = sub.add_parser("reproduce", help="run a study from the source material end to end", epilog=EPILOG)
     from .experiments import EXPERIMENTS
 
-    r.add_argument("experiment", choices=tuple(EXPERIMENTS),
-                   help="which study")
+    r = sub.add_parser("reproduce", help="run a study from the source material end to end", epilog=EPILOG)
+    r.add_argument("experiment", choices=tuple(EXPERIMENTS), help="which study")
     r.add_argument("--out", help="output folder (default results/EXPERIMENT)")
     r.add_argument("--quick", action="store_true", help="tiny settings for smoke tests (numbers not meaningful)")
     r.add_argument("--data-dir", help="MNIST studies: folder with mnist.pkl.gz (default $VAELAB_DATA)")
