@@ -21,18 +21,21 @@ from pathlib import Path
 import torch
 
 from vaelab.config import RunConfig
-from vaelab.models import build_vae
-from vaelab.train import backward, bound_terms
+from vaelab.estimators import ESTIMATORS
+from vaelab.models import build_model
+from vaelab.objectives import OBJECTIVES
+from vaelab.train import build_optimizer, train_step
 
+#: name -> (objective table, K per group, estimator)
 VARIANTS = {
-    "iwae-64 reparam": dict(objective="iwae", n_samples=64),
-    "iwae-64 stl": dict(objective="iwae", n_samples=64, estimator="stl"),
-    "iwae-64 dreg": dict(objective="iwae", n_samples=64, estimator="dreg"),
-    "miwae(8,8)": dict(objective="miwae", n_samples=8, n_groups=8),
-    "ciwae(0.5) K=64": dict(objective="ciwae", n_samples=64),
-    "piwae(8,8)": dict(objective="piwae", n_samples=8, n_groups=8),
-    "piwae(8,8) dreg": dict(objective="piwae", n_samples=8, n_groups=8, estimator="dreg"),
-    "elbo 64 samples (analytic KL)": dict(objective="elbo", n_samples=64),
+    "iwae-64 reparam": ({"kind": "iwae"}, 64, "reparam"),
+    "iwae-64 stl": ({"kind": "iwae"}, 64, "stl"),
+    "iwae-64 dreg": ({"kind": "iwae"}, 64, "dreg"),
+    "miwae(8,8)": ({"kind": "miwae", "groups": 8}, 8, "reparam"),
+    "ciwae(0.5) K=64": ({"kind": "ciwae", "beta": 0.5}, 64, "reparam"),
+    "piwae(8,8)": ({"kind": "piwae", "groups": 8}, 8, "reparam"),
+    "piwae(8,8) dreg": ({"kind": "piwae", "groups": 8}, 8, "dreg"),
+    "elbo 64 samples (analytic KL)": ({"kind": "elbo"}, 64, "reparam"),
 }
 
 
@@ -45,24 +48,23 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    base = RunConfig().replace(z_dim=50, hidden=[200, 200], likelihood="bernoulli")
-    x = (torch.rand(100, 784, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    base = RunConfig().override({"model.latent.dim": 50, "model.encoder.hidden": [200, 200],
+                                 "model.likelihood": "bernoulli"})
+    x = (torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     setups = {}
-    for name, over in VARIANTS.items():
+    for name, (obj, k, est) in VARIANTS.items():
         torch.manual_seed(0)
-        model = build_vae(base.model, 784)
-        t = base.replace(**over).train
-        setups[name] = (model, torch.optim.Adam(model.parameters(), 1e-3), t)
+        model = build_model(base.model, (1, 28, 28))
+        opt, groups = build_optimizer("adam", model, 1e-3)
+        objective = OBJECTIVES.build(obj["kind"], {k_: v for k_, v in obj.items() if k_ != "kind"})
+        kl = "analytic" if obj["kind"] == "elbo" and est == "reparam" else "mc"
+        setups[name] = (model, opt, groups, objective, ESTIMATORS.build(est), k, kl)
     times = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        for name, (model, opt, t) in setups.items():
-            kl = "analytic" if t.objective == "elbo" and t.estimator == "reparam" else "mc"
+        for name, (model, opt, groups, objective, estimator, k, kl) in setups.items():
             start = time.perf_counter()
             for _ in range(args.steps):
-                est, _ = bound_terms(model, x, t.n_samples, t.objective, kl, 1.0, t.estimator, t.n_groups, t.ciwae_beta)
-                opt.zero_grad(set_to_none=True)
-                backward(model, est)
-                opt.step()
+                train_step(model, x, opt, objective, estimator, k, kl, groups=groups)
             times[name].append((time.perf_counter() - start) / args.steps)
     ref = statistics.median(times["iwae-64 reparam"])
     rows = {name: {"median_ms": 1e3 * statistics.median(v), "ratio_to_iwae": statistics.median(v) / ref,

@@ -38,6 +38,7 @@ def minimal_epoch(x_train: torch.Tensor, seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
     t = time.perf_counter()
     perm = torch.randperm(x_train.shape[0], generator=g)
+    x_train = x_train.reshape(x_train.shape[0], -1)  # (N, 784)
     for i in range(0, x_train.shape[0], 100):
         x = torch.bernoulli(x_train[perm[i:i + 100]], generator=g)
         mu, logvar = enc(x).chunk(2, dim=-1)
@@ -52,8 +53,10 @@ def minimal_epoch(x_train: torch.Tensor, seed: int) -> float:
 
 
 def vaelab_epoch(data: DataSplits, seed: int, tmp: Path) -> tuple[float, float]:
-    cfg = RunConfig().replace(dataset="mnist", z_dim=50, hidden=[200, 200], likelihood="bernoulli",
-                              batch_size=100, lr=1e-3, epochs=1, seed=seed, diagnostics=False)
+    cfg = RunConfig().override({"data.kind": "mnist", "model.latent.dim": 50,
+                                "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+                                "model.likelihood": "bernoulli", "train.batch_size": 100, "train.lr": 1e-3,
+                                "train.epochs": 1, "train.seed": seed, "train.diagnostics": False})
     res = fit(cfg, tmp / f"run{seed}", data=data, quiet=True, tensorboard=False)
     row = res.history[0]
     return row["train_time_s"], row["epoch_time_s"]
@@ -85,9 +88,9 @@ def main() -> None:
                          "ratio": v_train / m})
             print(f"repeat {r}: minimal {m:.2f} s, vaelab {v_train:.2f} s (ratio {v_train / m:.3f}); "
                   f"vaelab epoch incl. validation + checkpoint {v_epoch:.2f} s")
-    from vaelab.config import RunConfig as RC
-    from vaelab.models import build_vae
-    model = build_vae(RC().replace(z_dim=50, hidden=[200, 200], likelihood="bernoulli").model, 784)
+    from vaelab.models import build_model
+    model = build_model(RunConfig().override({"model.latent.dim": 50, "model.encoder.hidden": [200, 200],
+                                              "model.likelihood": "bernoulli"}).model, (1, 28, 28))
     x = torch.bernoulli(data.test[: args.is_points], generator=torch.Generator().manual_seed(2))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()

@@ -95,3 +95,25 @@ def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     floor = payload["snr"][0]["snr_floor"]
     assert payload["snr"][0]["draws"] == 4 and f"**{floor:.3f}**" in report
     assert (out / "snr.png").stat().st_size > 10_000 and (out / "results.csv").is_file()
+
+
+def test_mode_weights_of_a_known_prior():
+    # MoG prior with weights 0.3 / 0.7 at the two data means and an identity decoder: the implied
+    # weight of the (-3, -3) mode is 0.3
+    import torch
+
+    from vaelab.experiments.two_gaussians import base_config, mode_weights
+    from vaelab.experiments.two_gaussians import Settings
+    from vaelab.models import build_model
+
+    cfg = base_config(Settings()).override({"model.prior": {"kind": "mog", "components": 2,
+                                                            "fixed_weights": [0.3, 0.7]},
+                                            "model.decoder": {"kind": "mlp", "hidden": []}})
+    model = build_model(cfg.model, (2,))
+    with torch.no_grad():
+        model.prior.means.copy_(torch.tensor([[-3.0, -3.0], [3.0, 3.0]]))
+        model.prior.logvars.fill_(-2.0)
+        model.decoder[0].weight.copy_(torch.eye(2))
+        model.decoder[0].bias.zero_()
+    w = mode_weights(model, cfg.data, n=100_000)
+    assert abs(w[0] - 0.3) < 4 * (0.21 / 100_000) ** 0.5 and abs(sum(w) - 1) < 1e-9

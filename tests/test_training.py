@@ -81,10 +81,13 @@ def test_validation_and_checkpoints_can_be_turned_off(tmp_path):
               tensorboard=False)
     assert all(r["valid_elbo"] is None for r in res.history)
     assert not (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "best.pt").exists()
+    saved = []  # the epoch of last.pt on disk after each epoch (user callbacks run after the built-in ones)
+    last = tmp_path / "s" / "last.pt"
     res = fit(tiny(**{"train.epochs": 5, "train.valid_every": 2, "train.checkpoint_every": 2}), tmp_path / "s",
-              quiet=True, tensorboard=False)
+              quiet=True, tensorboard=False,
+              callbacks=[lambda loop, row: saved.append(load_checkpoint(last)["epoch"] if last.exists() else None)])
     assert [r["valid_elbo"] is not None for r in res.history] == [False, True, False, True, False]
-    assert load_checkpoint(tmp_path / "s" / "last.pt")["epoch"] == 5  # the last epoch is always saved
+    assert saved == [None, 2, 2, 4, 5]  # every 2nd epoch, and the last one always
 
 
 def test_empty_validation_set_warns_instead_of_diverging(tmp_path):
