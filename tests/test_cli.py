@@ -117,3 +117,16 @@ def test_mode_weights_of_a_known_prior():
         model.decoder[0].bias.zero_()
     w = mode_weights(model, cfg.data, n=100_000)
     assert abs(w[0] - 0.3) < 4 * (0.21 / 100_000) ** 0.5 and abs(sum(w) - 1) < 1e-9
+
+
+def test_binary_latent_model_from_the_command_line(tmp_path):
+    # seed 002: binary x, Bernoulli latents with p(z) = Ber(0.5), the likelihood-ratio gradient
+    run = tmp_path / "sbn"
+    assert main(["train", "--dataset", "digits", "--latent", "bernoulli", "--set", "model.latent.dim=8", "--prior",
+                 "bernoulli", "--likelihood", "bernoulli", "--estimator", "reinforce", "--epochs", "2", "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--k", "16"]) == 0
+    ev = json.loads((run / "evaluation_test.json").read_text())
+    assert ev["elbo"] <= ev["log_px"] + 1e-6 and ev["active_units"] <= 8
+    assert main(["sample", str(run), "-n", "4"]) == 0
+    assert np.load(run / "samples.npy").shape == (4, 1, 8, 8)

@@ -51,3 +51,11 @@ def test_image_event_shapes():
     p = torch.zeros(3, 2, 1, 4, 4)
     p[:, 1] = math.log(9.0)
     assert torch.allclose(g.distribution(p).base_dist.scale, torch.full((3, 1, 4, 4), 3.0))
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 3, 3)])
+def test_bernoulli_fast_log_prob_equals_torch_distributions(shape):
+    lik = BernoulliLikelihood(shape)
+    params = torch.randn(5, 3, *shape)  # (S, B, *event)
+    x = torch.bernoulli(torch.full((3, *shape), 0.5))
+    torch.testing.assert_close(lik.log_prob(params, x), lik.distribution(params).log_prob(x))

@@ -17,15 +17,24 @@ def flush_denormal_enabled() -> bool:
     return float(torch.tensor([1e-39], dtype=torch.float32).mul(1.0)[0]) == 0.0
 
 
+_depth = 0  # nesting depth of denormals_flushed blocks (per process; torch's flag is per process too)
+
+
 @contextlib.contextmanager
 def denormals_flushed(device: torch.device | str | None = "cpu"):
-    """Flush denormals to zero inside the block (CPU only; a no-op elsewhere), then restore."""
-    if torch.device(device or "cpu").type != "cpu":
+    """Flush denormals to zero inside the block (CPU only; a no-op elsewhere), then restore.
+
+    Nested blocks (``train_step`` inside ``fit``) cost nothing: only the outermost one reads and
+    restores the setting."""
+    global _depth
+    if _depth or torch.device(device or "cpu").type != "cpu":
         yield
         return
     before = flush_denormal_enabled()
     torch.set_flush_denormal(True)
+    _depth += 1
     try:
         yield
     finally:
+        _depth -= 1
         torch.set_flush_denormal(before)

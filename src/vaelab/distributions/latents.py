@@ -100,7 +100,9 @@ class GaussianLatent(LatentFamily):
         mean, logvar = params.chunk(2, dim=-1)
         return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
 
-    def _draw(self, q, n, generator):
+    def draw(self, q, n, generator=None):
+        # written out rather than q.rsample: the same draw without Normal.rsample's shape bookkeeping,
+        # which is a measurable share of a training step on the IWAE-paper MLP (docs/design.md, Speed)
         base = q.base_dist
         eps = _noise((n, *base.loc.shape), base.loc, generator, "normal")
         return base.loc + base.scale * eps  # (n, *batch, D): z = mu + sigma * eps (Kingma & Welling eq. 10)

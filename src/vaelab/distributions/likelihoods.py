@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
@@ -50,6 +51,10 @@ class Likelihood(nn.Module):
         """p(x|z) from params (..., *param_shape): batch shape (...), event ``event_shape``."""
         raise NotImplementedError
 
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) in nats: params (..., *param_shape), x (B, *event_shape) broadcasting -> (...)."""
+        return self.distribution(params).log_prob(x)
+
     def mean(self, params: Tensor) -> Tensor:
         """E[x|z], shape (..., *event_shape)."""
         return self.distribution(params).mean
@@ -66,6 +71,12 @@ class BernoulliLikelihood(Likelihood):
 
     def distribution(self, params: Tensor) -> Independent:
         return Independent(Bernoulli(logits=params, validate_args=False), len(self.event_shape))
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        # the same value as distribution(params).log_prob(x) (a test checks it), without building
+        # the distribution objects in the hot loop: their Python cost is ~1% of an MLP training step
+        nll = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+        return -nll.flatten(params.dim() - len(self.event_shape)).sum(-1)
 
     def check_data(self, x: Tensor, name: str = "data") -> None:
         nonbinary = ((x != 0) & (x != 1)).sum().item()

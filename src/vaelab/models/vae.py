@@ -178,7 +178,7 @@ class VAE(nn.Module):
             posteriors.append(q_l)
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
             zs.append(z_l if reparameterize else z_l.detach())
-        log_px_z = self.conditional(z).log_prob(x)  # x (B, *x_shape) broadcasts against (S, B)
+        log_px_z = self.likelihood.log_prob(self.decode(z), x)  # (S, B): x (B, *x_shape) broadcasts
         return LogWeightTerms(self, zs, log_px_z, posteriors)
 
     # --- generation and diagnostics -----------------------------------------------------------
