@@ -20,7 +20,7 @@ def test_readme_python_example_runs(data_dir, tmp_path, monkeypatch):
         return d
 
     monkeypatch.setattr(vaelab, "load_data", small)
-    monkeypatch.setenv("VAELAB_DATA", str(data_dir))
+    monkeypatch.setenv("VAELAB_DATA", str(data_dir.resolve()))  # absolute: the test changes directory
     monkeypatch.chdir(tmp_path)
     code = code.replace('"train.epochs": 5', '"train.epochs": 1').replace("k=1000", "k=20")
     scope: dict = {}
