@@ -102,8 +102,7 @@ def test_mode_weights_of_a_known_prior():
     # weight of the (-3, -3) mode is 0.3
     import torch
 
-    from vaelab.experiments.two_gaussians import base_config, mode_weights
-    from vaelab.experiments.two_gaussians import Settings
+    from vaelab.experiments.two_gaussians import Settings, base_config, mode_weights
     from vaelab.models import build_model
 
     cfg = base_config(Settings()).override({"model.prior": {"kind": "mog", "components": 2,

@@ -53,7 +53,8 @@ def test_training_improves_the_elbo(tmp_path):
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
     good = load_checkpoint(tmp_path / "r" / "last.pt")
-    with pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1\)"):
+    with pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1\)"), \
+            pytest.warns(UserWarning, match="fresh sgd state"):
         fit(tiny(**{"train.epochs": 3, "train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", resume=True,
             quiet=True, tensorboard=False)
     kept = load_checkpoint(tmp_path / "r" / "last.pt")

@@ -50,8 +50,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument("--" + flag, dest=f"slot_{flag}", choices=names, metavar="KIND",
                        help=f"{key}: one of {', '.join(names)}")
     g = p.add_argument_group("common options")
-    for flag, (key, typ, help_) in SHORTCUTS.items():
-        g.add_argument("--" + flag, dest="short_" + flag.replace("-", "_"), type=typ, nargs="+" if flag == "hidden" else None,
+    for flag, (_, typ, help_) in SHORTCUTS.items():
+        g.add_argument("--" + flag, dest="short_" + flag.replace("-", "_"), type=typ,
+                       nargs="+" if flag == "hidden" else None,
                        metavar=flag.upper().replace("-", "_"), help=help_)
     g = p.add_argument_group("[train] options")
     default = config_mod.TrainConfig()

@@ -2,14 +2,13 @@
 
 Densities come from ``torch.distributions``; this package only builds them from network
 outputs and trainable parameters. A new prior, latent family or likelihood is one file here
-with one decorator (``@PRIORS.register("name")``), plus its import below.
+with one decorator (``@PRIORS.register("name")``); ``import_submodules`` below imports it.
 """
 
 from ..registry import import_submodules
-
 from .discrete import BernoulliPrior, CategoricalPrior
-from .latents import (LATENTS, BernoulliLatent, CategoricalLatent, GaussianLatent, LatentFamily,
-                      RelaxedBernoulliLatent, RelaxedCategoricalLatent)
+from .latents import (LATENTS, BernoulliLatent, CategoricalLatent, GaussianLatent, LatentFamily, RelaxedBernoulliLatent,
+                      RelaxedCategoricalLatent)
 from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood
 from .mog import MixtureOfGaussiansPrior
 from .prior import PRIORS, Prior

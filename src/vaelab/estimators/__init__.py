@@ -7,7 +7,6 @@ whose value equals the bound and whose gradient is the estimator's.
 """
 
 from ..registry import import_submodules
-
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 from .dreg import DReG, dreg_iwae_surrogate
 from .reparam import Reparam

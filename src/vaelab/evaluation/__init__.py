@@ -1,8 +1,8 @@
 """Evaluation: IS log-likelihood, IWAE-k, posterior gaps, active units, gradient SNR."""
 
 from .active_units import LatentDiagnostics, latent_diagnostics
-from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
 from .elbo import evaluate_elbo
+from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
 from .snr import gradient_snr, snr_floor
 from .suite import evaluate_model, summary_lines, write_evaluation
 

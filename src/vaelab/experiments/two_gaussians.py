@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
-from ._study import run_pool
 from ..data import TwoGaussians, load_data
 from ..evaluation import evaluate_elbo, importance_sampled_log_likelihood
 from ..train import fit
+from ._study import run_pool
 
 VAMP_COMPONENTS = 50  # 10 quantized the VampPrior's weight per mode to k/10 (issue 8 f)
 VARIANTS = {

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ..config import Component, ModelConfig
 from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
-from ..nets import NETWORKS, MLP
+from ..nets import MLP, NETWORKS
 from .layers import StochasticLayer
 from .vae import VAE
 

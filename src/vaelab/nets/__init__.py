@@ -1,7 +1,6 @@
 """Encoder and decoder networks, each registered in ``NETWORKS`` (one file per kind)."""
 
 from ..registry import import_submodules
-
 from .conv import ConvDecoder, ConvEncoder, conv
 from .mlp import ACTIVATIONS, MLP, mlp
 from .registry import NETWORKS

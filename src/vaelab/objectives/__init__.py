@@ -6,7 +6,6 @@ registered :class:`Objective` classes describe each bound for the estimators (``
 """
 
 from ..registry import import_submodules
-
 from ._checks import group
 from .base import OBJECTIVES, Objective, combine, grouped
 from .elbo import ELBO, elbo

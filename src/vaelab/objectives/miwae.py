@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_log_w
 from ..errors import ConfigError
+from ._checks import check_log_w
 from .base import OBJECTIVES, Objective
 from .iwae import iwae
 

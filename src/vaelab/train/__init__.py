@@ -4,10 +4,10 @@
 logging, checkpointing and divergence handling; ``RunWriter`` is the only place that writes files.
 """
 
+from ..numerics import denormals_flushed, flush_denormal_enabled
 from .callbacks import Checkpointer, DivergenceGuard, EpochCallback, MetricsLogger, Validation
 from .io import RunWriter
 from .loop import Loop, fit
-from ..numerics import denormals_flushed, flush_denormal_enabled
 from .optim import OPTIMIZERS, build_optimizer, resolve_device
 from .run import TrainResult, load_run, read_checkpoint
 from .schedule import scheduled_lr, warmup_beta

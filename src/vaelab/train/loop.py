@@ -18,10 +18,10 @@ from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
 from ..errors import CheckpointError, TrainingDivergedError
 from ..estimators import ESTIMATORS
+from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from .callbacks import EpochCallback, default_callbacks, warn_no_validation
 from .io import RunWriter
-from ..numerics import denormals_flushed
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import scheduled_lr, warmup_beta

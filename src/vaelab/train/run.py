@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .._version import __version__ as _version
 from .. import config as config_mod
+from .._version import __version__ as _version
 from ..checkpoint import load_checkpoint
 from ..config import RunConfig
 from ..data import DataSplits, load_data

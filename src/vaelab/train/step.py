@@ -15,8 +15,8 @@ from torch import Tensor
 from ..data import Batch
 from ..errors import ConfigError, TrainingDivergedError
 from ..estimators import ESTIMATORS, BoundEstimate, Estimator
-from ..objectives import ELBO, OBJECTIVES, Objective, elbo
 from ..numerics import denormals_flushed
+from ..objectives import ELBO, OBJECTIVES, Objective, elbo
 
 
 def resolve(objective: Objective | str, estimator: Estimator | str) -> tuple[Objective, Estimator]:
