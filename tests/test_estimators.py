@@ -140,3 +140,11 @@ def test_a_parameter_outside_every_group_is_refused():
     model.extra = torch.nn.Linear(2, 2)  # a submodule the groups do not know
     with pytest.raises(RuntimeError, match="parameters in no group"):
         build_optimizer("adam", model, 1e-3)
+
+
+def test_compute_bound_refuses_a_kl_weight_it_cannot_apply():
+    from vaelab.errors import ConfigError
+
+    model = _small_model()
+    with pytest.raises(ConfigError, match="beta != 1 applies to the ELBO with estimator 'reparam' only"):
+        compute_bound(model, torch.randn(4, 3), OBJECTIVES.build("iwae"), ESTIMATORS.build("dreg"), 2, beta=0.5)

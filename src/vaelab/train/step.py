@@ -26,6 +26,11 @@ def resolve(objective: Objective | str, estimator: Estimator | str) -> tuple[Obj
     return obj, est
 
 
+def _plain_elbo(objective: Objective, estimator: Estimator) -> bool:
+    """The only setting where an analytic KL or a KL weight beta != 1 is a valid surrogate."""
+    return isinstance(objective, ELBO) and type(estimator).registry_name == "reparam"
+
+
 def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> str:
     """'analytic' or 'mc' for ``kl`` in {'auto', 'analytic', 'mc'}.
 
@@ -36,7 +41,7 @@ def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> st
     Raises:
         ConfigError: 'analytic' asked for where it does not apply.
     """
-    plain = isinstance(objective, ELBO) and type(estimator).registry_name == "reparam"
+    plain = _plain_elbo(objective, estimator)
     closed = model.prior.has_analytic_kl and model.n_layers == 1
     if kl == "auto":
         return "analytic" if plain and closed and model.reparameterized else "mc"
@@ -60,6 +65,9 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
     Returns:
         (estimate, {"elbo", "rec", "kl", "bound"}: 0-d tensors, the ELBO always at beta = 1).
     """
+    if (kl == "analytic" or beta != 1.0) and not _plain_elbo(objective, estimator):
+        raise ConfigError("an analytic KL or beta != 1 applies to the ELBO with estimator 'reparam' only, "
+                          f"not to {type(objective).registry_name} with {type(estimator).registry_name}")
     x = batch.x if isinstance(batch, Batch) else batch
     terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
     rec = terms.log_px_z  # (S, B)
