@@ -1,5 +1,6 @@
 """Gradient estimators for importance-weighted bounds, each registered in ``ESTIMATORS``:
-reparameterization, STL, DReG and the score function (REINFORCE).
+reparameterization, STL, DReG, and the score function (REINFORCE) with a moving-average
+baseline, leave-one-out baselines (RLOO) or VIMCO's.
 
 An estimator turns log-weight terms and an objective into a :class:`BoundEstimate`: the true
 bound (what is logged) and, for each parameter group, a surrogate ``value + (s - s.detach())``
@@ -8,12 +9,13 @@ whose value equals the bound and whose gradient is the estimator's.
 
 from ..registry import import_submodules
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
+from .baselines import RLOO, VIMCO, MovingAverageBaseline, vimco_baselines
 from .dreg import DReG, dreg_iwae_surrogate
 from .reparam import Reparam
 from .score_function import Reinforce, learning_signals
 from .stl import STL
 
-__all__ = ["ESTIMATORS", "STL", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
+__all__ = ["ESTIMATORS", "RLOO", "STL", "VIMCO", "MovingAverageBaseline", "vimco_baselines", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
            "learning_signals", "straight_through"]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -59,6 +59,10 @@ class Estimator:
                 f"'{type(model.latent).registry_name}' has no reparameterized sampler; use [train.estimator] "
                 "kind = \"reinforce\" (score function) or a relaxed latent family")
 
+    def check_objective(self, objective, n_samples: int) -> None:
+        """Refuse an objective / sample count this estimator cannot serve (ConfigError); S = n_samples
+        * objective.groups samples per point."""
+
     def __call__(self, terms, objective) -> BoundEstimate:
         raise NotImplementedError
 

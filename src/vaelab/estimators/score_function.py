@@ -28,19 +28,25 @@ def learning_signals(log_w: Tensor, terms) -> Tensor:
 
 @ESTIMATORS.register("reinforce")
 class Reinforce(Estimator):
-    """Plain likelihood-ratio estimator; works with every latent family (samples carry no gradient)."""
+    """Plain likelihood-ratio estimator; works with every latent family (samples carry no gradient).
+
+    Subclasses change only :meth:`signals` (baselines, leave-one-out, VIMCO)."""
 
     pathwise = False
 
     def check(self, model) -> None:
         pass
 
+    def signals(self, log_w: Tensor, terms) -> Tensor:
+        """Detached per-sample learning signals (S, B) multiplying grad log q(z_s|x)."""
+        return learning_signals(log_w, terms)
+
     def __call__(self, terms, objective) -> BoundEstimate:
         log_w, log_q = terms.log_w, terms.log_qz  # (S, B); z is a plain sample: no path gradient
         s = log_w.shape[0]
         bound = combine(log_w, objective.terms(s))  # gradient through log p and log q's parameters
         inf_terms = objective.inference_terms(s)
-        score = (learning_signals(log_w, inf_terms) * log_q).sum(dim=0)  # (B,)
+        score = (self.signals(log_w.detach(), inf_terms) * log_q).sum(dim=0)  # (B,)
         if inf_terms == objective.terms(s):
             surrogate = straight_through(bound, score)  # score has no theta-dependence: serves both
             return BoundEstimate(bound.detach(), surrogate, surrogate)

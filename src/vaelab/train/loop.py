@@ -48,6 +48,7 @@ class Loop:
         self.objective = OBJECTIVES.build(t.objective.kind, t.objective.options, "train.objective")
         self.estimator = ESTIMATORS.build(t.estimator.kind, t.estimator.options, "train.estimator")
         self.estimator.check(model)
+        self.estimator.check_objective(self.objective, t.n_samples)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps)
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)

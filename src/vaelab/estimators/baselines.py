@@ -1,0 +1,115 @@
+"""Variance reduction for the score function: a moving-average baseline, leave-one-out baselines
+(RLOO) and VIMCO's multi-sample baselines. Each subtracts from every sample's learning signal a
+baseline that does not depend on that sample, so the expected gradient is unchanged
+(E[b grad log q(z|x)] = 0) while its variance falls."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..objectives import grouped
+from .base import ESTIMATORS
+from .score_function import Reinforce, learning_signals
+
+
+def _spread(per_group: Tensor, s: int) -> Tensor:
+    """(m, B) or (m, k, B) values -> (S, B): group g's value for each of its S/m samples."""
+    m, b = per_group.shape[0], per_group.shape[-1]
+    return per_group.unsqueeze(1).expand(m, s // m, b).reshape(s, b) if per_group.dim() == 2 else per_group.reshape(s, b)
+
+
+@ESTIMATORS.register("reinforce_ema")
+class MovingAverageBaseline(Reinforce):
+    """REINFORCE with an exponential moving average of each term's learning signal as baseline
+    (e.g. Mnih & Gregor 2014, Sec. 3.1's centering). The baseline is updated after it is used, from
+    the batch mean, so it never depends on the current sample.
+
+    Args:
+        decay: alpha in b <- alpha b + (1 - alpha) mean(signal).
+    """
+
+    def __init__(self, decay: float = 0.9):
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"train.estimator.decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.baselines: dict[int, float] = {}  # term index -> b
+
+    def signals(self, log_w, terms):
+        out = learning_signals(log_w, terms)
+        for j, (c, m) in enumerate(terms):
+            values = grouped(log_w, m)  # (m, B): each group's bound
+            b = self.baselines.get(j)
+            if b is not None:
+                out = out - (c / m) * b
+            mean = float(values.mean())
+            self.baselines[j] = mean if b is None else self.decay * b + (1 - self.decay) * mean
+        return out
+
+
+@ESTIMATORS.register("rloo")
+class RLOO(Reinforce):
+    """REINFORCE leave-one-out (Kool et al. 2019): each of the m >= 2 independent groups of a term
+    (for the ELBO, each of the S samples) is baselined by the mean value of the other groups:
+    signal_g = (c / m) (v_g - mean_{h != g} v_h). Needs S >= 2 (the ELBO) or MIWAE with M >= 2;
+    IWAE has one group: use ``vimco``."""
+
+    def check_objective(self, objective, n_samples):
+        s = n_samples * objective.groups
+        self.signals(torch.zeros(s, 1), objective.inference_terms(s))
+
+    def signals(self, log_w, terms):
+        s = log_w.shape[0]
+        out = 0.0
+        for c, m in terms:
+            if m < 2:
+                raise ConfigError("estimator 'rloo' needs at least two independent groups of samples (the ELBO with "
+                                  "n_samples >= 2, or miwae with groups >= 2); for iwae use 'vimco'")
+            v = grouped(log_w, m)  # (m, B)
+            loo = (v.sum(0, keepdim=True) - v) / (m - 1)  # (m, B): mean of the others
+            out = out + _spread((c / m) * (v - loo), s)
+        return out
+
+
+def vimco_baselines(log_w: Tensor) -> Tensor:
+    """VIMCO's per-sample baselines L_{-k} for one group (Mnih & Rezende 2016, eq. 8-9).
+
+    Args:
+        log_w: (..., K, B) log-weights, K >= 2.
+    Returns:
+        (..., K, B): L_{-k} = log (1/K)(sum_{j != k} w_j + w^_{-k}), with log w^_{-k} the mean of the
+        other K - 1 log-weights (their geometric mean).
+    """
+    k = log_w.shape[-2]
+    others_mean = (log_w.sum(-2, keepdim=True) - log_w) / (k - 1)  # (..., K, B)
+    eye = torch.eye(k, dtype=torch.bool, device=log_w.device).view(*([1] * (log_w.dim() - 2)), k, k, 1)
+    rows = log_w.unsqueeze(-3).expand(*log_w.shape[:-2], k, k, log_w.shape[-1])  # row i: all K log-weights
+    replaced = torch.where(eye, others_mean.unsqueeze(-2), rows)  # row i: w_i replaced by w^_{-i}
+    return torch.logsumexp(replaced, dim=-2) - math.log(k)
+
+
+@ESTIMATORS.register("vimco")
+class VIMCO(Reinforce):
+    """VIMCO (Mnih & Rezende 2016): for a multi-sample bound, sample k's learning signal is
+    L - L_{-k}, the bound minus the bound with w_k replaced by the geometric mean of the others.
+    Applies to IWAE / MIWAE terms with K >= 2 samples per group."""
+
+    def check_objective(self, objective, n_samples):
+        s = n_samples * objective.groups
+        self.signals(torch.zeros(s, 1), objective.inference_terms(s))
+
+    def signals(self, log_w, terms):
+        s, b = log_w.shape
+        out = 0.0
+        for c, m in terms:
+            k = s // m
+            if k < 2:
+                raise ConfigError("estimator 'vimco' needs K >= 2 samples per group of a multi-sample bound "
+                                  "(objective iwae / miwae with n_samples >= 2)")
+            g = log_w.view(m, k, b)  # (M, K, B)
+            bound = torch.logsumexp(g, dim=1, keepdim=True) - math.log(k)  # (M, 1, B)
+            out = out + (c / m) * (bound - vimco_baselines(g)).reshape(s, b)
+        return out
