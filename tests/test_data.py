@@ -97,3 +97,26 @@ def test_batches_carry_the_index_of_each_point():
         assert torch.equal(b.x[:, 0], b.index.float()) and b.mask is None
         seen += b.index.tolist()
     assert sorted(seen) == list(range(10))
+
+
+def test_static_mnist_from_shared_data(data_dir):
+    s = load_data(RunConfig().override({"data.kind": "static-mnist", "data.data_dir": str(data_dir)}).data, "bernoulli")
+    assert s.train.shape == (50000, 1, 28, 28) and s.valid.shape[0] == 10000 and s.test.shape[0] == 10000
+    assert not s.dynamic_binarization and set(s.test.unique().tolist()) == {0.0, 1.0}
+    assert abs(float(s.train.mean()) - 0.131) < 0.005  # the pixel mean the data README states
+
+
+def test_static_mnist_text_format_corruption_and_missing_files(tmp_path, monkeypatch):
+    from vaelab.data.static_mnist import load_static_mnist
+
+    monkeypatch.delenv("VAELAB_DATA", raising=False)
+    with pytest.raises(DataNotFoundError, match="binarized_mnist_train.amat not found.*download static-mnist"):
+        load_static_mnist(tmp_path)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr("vaelab.data.static_mnist.SPLITS", {"train": 30, "valid": 10, "test": 10})
+    for split, n in {"train": 30, "valid": 10, "test": 10}.items():  # Larochelle's original text format
+        np.savetxt(tmp_path / f"binarized_mnist_{split}.amat", rng.integers(0, 2, (n, 784)), fmt="%d")
+    assert load_static_mnist(tmp_path).train.shape == (30, 1, 28, 28)
+    (tmp_path / "binarized_mnist_test.amat").write_text("0 1 2\n")
+    with pytest.raises(DataError, match="expected 10 rows of 784 binary pixels"):
+        load_static_mnist(tmp_path)

@@ -213,8 +213,10 @@ def cmd_reproduce(args) -> None:
 
 def cmd_download(args) -> None:
     from .data.mnist import download_mnist
+    from .data.static_mnist import download_static_mnist
 
-    print(f"downloaded and verified {download_mnist(args.data_dir)}")
+    got = download_mnist(args.data_dir) if args.dataset == "mnist" else download_static_mnist(args.data_dir)
+    print(f"downloaded and verified {got}")
 
 
 def _run_args(sp) -> None:
@@ -296,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
-    d.add_argument("dataset", choices=("mnist",))
+    d.add_argument("dataset", choices=("mnist", "static-mnist"))
     d.add_argument("--data-dir", required=True, help="folder to put the file in")
     d.set_defaults(func=cmd_download)
     return p
