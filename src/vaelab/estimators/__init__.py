@@ -1,6 +1,6 @@
 """Gradient estimators for importance-weighted bounds, each registered in ``ESTIMATORS``:
 reparameterization, STL, DReG, and the score function (REINFORCE) with a moving-average
-baseline, leave-one-out baselines (RLOO) or VIMCO's.
+baseline, NVIL's learned input-dependent baseline, leave-one-out baselines (RLOO) or VIMCO's.
 
 An estimator turns log-weight terms and an objective into a :class:`BoundEstimate`: the true
 bound (what is logged) and, for each parameter group, a surrogate ``value + (s - s.detach())``
@@ -11,11 +11,12 @@ from ..registry import import_submodules
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 from .baselines import RLOO, VIMCO, MovingAverageBaseline, vimco_baselines
 from .dreg import DReG, dreg_iwae_surrogate
+from .nvil import NVIL
 from .reparam import Reparam
 from .score_function import Reinforce, learning_signals
 from .stl import STL
 
-__all__ = ["ESTIMATORS", "RLOO", "STL", "VIMCO", "MovingAverageBaseline", "vimco_baselines", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
+__all__ = ["ESTIMATORS", "NVIL", "RLOO", "STL", "VIMCO", "MovingAverageBaseline", "vimco_baselines", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
            "learning_signals", "straight_through"]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

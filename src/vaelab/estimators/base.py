@@ -7,7 +7,7 @@ the true bound (what is logged) and, for each parameter group, a surrogate of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -23,12 +23,15 @@ class BoundEstimate:
         value: the bound being optimized, as a number (what is logged and reported).
         inference: surrogate for the inference network's parameters phi.
         generative: surrogate for the generative network's parameters theta.
+        extra: surrogates for the estimator's own parameter groups (e.g. NVIL's "baseline": minus the
+            baseline's squared error), by group name.
     ``inference is generative`` when one backward pass serves both.
     """
 
     value: Tensor
     inference: Tensor
     generative: Tensor
+    extra: dict = field(default_factory=dict)
 
     @property
     def shared(self) -> bool:
@@ -58,6 +61,20 @@ class Estimator:
                 f"estimator '{name}' differentiates through the samples, but latent family "
                 f"'{type(model.latent).registry_name}' has no reparameterized sampler; use [train.estimator] "
                 "kind = \"reinforce\" (score function) or a relaxed latent family")
+
+    def setup(self, model) -> None:
+        """Build what depends on the model (e.g. a baseline network for its data shape, on its device)."""
+
+    def parameter_groups(self) -> dict[str, list]:
+        """The estimator's own trainable parameters, by optimizer group name (each its own group)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep for a bit-identical resume (running averages, networks)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
 
     def check_objective(self, objective, n_samples: int) -> None:
         """Refuse an objective / sample count this estimator cannot serve (ConfigError); S = n_samples

@@ -38,6 +38,12 @@ class MovingAverageBaseline(Reinforce):
         self.decay = decay
         self.baselines: dict[int, float] = {}  # term index -> b
 
+    def state_dict(self):
+        return {"baselines": dict(self.baselines)}
+
+    def load_state_dict(self, state):
+        self.baselines = {int(k): float(v) for k, v in state.get("baselines", {}).items()}
+
     def signals(self, log_w, terms):
         out = learning_signals(log_w, terms)
         for j, (c, m) in enumerate(terms):

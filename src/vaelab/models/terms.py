@@ -26,13 +26,14 @@ class LogWeightTerms:
             the gradient keeps only the path through h). Used by STL and DReG.
         posterior: q(z_1|x), batch shape (B,).
         reparameterized: whether the samples carry gradient (all layers drawn with ``rsample``).
+        x: the (B, *x_shape) data the terms score (input-dependent baselines read it).
 
     log p and log q are lazy because the analytic-KL ELBO never needs them, and computing them
     anyway costs ~10% of a training step on the IWAE-paper MLP.
     """
 
-    def __init__(self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution]):
-        self.zs, self.log_px_z, self._posteriors, self._model = zs, log_px_z, posteriors, model
+    def __init__(self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None):
+        self.zs, self.log_px_z, self._posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
 
     @property
     def z(self) -> Tensor:

@@ -179,7 +179,7 @@ class VAE(nn.Module):
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
             zs.append(z_l if reparameterize else z_l.detach())
         log_px_z = self.likelihood.log_prob(self.decode(z), x)  # (S, B): x (B, *x_shape) broadcasts
-        return LogWeightTerms(self, zs, log_px_z, posteriors)
+        return LogWeightTerms(self, zs, log_px_z, posteriors, x)
 
     # --- generation and diagnostics -----------------------------------------------------------
     @torch.no_grad()

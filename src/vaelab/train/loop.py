@@ -49,8 +49,10 @@ class Loop:
         self.estimator = ESTIMATORS.build(t.estimator.kind, t.estimator.options, "train.estimator")
         self.estimator.check(model)
         self.estimator.check_objective(self.objective, t.n_samples)
+        self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
-        self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps)
+        self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps,
+                                                      self.estimator.parameter_groups())
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
         self.state = LoopState()
@@ -168,6 +170,7 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
 
 def _resume(loop: Loop, ckpt: dict) -> None:
     restore(loop.model, ckpt["model"], "last.pt")
+    loop.estimator.load_state_dict(ckpt.get("estimator", {}))
     load_optimizer_state(loop, ckpt)
     st = loop.state
     st.epoch, st.step, st.best = ckpt["epoch"], ckpt["step"], ckpt["best_valid_elbo"]

@@ -79,7 +79,7 @@ def checkpoint_payload(loop) -> dict:
     """Everything a bit-identical resume needs, plus the spec that rebuilds the model."""
     st = loop.state
     return {"format": FORMAT, "model": loop.model.state_dict(), "model_spec": loop.model.spec,
-            "optimizer": loop.optimizer.state_dict(), "epoch": st.epoch, "step": st.step,
+            "optimizer": loop.optimizer.state_dict(), "estimator": loop.estimator.state_dict(), "epoch": st.epoch, "step": st.step,
             "best_valid_elbo": st.best, "config": loop.cfg.to_dict(), "torch_rng": torch.get_rng_state(),
             "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history}
 

@@ -88,6 +88,8 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
 def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
     """Accumulate gradients of the negative batch-mean surrogates: one pass when both networks
     share a surrogate, else the generative and the inference parameters each get their own."""
+    for name, surrogate in est.extra.items():  # the estimator's own groups: separate graphs (stopped signals)
+        torch.autograd.backward(-surrogate.mean(), inputs=[p for p in groups[name] if p.requires_grad])
     if est.shared:
         (-est.inference.mean()).backward()
         return
@@ -116,7 +118,7 @@ def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, o
         TrainingDivergedError: the bound is NaN/inf; the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
-    groups = groups if groups is not None else model.parameter_groups()
+    groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
         est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta)
         values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))

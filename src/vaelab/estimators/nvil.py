@@ -1,0 +1,92 @@
+"""NVIL (Mnih & Gregor 2014): the score function with an input-dependent learned baseline, a
+running-mean centering and variance normalization of the learning signal."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..objectives import grouped
+from .base import ESTIMATORS, BoundEstimate
+from .score_function import Reinforce
+
+
+@ESTIMATORS.register("nvil")
+class NVIL(Reinforce):
+    """Learning signal (v - c - b_psi(x)) / max(1, sigma) per group of a one-term bound (the ELBO's
+    samples, IWAE's or MIWAE's groups), where b_psi is an MLP on x (Mnih & Gregor 2014, Sec. 3.2),
+    c and sigma^2 running averages of the mean and variance of v - b_psi(x) (Sec. 3.3). b_psi is
+    trained in its own parameter group ("baseline") on the squared centered signal.
+
+    Args:
+        hidden: widths of the baseline network's hidden layers (tanh).
+        decay: alpha of the running mean / variance.
+        normalize: divide by max(1, sigma) (the paper's variance normalization; it rescales the
+            score-function part of the gradient, so exact-gradient tests turn it off).
+    """
+
+    def __init__(self, hidden: list = [100], decay: float = 0.9, normalize: bool = True):  # noqa: B006
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"train.estimator.decay must be in [0, 1), got {decay}")
+        self.hidden, self.decay, self.normalize = list(hidden), decay, normalize
+        self.net = None
+        self.mean, self.var = 0.0, 1.0
+        self.seen = False
+
+    def setup(self, model) -> None:
+        from ..nets import MLP
+
+        param = next(model.parameters())
+        self.net = MLP(model.x_shape, (1,), self.hidden, "tanh").to(param.device)
+
+    def parameter_groups(self):
+        return {"baseline": list(self.net.parameters())} if self.net is not None else {}
+
+    def state_dict(self):
+        net = {k: v.clone() for k, v in self.net.state_dict().items()} if self.net is not None else {}
+        return {"net": net, "mean": self.mean, "var": self.var, "seen": self.seen}
+
+    def load_state_dict(self, state):
+        if state.get("net") and self.net is not None:
+            self.net.load_state_dict(state["net"])
+        self.mean, self.var, self.seen = state.get("mean", 0.0), state.get("var", 1.0), state.get("seen", False)
+
+    def check_objective(self, objective, n_samples):
+        if len(objective.inference_terms(n_samples * objective.groups)) != 1:
+            raise ConfigError("estimator 'nvil' needs a bound with one term (elbo, iwae, miwae, piwae), not "
+                              f"{type(objective).registry_name}")
+
+    def __call__(self, terms, objective) -> BoundEstimate:
+        if self.net is None:
+            self.setup(terms._model)
+        self._baseline = self.net(terms.x).view(-1)  # (B,) b_psi(x), with gradient for its own group
+        est = super().__call__(terms, objective)
+        est.extra = {"baseline": -self._sq_error}
+        return est
+
+    def signals(self, log_w: Tensor, terms) -> Tensor:
+        self.check_objective_terms(terms)
+        (c, m), s = terms[0], log_w.shape[0]
+        v = grouped(log_w, m)  # (m, B) each group's bound, detached
+        b = self._baseline.detach()
+        centered = v - b - self.mean  # (m, B)
+        self._sq_error = (v - self.mean - self._baseline).pow(2).mean(0)  # (B,): the baseline's loss
+        scale = max(1.0, math.sqrt(self.var)) if self.normalize else 1.0
+        with torch.no_grad():  # running statistics of v - b(x), from this batch after use
+            d = v - b
+            mu, var = float(d.mean()), float(d.var()) if d.numel() > 1 else 0.0
+            if self.seen:
+                self.mean = self.decay * self.mean + (1 - self.decay) * mu
+                self.var = self.decay * self.var + (1 - self.decay) * var
+            else:
+                self.mean, self.var, self.seen = mu, max(var, 1.0), True
+        per_group = (c / m) * centered / scale  # (m, B)
+        return per_group.unsqueeze(1).expand(m, s // m, per_group.shape[-1]).reshape(s, -1)
+
+    @staticmethod
+    def check_objective_terms(terms) -> None:
+        if len(terms) != 1:
+            raise ConfigError("estimator 'nvil' needs a bound with one term (elbo, iwae, miwae, piwae)")
