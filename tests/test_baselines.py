@@ -134,3 +134,16 @@ def test_nvil_trains_its_baseline_in_its_own_parameter_group(tmp_path):
     assert net and ckpt["estimator"]["seen"] and any(v.abs().sum() > 0 for v in net.values())
     with pytest.raises(ConfigError, match="'nvil' needs a bound with one term"):
         fit(cfg.override({"train.objective": "ciwae", "train.n_samples": 2}), tmp_path / "c", quiet=True)
+
+
+def test_gradient_variance_measures_the_estimators_spread():
+    from vaelab.evaluation import gradient_variance
+
+    model, x = binary_model(), binary_data()
+    plain = gradient_variance(model, x, "reinforce", "elbo", 3, draws=400)
+    rloo = gradient_variance(model, x, "rloo", "elbo", 3, draws=400)
+    assert abs(plain["total"] - sum(plain["per_tensor"].values())) < 1e-9
+    assert set(plain["per_tensor"]) == {"encoder.0.weight", "encoder.0.bias"}
+    assert rloo["total"] < 0.5 * plain["total"]  # the leave-one-out baseline, measured by the same tool
+    d, _ = draws(ESTIMATORS.build("reinforce"), OBJECTIVES.build("elbo"), 3, n=400)  # the same draws by hand
+    assert plain["total"] == pytest.approx(float(d[:, :24].var(0).sum()), rel=1e-6)  # 24 encoder numbers

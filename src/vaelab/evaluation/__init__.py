@@ -2,9 +2,10 @@
 
 from .active_units import LatentDiagnostics, latent_diagnostics
 from .elbo import evaluate_elbo
+from .grad_variance import gradient_variance
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
 from .snr import gradient_snr, snr_floor
 from .suite import evaluate_model, summary_lines, write_evaluation
 
-__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "evaluate_elbo", "evaluate_model", "gradient_snr", "snr_floor",
+__all__ = ["LatentDiagnostics", "LogLikelihoodResult", "evaluate_elbo", "evaluate_model", "gradient_variance", "gradient_snr", "snr_floor",
            "importance_sampled_log_likelihood", "latent_diagnostics", "summary_lines", "write_evaluation"]
