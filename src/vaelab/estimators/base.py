@@ -25,6 +25,7 @@ class BoundEstimate:
         generative: surrogate for the generative network's parameters theta.
         extra: surrogates for the estimator's own parameter groups (e.g. NVIL's "baseline": minus the
             baseline's squared error), by group name.
+        reported: further (B,) values worth logging beside the bound (e.g. the relaxed bound).
     ``inference is generative`` when one backward pass serves both.
     """
 
@@ -32,6 +33,7 @@ class BoundEstimate:
     inference: Tensor
     generative: Tensor
     extra: dict = field(default_factory=dict)
+    reported: dict = field(default_factory=dict)
 
     @property
     def shared(self) -> bool:

@@ -63,7 +63,8 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
     works on the true log-weights log p(x, h_s) - log q(h_s|x).
 
     Returns:
-        (estimate, {"elbo", "rec", "kl", "bound"}: 0-d tensors, the ELBO always at beta = 1).
+        (estimate, {"elbo", "rec", "kl", "bound", + the estimator's reported values (e.g.
+        "relaxed_bound")}: 0-d tensors, the ELBO always at beta = 1).
     """
     if (kl == "analytic" or beta != 1.0) and not _plain_elbo(objective, estimator):
         raise ConfigError("an analytic KL or beta != 1 applies to the ELBO with estimator 'reparam' only, "
@@ -82,6 +83,7 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
         elbo_m = rec_m - kl_m
         bound = elbo_m if kl == "analytic" and beta == 1.0 else est.value.mean()  # the same number then
         stats = {"rec": rec_m, "kl": kl_m, "bound": bound, "elbo": elbo_m}
+        stats.update({k: v.mean() for k, v in est.reported.items()})
     return est, stats
 
 
