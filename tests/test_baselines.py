@@ -181,3 +181,20 @@ def test_gumbel_logs_the_true_discrete_bound_and_trains(tmp_path):
     assert logged and all("relaxed_bound" in r and "bound" in r for r in logged)  # both, every log step
     with pytest.raises(ConfigError, match="'gumbel' relaxes one layer of bernoulli or categorical latents"):
         fit(RunConfig().override({"train.estimator": "gumbel"}), tmp_path / "g", quiet=True)
+
+
+@pytest.mark.parametrize("name,widths", [("sbn-linear", [(784, 200)]),
+                                         ("sbn-nonlinear", [(784, 200), (200, 200), (200, 200)])])
+def test_sbn_presets_build_the_literatures_architecture(name, widths):
+    from pathlib import Path
+
+    from torch import nn
+
+    from vaelab import config as C
+    from vaelab.models import build_model
+
+    cfg = C.load(Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    model = build_model(cfg.model, (1, 28, 28))
+    lin = [(m.in_features, m.out_features) for m in model.encoder.modules() if isinstance(m, nn.Linear)]
+    assert lin == widths and model.latent.support == "binary" and model.latent.dim == 200
+    assert cfg.data.kind == "static-mnist" and cfg.train.estimator.kind == "nvil"
