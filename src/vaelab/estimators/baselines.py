@@ -13,13 +13,16 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..objectives import grouped
 from .base import ESTIMATORS
-from .score_function import Reinforce, learning_signals
+from .score_function import Reinforce, learning_signals, spread
 
 
-def _spread(per_group: Tensor, s: int) -> Tensor:
-    """(m, B) or (m, k, B) values -> (S, B): group g's value for each of its S/m samples."""
-    m, b = per_group.shape[0], per_group.shape[-1]
-    return per_group.unsqueeze(1).expand(m, s // m, b).reshape(s, b) if per_group.dim() == 2 else per_group.reshape(s, b)
+class _LeaveOneOut(Reinforce):
+    """Estimators whose signals raise ConfigError for sample layouts they cannot use: checked once,
+    before training, on a dry run of the signals (they keep no state)."""
+
+    def check_objective(self, objective, n_samples):
+        s = n_samples * objective.groups
+        self.signals(torch.zeros(s, 1), objective.inference_terms(s))
 
 
 @ESTIMATORS.register("reinforce_ema")
@@ -57,15 +60,11 @@ class MovingAverageBaseline(Reinforce):
 
 
 @ESTIMATORS.register("rloo")
-class RLOO(Reinforce):
+class RLOO(_LeaveOneOut):
     """REINFORCE leave-one-out (Kool et al. 2019): each of the m >= 2 independent groups of a term
     (for the ELBO, each of the S samples) is baselined by the mean value of the other groups:
     signal_g = (c / m) (v_g - mean_{h != g} v_h). Needs S >= 2 (the ELBO) or MIWAE with M >= 2;
     IWAE has one group: use ``vimco``."""
-
-    def check_objective(self, objective, n_samples):
-        s = n_samples * objective.groups
-        self.signals(torch.zeros(s, 1), objective.inference_terms(s))
 
     def signals(self, log_w, terms):
         s = log_w.shape[0]
@@ -76,7 +75,7 @@ class RLOO(Reinforce):
                                   "n_samples >= 2, or miwae with groups >= 2); for iwae use 'vimco'")
             v = grouped(log_w, m)  # (m, B)
             loo = (v.sum(0, keepdim=True) - v) / (m - 1)  # (m, B): mean of the others
-            out = out + _spread((c / m) * (v - loo), s)
+            out = out + spread((c / m) * (v - loo), s)
         return out
 
 
@@ -98,14 +97,10 @@ def vimco_baselines(log_w: Tensor) -> Tensor:
 
 
 @ESTIMATORS.register("vimco")
-class VIMCO(Reinforce):
+class VIMCO(_LeaveOneOut):
     """VIMCO (Mnih & Rezende 2016): for a multi-sample bound, sample k's learning signal is
     L - L_{-k}, the bound minus the bound with w_k replaced by the geometric mean of the others.
     Applies to IWAE / MIWAE terms with K >= 2 samples per group."""
-
-    def check_objective(self, objective, n_samples):
-        s = n_samples * objective.groups
-        self.signals(torch.zeros(s, 1), objective.inference_terms(s))
 
     def signals(self, log_w, terms):
         s, b = log_w.shape

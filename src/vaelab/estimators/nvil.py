@@ -11,7 +11,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..objectives import grouped
 from .base import ESTIMATORS, BoundEstimate
-from .score_function import Reinforce
+from .score_function import Reinforce, spread
 
 
 @ESTIMATORS.register("nvil")
@@ -55,9 +55,7 @@ class NVIL(Reinforce):
         self.mean, self.var, self.seen = state.get("mean", 0.0), state.get("var", 1.0), state.get("seen", False)
 
     def check_objective(self, objective, n_samples):
-        if len(objective.inference_terms(n_samples * objective.groups)) != 1:
-            raise ConfigError("estimator 'nvil' needs a bound with one term (elbo, iwae, miwae, piwae), not "
-                              f"{type(objective).registry_name}")
+        self.check_objective_terms(objective.inference_terms(n_samples * objective.groups))
 
     def __call__(self, terms, objective) -> BoundEstimate:
         if self.net is None:
@@ -83,8 +81,7 @@ class NVIL(Reinforce):
                 self.var = self.decay * self.var + (1 - self.decay) * var
             else:
                 self.mean, self.var, self.seen = mu, max(var, 1.0), True
-        per_group = (c / m) * centered / scale  # (m, B)
-        return per_group.unsqueeze(1).expand(m, s // m, per_group.shape[-1]).reshape(s, -1)
+        return spread((c / m) * centered / scale, s)  # (S, B)
 
     @staticmethod
     def check_objective_terms(terms) -> None:

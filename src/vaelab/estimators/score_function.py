@@ -16,13 +16,18 @@ from ..objectives import combine, grouped
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 
 
+def spread(per_group: Tensor, s: int) -> Tensor:
+    """(m, B) per-group values -> (S, B): group g's value for each of its S/m consecutive samples."""
+    m, b = per_group.shape
+    return per_group.unsqueeze(1).expand(m, s // m, b).reshape(s, b)
+
+
 def learning_signals(log_w: Tensor, terms) -> Tensor:
     """Per-sample learning signals (S, B), detached: sum_j (c_j / m_j) IWAE of z_s's group in term j."""
-    s, b = log_w.shape
+    s = log_w.shape[0]
     out = 0.0
     for c, m in terms:
-        per_group = grouped(log_w.detach(), m) * (c / m)  # (m, B)
-        out = out + per_group.unsqueeze(1).expand(m, s // m, b).reshape(s, b)  # group g -> its S/m samples
+        out = out + spread(grouped(log_w.detach(), m) * (c / m), s)
     return out
 
 

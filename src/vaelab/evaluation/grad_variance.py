@@ -9,6 +9,7 @@ from torch import Tensor
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
+from .snr import _flat_grads
 
 
 def gradient_variance(model, x: Tensor, estimator: str = "reinforce", objective: str = "elbo", n_samples: int = 1,
@@ -33,14 +34,14 @@ def gradient_variance(model, x: Tensor, estimator: str = "reinforce", objective:
     est.setup(model)
     names = {id(p): n for n, p in model.named_parameters()}
     params = [p for p in model.parameter_groups()["inference"] if p.requires_grad]
-    grads = []
+    rows = []
     with torch.random.fork_rng(devices=[]), denormals_flushed(x.device):
         torch.manual_seed(seed)
         for _ in range(draws):
             bound = est(model.log_weight_terms(x, n_samples * obj.groups, reparameterize=est.pathwise), obj)
-            g = torch.autograd.grad(-bound.inference.mean(), params, allow_unused=True)
-            grads.append([(gi if gi is not None else torch.zeros_like(p)).detach().double() for gi, p in zip(g, params)])
-    per_tensor = {names[id(p)]: float(torch.stack([g[i] for g in grads]).var(0).sum()) for i, p in enumerate(params)}
-    mean = torch.cat([torch.stack([g[i] for g in grads]).mean(0).flatten() for i in range(len(params))])
-    return {"total": sum(per_tensor.values()), "per_tensor": per_tensor, "mean_sq_norm": float(mean.pow(2).sum()),
+            rows.append(_flat_grads(bound.inference, params).double())
+    g = torch.stack(rows)  # (R, P)
+    var = g.var(0).split([p.numel() for p in params])
+    per_tensor = {names[id(p)]: float(v.sum()) for p, v in zip(params, var)}
+    return {"total": sum(per_tensor.values()), "per_tensor": per_tensor, "mean_sq_norm": float(g.mean(0).pow(2).sum()),
             "draws": draws, "estimator": estimator}
