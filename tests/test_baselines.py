@@ -2,6 +2,7 @@
 test_discrete: unbiased (mean gradient = exact gradient within standard error), lower variance
 than plain REINFORCE, and caught when their baseline peeks at the sample."""
 
+import json
 import math
 
 import pytest
@@ -171,12 +172,46 @@ def test_gumbel_logs_the_true_discrete_bound_and_trains(tmp_path):
                                 "train.log_every": 5})
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"]
-    import json
-
     logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert logged and all("relaxed_bound" in r and "bound" in r for r in logged)  # both, every log step
     with pytest.raises(ConfigError, match="'gumbel' relaxes one layer of bernoulli or categorical latents"):
         fit(RunConfig().override({"train.estimator": "gumbel"}), tmp_path / "g", quiet=True)
+
+
+def test_gumbel_temperature_follows_jang_et_al_schedule_in_training(tmp_path):
+    est = ESTIMATORS.build("gumbel", {"temperature": 1.0, "anneal_rate": 1e-3, "min_temperature": 0.5,
+                                      "anneal_every": 10})
+    seen = []
+    for _ in range(1000):
+        seen.append(est.current_temperature)
+        est.step_done()
+    assert seen[0] == seen[9] == 1.0 and seen[10] == pytest.approx(math.exp(-1e-2))  # held for 10 steps
+    assert seen[500] == pytest.approx(math.exp(-0.5)) and seen[999] == 0.5  # floored at min_temperature
+    assert ESTIMATORS.build("gumbel").current_temperature == 0.5  # fixed by default
+    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 8},
+                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.epochs": 2,
+                                "train.estimator": {"kind": "gumbel", "temperature": 2.0, "anneal_rate": 0.01,
+                                                    "min_temperature": 0.1, "anneal_every": 1},
+                                "model.encoder.hidden": [16], "train.num_threads": 1, "train.log_every": 1})
+    fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    taus = [r["temperature"] for r in logged if "temperature" in r]
+    assert taus[0] == pytest.approx(2.0 * math.exp(-0.01 * 0)) and taus == sorted(taus, reverse=True)
+    assert taus[-1] == pytest.approx(2.0 * math.exp(-0.01 * (len(taus) - 1)), rel=1e-5)
+    cfg = cfg.override({"train.epochs": 3})
+    fit(cfg, tmp_path / "r", resume=True, quiet=True, tensorboard=False)
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    taus = [r["temperature"] for r in logged if "temperature" in r]
+    assert len(taus) > 0 and taus == sorted(taus, reverse=True)  # the step count is resumed: no jump back to 2.0
+    assert taus[-1] == pytest.approx(2.0 * math.exp(-0.01 * (len(taus) - 1)), rel=1e-5)
+
+
+@pytest.mark.parametrize("options,match", [({"anneal_rate": 1e-4, "min_temperature": 0.5}, "has no effect"),
+                                           ({"min_temperature": 0.1}, "apply only with anneal_rate"),
+                                           ({"temperature": 0.0}, "must be > 0")])
+def test_gumbel_schedule_that_cannot_take_effect_is_refused(options, match):
+    with pytest.raises(ConfigError, match=match):
+        ESTIMATORS.build("gumbel", options)
 
 
 @pytest.mark.parametrize("name,widths", [("sbn-linear", [(784, 200)]),

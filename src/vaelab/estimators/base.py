@@ -78,6 +78,10 @@ class Estimator:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
 
+    def step_done(self) -> None:
+        """Called by :func:`~vaelab.train.step.train_step` after each optimizer step (schedules,
+        e.g. a temperature annealed with the step count)."""
+
     def check_objective(self, objective, n_samples: int) -> None:
         """Refuse an objective / sample count this estimator cannot serve (ConfigError); S = n_samples
         * objective.groups samples per point."""

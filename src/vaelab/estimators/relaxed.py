@@ -4,6 +4,8 @@ that is logged is always the true discrete bound, from the engine's discrete sam
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.distributions import Independent
@@ -45,16 +47,52 @@ class GumbelSoftmax(Estimator):
     """Relaxed-bound gradient for Bernoulli / categorical latents; logs the true discrete bound.
 
     Args:
-        temperature: tau of the relaxation (its bias falls and its variance grows as tau -> 0).
+        temperature: tau of the relaxation (its bias falls and its variance grows as tau -> 0); the
+            starting temperature when annealed.
         hard: straight-through: discrete forward pass, relaxed backward pass.
+        anneal_rate: r of Jang et al.'s schedule (Sec. 4): tau_t = max(min_temperature,
+            temperature * exp(-r t)), t the optimizer step rounded down to a multiple of
+            ``anneal_every`` (0 = a fixed temperature).
+        min_temperature, anneal_every: the schedule's floor and update interval (steps).
+    Raises:
+        ConfigError: a temperature <= 0, a negative rate, or a schedule that cannot take effect.
     """
 
     pathwise = False  # the engine's samples are discrete and give the logged, true bound
 
-    def __init__(self, temperature: float = 0.5, hard: bool = False):
-        if temperature <= 0:
-            raise ConfigError(f"train.estimator.temperature must be > 0, got {temperature}")
+    def __init__(self, temperature: float = 0.5, hard: bool = False, anneal_rate: float = 0.0,
+                 min_temperature: float = 0.5, anneal_every: int = 500):
+        if temperature <= 0 or min_temperature <= 0:
+            raise ConfigError(f"train.estimator.temperature and min_temperature must be > 0, got {temperature} "
+                              f"and {min_temperature}")
+        if anneal_rate < 0 or anneal_every < 1:
+            raise ConfigError(f"train.estimator.anneal_rate must be >= 0 and anneal_every >= 1, got {anneal_rate} "
+                              f"and {anneal_every}")
+        if anneal_rate > 0 and min_temperature >= temperature:
+            raise ConfigError(f"train.estimator.anneal_rate has no effect: min_temperature ({min_temperature}) is not "
+                              f"below the starting temperature ({temperature}); lower min_temperature")
+        if anneal_rate == 0 and (min_temperature, anneal_every) != (0.5, 500):
+            raise ConfigError("train.estimator.min_temperature and anneal_every apply only with anneal_rate > 0")
         self.temperature, self.hard = temperature, hard
+        self.anneal_rate, self.min_temperature, self.anneal_every = anneal_rate, min_temperature, anneal_every
+        self.steps = 0
+
+    @property
+    def current_temperature(self) -> float:
+        """tau at the current optimizer step."""
+        if not self.anneal_rate:
+            return self.temperature
+        t = self.anneal_every * (self.steps // self.anneal_every)
+        return max(self.min_temperature, self.temperature * math.exp(-self.anneal_rate * t))
+
+    def step_done(self) -> None:
+        self.steps += 1
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = int(state.get("steps", 0))
 
     def check(self, model) -> None:
         if model.latent.support not in ("binary", "one_hot") or model.n_layers != 1 or not hasattr(model.prior, "logits"):
@@ -64,9 +102,11 @@ class GumbelSoftmax(Estimator):
     def __call__(self, terms, objective) -> BoundEstimate:
         s = terms.log_w.shape[0]
         value = combine(terms.log_w, objective.terms(s)).detach()  # the true discrete bound
-        relaxed = relaxed_log_weights(terms._model, terms.x, s, self.temperature, self.hard)  # (S, B)
+        tau = self.current_temperature
+        relaxed = relaxed_log_weights(terms._model, terms.x, s, tau, self.hard)  # (S, B)
         relaxed_bound = combine(relaxed, objective.terms(s))
-        reported = {"relaxed_bound": relaxed_bound.detach()}  # the training objective, beside the true bound
+        # the training objective, beside the true bound
+        reported = {"relaxed_bound": relaxed_bound.detach(), "temperature": torch.full_like(value, tau)}
         inference = straight_through(value, combine(relaxed, objective.inference_terms(s)))
         if objective.inference_terms(s) == objective.terms(s):
             return BoundEstimate(value, inference, inference, reported=reported)

@@ -132,4 +132,5 @@ def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, o
             for params in groups.values():
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
+        estimator.step_done()
     return values
