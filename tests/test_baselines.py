@@ -151,6 +151,35 @@ def test_gradient_variance_measures_the_estimators_spread():
     assert plain["total"] == pytest.approx(float(d[:, :24].var(0).sum()), rel=1e-6)  # 24 encoder numbers
 
 
+def test_gradient_variance_is_logged_during_training_from_the_training_estimator(tmp_path):
+    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 8},
+                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.epochs": 2,
+                                "train.estimator": "nvil", "model.encoder.hidden": [16], "train.num_threads": 1,
+                                "train.grad_variance_every": 7, "train.grad_variance_draws": 20,
+                                "train.grad_variance_points": 30})
+    res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "grad_variance.jsonl").read_text().splitlines()]
+    steps = res.history[-1]["step"]
+    assert [r["step"] for r in rows] == list(range(7, steps + 1, 7))
+    assert all(r["estimator"] == "nvil" and r["points"] == 30 and r["total"] > 0 for r in rows)
+    assert rows[-1]["total"] == pytest.approx(sum(rows[-1]["per_layer"].values()))
+    assert set(rows[-1]["per_layer"]) == {"encoder.0", "encoder.2"}
+    with pytest.raises(ConfigError, match="grad_variance_draws"):
+        RunConfig().override({"train.grad_variance_draws": 1})
+
+
+def test_gradient_variance_measures_a_built_estimator_as_it_stands_and_leaves_it_alone():
+    from vaelab.evaluation import gradient_variance
+
+    model, x = binary_model(), binary_data()
+    stale = ESTIMATORS.build("reinforce_ema", {"decay": 0.999})
+    stale.baselines = {0: -1000.0}  # a badly placed baseline: the measurement must see it
+    v_stale = gradient_variance(model, x, stale, "elbo", 1, draws=100)["total"]
+    assert stale.baselines == {0: -1000.0}  # measured on a copy
+    v_fresh = gradient_variance(model, x, "reinforce_ema", "elbo", 1, draws=100, estimator_options={"decay": 0.999})
+    assert v_stale > 100 * v_fresh["total"]
+
+
 @pytest.mark.parametrize("hard", [False, True])
 def test_relaxed_gradient_bias_is_measurable_and_shrinks_with_the_temperature(hard):
     obj = OBJECTIVES.build("elbo")

@@ -114,6 +114,10 @@ class TrainConfig:
     diagnostics: bool = _f(True, "per-epoch active units and per-dimension KL on validation data")
     valid_iwae_k: int = _f(0, "per-epoch IWAE-k bound on validation points, an estimate of log p(x) (0 = off)")
     valid_iwae_points: int = _f(500, "validation points for valid_iwae_k")
+    grad_variance_every: int = _f(0, "measure the encoder gradient's variance over repeated estimates "
+                                  "(grad_variance.jsonl) every this many steps (0 = off)")
+    grad_variance_draws: int = _f(100, "repeated gradient estimates R per measurement")
+    grad_variance_points: int = _f(100, "validation points in the fixed mini-batch of each measurement")
     device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto')")
     num_threads: int = _f(0, "torch intra-op threads (0 = torch default)")
 
@@ -271,14 +275,17 @@ def from_dict(d: dict) -> RunConfig:
 def _check_values(cfg: RunConfig) -> None:
     t = cfg.train
     positive = {"train.n_samples": t.n_samples, "train.batch_size": t.batch_size, "train.lr": t.lr,
-                "train.log_every": t.log_every, "train.adam_eps": t.adam_eps, "train.valid_iwae_points": t.valid_iwae_points}
+                "train.log_every": t.log_every, "train.adam_eps": t.adam_eps, "train.valid_iwae_points": t.valid_iwae_points,
+                "train.grad_variance_points": t.grad_variance_points}
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
     for key in ("epochs", "kl_warmup_steps", "beta", "valid_every", "checkpoint_every", "valid_iwae_k", "grad_clip",
-                "num_threads"):
+                "num_threads", "grad_variance_every"):
         if getattr(t, key) < 0:
             raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")
+    if t.grad_variance_draws < 2:
+        raise ConfigError(f"config key 'train.grad_variance_draws' must be >= 2, got {t.grad_variance_draws}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
     shaped = t.objective.kind != "elbo" or t.estimator.kind != "reparam"

@@ -63,6 +63,7 @@ class NVIL(Reinforce):
         self._baseline = self.net(terms.x).view(-1)  # (B,) b_psi(x), with gradient for its own group
         est = super().__call__(terms, objective)
         est.extra = {"baseline": -self._sq_error}
+        self._baseline = self._sq_error = None  # hold no graph between steps (and stay copyable)
         return est
 
     def signals(self, log_w: Tensor, terms) -> Tensor:

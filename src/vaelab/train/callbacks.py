@@ -13,6 +13,7 @@ import torch
 from ..errors import TrainingDivergedError
 from ..evaluation import importance_sampled_log_likelihood, latent_diagnostics
 from ..evaluation.elbo import evaluate_elbo
+from ..evaluation.grad_variance import gradient_variance
 
 
 class Validation:
@@ -76,6 +77,37 @@ class Checkpointer:
         loop.state.saved_epoch = row["epoch"]
 
 
+class GradientVarianceMonitor:
+    """Every ``every`` optimizer steps, the variance of the encoder gradient over ``draws`` repeated
+    estimates at the current parameters (the training estimator, measured on a copy), on the first
+    ``points`` validation points (training points when there is no validation set). One line per
+    measurement in grad_variance.jsonl: step, epoch, total, per_layer, mean_sq_norm."""
+
+    def __init__(self, every: int, draws: int, points: int):
+        self.every, self.draws, self.points = every, draws, points
+        self.x = None
+
+    def __call__(self, loop) -> None:
+        if not self.every or loop.state.step % self.every:
+            return
+        if self.x is None:
+            self.x = self._points(loop)
+        t = loop.cfg.train
+        r = gradient_variance(loop.model, self.x, loop.estimator, loop.objective, t.n_samples, self.draws, seed=t.seed)
+        loop.writer.append_jsonl("grad_variance.jsonl", {
+            "step": loop.state.step, "epoch": loop.state.epoch, "time_s": time.perf_counter() - loop.t0,
+            "estimator": r["estimator"], "total": r["total"], "mean_sq_norm": r["mean_sq_norm"],
+            "per_layer": r["per_layer"], "draws": self.draws, "points": int(self.x.shape[0])})
+
+    def _points(self, loop) -> torch.Tensor:
+        if loop.x_valid.shape[0]:
+            return loop.x_valid[: self.points]
+        x = loop.x_train[: self.points]
+        if loop.data.dynamic_binarization:  # a fixed binarization, so every measurement sees the same batch
+            x = torch.bernoulli(x, generator=torch.Generator(x.device).manual_seed(loop.cfg.train.seed))
+        return x
+
+
 class EpochCallback:
     """Adapts a plain ``f(epoch, model, row)``."""
 
@@ -92,11 +124,17 @@ def default_callbacks(t) -> list:
             MetricsLogger(), Checkpointer(t.checkpoint_every)]
 
 
+def default_step_hooks(t) -> list:
+    """Hooks run after every optimizer step, ``hook(loop)``, for a ``[train]`` config."""
+    return [GradientVarianceMonitor(t.grad_variance_every, t.grad_variance_draws, t.grad_variance_points)] \
+        if t.grad_variance_every else []
+
+
 def warn_no_validation(x_valid: torch.Tensor, every: int) -> None:
     if every and x_valid.shape[0] == 0:
         warnings.warn("the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)",
                       stacklevel=3)
 
 
-__all__ = ["Checkpointer", "DivergenceGuard", "EpochCallback", "MetricsLogger", "TrainingDivergedError", "Validation",
-           "default_callbacks", "warn_no_validation"]
+__all__ = ["Checkpointer", "DivergenceGuard", "EpochCallback", "GradientVarianceMonitor", "MetricsLogger", "TrainingDivergedError", "Validation",
+           "default_callbacks", "default_step_hooks", "warn_no_validation"]

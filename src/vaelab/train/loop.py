@@ -20,7 +20,7 @@ from ..errors import CheckpointError, TrainingDivergedError
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
-from .callbacks import EpochCallback, default_callbacks, warn_no_validation
+from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .io import RunWriter
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
@@ -57,6 +57,7 @@ class Loop:
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
         self.state = LoopState()
         self.epochs = t.epochs
+        self.step_hooks = default_step_hooks(t)  # hook(loop) after every optimizer step
         self.t0 = self.epoch_start = time.perf_counter()
 
     def diverged(self, what: str) -> TrainingDivergedError:
@@ -84,6 +85,8 @@ class Loop:
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             st.step += 1
+            for hook in self.step_hooks:
+                hook(self)
             b = len(batch)
             sums = [a + s[k] * b for a, k in zip(sums, ("elbo", "rec", "kl", "bound"))]
             n_seen += b
