@@ -258,3 +258,22 @@ def test_sbn_presets_build_the_literatures_architecture(name, widths):
     lin = [(m.in_features, m.out_features) for m in model.encoder.modules() if isinstance(m, nn.Linear)]
     assert lin == widths and model.latent.support == "binary" and model.latent.dim == 200
     assert cfg.data.kind == "static-mnist" and cfg.train.estimator.kind == "nvil"
+
+
+def test_categorical_preset_builds_20_by_10_one_hot_latents_and_takes_a_step():
+    from pathlib import Path
+
+    from vaelab import config as C
+    from vaelab.models import build_model
+    from vaelab.train import train_step
+
+    cfg = C.load(Path(__file__).parents[1] / "configs" / "categorical-20x10.toml")
+    model = build_model(cfg.model, (1, 28, 28))
+    assert model.latent.event_shape == (20, 10) and model.latent.support == "one_hot"
+    est = ESTIMATORS.build(cfg.train.estimator.kind, cfg.train.estimator.options)
+    assert est.current_temperature == 1.0 and est.anneal_rate > 0
+    x = torch.bernoulli(torch.full((4, 1, 28, 28), 0.3))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for name, objective, k in [("gumbel", "elbo", 1), ("vimco", "iwae", 3), ("rloo", "elbo", 2)]:
+        out = train_step(model, x, opt, objective, name, k)
+        assert math.isfinite(out["bound"])
