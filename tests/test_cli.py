@@ -97,6 +97,43 @@ def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     assert (out / "snr.png").stat().st_size > 10_000 and (out / "results.csv").is_file()
 
 
+def test_reproduce_discrete_mnist_quick(tmp_path, data_dir, capsys):
+    out = tmp_path / "dm"
+    assert main(["reproduce", "discrete-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "results.json").read_text())
+    assert len(payload["models"]) == 14
+    for m in payload["models"].values():  # every estimator on both SBNs, its measured numbers in the table
+        assert f"| {m['nll']:.2f} | {m['log_px_se']:.2f} | {m['elbo']:.2f} |" in report
+        assert [g["step"] for g in m["grad_variance"]] == [5, 10]
+    for model in ("linear", "nonlinear"):
+        ratios = payload["variance_ratios"][model]
+        assert ratios["step"] == 10 and ratios["reinforce"] == 1.0 and len(ratios) == 8
+        assert f"{ratios['vimco5']:.3g}" in report
+    assert (out / "grad_variance.png").stat().st_size > 10_000 and (out / "elbo_vs_time.png").stat().st_size > 10_000
+    assert main(["reproduce", "discrete-mnist", "--budget", "paper", "--out", str(out)]) == 2
+    assert "--budget paper is not defined for discrete-mnist; choose from small, medium" in capsys.readouterr().err
+
+
+def test_discrete_mnist_models_are_the_presets():
+    from pathlib import Path
+
+    from vaelab import config as C
+    from vaelab.experiments import discrete_mnist as dm
+
+    from vaelab.models import build_model
+
+    def arch(model_cfg) -> str:
+        return repr(build_model(model_cfg, (1, 28, 28)))
+
+    root = Path(__file__).parents[1] / "configs"
+    base = dm.sbn_config(None, dm.BUDGETS["small"])
+    for name, preset in [("linear", "sbn-linear"), ("nonlinear", "sbn-nonlinear"), ("categorical", "categorical-20x10")]:
+        cfg = C.load(root / f"{preset}.toml")
+        assert arch(base.override(dm.MODELS[name][1]).model) == arch(cfg.model)
+        assert cfg.data.kind == base.data.kind == "static-mnist"
+
+
 def test_mode_weights_of_a_known_prior():
     # MoG prior with weights 0.3 / 0.7 at the two data means and an identity decoder: the implied
     # weight of the (-3, -3) mode is 0.3

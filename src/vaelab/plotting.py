@@ -113,14 +113,22 @@ def save_snr_figure(rows: list[dict], path: str | Path, title: str) -> None:
     plt.close(fig)
 
 
-def save_metric_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ylabel: str, title: str) -> None:
-    """One line per model: (epoch, value) pairs, e.g. validation NLL per epoch."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pts in curves.items():
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=label)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
+def save_metric_curves(curves: dict[str, list[tuple[float, float]]], path: str | Path, ylabel: str, title: str,
+                       xlabel: str = "epoch", yscale: str = "linear") -> None:
+    """One line per model: (x, value) pairs, e.g. validation NLL per epoch."""
+    save_curve_panels({title: curves}, path, xlabel, ylabel, yscale)
+
+
+def save_curve_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], path: str | Path, xlabel: str,
+                      ylabel: str, yscale: str = "linear") -> None:
+    """Side-by-side panels {panel title: {line label: [(x, y), ...]}}, sharing the axes' labels."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for label, pts in curves.items():
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=label)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale=yscale)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,4 +9,5 @@ EXPERIMENTS = {
     "aevb-mnist": "vaelab.experiments.aevb_mnist",
     "iwae-mnist": "vaelab.experiments.iwae_mnist",
     "tighter-bounds": "vaelab.experiments.tighter_bounds",
+    "discrete-mnist": "vaelab.experiments.discrete_mnist",
 }

@@ -38,6 +38,7 @@ class Budget:
     valid_iwae_k: int = 1000
     workers: int = 2
     note: str = ""
+    overrides: dict = field(default_factory=dict)  # config keys set for every job of this budget
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,10 @@ TWO_LAYERS = {"model.latent.dim": 100, "model.upper_z_dims": [50], "model.upper_
 
 
 def _worker(args: tuple) -> dict:
-    job, budget, data_dir, runs = args
+    job, budget, data_dir, runs, base = args
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    cfg = mnist_config(data_dir, budget).override(job.overrides)
+    cfg = base(data_dir, budget).override({**budget.overrides, **job.overrides})
     data = load_data(cfg.data, cfg.model.likelihood.kind)
     if budget.n_train < data.train.shape[0]:
         data = replace(data, train=data.train[: budget.n_train], train_labels=None)
@@ -89,21 +90,25 @@ def _worker(args: tuple) -> dict:
     write_evaluation(run_dir, "test", ev)
     return {"name": job.name, "label": job.label, "train_seconds": train_s,
             "eval_seconds": time.perf_counter() - t0 - train_s, "epochs": budget.epochs,
-            "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history], **ev}
+            "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
+            "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history], **ev}
 
 
-def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, log=print) -> tuple[dict, float]:
+def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, log=print,
+             base=mnist_config) -> tuple[dict, float]:
     """Train and evaluate every job (longest first over ``budget.workers`` processes).
 
-    Returns ``({job name: result dict}, wall seconds)``; run directories go to ``out/runs``.
+    ``base(data_dir, budget)`` gives the study's configuration; the budget's and then each job's
+    overrides are applied to it. Returns ``({job name: result dict}, wall seconds)``; run
+    directories go to ``out/runs``.
     """
     runs = out / "runs"
     if runs.exists():
         shutil.rmtree(runs)  # a reproduction always starts from scratch
     runs.mkdir(parents=True)
-    load_data(mnist_config(data_dir, budget).data, "bernoulli")  # fail fast, in this process, if MNIST is missing
+    load_data(base(data_dir, budget).data, "bernoulli")  # fail fast, in this process, if the data are missing
     order = sorted(jobs, key=lambda j: -j.cost())
-    args = [(j, budget, data_dir, str(runs)) for j in order]
+    args = [(j, budget, data_dir, str(runs), base) for j in order]
     log(f"training {len(jobs)} models, {budget.epochs} epochs each, budget '{budget.name}', "
         f"{budget.workers} worker process(es)")
     t0 = time.perf_counter()
