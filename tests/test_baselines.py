@@ -17,13 +17,19 @@ from vaelab.train import fit
 
 
 def draws(estimator, objective, k, n=2000, seed=0):
+    """n gradient estimates, each parameter from its own group's surrogate (as in training), and the
+    exact gradient."""
     model, x = binary_model(), binary_data()
     params = list(model.parameters())
+    inference = {id(p) for p in model.parameter_groups()["inference"]}
     torch.manual_seed(seed)
     out = []
     for _ in range(n):
-        terms = model.log_weight_terms(x, k, reparameterize=False)
-        out.append(_flat_grad(estimator(terms, objective).inference.mean(), params))
+        est = estimator(model.log_weight_terms(x, k, reparameterize=False), objective)
+        g_inf = torch.autograd.grad(est.inference.mean(), params, retain_graph=True, allow_unused=True)
+        g_gen = torch.autograd.grad(est.generative.mean(), params, allow_unused=True)
+        picked = [gi if id(p) in inference else gg for p, gi, gg in zip(params, g_inf, g_gen)]
+        out.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(params, picked)]))
     exact = _flat_grad(exact_bound(model, x, 1 if type(objective).registry_name == "elbo" else k).mean(), params)
     return torch.stack(out).double(), exact
 
@@ -39,6 +45,44 @@ def test_baselined_estimators_are_unbiased_and_reduce_variance(name, objective, 
     plain, _ = draws(ESTIMATORS.build("reinforce"), obj, k)
     ratio = float(d.var(0).sum() / plain.var(0).sum())  # total variance of the gradient, vs plain REINFORCE
     assert ratio < 0.7, ratio
+
+
+def test_disarm_is_unbiased_and_reduces_variance_at_equal_cost():
+    obj = OBJECTIVES.build("elbo")
+    d, exact = draws(ESTIMATORS.build("disarm"), obj, 1)
+    assert z_scores(d, exact).max() < Z_CRIT
+    plain, _ = draws(ESTIMATORS.build("reinforce"), obj, 2)  # two evaluations of f, like one antithetic pair
+    rloo, _ = draws(ESTIMATORS.build("rloo"), obj, 2)
+    var = {name: float(g[:, :24].var(0).sum()) for name, g in [("disarm", d), ("plain", plain), ("rloo", rloo)]}
+    assert var["disarm"] < 0.3 * var["plain"] and var["disarm"] < 1.1 * var["rloo"], var  # the 24 encoder numbers
+    assert_logs_the_true_bound("disarm", 3, "elbo")
+
+
+def test_disarm_matches_the_exact_logit_gradient_of_a_one_dimensional_expectation():
+    from vaelab.estimators.disarm import disarm_logit_gradient
+
+    torch.manual_seed(0)
+    alpha = torch.tensor([[-1.3, 0.4, 2.0]])  # (B=1, D=3), f(b) = sum_i c_i b_i: exact gradient c p (1 - p)
+    c = torch.tensor([2.0, -1.0, 0.5])
+    g, _, _ = disarm_logit_gradient(alpha, torch.rand(200_000, 1, 3), lambda b: (b * c).sum(-1))
+    p = torch.sigmoid(alpha)
+    se = g.std(0) / math.sqrt(g.shape[0])
+    assert ((g.mean(0) - c * p * (1 - p)).abs() < 4 * se).all()
+
+
+def test_disarm_refuses_what_it_cannot_serve():
+    from test_discrete import binary_model as bm
+
+    est = ESTIMATORS.build("disarm")
+    with pytest.raises(ConfigError, match="objective elbo"):
+        est.check_objective(OBJECTIVES.build("iwae"), 5)
+    cat = RunConfig().override({"model.latent": {"kind": "categorical", "dim": 2, "classes": 3},
+                                "model.prior": "categorical", "model.likelihood": "bernoulli"})
+    from vaelab.models import build_model
+
+    with pytest.raises(ConfigError, match="one layer of bernoulli latents"):
+        est.check(build_model(cat.model, (4,)))
+    est.check(bm())
 
 
 class PeekingRLOO(RLOO):
@@ -166,6 +210,19 @@ def test_gradient_variance_is_logged_during_training_from_the_training_estimator
     assert set(rows[-1]["per_layer"]) == {"encoder.0", "encoder.2"}
     with pytest.raises(ConfigError, match="grad_variance_draws"):
         RunConfig().override({"train.grad_variance_draws": 1})
+
+
+def test_nvil_variance_is_measured_in_the_bounds_units():
+    from vaelab.evaluation import gradient_variance
+
+    model, x = binary_model(), binary_data()
+    est = _warm_nvil()
+    est.normalize, est.var = True, 400.0  # normalization would divide the signal by 20
+    scaled = est.unscaled()
+    assert scaled.normalize is False and est.normalize is True and scaled.var == 400.0
+    measured = gradient_variance(model, x, est, "elbo", 1, draws=200)["total"]
+    est.normalize = False
+    assert measured == pytest.approx(gradient_variance(model, x, est, "elbo", 1, draws=200)["total"])
 
 
 def test_gradient_variance_measures_a_built_estimator_as_it_stands_and_leaves_it_alone():

@@ -7,6 +7,7 @@ the true bound (what is logged) and, for each parameter group, a surrogate of th
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from torch import Tensor
@@ -77,6 +78,12 @@ class Estimator:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
+
+    def unscaled(self) -> "Estimator":
+        """A copy (state included) whose estimate is of the bound's gradient in its own units (nats per
+        parameter): what gradient-variance measurements compare. Estimators that rescale their
+        estimate (NVIL's variance normalization) undo that here."""
+        return copy.deepcopy(self)
 
     def step_done(self) -> None:
         """Called by :func:`~vaelab.train.step.train_step` after each optimizer step (schedules,

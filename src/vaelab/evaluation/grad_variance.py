@@ -3,8 +3,6 @@ the measure that separates score-function estimators (REINFORCE, baselines, NVIL
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import Tensor
 
@@ -21,7 +19,8 @@ def gradient_variance(model, x: Tensor, estimator: str | Estimator = "reinforce"
 
     Draws R = ``draws`` independent estimates at the current parameters; neither the model nor a
     passed estimator is changed (a stateful estimator, e.g. NVIL's baseline or a moving average,
-    is measured as it stands, on a copy).
+    is measured as it stands, on a copy). Every estimator is measured in the bound's units: NVIL's
+    variance normalization, a rescaling, is undone (:meth:`Estimator.unscaled`).
 
     Args:
         model: a VAE; x: (B, *x_shape) a fixed mini-batch.
@@ -62,7 +61,7 @@ def _estimator(model, estimator, options) -> Estimator:
     if isinstance(estimator, Estimator):
         if options:
             raise ConfigError("estimator_options apply to an estimator given by name, not to a built one")
-        return copy.deepcopy(estimator)  # measuring must not move its running statistics
+        return estimator.unscaled()  # a copy: measuring must not move its running statistics
     est = ESTIMATORS.build(estimator, options or {})
     est.check(model)
     est.setup(model)

@@ -4,8 +4,8 @@ VIMCO / REBAR / RELAX literature.
 
 Linear SBN (one affine map each way) and nonlinear SBN (two hidden layers of 200 tanh units each
 way), 200 Bernoulli latents with a Ber(0.5) prior, Bernoulli decoder, Adam 3e-4, batch 50, trained
-with REINFORCE, a moving-average baseline, NVIL, RLOO (K = 5), VIMCO (K = 5), Gumbel-softmax and
-straight-through Gumbel-softmax (tau annealed 1.0 -> 0.5, Jang et al.'s schedule). Reported: test
+with REINFORCE, a moving-average baseline, NVIL, RLOO (K = 5), VIMCO (K = 5), DisARM, Gumbel-softmax
+and straight-through Gumbel-softmax (tau annealed 1.0 -> 0.5, Jang et al.'s schedule). Reported: test
 NLL by importance sampling with q as the proposal, the test ELBO, the encoder gradient's variance
 against the training step (each run's own estimator and parameters) and the validation ELBO
 against wall-clock time (RLOO and VIMCO pay for their K samples).
@@ -35,6 +35,7 @@ ESTIMATORS = {
     "rloo5": ("RLOO (K = 5)", {"train.estimator": "rloo", "train.n_samples": 5}),
     "vimco5": ("VIMCO (K = 5, IWAE-5 bound)", {"train.estimator": "vimco", "train.objective": "iwae",
                                                "train.n_samples": 5}),
+    "disarm": ("DisARM (one antithetic pair)", {"train.estimator": "disarm"}),
     "gumbel": ("Gumbel-softmax", {"train.estimator": {"kind": "gumbel", **ANNEAL}}),
     "st": ("straight-through Gumbel", {"train.estimator": {"kind": "gumbel", "hard": True, **ANNEAL}}),
 }
