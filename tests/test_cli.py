@@ -166,3 +166,15 @@ def test_binary_latent_model_from_the_command_line(tmp_path):
     assert ev["elbo"] <= ev["log_px"] + 1e-6 and ev["active_units"] <= 8
     assert main(["sample", str(run), "-n", "4"]) == 0
     assert np.load(run / "samples.npy").shape == (4, 1, 8, 8)
+
+
+def test_study_test_subset_is_a_fixed_random_draw_not_the_first_rows():
+    import torch
+
+    from vaelab.experiments._study import test_subset
+
+    x = torch.arange(10000.0).view(-1, 1)
+    a, b = test_subset(x, 2000), test_subset(x, 2000)
+    assert torch.equal(a, b) and a.unique().numel() == 2000  # the same points for every model, no repeats
+    assert a.max() > 5000 and a.min() < 5000  # from both halves of MNIST's ordered test set
+    assert torch.equal(test_subset(x, 20000), x)

@@ -31,6 +31,7 @@ from ..evaluation import evaluate_elbo, importance_sampled_log_likelihood
 from ..models import build_model
 from ..plotting import image_grid, plt
 from ..train import fit
+from ._study import test_subset
 
 OPTIMIZER_LR = {"sgd": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-3, "adam": 1e-3}
 
@@ -119,7 +120,8 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
     res50 = fit(cfg.override({"train.epochs": plan.epochs_iwae}), runs / "vae_iwae_mlp", data=data, quiet=True)
     timings["vae_iwae_mlp_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    ll = importance_sampled_log_likelihood(res50.model, data.test[: plan.n_test_is], k=plan.k_is, batch_size=100)
+    ll = importance_sampled_log_likelihood(res50.model, test_subset(data.test, plan.n_test_is), k=plan.k_is,
+                                           batch_size=100)
     timings["is_eval_s"] = time.perf_counter() - t
     (runs / "vae_iwae_mlp" / "evaluation_test.json").write_text(json.dumps(ll.summary(), indent=2))
 

@@ -53,7 +53,7 @@ _VARIANCE = {"train.grad_variance_draws": 50, "train.grad_variance_points": 100}
 BUDGETS = {
     "small": Budget("small", epochs=10, n_test=2000, k_is=1000, batch_size=50, valid_iwae_k=0,
                     note="10 epochs of the 50k training images (10,000 steps), batch 50, Adam 3e-4; IS with "
-                    "K = 1,000 on the first 2,000 test images; gradient variance every 1,000 steps, R = 50 "
+                    "K = 1,000 on 2,000 test images drawn at random (fixed seed); gradient variance every 1,000 steps, R = 50 "
                     "estimates on 100 validation images",
                     overrides={**_VARIANCE, "train.grad_variance_every": 1000}),
     "medium": Budget("medium", epochs=100, n_test=10000, k_is=5000, batch_size=50, valid_iwae_k=0,

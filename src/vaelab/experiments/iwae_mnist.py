@@ -19,7 +19,7 @@ from ._study import TWO_LAYERS, Budget, Job, paired_difference, run_jobs, write_
 
 BUDGETS = {
     "small": Budget("small", epochs=10, n_test=2000, note="one stochastic layer only; 10 epochs of the 50k "
-                    "training images, batch 100, Adam 1e-3; IS on the first 2,000 test images"),
+                    "training images, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)"),
     "medium": Budget("medium", epochs=30, n_test=10000, note="30 epochs of the 50k training images, batch 100, "
                      "Adam 1e-3; IS on all 10,000 test images"),
     "paper": Budget("paper", epochs=3280, n_test=10000, batch_size=20, lr_schedule="iwae", adam_eps=1e-4,
