@@ -65,7 +65,7 @@ class DisARM(Estimator):
         s = terms.log_w.shape[0]
         value = combine(terms.log_w, objective.terms(s)).detach()  # (B,) the true ELBO
         alpha = model.encoder(x).reshape(x.shape[0], model.latent.dim)  # (B, D) logits of q(b|x)
-        q = model.posterior(x)
+        q = model.latent.distribution(alpha)  # the same q(b|x), without a second encoder pass
 
         def log_joint(b: Tensor) -> Tensor:  # (2S, B): log p(x|b) + log p(b), q's part kept for f below
             return model.likelihood.log_prob(model.decode(b), x) + model.prior.log_prob(b)
