@@ -212,6 +212,24 @@ def test_gradient_variance_is_logged_during_training_from_the_training_estimator
         RunConfig().override({"train.grad_variance_draws": 1})
 
 
+def test_nvil_elbo_gradient_for_the_encoder_is_the_scaled_signal_term_alone():
+    # with the zero-mean -grad log q term left in, normalization by sigma would not scale the whole gradient
+    import copy
+
+    model, x = binary_model(), binary_data()
+    enc = [p for p in model.parameter_groups()["inference"]]
+    base = _warm_nvil()
+    base.var = 400.0  # sigma = 20
+    grads = {}
+    for normalize in (True, False):
+        est = copy.deepcopy(base)
+        est.normalize = normalize
+        torch.manual_seed(3)
+        out = est(model.log_weight_terms(x, 2, reparameterize=False), OBJECTIVES.build("elbo"))
+        grads[normalize] = _flat_grad(out.inference.mean(), enc)
+    torch.testing.assert_close(20 * grads[True], grads[False])
+
+
 def test_nvil_variance_is_measured_in_the_bounds_units():
     from vaelab.evaluation import gradient_variance
 

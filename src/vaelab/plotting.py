@@ -113,10 +113,9 @@ def save_snr_figure(rows: list[dict], path: str | Path, title: str) -> None:
     plt.close(fig)
 
 
-def save_metric_curves(curves: dict[str, list[tuple[float, float]]], path: str | Path, ylabel: str, title: str,
-                       xlabel: str = "epoch", yscale: str = "linear") -> None:
-    """One line per model: (x, value) pairs, e.g. validation NLL per epoch."""
-    save_curve_panels({title: curves}, path, xlabel, ylabel, yscale)
+def save_metric_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ylabel: str, title: str) -> None:
+    """One line per model: (epoch, value) pairs, e.g. validation NLL per epoch."""
+    save_curve_panels({title: curves}, path, "epoch", ylabel)
 
 
 def save_curve_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], path: str | Path, xlabel: str,

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..objectives import grouped
-from .base import ESTIMATORS, BoundEstimate, straight_through
+from .base import ESTIMATORS, BoundEstimate
 from .score_function import Reinforce, spread
 
 
@@ -27,6 +27,8 @@ class NVIL(Reinforce):
         normalize: divide by max(1, sigma) (the paper's variance normalization; it rescales the
             score-function part of the gradient, so exact-gradient tests turn it off).
     """
+
+    elbo_score_only = True  # phi's ELBO gradient is the scaled signal's term alone (Mnih & Gregor 2014, eq. 8)
 
     def __init__(self, hidden: list = [100], decay: float = 0.9, normalize: bool = True):  # noqa: B006
         if not 0.0 <= decay < 1.0:
@@ -62,14 +64,8 @@ class NVIL(Reinforce):
             self.setup(terms._model)
         self._baseline = self.net(terms.x).view(-1)  # (B,) b_psi(x), with gradient for its own group
         est = super().__call__(terms, objective)
-        s = terms.log_w.shape[0]
-        if objective.inference_terms(s) == [(1.0, s)]:
-            # The ELBO: E[grad_phi log q(z|x)] = 0, so phi's gradient is the scaled signal's term alone (Mnih &
-            # Gregor 2014, eq. 8), without the pathwise -grad_phi log q, which normalization would leave unscaled.
-            score = (self._signals * terms.log_qz).sum(dim=0)  # (B,)
-            est = BoundEstimate(est.value, straight_through(est.value, score), est.generative)
         est.extra = {"baseline": -self._sq_error}
-        self._baseline = self._sq_error = self._signals = None  # hold no graph between steps (and stay copyable)
+        self._baseline = self._sq_error = None  # hold no graph between steps (and stay copyable)
         return est
 
     def unscaled(self) -> "NVIL":
@@ -93,8 +89,7 @@ class NVIL(Reinforce):
                 self.var = self.decay * self.var + (1 - self.decay) * var
             else:
                 self.mean, self.var, self.seen = mu, max(var, 1.0), True
-        self._signals = spread((c / m) * centered / scale, s)  # (S, B)
-        return self._signals
+        return spread((c / m) * centered / scale, s)  # (S, B)
 
     @staticmethod
     def check_objective_terms(terms) -> None:

@@ -38,6 +38,9 @@ class Reinforce(Estimator):
     Subclasses change only :meth:`signals` (baselines, leave-one-out, VIMCO)."""
 
     pathwise = False
+    #: for the ELBO, drop the zero-mean pathwise -grad_phi log q term from phi's gradient (subclasses
+    #: whose signal is rescaled, where that term would stay unscaled beside it)
+    elbo_score_only = False
 
     def check(self, model) -> None:
         pass
@@ -52,6 +55,9 @@ class Reinforce(Estimator):
         bound = combine(log_w, objective.terms(s))  # gradient through log p and log q's parameters
         inf_terms = objective.inference_terms(s)
         score = (self.signals(log_w.detach(), inf_terms) * log_q).sum(dim=0)  # (B,)
+        if self.elbo_score_only and inf_terms == [(1.0, s)]:
+            # the ELBO: E[grad_phi log q(z|x)] = 0, so phi's gradient may be the score term alone
+            return BoundEstimate(bound.detach(), straight_through(bound.detach(), score), bound)
         if inf_terms == objective.terms(s):
             surrogate = straight_through(bound, score)  # score has no theta-dependence: serves both
             return BoundEstimate(bound.detach(), surrogate, surrogate)

@@ -112,7 +112,7 @@ def run(out_dir: str | Path = "results/discrete-mnist", quick: bool = False, dat
     pairs = [(results[a]["label"], results[c]["label"], *paired_difference(out, a, c))
              for m in ("linear", "nonlinear") for a, c in [(f"{m}_vimco5", f"{m}_nvil"), (f"{m}_nvil", f"{m}_reinforce")]
              if a in results and c in results]
-    _figures(out, results, b)
+    _figures(out, results)
     payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "variance_ratios": ratios, "paired": pairs}
     write_results(out, payload)
     (out / "report.md").write_text(_report(b, jobs, results, ratios, pairs, wall))
@@ -142,7 +142,7 @@ def variance_ratios(results: dict) -> dict:
     return out
 
 
-def _figures(out: Path, results: dict, b: Budget) -> None:
+def _figures(out: Path, results: dict) -> None:
     models = list(dict.fromkeys(r["model"] for r in results.values()))
     by = {m: [r for r in results.values() if r["model"] == m] for m in models}
     save_curve_panels({MODELS[m][0]: {ESTIMATORS[r["estimator_row"]][0]: [(g["step"], g["total"]) for g in r["grad_variance"]]

@@ -10,6 +10,7 @@ import warnings
 
 import torch
 
+from ..data.bundle import binarize_fixed
 from ..errors import TrainingDivergedError
 from ..evaluation import importance_sampled_log_likelihood, latent_diagnostics
 from ..evaluation.elbo import evaluate_elbo
@@ -104,7 +105,7 @@ class GradientVarianceMonitor:
             return loop.x_valid[: self.points]
         x = loop.x_train[: self.points]
         if loop.data.dynamic_binarization:  # a fixed binarization, so every measurement sees the same batch
-            x = torch.bernoulli(x, generator=torch.Generator(x.device).manual_seed(loop.cfg.train.seed))
+            x = binarize_fixed(x.cpu(), loop.cfg.train.seed).to(x.device)
         return x
 
 
