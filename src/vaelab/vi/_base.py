@@ -1,0 +1,202 @@
+"""What every classical mixture fitter shares: input checks, initialization, restarts, and the two
+optimizers of the global parameters (coordinate ascent and stochastic natural-gradient steps).
+
+A subclass is a model with local (per-point) responsibilities and global parameters. It defines
+
+- ``_log_rho(X)`` -> (N, K): unnormalized log-responsibilities under the current globals (the E-step;
+  for VI, E_q[log p(c_i = k, x_i | globals)]);
+- ``_penalty()`` -> 0-d: the ELBO's global terms, -sum KL(q(global) || p(global)) (0 for EM);
+- ``_prior_natural()``, ``_stats(X, resp)``, ``_set_natural(eta)``: the conjugate update
+  eta = eta_prior + sufficient statistics, so that coordinate ascent sets eta to it and SVI moves
+  eta a step rho_t towards its minibatch estimate (Hoffman et al. 2013, eq. 33–35);
+- ``_log_predictive(X)`` -> (N,): log density of new points, for ``score``.
+
+With the locals at their optimum r*(globals), the ELBO is sum_i logsumexp_k log_rho_ik + penalty
+(the entropy of q(c_i) and the expected complete-data log-density combine into the log-normalizer),
+so the trace is computed in closed form from one E-step per sweep and is monotone under
+coordinate ascent: L(r*(g_t), g_t) <= L(r*(g_t), g_{t+1}) <= L(r*(g_{t+1}), g_{t+1}).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, DataError
+
+
+def step_sizes(t: Tensor | int, tau: float, kappa: float):
+    """Robbins–Monro step sizes rho_t = (t + tau)^(-kappa) (Hoffman et al. 2013, eq. 26)."""
+    return (t + tau) ** (-kappa)
+
+
+class MixtureFitter:
+    """Base class: sklearn-style ``fit`` / ``predict`` / ``predict_proba`` / ``score``.
+
+    Args:
+        n_components: K.
+        algorithm: "cavi" (coordinate ascent, all points per sweep) or "svi" (stochastic VI:
+            minibatch natural-gradient steps on the globals, Hoffman et al. 2013).
+        max_iter: sweeps (CAVI) or epochs (SVI).
+        tol: stop when the ELBO changes by less than ``tol`` nats per data point between sweeps.
+        n_init: random restarts; the one with the highest final ELBO is kept.
+        init: "kmeans++" (hard assignment to k-means++ seeds) or "random" (random responsibilities).
+        batch_size, tau, kappa: SVI's minibatch size and step sizes rho_t = (t + tau)^(-kappa),
+            with kappa in (0.5, 1] (the Robbins–Monro conditions) and tau >= 0.
+        seed: seeds restart r with ``seed + r``.
+        dtype, device: where the arithmetic runs (float64 by default, as scikit-learn).
+
+    Fitted attributes: ``elbo_`` (list of floats, nats, one per sweep or epoch; for EM the
+    log-likelihood), ``n_iter_``, ``converged_``, ``fit_seconds_``.
+
+    Raises:
+        ConfigError: an unknown algorithm or init, or out-of-range options.
+    """
+
+    algorithms: tuple[str, ...] = ("cavi", "svi")
+
+    def __init__(self, n_components: int = 2, *, algorithm: str = "cavi", max_iter: int = 200, tol: float = 1e-6,
+                 n_init: int = 1, init: str = "kmeans++", batch_size: int = 256, tau: float = 1.0,
+                 kappa: float = 0.7, seed: int = 0, dtype: torch.dtype = torch.float64, device: str = "cpu"):
+        if algorithm not in self.algorithms:
+            raise ConfigError(f"algorithm {algorithm!r} is not available for {type(self).__name__}; "
+                              f"choose one of {', '.join(self.algorithms)}")
+        if init not in ("kmeans++", "random"):
+            raise ConfigError(f"init {init!r}: choose 'kmeans++' or 'random'")
+        if n_components < 1 or max_iter < 1 or n_init < 1 or batch_size < 1:
+            raise ConfigError("n_components, max_iter, n_init and batch_size must be >= 1")
+        if not 0.5 < kappa <= 1.0 or tau < 0:
+            raise ConfigError(f"SVI step sizes need 0.5 < kappa <= 1 and tau >= 0 (got kappa={kappa}, tau={tau})")
+        if tol < 0:
+            raise ConfigError(f"tol must be >= 0, got {tol}")
+        self.n_components, self.algorithm, self.max_iter, self.tol = n_components, algorithm, max_iter, tol
+        self.n_init, self.init, self.batch_size, self.tau, self.kappa = n_init, init, batch_size, tau, kappa
+        self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
+
+    # --- input ------------------------------------------------------------------------------------
+    def _check_X(self, X, fitting: bool = False) -> Tensor:
+        if isinstance(X, np.ndarray) or not isinstance(X, Tensor):
+            X = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        X = X.to(self.device, self.dtype)
+        if X.dim() != 2:
+            raise DataError(f"X must be 2-D (N points, D features), got shape {tuple(X.shape)}")
+        if not torch.isfinite(X).all():
+            raise DataError(f"X has {int((~torch.isfinite(X)).sum())} NaN/inf values; remove or impute them")
+        if fitting and X.shape[0] < self.n_components:
+            raise DataError(f"{X.shape[0]} points cannot be fitted with {self.n_components} components")
+        if not fitting:
+            if not hasattr(self, "elbo_"):
+                raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+            if X.shape[1] != self.n_features_:
+                raise DataError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_}")
+        return X
+
+    def _init_resp(self, X: Tensor, gen: torch.Generator) -> Tensor:
+        n, k = X.shape[0], self.n_components
+        if self.init == "random":
+            r = torch.rand(n, k, generator=gen, device=X.device, dtype=X.dtype)  # (N, K)
+            return r / r.sum(1, keepdim=True)
+        centers = X[torch.randint(n, (1,), generator=gen, device=X.device)]  # k-means++ seeding (Arthur & Vassilvitskii)
+        d2 = torch.cdist(X, centers).squeeze(1) ** 2  # (N,)
+        for _ in range(1, k):
+            pick = torch.multinomial(d2 / d2.sum() if d2.sum() > 0 else torch.ones_like(d2), 1, generator=gen)
+            centers = torch.cat([centers, X[pick]])
+            d2 = torch.minimum(d2, ((X - X[pick]) ** 2).sum(1))
+        nearest = torch.cdist(X, centers).argmin(1)  # (N,)
+        return torch.nn.functional.one_hot(nearest, k).to(X.dtype)
+
+    # --- fitting ----------------------------------------------------------------------------------
+    def fit(self, X, init_resp=None) -> "MixtureFitter":
+        """Fit to X (N, D), array or tensor; returns self.
+
+        Args:
+            init_resp: optional (N, K) initial responsibilities (overrides ``init``; to reproduce
+                another implementation's run from the same start). With it, ``n_init`` must be 1.
+        Raises:
+            DataError: X not 2-D, non-finite, fewer points than components, or init_resp of the wrong shape.
+        """
+        X = self._check_X(X, fitting=True)
+        self.n_features_ = X.shape[1]
+        self._prepare(X)
+        if init_resp is not None:
+            init_resp = torch.as_tensor(np.asarray(init_resp), dtype=self.dtype, device=self.device)
+            if tuple(init_resp.shape) != (X.shape[0], self.n_components) or self.n_init != 1:
+                raise DataError(f"init_resp must be ({X.shape[0]}, {self.n_components}) with n_init = 1")
+        start, best = time.perf_counter(), None
+        for r in range(self.n_init):
+            gen = torch.Generator(self.device).manual_seed(self.seed + r)
+            resp = init_resp if init_resp is not None else self._init_resp(X, gen)
+            self._set_natural(self._natural_from(X, resp, scale=1.0))
+            trace, converged = self._cavi(X) if self.algorithm in ("cavi", "em") else self._svi(X, gen)
+            if best is None or trace[-1] > best[0][-1]:
+                best = (trace, converged, self._get_state())
+        self.elbo_, self.converged_ = best[0], best[1]
+        self._set_state(best[2])
+        self.n_iter_ = len(self.elbo_)
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _natural_from(self, X: Tensor, resp: Tensor, scale: float) -> dict[str, Tensor]:
+        prior, stats = self._prior_natural(), self._stats(X, resp)
+        return {k: prior[k] + scale * stats[k] for k in prior}
+
+    def _elbo(self, log_rho: Tensor) -> float:
+        return float(torch.logsumexp(log_rho, 1).sum() + self._penalty())
+
+    def _converged(self, trace: list[float], n: int) -> bool:
+        return len(trace) > 1 and abs(trace[-1] - trace[-2]) < self.tol * n
+
+    def _cavi(self, X: Tensor) -> tuple[list[float], bool]:
+        trace, log_rho = [], self._log_rho(X)  # (N, K)
+        for _ in range(self.max_iter):
+            self._set_natural(self._natural_from(X, torch.softmax(log_rho, 1), scale=1.0))
+            log_rho = self._log_rho(X)  # the next sweep's E-step, and this sweep's ELBO
+            trace.append(self._elbo(log_rho))
+            if self._converged(trace, X.shape[0]):
+                return trace, True
+        return trace, False
+
+    def _svi(self, X: Tensor, gen: torch.Generator) -> tuple[list[float], bool]:
+        n, t, trace = X.shape[0], 0, []
+        eta = self._natural  # from the initial responsibilities
+        for _ in range(self.max_iter):
+            for idx in torch.randperm(n, generator=gen, device=X.device).split(self.batch_size):
+                xb = X[idx]  # (S, D)
+                target = self._natural_from(xb, torch.softmax(self._log_rho(xb), 1), scale=n / len(idx))
+                rho = step_sizes(t, self.tau, self.kappa)
+                eta = {k: (1 - rho) * eta[k] + rho * target[k] for k in eta}  # natural-gradient step
+                self._set_natural(eta)
+                t += 1
+            trace.append(self._elbo(self._log_rho(X)))
+            if self._converged(trace, n):
+                return trace, True
+        return trace, False
+
+    def _prepare(self, X: Tensor) -> None:
+        """Hook: fix data-dependent prior defaults before the restarts."""
+
+    def _get_state(self) -> dict[str, Tensor]:
+        return {k: v.clone() for k, v in self._natural.items()}
+
+    def _set_state(self, state: dict[str, Tensor]) -> None:
+        self._set_natural(state)
+
+    # --- prediction -------------------------------------------------------------------------------
+    def predict_proba(self, X) -> Tensor:
+        """(N, K) responsibilities q(c_i = k) of new points under the fitted globals."""
+        return torch.softmax(self._log_rho(self._check_X(X)), 1)
+
+    def predict(self, X) -> Tensor:
+        """(N,) most probable component of each point."""
+        return self.predict_proba(X).argmax(1)
+
+    def score_samples(self, X) -> Tensor:
+        """(N,) log density of each point under the fitted model (posterior predictive for VI), nats."""
+        return self._log_predictive(self._check_X(X))
+
+    def score(self, X) -> float:
+        """Mean log density per point, nats (as scikit-learn's ``score``)."""
+        return float(self.score_samples(X).mean())
