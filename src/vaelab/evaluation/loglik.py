@@ -63,7 +63,8 @@ class LogLikelihoodResult:
 @torch.no_grad()
 def importance_sampled_log_likelihood(model, x: Tensor, k: int = 5000, batch_size: int = 100,
                                       max_rows: int | None = None, seed: int = 0, iwae_k: int = 64,
-                                      device: str | torch.device | None = None) -> LogLikelihoodResult:
+                                      device: str | torch.device | None = None,
+                                      proposal: Tensor | None = None) -> LogLikelihoodResult:
     """log p(x) ~= logsumexp_k log w_k - log K with z_k ~ q(z|x) (Burda et al. 2016, Sec. 5.2;
     Rezende et al. 2014, App. E).
 
@@ -88,24 +89,29 @@ def importance_sampled_log_likelihood(model, x: Tensor, k: int = 5000, batch_siz
         seed: seeds a private ``torch.Generator``: the same seed gives the same numbers.
         iwae_k: also report IWAE-``iwae_k`` (Rainforth et al. 2018's IWAE-64), from the same samples
             (capped at K).
+        proposal: optional (N, latent.n_params) per-point variational parameters lambda_i to use as
+            the proposal q_lambda_i(z) instead of the encoder's q(z|x_i) (e.g. after per-datapoint
+            optimization, :func:`vaelab.inference.refine`); one-layer models.
     Returns:
         :class:`LogLikelihoodResult` in nats.
     Raises:
-        ValueError: if k < 1.
+        ValueError: if k < 1, or ``proposal`` is not (N, latent.n_params).
         DataError: x is not (N, *model.x_shape), has NaN/inf, or is outside the likelihood's support.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     model.check_input(x, "evaluation data")
+    if proposal is not None and tuple(proposal.shape) != (x.shape[0], model.latent.n_params):
+        raise ValueError(f"proposal must be ({x.shape[0]}, {model.latent.n_params}), got {tuple(proposal.shape)}")
     x_dim = math.prod(x.shape[1:])
     if max_rows is None:
         max_rows = max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64)))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     with denormals_flushed(device):
-        return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim)
+        return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal)
 
 
-def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim) -> LogLikelihoodResult:
+def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal) -> LogLikelihoodResult:
     was_training = model.training
     model.eval()
     n = x.shape[0]
@@ -120,7 +126,8 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim) ->
         xb = x[start:start + batch_size].to(device)  # (B, *x_shape)
         b = xb.shape[0]
         buf = log_w[:, :b]
-        q = model.posterior(xb)
+        q = model.posterior(xb) if proposal is None else \
+            model.latent.distribution(proposal[start:start + b].to(device))
         chunk = max(1, max_rows // b)
         for s in range(0, k, chunk):
             c = min(chunk, k - s)

@@ -10,4 +10,6 @@ EXPERIMENTS = {
     "iwae-mnist": "vaelab.experiments.iwae_mnist",
     "tighter-bounds": "vaelab.experiments.tighter_bounds",
     "discrete-mnist": "vaelab.experiments.discrete_mnist",
+    "cavi-gmm": "vaelab.experiments.cavi_gmm",
+    "amortization-gap": "vaelab.experiments.amortization_gap",
 }
