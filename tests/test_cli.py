@@ -62,6 +62,9 @@ def test_reproduce_two_gaussians_quick(tmp_path):
         assert f"{res[name]['log_px']['mean']:.3f}" in report
         w = res[name]["mode_weights"]
         assert abs(sum(w) - 1) < 1e-6 and f"{w[0]:.3f}" in report
+        sg = res[name]["surgery"]  # ELBO surgery per prior: the three terms make the ELBO
+        assert sg["reconstruction"] - sg["mutual_info"] - sg["marginal_kl"] == pytest.approx(sg["elbo"], abs=1e-6)
+        assert f"{sg['marginal_kl']:.3f}" in report
     assert "VampPrior (50 pseudo-inputs)" in report
     for name in ("data", "standard_normal", "mog_fixed", "mog_trainable", "vamp"):
         assert (tmp_path / "tg" / f"{name}.png").stat().st_size > 10_000
@@ -178,3 +181,29 @@ def test_study_test_subset_is_a_fixed_random_draw_not_the_first_rows():
     assert torch.equal(a, b) and a.unique().numel() == 2000  # the same points for every model, no repeats
     assert a.max() > 5000 and a.min() < 5000  # from both halves of MNIST's ordered test set
     assert torch.equal(test_subset(x, 20000), x)
+
+
+def test_reproduce_cavi_gmm_quick(tmp_path):
+    assert main(["reproduce", "cavi-gmm", "--quick", "--out", str(tmp_path / "cg")]) == 0
+    rows = json.loads((tmp_path / "cg" / "results.json").read_text())["scaling"]
+    report = (tmp_path / "cg" / "report.md").read_text()
+    assert {(r["n"], r["kind"]) for r in rows} == {(n, k) for n in (1000, 10_000) for k in ("bayes", "em")}
+    for r in rows:
+        assert f"{r['per_iter_ratio']:.2f}" in report
+        if r["kind"] == "em":  # same data, same start, same algorithm: the same likelihood
+            assert r["ours_score"] == pytest.approx(r["sk_score"], abs=5e-3)
+    for fig in ("fits.png", "scaling.png"):
+        assert (tmp_path / "cg" / fig).stat().st_size > 10_000
+
+
+def test_reproduce_amortization_gap_quick(tmp_path, data_dir):
+    out = tmp_path / "ag"
+    assert main(["reproduce", "amortization-gap", "--quick", "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    report = (out / "report.md").read_text()
+    for name in ("vae", "savae", "svi"):
+        r = res[name]
+        assert r["log_px"] >= r["optimized_elbo"] - 0.5  # IS with q* as proposal is at least its ELBO, up to noise
+        assert f"{r['optimized_elbo']:.2f}" in report and f"{r['surgery']['mutual_info']:.2f}" in report
+    for name in ("vae", "savae"):
+        assert res[name]["amortization_gap"] > -0.2  # q* starts from the encoder's lambda
