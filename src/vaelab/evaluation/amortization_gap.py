@@ -61,7 +61,8 @@ def optimize_posteriors(model, x: Tensor, steps: int = 500, lr: float = 1e-2, n_
 
 
 @torch.no_grad()
-def _elbo_points(model, x: Tensor, params: Tensor, n_samples: int, seed: int, batch_size: int = 100) -> Tensor:
+def elbo_per_point(model, x: Tensor, params: Tensor, n_samples: int, seed: int = 0, batch_size: int = 100) -> Tensor:
+    """(N,) ELBO of q_lambda_i for each point, ``n_samples`` draws each (closed-form KL where the prior has one), nats."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
     return torch.cat([local_elbo(model, x[s:s + batch_size], params[s:s + batch_size], n_samples, gen)
                       for s in range(0, x.shape[0], batch_size)]).double()  # (N,)
@@ -91,8 +92,8 @@ def amortization_gap(model, x: Tensor, steps: int = 500, lr: float = 1e-2, k: in
         with torch.no_grad():
             amortized = torch.cat([encoder_params(model, xb) for xb in x.split(batch_size)])
         optimized = optimize_posteriors(model, x, steps, lr, refine_samples, init=amortized, batch_size=batch_size)
-        e_amort = _elbo_points(model, x, amortized, elbo_samples, seed)
-        e_opt = _elbo_points(model, x, optimized, elbo_samples, seed)
+        e_amort = elbo_per_point(model, x, amortized, elbo_samples, seed)
+        e_opt = elbo_per_point(model, x, optimized, elbo_samples, seed)
     ll = importance_sampled_log_likelihood(model, x, k=k, seed=seed, proposal=optimized).per_point.double()
     amort_gap, approx_gap = e_opt - e_amort, ll - e_opt
     se = lambda v: float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0  # noqa: E731

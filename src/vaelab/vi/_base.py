@@ -78,7 +78,7 @@ class MixtureFitter:
 
     # --- input ------------------------------------------------------------------------------------
     def _check_X(self, X, fitting: bool = False) -> Tensor:
-        if isinstance(X, np.ndarray) or not isinstance(X, Tensor):
+        if not isinstance(X, Tensor):
             X = torch.as_tensor(np.asarray(X, dtype=np.float64))
         X = X.to(self.device, self.dtype)
         if X.dim() != 2:
