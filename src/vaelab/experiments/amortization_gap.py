@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -90,6 +91,7 @@ def run(out_dir: str | Path = "results/amortization-gap", quick: bool = False, d
     if quick:
         b = replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50)
     out = Path(out_dir)
+    shutil.rmtree(out / "runs", ignore_errors=True)  # a reproduction always starts from scratch
     out.mkdir(parents=True, exist_ok=True)
     torch.set_flush_denormal(True)
     cfg = _config(data_dir, b)
