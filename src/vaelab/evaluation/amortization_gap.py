@@ -3,7 +3,6 @@ log p(x) - ELBO comes from the encoder predicting lambda instead of optimizing i
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -12,6 +11,7 @@ from torch import Tensor
 
 from ..inference.local import check_refinable, encoder_params, local_elbo, refine
 from ..numerics import denormals_flushed
+from ._stats import mean_se
 from .loglik import importance_sampled_log_likelihood
 
 
@@ -96,9 +96,8 @@ def amortization_gap(model, x: Tensor, steps: int = 500, lr: float = 1e-2, k: in
         e_opt = elbo_per_point(model, x, optimized, elbo_samples, seed)
     ll = importance_sampled_log_likelihood(model, x, k=k, seed=seed, proposal=optimized).per_point.double()
     amort_gap, approx_gap = e_opt - e_amort, ll - e_opt
-    se = lambda v: float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0  # noqa: E731
     return AmortizationGapResult(
         n=x.shape[0], amortized_elbo=float(e_amort.mean()), optimized_elbo=float(e_opt.mean()),
         log_px=float(ll.mean()), approximation_gap=float(approx_gap.mean()), amortization_gap=float(amort_gap.mean()),
-        inference_gap=float((ll - e_amort).mean()), amortization_gap_stderr=se(amort_gap),
-        approximation_gap_stderr=se(approx_gap), steps=steps, lr=lr, k=k, seconds=time.perf_counter() - t0)
+        inference_gap=float((ll - e_amort).mean()), amortization_gap_stderr=mean_se(amort_gap)[1],
+        approximation_gap_stderr=mean_se(approx_gap)[1], steps=steps, lr=lr, k=k, seconds=time.perf_counter() - t0)

@@ -10,13 +10,9 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ._stats import mean_se
 from .active_units import latent_diagnostics
 from .loglik import importance_sampled_log_likelihood
-
-
-def _mean_se(v: Tensor) -> tuple[float, float]:
-    v = v.double()
-    return float(v.mean()), float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
 def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100,
@@ -41,14 +37,14 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k)
     diag = latent_diagnostics(model, x[:10000], seed=seed)
     out = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim}
-    out["log_px"], out["log_px_se"] = _mean_se(ll.per_point)
+    out["log_px"], out["log_px_se"] = mean_se(ll.per_point)
     out["log_px_std"] = ll.std
     out["nll"] = -out["log_px"]
     out["bits_per_dim"] = out["nll"] / (ll.x_dim * math.log(2))
-    out["iwae"], out["iwae_se"] = _mean_se(ll.per_point_iwae)
-    out["elbo"], out["elbo_se"] = _mean_se(ll.per_point_elbo)
-    out["gap"], out["gap_se"] = _mean_se(ll.per_point - ll.per_point_elbo)
-    out["neg_kl_QP"], out["neg_kl_QP_se"] = _mean_se(ll.per_point_iwae - ll.per_point)
+    out["iwae"], out["iwae_se"] = mean_se(ll.per_point_iwae)
+    out["elbo"], out["elbo_se"] = mean_se(ll.per_point_elbo)
+    out["gap"], out["gap_se"] = mean_se(ll.per_point - ll.per_point_elbo)
+    out["neg_kl_QP"], out["neg_kl_QP_se"] = mean_se(ll.per_point_iwae - ll.per_point)
     out["active_units"] = diag.active_units
     out["active_units_per_layer"] = "+".join(str(a) for a in diag.active_units_per_layer)
     out["kl_mc"] = diag.kl_mc

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..numerics import denormals_flushed
+from ._stats import mean_se
 
 
 @dataclass
@@ -97,8 +98,7 @@ def elbo_surgery(model, x: Tensor, n_samples: int = 1, params: Tensor | None = N
     rec, log_q_own, log_p, log_agg = (torch.cat(t, 1).double().mean(0) for t in (rec, log_q_own, log_p, log_agg))
     mi, mkl = log_q_own - log_agg, log_agg - log_p  # (N,) per point
     elbo = rec - mi - mkl
-    se = lambda v: float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0  # noqa: E731
     return SurgeryResult(n=x.shape[0], n_samples=n_samples, elbo=float(elbo.mean()), reconstruction=float(rec.mean()),
                          average_kl=float((mi + mkl).mean()), mutual_info=float(mi.mean()),
                          marginal_kl=float(mkl.mean()), mutual_info_cap=math.log(x.shape[0]),
-                         elbo_stderr=se(elbo), mutual_info_stderr=se(mi), marginal_kl_stderr=se(mkl))
+                         elbo_stderr=mean_se(elbo)[1], mutual_info_stderr=mean_se(mi)[1], marginal_kl_stderr=mean_se(mkl)[1])

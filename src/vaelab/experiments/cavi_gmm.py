@@ -24,6 +24,7 @@ import torch
 from sklearn import mixture as skm
 
 from ..vi import BayesianGaussianMixture, GaussianMixture, UnitVarianceMixture
+from ..vi._base import kmeans_pp_resp
 
 K, TOL = 5, 1e-3
 
@@ -61,9 +62,7 @@ def mixture_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _init_resp(x: np.ndarray, seed: int) -> np.ndarray:
-    m = GaussianMixture(K, seed=seed)
-    m.n_features_ = 2
-    return m._init_resp(torch.as_tensor(x), torch.Generator().manual_seed(seed)).numpy()
+    return kmeans_pp_resp(torch.as_tensor(x), K, torch.Generator().manual_seed(seed)).numpy()
 
 
 def _timed(fit) -> tuple[float, int]:

@@ -33,6 +33,20 @@ def step_sizes(t: Tensor | int, tau: float, kappa: float):
     return (t + tau) ** (-kappa)
 
 
+def kmeans_pp_resp(X: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    """(N, K) one-hot responsibilities: each point assigned to the nearest of K k-means++ seeds
+    (Arthur & Vassilvitskii 2007), drawn with ``gen``."""
+    n = X.shape[0]
+    centers = X[torch.randint(n, (1,), generator=gen, device=X.device)]
+    d2 = torch.cdist(X, centers).squeeze(1) ** 2  # (N,)
+    for _ in range(1, k):
+        pick = torch.multinomial(d2 / d2.sum() if d2.sum() > 0 else torch.ones_like(d2), 1, generator=gen)
+        centers = torch.cat([centers, X[pick]])
+        d2 = torch.minimum(d2, ((X - X[pick]) ** 2).sum(1))
+    nearest = torch.cdist(X, centers).argmin(1)  # (N,)
+    return torch.nn.functional.one_hot(nearest, k).to(X.dtype)
+
+
 class MixtureFitter:
     """Base class: sklearn-style ``fit`` / ``predict`` / ``predict_proba`` / ``score``.
 
@@ -95,18 +109,10 @@ class MixtureFitter:
         return X
 
     def _init_resp(self, X: Tensor, gen: torch.Generator) -> Tensor:
-        n, k = X.shape[0], self.n_components
         if self.init == "random":
-            r = torch.rand(n, k, generator=gen, device=X.device, dtype=X.dtype)  # (N, K)
+            r = torch.rand(X.shape[0], self.n_components, generator=gen, device=X.device, dtype=X.dtype)  # (N, K)
             return r / r.sum(1, keepdim=True)
-        centers = X[torch.randint(n, (1,), generator=gen, device=X.device)]  # k-means++ seeding (Arthur & Vassilvitskii)
-        d2 = torch.cdist(X, centers).squeeze(1) ** 2  # (N,)
-        for _ in range(1, k):
-            pick = torch.multinomial(d2 / d2.sum() if d2.sum() > 0 else torch.ones_like(d2), 1, generator=gen)
-            centers = torch.cat([centers, X[pick]])
-            d2 = torch.minimum(d2, ((X - X[pick]) ** 2).sum(1))
-        nearest = torch.cdist(X, centers).argmin(1)  # (N,)
-        return torch.nn.functional.one_hot(nearest, k).to(X.dtype)
+        return kmeans_pp_resp(X, self.n_components, gen)
 
     # --- fitting ----------------------------------------------------------------------------------
     def fit(self, X, init_resp=None) -> "MixtureFitter":

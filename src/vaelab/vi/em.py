@@ -40,9 +40,6 @@ class GaussianMixture(MixtureFitter):
             raise ConfigError(f"reg_covar must be >= 0, got {reg_covar}")
         self.reg_covar = reg_covar
 
-    def _prior_natural(self) -> dict[str, Tensor]:
-        return {}
-
     def _natural_from(self, X: Tensor, resp: Tensor, scale: float) -> dict[str, Tensor]:
         """The M-step: maximum-likelihood weights, means and covariances given responsibilities."""
         nk = resp.sum(0) + 10 * torch.finfo(X.dtype).eps  # (K,), as scikit-learn: no empty component divides by 0
