@@ -146,5 +146,5 @@ def test_compute_bound_refuses_a_kl_weight_it_cannot_apply():
     from vaelab.errors import ConfigError
 
     model = _small_model()
-    with pytest.raises(ConfigError, match="beta != 1 applies to the ELBO with estimator 'reparam' only"):
+    with pytest.raises(ConfigError, match="beta != 1 or free bits apply to the ELBO with estimator 'reparam' only"):
         compute_bound(model, torch.randn(4, 3), OBJECTIVES.build("iwae"), ESTIMATORS.build("dreg"), 2, beta=0.5)

@@ -98,7 +98,13 @@ class TrainConfig:
     kl: str = _f("auto", "KL term: closed form, Monte Carlo, or analytic when the prior allows it",
                  ("auto", "analytic", "mc"))
     beta: float = _f(1.0, "weight of the KL term (ELBO only); reported ELBOs always use beta = 1")
-    kl_warmup_steps: int = _f(0, "linear warm-up of beta from 0 over this many steps (0 = off)")
+    kl_warmup_steps: int = _f(0, "KL annealing: warm-up of beta from 0 over this many steps (0 = off); with "
+                              "kl_anneal = 'cyclical', the length of one cycle")
+    kl_anneal: str = _f("linear", "shape of the KL annealing: 'linear' (Bowman et al. 2016), 'sigmoid' (logistic, "
+                        "centred at half the warm-up) or 'cyclical' (Fu et al. 2019)", ("linear", "sigmoid", "cyclical"))
+    kl_cycle_ratio: float = _f(0.5, "cyclical annealing: fraction of each cycle over which beta rises (then it stays)")
+    free_bits: float = _f(0.0, "free bits lambda, nats per latent dimension: the KL of each dimension (batch mean) "
+                          "counts at least lambda in the gradient (Kingma et al. 2016); 0 = off")
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd", "rmsprop", "adagrad"))
     lr: float = _f(1e-3, "learning rate (the first stage's, with lr_schedule = 'iwae')")
     lr_schedule: str = _f("constant", "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) "

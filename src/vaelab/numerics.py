@@ -38,3 +38,15 @@ def denormals_flushed(device: torch.device | str | None = "cpu"):
     finally:
         _depth -= 1
         torch.set_flush_denormal(before)
+
+
+#: decoder outputs one evaluation pass may hold at once (float32: 256 MB)
+EVAL_OUTPUTS = 2**26
+
+
+def eval_rows(model, wanted: int) -> int:
+    """Data points per evaluation pass: ``wanted``, or fewer when one point's decoder output is large
+    (a vocabulary-sized logit vector per token of a sentence: 80 x 10,000 numbers on PTB), so that
+    a pass holds at most ``EVAL_OUTPUTS`` numbers. MNIST-sized models are unaffected."""
+    per_row = getattr(getattr(model, "likelihood", None), "n_outputs", 1)
+    return max(1, min(int(wanted), EVAL_OUTPUTS // max(per_row, 1)))

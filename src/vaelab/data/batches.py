@@ -11,18 +11,41 @@ from .batch import Batch
 
 
 def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | None = None,
-                    shuffle: bool = True, dynamic_binarization: bool = False) -> Iterator[Batch]:
+                    shuffle: bool = True, dynamic_binarization: bool = False, bucket: bool = False) -> Iterator[Batch]:
     """Yield :class:`Batch` es of at most ``batch_size`` points of a (N, *x_shape) tensor, one pass.
 
     Indexing a tensor directly avoids ``DataLoader``'s per-batch Python overhead, which is a
     measurable share of an epoch for MLPs of this size. With ``dynamic_binarization`` each
-    batch is resampled as Bernoulli(x) (Burda et al. 2016, Sec. 5.2).
+    batch is resampled as Bernoulli(x) (Burda et al. 2016, Sec. 5.2). With ``bucket`` (padded
+    token sequences, pad id 0) each batch holds sentences of similar length: the shuffled order is
+    cut into pools of ``POOL`` batches, each pool sorted by length, and the batches of all pools
+    are shuffled again; each batch is cut to its longest sentence and carries the token mask.
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        index = order[start:start + batch_size]
+    chunks = list(order.split(batch_size))
+    if bucket:
+        chunks = _bucketed(order, (x != 0).sum(-1), batch_size, generator if shuffle else None)
+    for index in chunks:
         xb = x[index]
+        if bucket:
+            mask = xb != 0
+            width = max(int(mask.sum(-1).max()), 1)
+            yield Batch(xb[:, :width], index, mask[:, :width])
+            continue
         if dynamic_binarization:
             xb = torch.bernoulli(xb, generator=generator)
         yield Batch(xb, index)
+
+
+POOL = 50  # batches per sorting pool: long enough to group lengths, short enough to stay random
+
+
+def _bucketed(order: Tensor, lengths: Tensor, batch_size: int, generator: torch.Generator | None) -> list[Tensor]:
+    chunks = []
+    for pool in order.split(POOL * batch_size):
+        by_length = pool[torch.argsort(lengths[pool], stable=True)]
+        chunks.extend(by_length.split(batch_size))
+    if generator is not None:
+        chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+    return chunks

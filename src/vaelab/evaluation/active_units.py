@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Independent, kl_divergence
 
+from ..numerics import eval_rows
+
 
 @dataclass
 class LatentDiagnostics:
@@ -45,7 +47,7 @@ def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: in
     (:meth:`VAE.posterior_means`). Units: nats.
     """
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    means, kls, kl_mc = [], [], 0.0
+    means, kls, kl_mc, batch_size = [], [], 0.0, eval_rows(model, batch_size)
     factorized = model.n_layers == 1
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..numerics import denormals_flushed
+from ..numerics import denormals_flushed, eval_rows
 
 
 @torch.no_grad()
@@ -20,7 +20,7 @@ def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed
         return float("nan")
     was = model.training
     model.eval()
-    total = 0.0
+    total, batch_size = 0.0, eval_rows(model, batch_size)
     with torch.random.fork_rng(devices=[]), denormals_flushed(x.device):
         torch.manual_seed(seed)
         for start in range(0, x.shape[0], batch_size):

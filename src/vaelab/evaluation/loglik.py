@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from ..numerics import denormals_flushed
+from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
 
 #: Target size of one chunk's activations; see ``importance_sampled_log_likelihood``.
@@ -105,7 +105,7 @@ def importance_sampled_log_likelihood(model, x: Tensor, k: int = 5000, batch_siz
         raise ValueError(f"proposal must be ({x.shape[0]}, {model.latent.n_params}), got {tuple(proposal.shape)}")
     x_dim = math.prod(x.shape[1:])
     if max_rows is None:
-        max_rows = max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64)))
+        max_rows = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64))))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     with denormals_flushed(device):
         return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal)

@@ -22,7 +22,9 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     Keys:
         log_px, log_px_se: IS estimate log p_hat(x) with K = ``k`` (Burda et al. 2016, Sec. 5.2),
             mean over points and its standard error; ``nll`` = -log_px; ``bits_per_dim`` =
-            nll / (x_dim ln 2).
+            nll / (x_dim ln 2). For a text model (token sequences, nats per sentence) instead ``ppl``,
+            the perplexity per token over ``n_tokens`` words + ``<eos>`` (docs/text.md), and
+            ``bits_per_dim`` is None.
         iwae, iwae_se: the IWAE-``iwae_k`` bound (Rainforth et al. 2018's IWAE-64).
         elbo, elbo_se: the ELBO (mean of all K log-weights).
         gap, gap_se: log p_hat(x) - ELBO, an estimate of KL(q(h|x) || p(h|x)) (paired s.e.).
@@ -40,7 +42,13 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     out["log_px"], out["log_px_se"] = mean_se(ll.per_point)
     out["log_px_std"] = ll.std
     out["nll"] = -out["log_px"]
-    out["bits_per_dim"] = out["nll"] / (ll.x_dim * math.log(2))
+    if getattr(model, "autoregressive", False):  # token sequences: per-token perplexity, not bits per padded slot
+        n_tokens = float((x != 0).sum())
+        out["bits_per_dim"] = None
+        out["ppl"] = math.exp(-float(ll.per_point.double().sum()) / n_tokens)
+        out["n_tokens"] = int(n_tokens)
+    else:
+        out["bits_per_dim"] = out["nll"] / (ll.x_dim * math.log(2))
     out["iwae"], out["iwae_se"] = mean_se(ll.per_point_iwae)
     out["elbo"], out["elbo_se"] = mean_se(ll.per_point_elbo)
     out["gap"], out["gap_se"] = mean_se(ll.per_point - ll.per_point_elbo)
@@ -71,7 +79,8 @@ def summary_lines(r: dict) -> list[str]:
     """Human-readable lines for a result of :func:`evaluate_model`."""
     return [
         f"  log p(x) by IS, K={r['k']}: {r['log_px']:.3f} ± {r['log_px_se']:.3f} (s.e.) nats; "
-        f"NLL {r['nll']:.3f} ({r['bits_per_dim']:.4f} bits/dim)",
+        f"NLL {r['nll']:.3f} " + (f"({r['bits_per_dim']:.4f} bits/dim)" if r.get("bits_per_dim") is not None
+                                  else f"(perplexity {r['ppl']:.2f} per token)"),
         f"  IWAE-{r['iwae_k']}: {r['iwae']:.3f}   ELBO: {r['elbo']:.3f} nats",
         f"  gap log p(x) - ELBO (KL(q||p(h|x))): {r['gap']:.3f} ± {r['gap_se']:.3f}; "
         f"-KL(Q||P) = IWAE-{r['iwae_k']} - log p(x): {r['neg_kl_QP']:.3f} ± {r['neg_kl_QP_se']:.3f}",

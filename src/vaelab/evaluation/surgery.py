@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..numerics import denormals_flushed
+from ..numerics import denormals_flushed, eval_rows
 from ._stats import mean_se
 
 
@@ -80,6 +80,7 @@ def elbo_surgery(model, x: Tensor, n_samples: int = 1, params: Tensor | None = N
     model.check_input(x, "evaluation data")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
+    batch_size = eval_rows(model, batch_size)
     with denormals_flushed(device):
         x = x.to(device)
         if params is None:

@@ -24,7 +24,7 @@ from .callbacks import EpochCallback, default_callbacks, default_step_hooks, war
 from .io import RunWriter
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
-from .schedule import scheduled_lr, warmup_beta
+from .schedule import check_kl_schedule, kl_weight, scheduled_lr
 from .step import resolve_kl, train_step
 
 
@@ -51,6 +51,7 @@ class Loop:
         self.estimator.check_objective(self.objective, t.n_samples)
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
+        check_kl_schedule(t)
         self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps,
                                                       self.estimator.parameter_groups())
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
@@ -77,11 +78,12 @@ class Loop:
         sums, n_seen, beta = [0.0] * 4, 0, t.beta
         bar = tqdm(total=math.ceil(self.x_train.shape[0] / t.batch_size), desc=f"epoch {epoch + 1}/{t.epochs}",
                    disable=not show, leave=False)
-        for batch in iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization):
-            beta = warmup_beta(t.beta, t.kl_warmup_steps, st.step)
+        for batch in iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
+                                     bucket="pad_id" in self.data.info):
+            beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
             try:
                 s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples, self.kl,
-                               beta, t.grad_clip, self.groups)
+                               beta, t.grad_clip, self.groups, t.free_bits)
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             st.step += 1

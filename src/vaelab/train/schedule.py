@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+from ..errors import ConfigError
+
 
 def scheduled_lr(lr: float, schedule: str, epoch: int) -> float:
     """Learning rate for 0-based ``epoch``. 'iwae': Burda et al. 2016, Sec. 5 — stage i = 0..7 runs
@@ -18,3 +22,40 @@ def scheduled_lr(lr: float, schedule: str, epoch: int) -> float:
 def warmup_beta(beta: float, warmup_steps: int, step: int) -> float:
     """KL weight after ``step`` steps of a linear warm-up from 0 (Bowman et al. 2016; off when 0)."""
     return beta * min(1.0, step / warmup_steps) if warmup_steps else beta
+
+
+def kl_weight(beta: float, anneal: str, steps: int, step: int, cycle_ratio: float = 0.5) -> float:
+    """KL weight after ``step`` optimizer steps (``steps`` = 0: always ``beta``).
+
+    - "linear": beta * min(1, step / steps) (Bowman et al. 2016, Sec. 3.1).
+    - "sigmoid": beta / (1 + exp(-10 (step / steps - 1/2))): 0.007 beta at step 0, 0.993 beta at
+      ``steps``, the logistic schedule of Bowman et al.'s released code.
+    - "cyclical": Fu et al. 2019, eq. 5 with cycles of ``steps`` steps: tau = (step mod steps) / steps,
+      beta * min(1, tau / cycle_ratio), so beta rises over the first ``cycle_ratio`` of every cycle.
+    """
+    if not steps:
+        return beta
+    if anneal == "linear":
+        return warmup_beta(beta, steps, step)
+    if anneal == "sigmoid":
+        return beta / (1.0 + math.exp(-10.0 * (step / steps - 0.5)))
+    tau = (step % steps) / steps
+    return beta * min(1.0, tau / cycle_ratio)
+
+
+def check_kl_schedule(t) -> None:
+    """Refuse KL-annealing options that cannot take effect (a [train] config).
+
+    Raises:
+        ConfigError: naming the option.
+    """
+    if t.kl_anneal != "linear" and not t.kl_warmup_steps:
+        raise ConfigError(f"train.kl_anneal = \"{t.kl_anneal}\" needs train.kl_warmup_steps > 0 (the warm-up or cycle length)")
+    if t.kl_anneal == "cyclical" and not 0 < t.kl_cycle_ratio <= 1:
+        raise ConfigError(f"train.kl_cycle_ratio must be in (0, 1], got {t.kl_cycle_ratio}")
+    if t.kl_cycle_ratio != 0.5 and t.kl_anneal != "cyclical":
+        raise ConfigError("train.kl_cycle_ratio applies to kl_anneal = \"cyclical\" only")
+    if t.free_bits < 0:
+        raise ConfigError(f"train.free_bits must be >= 0 nats per dimension, got {t.free_bits}")
+    if t.kl_warmup_steps < 0:
+        raise ConfigError(f"train.kl_warmup_steps must be >= 0, got {t.kl_warmup_steps}")

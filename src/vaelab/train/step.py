@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.distributions import Independent, Normal
 
 from ..data import Batch
 from ..errors import ConfigError, TrainingDivergedError
@@ -55,25 +56,30 @@ def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> st
 
 
 def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator: Estimator, n_samples: int = 1,
-                  kl: str = "mc", beta: float = 1.0) -> tuple[BoundEstimate, dict]:
+                  kl: str = "mc", beta: float = 1.0, free_bits: float = 0.0) -> tuple[BoundEstimate, dict]:
     """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
 
     Draws S = objective.groups * n_samples samples per point. With ``kl == "analytic"`` or
     beta != 1 (ELBO, reparam only) the ELBO is fed log p(x|z_s) - beta KL; otherwise the estimator
-    works on the true log-weights log p(x, h_s) - log q(h_s|x).
+    works on the true log-weights log p(x, h_s) - log q(h_s|x). With ``free_bits`` = lambda > 0
+    the gradient is that of E[log p(x|z)] - beta sum_j max(lambda, KL_j), KL_j the batch mean of
+    dimension j's KL (Kingma et al. 2016, App. C.8), while the value stays the true ELBO.
 
     Returns:
         (estimate, {"elbo", "rec", "kl", "bound", + the estimator's reported values (e.g.
         "relaxed_bound")}: 0-d tensors, the ELBO always at beta = 1).
     """
-    if (kl == "analytic" or beta != 1.0) and not _plain_elbo(objective, estimator):
-        raise ConfigError("an analytic KL or beta != 1 applies to the ELBO with estimator 'reparam' only, "
+    if (kl == "analytic" or beta != 1.0 or free_bits) and not _plain_elbo(objective, estimator):
+        raise ConfigError("an analytic KL, beta != 1 or free bits apply to the ELBO with estimator 'reparam' only, "
                           f"not to {type(objective).registry_name} with {type(estimator).registry_name}")
     x = batch.x if isinstance(batch, Batch) else batch
     terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
     rec = terms.log_px_z  # (S, B)
     kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
-    if kl == "analytic" or beta != 1.0:
+    if free_bits:
+        surrogate = elbo(rec) - beta * free_bits_kl(model, terms, free_bits)  # (B,)
+        est = BoundEstimate(elbo(rec - kl_s).detach(), surrogate, surrogate)
+    elif kl == "analytic" or beta != 1.0:
         bound = elbo(rec - beta * kl_s if beta != 1.0 else rec - kl_s)  # (B,)
         est = BoundEstimate(bound.detach(), bound, bound)
     else:
@@ -85,6 +91,23 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
         stats = {"rec": rec_m, "kl": kl_m, "bound": bound, "elbo": elbo_m}
         stats.update({k: v.mean() for k, v in est.reported.items()})
     return est, stats
+
+
+def free_bits_kl(model, terms, free_bits: float) -> Tensor:
+    """sum_j max(lambda, mean_b KL(q(z_j|x_b) || N(0, 1))), a 0-d tensor in nats (Kingma et al. 2016).
+
+    Raises:
+        ConfigError: the model is not one Gaussian layer under the standard normal prior (no
+            per-dimension KL in closed form).
+    """
+    q = terms.posterior
+    if model.n_layers != 1 or type(model.prior).registry_name != "standard_normal" or \
+            not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
+        raise ConfigError("train.free_bits needs one Gaussian latent layer under the standard_normal prior "
+                          "(a per-dimension KL in closed form); set free_bits = 0")
+    mu, var = q.base_dist.loc, q.base_dist.scale.square()  # (B, D)
+    kl_dims = 0.5 * (mu.square() + var - 1 - var.log())  # (B, D)
+    return kl_dims.mean(0).clamp(min=free_bits).sum()
 
 
 def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
@@ -105,7 +128,8 @@ def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
 
 def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, objective: Objective | str = "elbo",
                estimator: Estimator | str = "reparam", n_samples: int = 1, kl: str = "mc", beta: float = 1.0,
-               grad_clip: float = 0.0, groups: dict[str, list[Tensor]] | None = None) -> dict[str, float]:
+               grad_clip: float = 0.0, groups: dict[str, list[Tensor]] | None = None,
+               free_bits: float = 0.0) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
     Args:
@@ -116,13 +140,14 @@ def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, o
         n_samples: K per group; kl: "analytic" or "mc" (see :func:`resolve_kl`); beta: KL weight.
         grad_clip: clip each parameter group's gradient norm to this (0 = off).
         groups: the model's parameter groups (pass them to skip recomputing them every step).
+        free_bits: lambda, nats per latent dimension (0 = off); see :func:`compute_bound`.
     Raises:
         TrainingDivergedError: the bound is NaN/inf; the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
-        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta)
+        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta, free_bits)
         values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
         if not math.isfinite(values["bound"]):
             raise TrainingDivergedError(f"the training bound is {values['bound']}")
