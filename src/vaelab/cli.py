@@ -24,7 +24,8 @@ SHORTCUTS = {"z-dim": ("model.latent.dim", int, "latent dimension (model.latent.
              "hidden": ("model.encoder.hidden", int, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
              "prior-components": ("model.prior.components", int, "MoG components / VampPrior pseudo-inputs"),
              "n-groups": ("train.objective.groups", int, "M groups of K samples for miwae / piwae"),
-             "path": ("data.path", str, "array data file (.npz/.npy/.csv); selects --dataset array when none is given"),
+             "path": ("data.path", str, ("data file: an array (.npz/.npy/.csv; selects --dataset array when none is "
+                                         "given) or, with --dataset text, a text file of one sentence per line")),
              "data-dir": ("data.data_dir", str, "folder with the data files (default $VAELAB_DATA)"),
              "binarize": ("data.binarize", str, "auto | dynamic | none")}
 
@@ -168,11 +169,31 @@ def cmd_sample(args) -> None:
 
     cfg, model, _ = load_run(args.run_dir, args.checkpoint, load_data_too=False)
     torch.manual_seed(args.seed)
+    if model.autoregressive:
+        print_sentences(model, args)
+        return
     x = model.sample(args.n, mean=not args.noise)
     out = Path(args.out or Path(args.run_dir) / "samples.png")
     np.save(out.with_suffix(".npy"), x.numpy())
     save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z))")
     print(f"wrote {out} and {out.with_suffix('.npy')}")
+
+
+def print_sentences(model, args) -> None:
+    """A text model: n sentences decoded from z ~ p(z), one per line."""
+    import torch
+
+    from .data.text import Vocabulary
+    from .text import sample_prior
+
+    if "vocab" not in (model.spec or {}):
+        raise ConfigError(f"{args.run_dir}: the checkpoint holds no vocabulary; retrain with this vaelab")
+    if args.noise:
+        raise ConfigError("--noise is for images; for text choose --method sample")
+    vocab = Vocabulary(tuple(model.spec["vocab"]))
+    gen = torch.Generator().manual_seed(args.seed)
+    for ids in sample_prior(model, args.n, args.method, generator=gen, max_length=args.max_length):
+        print(vocab.decode(ids) or "(empty sentence: <eos> first)")
 
 
 def cmd_plot(args) -> None:
@@ -187,9 +208,10 @@ def cmd_plot(args) -> None:
         made.append("curves.png")
     cfg, model, data = _load(args)
     torch.manual_seed(0)
-    save_samples_figure(model.sample(64), run / "samples.png", "64 generations E[x|z], z ~ p(z)",
-                        reference=data.test if data.x_shape == (2,) else None)
-    made.append("samples.png")
+    if not model.autoregressive:  # sentences are printed by `vaelab sample`, not drawn
+        save_samples_figure(model.sample(64), run / "samples.png", "64 generations E[x|z], z ~ p(z)",
+                            reference=data.test if data.x_shape == (2,) else None)
+        made.append("samples.png")
     if model.z_dim >= 2:
         mean = model.posterior_means(data.test[:5000])[0]
         labels = data.test_labels[:5000] if data.test_labels is not None else None
@@ -217,8 +239,10 @@ def cmd_reproduce(args) -> None:
 def cmd_download(args) -> None:
     from .data.mnist import download_mnist
     from .data.static_mnist import download_static_mnist
+    from .data.text import download_ptb
 
-    got = download_mnist(args.data_dir) if args.dataset == "mnist" else download_static_mnist(args.data_dir)
+    fetch = {"mnist": download_mnist, "static-mnist": download_static_mnist, "ptb": download_ptb}[args.dataset]
+    got = fetch(args.data_dir)
     print(f"downloaded and verified {got}")
 
 
@@ -279,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
+    s.add_argument("--method", choices=("greedy", "sample", "beam"), default="greedy",
+                   help="text models: decoding of each z ~ p(z) (default greedy); sentences go to stdout")
+    s.add_argument("--max-length", type=int, default=50, help="text models: words per sentence at most")
     s.set_defaults(func=cmd_sample)
 
     pl = sub.add_parser("plot", help="training curves, samples and latent map of a run", epilog=EPILOG)
@@ -302,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
-    d.add_argument("dataset", choices=("mnist", "static-mnist"))
+    d.add_argument("dataset", choices=("mnist", "static-mnist", "ptb"))
     d.add_argument("--data-dir", required=True, help="folder to put the file in")
     d.set_defaults(func=cmd_download)
     return p

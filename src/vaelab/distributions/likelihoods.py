@@ -17,7 +17,7 @@ from torch.distributions import Bernoulli, Distribution, Independent, Normal
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 
-LIKELIHOODS = Registry("likelihood", context=("event_shape",))
+LIKELIHOODS = Registry("likelihood", context=("event_shape", "vocab_size"))
 
 
 class Likelihood(nn.Module):

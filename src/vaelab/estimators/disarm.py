@@ -68,7 +68,7 @@ class DisARM(Estimator):
         q = model.latent.distribution(alpha)  # the same q(b|x), without a second encoder pass
 
         def log_joint(b: Tensor) -> Tensor:  # (2S, B): log p(x|b) + log p(b), q's part kept for f below
-            return model.likelihood.log_prob(model.decode(b), x) + model.prior.log_prob(b)
+            return model.likelihood.log_prob(model.decode(b, x), x) + model.prior.log_prob(b)
 
         def f(b: Tensor) -> Tensor:
             return log_joint(b) - q.log_prob(b).detach()

@@ -40,7 +40,7 @@ def relaxed_log_weights(model, x: Tensor, s: int, temperature: float, hard: bool
         discrete = (y > 0).to(y.dtype) if binary else torch.nn.functional.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
         z = discrete + z - z.detach()  # forward: discrete; backward: relaxed
     q_discrete = model.latent.distribution(logits.reshape(x.shape[0], -1))  # q(z|x), from the same encoder pass
-    return model.likelihood.log_prob(model.decode(z), x) + model.prior.log_prob(z) - q_discrete.log_prob(z)
+    return model.likelihood.log_prob(model.decode(z, x), x) + model.prior.log_prob(z) - q_discrete.log_prob(z)
 
 
 @ESTIMATORS.register("gumbel")

@@ -133,13 +133,28 @@ class VAE(nn.Module):
             h = q.mean  # (B, D_l)
         return q
 
-    def decode(self, z: Tensor) -> Tensor:
+    @property
+    def autoregressive(self) -> bool:
+        """True when the decoder reads the previous tokens of x (text): decode needs x."""
+        return getattr(self.decoder, "autoregressive", False)
+
+    def decode(self, z: Tensor, x: Tensor | None = None) -> Tensor:
         """Decoder outputs for z_1 of shape (..., *latent event) -> (..., *likelihood.param_shape).
 
         Leading axes are flattened first: ``nn.Linear`` on a 2-D input is one fused addmm,
         while on (K, B, D) it falls back to matmul + add, ~15% slower per training step.
+        An autoregressive decoder also gets x (B, T) for teacher forcing and returns logits
+        (..., T', V) up to the batch's longest sentence.
+
+        Raises:
+            ConfigError: an autoregressive decoder without x.
         """
         lead = z.shape[: z.dim() - len(self.latent.event_shape)]
+        if self.autoregressive:
+            if x is None:
+                raise ConfigError("this decoder reads the previous tokens: call decode(z, x), or generate text "
+                                  "with vaelab.text.generate")
+            return self.decoder(z.reshape(*lead, self.latent.flat_dim), x)
         params = self.decoder(z.reshape(-1, self.latent.flat_dim))  # (S*B, n_outputs)
         return params.reshape(*lead, *self.likelihood.param_shape)
 
@@ -178,7 +193,7 @@ class VAE(nn.Module):
             posteriors.append(q_l)
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
             zs.append(z_l if reparameterize else z_l.detach())
-        log_px_z = self.likelihood.log_prob(self.decode(z), x)  # (S, B): x (B, *x_shape) broadcasts
+        log_px_z = self.likelihood.log_prob(self.decode(z, x), x)  # (S, B): x (B, *x_shape) broadcasts
         return LogWeightTerms(self, zs, log_px_z, posteriors, x)
 
     # --- generation and diagnostics -----------------------------------------------------------

@@ -62,12 +62,16 @@ def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = No
             if pseudo.shape[0] < c:
                 raise config_mod.ConfigError(f"model.prior.components = {c} pseudo-inputs but only "
                                              f"{data.train.shape[0]} training points")
-        model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo)
+        model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo, vocab_size=data.info.get("vocab_size"))
+        if "vocab" in data.info:
+            model.spec["vocab"] = list(data.info["vocab"])  # the checkpoint alone can print sentences
     else:
         provenance["model"] = f"built in Python: {type(model).__name__}"
     check = data.valid if data.dynamic_binarization else data.train
     model.check_input(check, "valid" if data.dynamic_binarization else "train")
-    provenance.update(x_shape=list(data.x_shape), model_spec=model.spec, info=_jsonable(data.info))
+    spec = {k: v for k, v in (model.spec or {}).items() if k != "vocab"} if model.spec is not None else None
+    info = {k: v for k, v in _jsonable(data.info).items() if k != "vocab"}  # 10k words belong in the checkpoint
+    provenance.update(x_shape=list(data.x_shape), model_spec=spec, info=info)
     return data, model, provenance
 
 
@@ -176,7 +180,10 @@ def _rebuild(ckpt: dict, cfg: RunConfig, data: DataSplits | None, path: Path):
                               "load_run(run_dir, model=<your model, constructed as for training>)")
     if spec is not None:
         model_cfg = config_mod.from_dict({"model": spec["model"]}).model
-        return build_model(model_cfg, tuple(spec["x_shape"]))
+        model = build_model(model_cfg, tuple(spec["x_shape"]), vocab_size=spec.get("vocab_size"))
+        if "vocab" in spec:
+            model.spec["vocab"] = spec["vocab"]
+        return model
     if data is None:  # format 1 recorded no event shape: the data tells it
         data = load_data(cfg.data, cfg.model.likelihood.kind)
     return build_model(cfg.model, data.x_shape)
