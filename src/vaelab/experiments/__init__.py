@@ -12,4 +12,5 @@ EXPERIMENTS = {
     "discrete-mnist": "vaelab.experiments.discrete_mnist",
     "cavi-gmm": "vaelab.experiments.cavi_gmm",
     "amortization-gap": "vaelab.experiments.amortization_gap",
+    "ptb-vae": "vaelab.experiments.ptb_vae",
 }
