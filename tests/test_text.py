@@ -329,3 +329,22 @@ def test_reproduce_ptb_vae_quick(tmp_path, data_dir):
     for label in ("LSTM-LM (no latent)", "VAE, no tricks", "VAE + KL annealing", "word dropout", "free bits"):
         assert label in text
     assert text.count("## Homotopies") == 1 and (out / "results.json").is_file()
+
+
+def test_download_ptb_verifies_checksums_and_leaves_nothing_on_failure(data_dir, tmp_path):
+    from vaelab.data.text import download_ptb
+
+    served = tmp_path / "server"
+    served.mkdir()
+    for s in ("train", "valid", "test"):
+        (served / f"ptb.{s}.txt").write_bytes((data_dir / "ptb" / f"ptb.{s}.txt").read_bytes())
+    url = served.as_uri() + "/ptb.{split}.txt"
+    got = download_ptb(tmp_path / "ok", url)
+    assert sorted(p.name for p in got.iterdir()) == ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
+    (served / "ptb.test.txt").write_text("a b c\n")  # a different file under the same name
+    with pytest.raises(DataError, match="sha256"):
+        download_ptb(tmp_path / "bad", url)
+    assert sorted(p.name for p in (tmp_path / "bad" / "ptb").iterdir()) == ["ptb.train.txt", "ptb.valid.txt"]
+    with pytest.raises(DataNotFoundError, match="could not download"):
+        download_ptb(tmp_path / "off", (tmp_path / "nowhere").as_uri() + "/ptb.{split}.txt")
+    assert list((tmp_path / "off" / "ptb").iterdir()) == []

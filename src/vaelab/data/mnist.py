@@ -6,9 +6,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -58,23 +55,14 @@ def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
         DataNotFoundError: the download failed (e.g. offline).
         DataError: the checksum did not match (the partial file is deleted).
     """
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        digest = sha256_of(Path(tmp))
+    from .download import download_verified
+
+    def verify(path: Path) -> None:
+        digest = sha256_of(path)
         if digest != SHA256:
             raise DataError(f"downloaded {FILENAME} has sha256 {digest}, expected {SHA256}; not using it")
-        target = data_dir / FILENAME
-        os.replace(tmp, target)
-        return target
-    except OSError as e:
-        raise DataNotFoundError(f"could not download {url} ({e}); copy {FILENAME} into {data_dir} by hand") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    return download_verified(url, Path(data_dir) / FILENAME, verify)
 
 
 @DATASETS.register("mnist")

@@ -5,8 +5,6 @@ its numbers are not comparable with dynamically binarized MNIST's."""
 from __future__ import annotations
 
 import os
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
+from .download import download_verified
 from .mnist import ENV, sha256_of
 from .registry import DATASETS
 
@@ -82,18 +81,6 @@ def download_static_mnist(data_dir: str | Path) -> list[Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for split in SPLITS:
-        url = URL.format(split=split)
-        fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as resp:
-                f.write(resp.read())
-            read_amat(Path(tmp), split)
-            target = data_dir / f"binarized_mnist_{split}.amat"
-            os.replace(tmp, target)
-            out.append(target)
-        except OSError as e:
-            raise DataNotFoundError(f"could not download {url} ({e}); copy the file into {data_dir} by hand") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        out.append(download_verified(URL.format(split=split), data_dir / f"binarized_mnist_{split}.amat",
+                                     lambda path, split=split: read_amat(path, split)))
     return out

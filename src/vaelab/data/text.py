@@ -13,8 +13,6 @@ Bowman et al. 2016) and ``text`` (any UTF-8 file of one sentence per line).
 from __future__ import annotations
 
 import os
-import tempfile
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from torch import Tensor
 
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
+from .download import download_verified
 from .mnist import ENV, sha256_of
 from .registry import DATASETS
 
@@ -193,23 +192,12 @@ def download_ptb(data_dir: str | Path, url: str = PTB_URL) -> Path:
     """Fetch the three PTB splits into ``data_dir/ptb`` and check their SHA-256.
 
     Raises:
-        DataError: the download failed or a checksum does not match (the file is removed).
+        DataNotFoundError: a download failed (e.g. offline). DataError: a checksum does not match (the
+            file is removed).
     """
     out = Path(data_dir) / "ptb"
-    out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid", "test"):
         dest = out / f"ptb.{split}.txt"
-        if dest.is_file():
-            continue
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".part")
-        os.close(fd)
-        try:
-            urllib.request.urlretrieve(url.format(split=split), tmp)
-            check_ptb(Path(tmp), split)
-            os.replace(tmp, dest)
-        except OSError as e:
-            raise DataError(f"download of {url.format(split=split)} failed ({e}); copy the file by hand") from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        if not dest.is_file():
+            download_verified(url.format(split=split), dest, lambda path, split=split: check_ptb(path, split))
     return out

@@ -1,0 +1,37 @@
+"""Checked downloads: a temp file beside the target, verified, then renamed into place, so a failed
+or wrong download never leaves a file a loader would trust."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import DataNotFoundError
+
+
+def download_verified(url: str, target: Path, verify: Callable[[Path], None]) -> Path:
+    """Fetch ``url`` to ``target`` atomically; ``verify(temp_path)`` raises DataError to reject it.
+
+    Raises:
+        DataNotFoundError: the download failed (e.g. offline), naming the URL and the folder.
+        DataError: from ``verify``; the partial file is deleted either way.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            shutil.copyfileobj(resp, out)
+        verify(Path(tmp))
+        os.replace(tmp, target)
+        return target
+    except OSError as e:
+        raise DataNotFoundError(f"could not download {url} ({e}); copy {target.name} into {target.parent} "
+                                "by hand") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
