@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .batch import Batch
+from .text import lengths
 
 
 def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | None = None,
@@ -23,9 +24,8 @@ def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | Non
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    chunks = list(order.split(batch_size))
-    if bucket:
-        chunks = _bucketed(order, (x != 0).sum(-1), batch_size, generator if shuffle else None)
+    chunks = _bucketed(order, lengths(x), batch_size, generator if shuffle else None) if bucket \
+        else order.split(batch_size)
     for index in chunks:
         xb = x[index]
         if bucket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -65,3 +65,16 @@ class Prior(nn.Module):
         if tuple(q.event_shape) != self.event_shape:
             raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
         return kl_divergence(q, self.distribution())
+
+
+def kl_per_variable(q: Distribution, prior: "Prior") -> Tensor | None:
+    """(B, D) KL(q(z_d|x) || p(z_d)) in nats, one term per latent variable, when q and the prior both
+    factorize (``Independent``) with a registered KL; None otherwise (mixtures, VampPrior)."""
+    p = prior.distribution()
+    if not (isinstance(q, Independent) and isinstance(p, Independent)):
+        return None
+    try:
+        base_p = p.base_dist.expand(q.base_dist.batch_shape)  # torch's Bernoulli KL does not broadcast
+        return kl_divergence(q.base_dist, base_p)  # (B, D)
+    except NotImplementedError:
+        return None

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import Independent, kl_divergence
 
+from ..distributions.prior import kl_per_variable
 from ..numerics import eval_rows
 
 
@@ -53,7 +53,7 @@ def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: in
         xb = x[start:start + batch_size]
         means.append(model.posterior_means(xb, n_samples, gen))  # per layer (B, D_l)
         if factorized:
-            per_dim = _kl_per_variable(model.posterior(xb), model.prior)  # (B, D) or None
+            per_dim = kl_per_variable(model.posterior(xb), model.prior)  # (B, D) or None
             factorized = per_dim is not None
             kls.append(per_dim)
         terms = model.log_weight_terms(xb, 1, gen)
@@ -63,15 +63,3 @@ def latent_diagnostics(model, x: Tensor, threshold: float = 1e-2, batch_size: in
     kl_per_dim = torch.cat(kls).mean(dim=0) if factorized else None
     return LatentDiagnostics(int((activity > threshold).sum()), [int((a > threshold).sum()) for a in per_layer],
                              activity, kl_per_dim, kl_mc / x.shape[0])
-
-
-def _kl_per_variable(q, prior):
-    """(B, D) KL(q(z_d|x) || p(z_d)) when both factorize (Independent) with a registered KL, else None."""
-    p = prior.distribution()
-    if not (isinstance(q, Independent) and isinstance(p, Independent)):
-        return None
-    try:
-        base_p = p.base_dist.expand(q.base_dist.batch_shape)  # torch's Bernoulli KL does not broadcast
-        return kl_divergence(q.base_dist, base_p)  # (B, D): one term per latent variable
-    except NotImplementedError:
-        return None

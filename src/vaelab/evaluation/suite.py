@@ -10,6 +10,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ..data.text import lengths
 from ._stats import mean_se
 from .active_units import latent_diagnostics
 from .loglik import importance_sampled_log_likelihood
@@ -43,7 +44,7 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     out["log_px_std"] = ll.std
     out["nll"] = -out["log_px"]
     if getattr(model, "autoregressive", False):  # token sequences: per-token perplexity, not bits per padded slot
-        n_tokens = float((x != 0).sum())
+        n_tokens = float(lengths(x).sum())
         out["bits_per_dim"] = None
         out["ppl"] = math.exp(-float(ll.per_point.double().sum()) / n_tokens)
         out["n_tokens"] = int(n_tokens)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..config import Component, ModelConfig
-from ..errors import ConfigError
 from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
+from ..errors import ConfigError
 from ..nets import MLP, NETWORKS
 from .layers import StochasticLayer
 from .vae import VAE

@@ -11,9 +11,9 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Independent, Normal
 
 from ..data import Batch
+from ..distributions.prior import kl_per_variable
 from ..errors import ConfigError, TrainingDivergedError
 from ..estimators import ESTIMATORS, BoundEstimate, Estimator
 from ..numerics import denormals_flushed
@@ -97,16 +97,12 @@ def free_bits_kl(model, terms, free_bits: float) -> Tensor:
     """sum_j max(lambda, mean_b KL(q(z_j|x_b) || N(0, 1))), a 0-d tensor in nats (Kingma et al. 2016).
 
     Raises:
-        ConfigError: the model is not one Gaussian layer under the standard normal prior (no
-            per-dimension KL in closed form).
+        ConfigError: no per-dimension KL in closed form (several layers, a mixture or VampPrior).
     """
-    q = terms.posterior
-    if model.n_layers != 1 or type(model.prior).registry_name != "standard_normal" or \
-            not (isinstance(q, Independent) and isinstance(q.base_dist, Normal)):
-        raise ConfigError("train.free_bits needs one Gaussian latent layer under the standard_normal prior "
-                          "(a per-dimension KL in closed form); set free_bits = 0")
-    mu, var = q.base_dist.loc, q.base_dist.scale.square()  # (B, D)
-    kl_dims = 0.5 * (mu.square() + var - 1 - var.log())  # (B, D)
+    kl_dims = kl_per_variable(terms.posterior, model.prior) if model.n_layers == 1 else None  # (B, D)
+    if kl_dims is None:
+        raise ConfigError("train.free_bits needs one latent layer whose posterior and prior factorize with a "
+                          "per-dimension KL in closed form (e.g. Gaussian under standard_normal); set free_bits = 0")
     return kl_dims.mean(0).clamp(min=free_bits).sum()
 
 
