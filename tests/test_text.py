@@ -154,6 +154,21 @@ def test_padded_batch_nll_equals_sum_of_sentences_scored_alone():
             torch.testing.assert_close(model.encoder(own)[0], params[i], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("condition", ["init", "input", "both"])
+def test_every_conditioning_reads_z_and_respects_padding(condition):
+    model, d = tiny_model(**{"model.decoder.condition": condition})
+    model.eval()
+    x, z = d.valid[:6], torch.randn(2, 6, 4)  # (S, B, D)
+    with torch.no_grad():
+        logits = model.decode(z, x)  # (S, B, T', V)
+        assert not torch.allclose(logits[0], logits[1])  # another code, another distribution over words
+        scored = model.likelihood.log_prob(logits, x)  # (S, B)
+        for i in range(6):
+            own = x[i:i + 1, : int(lengths(x[i:i + 1]))]
+            alone = model.likelihood.log_prob(model.decode(z[:, i:i + 1], own), own)[:, 0]
+            torch.testing.assert_close(scored[:, i], alone, rtol=1e-5, atol=1e-5)
+
+
 def test_language_model_log_prob_matches_a_word_by_word_hand_computation():
     d = tiny_data()
     torch.manual_seed(0)
