@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..data.text import lengths
 from ..evaluation import elbo_surgery, importance_sampled_log_likelihood, latent_diagnostics
+from ..evaluation._stats import mean_se
 
 
 def perplexity(log_px: Tensor, n_tokens: Tensor) -> float:
@@ -62,8 +63,9 @@ def evaluate_language_model(lm, x: Tensor) -> TextEvaluation:
     """Exact NLL per sentence and perplexity of a :class:`~vaelab.text.LanguageModel` on x (N, T)."""
     log_px = lm.log_likelihood(x)  # (N,)
     n_tok = lengths(x)
-    return TextEvaluation(n=x.shape[0], n_tokens=int(n_tok.sum()), k=0, nll=-float(log_px.mean()),
-                          nll_stderr=float(log_px.std() / math.sqrt(max(x.shape[0], 1))), ppl=perplexity(log_px, n_tok))
+    mean, se = mean_se(log_px)
+    return TextEvaluation(n=x.shape[0], n_tokens=int(n_tok.sum()), k=0, nll=-mean, nll_stderr=se,
+                          ppl=perplexity(log_px, n_tok))
 
 
 def evaluate_text_vae(model, x: Tensor, k: int = 500, batch_size: int = 50, seed: int = 0,
