@@ -28,3 +28,7 @@ class CheckpointError(VaelabError, RuntimeError):
 
 class TrainingDivergedError(VaelabError, RuntimeError):
     """The loss became NaN/inf; the last good checkpoint was kept."""
+
+
+class RunInUseError(VaelabError, RuntimeError):
+    """Another process is training into the same run directory."""

@@ -22,6 +22,7 @@ from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .io import RunWriter
+from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import check_kl_schedule, kl_weight, scheduled_lr
@@ -127,11 +128,15 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
     Raises:
         TrainingDivergedError: the bound became NaN/inf; ``last.pt`` / ``best.pt`` keep the last good epoch.
         CheckpointError: ``resume`` without a readable ``last.pt``, or a fresh start into a used directory.
+        RunInUseError: another process is training into ``run_dir`` (its lock file names it).
         ConfigError, DataError: bad configuration or data.
     """
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)
-    with denormals_flushed(device), _threads(cfg.train.num_threads):
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)  # resume never creates a directory: a typo stays an error
+    locked = run_lock(run_dir) if run_dir.is_dir() else contextlib.nullcontext()
+    with locked, denormals_flushed(device), _threads(cfg.train.num_threads):
         loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device)
         cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
         show = not quiet and sys.stderr.isatty()
