@@ -18,7 +18,7 @@ from vaelab.text import (LanguageModel, decode_codes, evaluate_language_model, f
                          perplexity, reconstruct, sample_prior)
 from vaelab.text.generate import beam_search
 from vaelab.train import fit
-from vaelab.train.schedule import check_kl_schedule, kl_weight
+from vaelab.train.schedule import check_schedules, kl_weight
 from vaelab.train.step import compute_bound, resolve
 
 TOPICS = [["alpha", "beta", "gamma", "delta", "epsilon"], ["red", "green", "blue", "black", "white"],
@@ -205,9 +205,9 @@ def test_kl_annealing_schedules():
     assert cyc == [0.0, 1.0, 2.0, 2.0, 0.0, 1.0]  # rises over half of each 100-step cycle, then restarts
     assert kl_weight(0.7, "sigmoid", 0, 10) == 0.7
     with pytest.raises(ConfigError, match="kl_warmup_steps > 0"):
-        check_kl_schedule(RunConfig().override({"train.kl_anneal": "cyclical"}).train)
+        check_schedules(RunConfig().override({"train.kl_anneal": "cyclical"}).train)
     with pytest.raises(ConfigError, match="kl_cycle_ratio applies"):
-        check_kl_schedule(RunConfig().override({"train.kl_cycle_ratio": 0.3}).train)
+        check_schedules(RunConfig().override({"train.kl_cycle_ratio": 0.3}).train)
 
 
 def test_free_bits_stop_the_kl_gradient_below_lambda_and_report_the_true_elbo():

@@ -54,7 +54,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
     good = load_checkpoint(tmp_path / "r" / "last.pt")
     with pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1\)"), \
-            pytest.warns(UserWarning, match="fresh sgd state"):
+            pytest.warns(UserWarning, match="fresh sgd state"), pytest.warns(UserWarning, match="rolled back"):
         fit(tiny(**{"train.epochs": 3, "train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", resume=True,
             quiet=True, tensorboard=False)
     kept = load_checkpoint(tmp_path / "r" / "last.pt")
@@ -64,7 +64,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_divergence_before_any_checkpoint_says_so(tmp_path):
-    with pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"):
+    with pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"), \
+            pytest.warns(UserWarning, match="rolled back to the start of epoch 1"):
         fit(tiny(**{"train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", quiet=True, tensorboard=False)
 
 
@@ -161,3 +162,50 @@ def test_a_killed_fresh_start_leaves_no_headerless_metrics(tmp_path):
     lines = (run / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,step") and len(lines) == 3
     assert '"step": 99' not in (run / "metrics.jsonl").read_text()
+
+
+class _Inject:
+    """Make train_step report a divergence at the given global step numbers (1-based)."""
+
+    def __init__(self, at):
+        import vaelab.train.loop as loop_mod
+
+        self.at, self.calls, self.real = set(at), 0, loop_mod.train_step
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls in self.at or "always" in self.at:
+            raise TrainingDivergedError("the training bound is nan")
+        return self.real(*args, **kwargs)
+
+
+def test_divergence_rolls_back_the_epoch_and_retries(tmp_path, monkeypatch):
+    import vaelab.train.loop as loop_mod
+
+    full = fit(tiny(**{"train.epochs": 3}), tmp_path / "full", quiet=True, tensorboard=False)
+    steps = full.history[0]["step"]  # per epoch
+    monkeypatch.setattr(loop_mod, "train_step", _Inject({steps + 3}))  # third step of epoch 2
+    with pytest.warns(UserWarning, match="rolled back to the start of epoch 2.*x1 \\(roll-back 1 of 3\\)"):
+        same = fit(tiny(**{"train.epochs": 3, "train.divergence_lr_factor": 1.0}), tmp_path / "same", quiet=True,
+                   tensorboard=False)
+    # with the learning rate kept, the retried epoch replays exactly: model, optimizer and RNGs were restored
+    assert _strip(same.history) == _strip(full.history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, same.model.state_dict()[k]), k
+    events = [json.loads(ln) for ln in (tmp_path / "same" / "events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["epoch"], e["retry"]) for e in events] == [("divergence_roll_back", 2, 1)]
+    monkeypatch.setattr(loop_mod, "train_step", _Inject({steps + 3}))
+    with pytest.warns(UserWarning, match="x0.5"):
+        half = fit(tiny(**{"train.epochs": 3}), tmp_path / "half", quiet=True, tensorboard=False)
+    assert [r["lr"] for r in half.history] == [1e-3, 5e-4, 5e-4]
+    assert load_checkpoint(tmp_path / "half" / "last.pt")["lr_scale"] == 0.5  # a resume keeps the lower rate
+
+
+def test_divergence_stops_after_its_retries(tmp_path, monkeypatch):
+    import vaelab.train.loop as loop_mod
+
+    monkeypatch.setattr(loop_mod, "train_step", _Inject({"always"}))
+    with pytest.raises(TrainingDivergedError, match=r"at epoch 1, step 0.*no checkpoint.*after 2 roll-backs, the "
+                                                    r"learning rate at 0.25 x train.lr"), pytest.warns(UserWarning):
+        fit(tiny(**{"train.divergence_retries": 2}), tmp_path / "r", quiet=True, tensorboard=False)
+    assert len((tmp_path / "r" / "events.jsonl").read_text().splitlines()) == 2

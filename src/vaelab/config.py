@@ -111,6 +111,9 @@ class TrainConfig:
                           "(3,280 epochs in all)", ("constant", "iwae"))
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
     grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
+    divergence_retries: int = _f(3, "on a NaN/inf bound, roll the epoch back to its start and retry it with the "
+                                 "learning rate times divergence_lr_factor, at most this many times per run (0 = stop)")
+    divergence_lr_factor: float = _f(0.5, "learning-rate factor applied at each divergence roll-back, in (0, 1]")
     batch_size: int = _f(100, "mini-batch size; the loss is the batch mean of the negative bound")
     epochs: int = _f(10, "training epochs")
     seed: int = _f(0, "seed for parameter init, sampling and shuffling")

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from .io import RunWriter
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
-from .schedule import check_kl_schedule, kl_weight, scheduled_lr
+from .schedule import check_schedules, kl_weight, scheduled_lr
 from .step import resolve_kl, train_step
 
 
@@ -52,12 +54,13 @@ class Loop:
         self.estimator.check_objective(self.objective, t.n_samples)
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
-        check_kl_schedule(t)
+        check_schedules(t)
         self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps,
                                                       self.estimator.parameter_groups())
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
         self.state = LoopState()
+        self.lr_scale, self.retries = 1.0, 0  # divergence roll-backs so far and their learning-rate factor
         self.epochs = t.epochs
         self.step_hooks = default_step_hooks(t)  # hook(loop) after every optimizer step
         self.t0 = self.epoch_start = time.perf_counter()
@@ -70,9 +73,38 @@ class Loop:
     def checkpoint_payload(self) -> dict:
         return checkpoint_payload(self)
 
+    def snapshot(self) -> dict:
+        """In memory, everything an epoch changes: what a diverged epoch is rolled back to."""
+        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "estimator": self.estimator.state_dict(), "torch_rng": torch.get_rng_state(),
+                              "shuffle_rng": self.shuffle_gen.get_state(), "step": self.state.step})
+
+    def roll_back(self, snap: dict | None, error: TrainingDivergedError, epoch: int) -> None:
+        """Restore ``snap`` and lower the learning rate by ``divergence_lr_factor``, or re-raise
+        ``error`` (with the roll-backs made) once ``divergence_retries`` are used up."""
+        t = self.cfg.train
+        if snap is None or self.retries >= t.divergence_retries:
+            if self.retries:
+                raise TrainingDivergedError(f"{error} (after {self.retries} roll-backs, the learning rate at "
+                                            f"{self.lr_scale:g} x train.lr)") from None
+            raise error
+        self.retries += 1
+        self.lr_scale *= t.divergence_lr_factor
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+        self.estimator.load_state_dict(snap["estimator"])
+        torch.set_rng_state(snap["torch_rng"])
+        self.shuffle_gen.set_state(snap["shuffle_rng"])
+        self.state.step, self.state.epoch = snap["step"], epoch
+        self.writer.append_jsonl("events.jsonl", {"event": "divergence_roll_back", "epoch": epoch + 1,
+                                                  "error": str(error), "lr_scale": self.lr_scale, "retry": self.retries})
+        warnings.warn(f"{str(error).split(';')[0]}; rolled back to the start of epoch {epoch + 1}, retrying with the "
+                      f"learning rate x{self.lr_scale:g} (roll-back {self.retries} of {t.divergence_retries})",
+                      stacklevel=2)
+
     def train_epoch(self, epoch: int, show: bool) -> dict:
         t, st = self.cfg.train, self.state
-        lr = scheduled_lr(t.lr, t.lr_schedule, epoch)
+        lr = scheduled_lr(t.lr, t.lr_schedule, epoch) * self.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
@@ -143,15 +175,26 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
         loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
         try:
             for epoch in range(loop.state.epoch, cfg.train.epochs):
-                loop.model.train()
-                row = loop.train_epoch(epoch, show)
-                loop.state.epoch = epoch + 1
-                for cb in cbs:
-                    cb(loop, row)
+                _run_epoch(loop, epoch, cbs, show)
         finally:
             loop.writer.close()
     st = loop.state
     return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
+
+
+def _run_epoch(loop: Loop, epoch: int, cbs: list, show: bool) -> None:
+    """One epoch and its callbacks; a divergence rolls the epoch back and retries it (Loop.roll_back)."""
+    snap = loop.snapshot() if loop.cfg.train.divergence_retries else None
+    while True:
+        loop.model.train()
+        try:
+            row = loop.train_epoch(epoch, show)
+            loop.state.epoch = epoch + 1
+            for cb in cbs:
+                cb(loop, row)
+            return
+        except TrainingDivergedError as e:
+            loop.roll_back(snap, e, epoch)
 
 
 def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop:
@@ -185,6 +228,7 @@ def _resume(loop: Loop, ckpt: dict) -> None:
     st = loop.state
     st.epoch, st.step, st.best = ckpt["epoch"], ckpt["step"], ckpt["best_valid_elbo"]
     st.history, st.saved_epoch = list(ckpt.get("history", [])), ckpt["epoch"]
+    loop.lr_scale, loop.retries = ckpt.get("lr_scale", 1.0), ckpt.get("divergence_retries_used", 0)
     torch.set_rng_state(ckpt["torch_rng"])
     loop.shuffle_gen.set_state(ckpt["shuffle_rng"])
 

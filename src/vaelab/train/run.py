@@ -85,7 +85,8 @@ def checkpoint_payload(loop) -> dict:
     return {"format": FORMAT, "model": loop.model.state_dict(), "model_spec": loop.model.spec,
             "optimizer": loop.optimizer.state_dict(), "estimator": loop.estimator.state_dict(), "epoch": st.epoch, "step": st.step,
             "best_valid_elbo": st.best, "config": loop.cfg.to_dict(), "torch_rng": torch.get_rng_state(),
-            "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history}
+            "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history, "lr_scale": loop.lr_scale,
+            "divergence_retries_used": loop.retries}
 
 
 def restore(model, state: dict, source: str) -> None:

@@ -43,8 +43,8 @@ def kl_weight(beta: float, anneal: str, steps: int, step: int, cycle_ratio: floa
     return beta * min(1.0, tau / cycle_ratio)
 
 
-def check_kl_schedule(t) -> None:
-    """Refuse KL-annealing options that cannot take effect (a [train] config).
+def check_schedules(t) -> None:
+    """Refuse KL-annealing and divergence options that cannot take effect (a [train] config).
 
     Raises:
         ConfigError: naming the option.
@@ -57,5 +57,8 @@ def check_kl_schedule(t) -> None:
         raise ConfigError("train.kl_cycle_ratio applies to kl_anneal = \"cyclical\" only")
     if t.free_bits < 0:
         raise ConfigError(f"train.free_bits must be >= 0 nats per dimension, got {t.free_bits}")
+    if t.divergence_retries < 0 or not 0 < t.divergence_lr_factor <= 1:
+        raise ConfigError("train.divergence_retries must be >= 0 and train.divergence_lr_factor in (0, 1], got "
+                          f"{t.divergence_retries} and {t.divergence_lr_factor}")
     if t.kl_warmup_steps < 0:
         raise ConfigError(f"train.kl_warmup_steps must be >= 0, got {t.kl_warmup_steps}")
