@@ -209,3 +209,37 @@ def test_divergence_stops_after_its_retries(tmp_path, monkeypatch):
                                                     r"learning rate at 0.25 x train.lr"), pytest.warns(UserWarning):
         fit(tiny(**{"train.divergence_retries": 2}), tmp_path / "r", quiet=True, tensorboard=False)
     assert len((tmp_path / "r" / "events.jsonl").read_text().splitlines()) == 2
+
+
+def test_unwritable_run_directory_is_one_line_before_training(tmp_path, monkeypatch, capsys):
+    from vaelab.cli import main
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(CheckpointError, match="cannot write to the run directory .*file/r"):
+        fit(tiny(), tmp_path / "file" / "r", quiet=True, tensorboard=False)
+    import errno
+    import os
+
+    real = os.fsync
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "full"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "\n" not in err and not (tmp_path / "full" / "config.toml").exists()
+    monkeypatch.setattr(os, "fsync", real)
+
+
+def test_checkpoint_rename_is_made_durable(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from vaelab.checkpoint import save_checkpoint
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real(fd)))
+    save_checkpoint({"model": {}, "config": {}}, tmp_path / "c.pt")
+    assert synced == [False, True]  # the file's data, then the directory holding the rename

@@ -16,7 +16,9 @@ from .errors import CheckpointError
 
 
 def save_checkpoint(payload: dict, path: str | Path) -> None:
-    """Write ``payload`` to ``path`` so that a crash never leaves a half-written file there."""
+    """Write ``payload`` to ``path`` so that a crash never leaves a half-written file there: a temp
+    file beside it, flushed and fsynced, renamed over ``path``, then the directory fsynced so the
+    rename itself survives a power loss."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -26,9 +28,21 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; directories cannot be opened on Windows)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -10,13 +10,34 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
 from ..checkpoint import save_checkpoint
+from ..errors import CheckpointError
 
 CSV_FIELDS = ["epoch", "step", "train_elbo", "train_rec", "train_kl", "train_bound", "valid_elbo",
               "valid_iwae", "beta", "lr", "active_units", "train_time_s", "epoch_time_s", "total_time_s"]
+
+
+def check_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and prove it takes a small file before any training starts.
+
+    Raises:
+        CheckpointError: one line naming the folder and the OS's reason (not a directory,
+            permission denied, no space left on the device, ...).
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir) as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CheckpointError(f"cannot write to the run directory {run_dir} ({e.strerror or e}); free space there "
+                              "or choose another --out") from None
 
 
 class RunWriter:

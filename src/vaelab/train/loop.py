@@ -23,7 +23,7 @@ from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
-from .io import RunWriter
+from .io import RunWriter, check_writable
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
@@ -165,8 +165,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
     """
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)  # resume never creates a directory: a typo stays an error
+    if not resume or run_dir.is_dir():  # resume never creates a directory: a typo stays an error
+        check_writable(run_dir)
     locked = run_lock(run_dir) if run_dir.is_dir() else contextlib.nullcontext()
     with locked, denormals_flushed(device), _threads(cfg.train.num_threads):
         loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device)
