@@ -1,5 +1,6 @@
-"""Checked downloads: a temp file beside the target, verified, then renamed into place, so a failed
-or wrong download never leaves a file a loader would trust."""
+"""Getting data files: found in ``--data-dir`` / ``$VAELAB_DATA``, or fetched by a checked download
+(a temp file beside the target, verified, then renamed into place, so a failed or wrong download
+never leaves a file a loader would trust)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DataNotFoundError
+
+ENV = "VAELAB_DATA"
+
+
+def find_data_file(name: str, data_dir: str | Path | None, advice: str, subdir: str = "") -> Path:
+    """``name`` in ``data_dir``, else in ``$VAELAB_DATA`` (each also under ``subdir``/ when given).
+
+    Raises:
+        DataNotFoundError: naming where it looked, followed by ``advice`` (how to get the file).
+    """
+    dirs = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
+    for d in dirs:
+        for p in ((d / subdir / name, d / name) if subdir else (d / name,)):
+            if p.is_file():
+                return p
+    where = ", ".join(str(d) for d in dirs) or f"nowhere (no --data-dir and ${ENV} unset)"
+    also = f", and their {subdir}/ folders" if subdir else ""
+    raise DataNotFoundError(f"{name} not found (looked in {where}{also}); {advice}")
 
 
 def download_verified(url: str, target: Path, verify: Callable[[Path], None]) -> Path:

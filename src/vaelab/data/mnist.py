@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, DataError, DataNotFoundError
+from ..errors import ConfigError, DataError
 from .bundle import DataSplits
+from .download import ENV, download_verified, find_data_file
 from .registry import DATASETS
 
 FILENAME = "mnist.pkl.gz"
@@ -20,7 +20,6 @@ FILENAME = "mnist.pkl.gz"
 SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 #: Canonical mirror used by the Theano deep-learning tutorials that popularised this file.
 URL = "http://www.iro.umontreal.ca/~lisa/deep/data/mnist/mnist.pkl.gz"
-ENV = "VAELAB_DATA"
 
 
 def find_mnist(data_dir: str | Path | None = None) -> Path:
@@ -29,15 +28,8 @@ def find_mnist(data_dir: str | Path | None = None) -> Path:
     Raises:
         DataNotFoundError: naming where the file was looked for and how to get it.
     """
-    candidates = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
-    for d in candidates:
-        if (d / FILENAME).is_file():
-            return d / FILENAME
-    where = ", ".join(str(d) for d in candidates) or f"nowhere (no --data-dir and ${ENV} unset)"
-    raise DataNotFoundError(
-        f"{FILENAME} not found (looked in {where}); put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
-        f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}"
-    )
+    return find_data_file(FILENAME, data_dir, f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
+                          f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}")
 
 
 def sha256_of(path: Path) -> str:
@@ -55,8 +47,6 @@ def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
         DataNotFoundError: the download failed (e.g. offline).
         DataError: the checksum did not match (the partial file is deleted).
     """
-    from .download import download_verified
-
     def verify(path: Path) -> None:
         digest = sha256_of(path)
         if digest != SHA256:

@@ -4,16 +4,15 @@ its numbers are not comparable with dynamically binarized MNIST's."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import DataError, DataNotFoundError
+from ..errors import DataError
 from .bundle import DataSplits
-from .download import download_verified
-from .mnist import ENV, sha256_of
+from .download import ENV, download_verified, find_data_file
+from .mnist import sha256_of
 from .registry import DATASETS
 
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}
@@ -26,14 +25,9 @@ URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binar
 
 
 def _find(split: str, data_dir: str | Path | None) -> Path:
-    name = f"binarized_mnist_{split}.amat"
-    dirs = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
-    for d in dirs:
-        if (d / name).is_file():
-            return d / name
-    where = ", ".join(str(d) for d in dirs) or f"nowhere (no --data-dir and ${ENV} unset)"
-    raise DataNotFoundError(f"{name} not found (looked in {where}); put it in a folder and pass --data-dir DIR or set "
-                            f"{ENV}=DIR, or run `vaelab download static-mnist --data-dir DIR` ({URL.format(split=split)})")
+    return find_data_file(f"binarized_mnist_{split}.amat", data_dir,
+                          f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, or run "
+                          f"`vaelab download static-mnist --data-dir DIR` ({URL.format(split=split)})")
 
 
 def read_amat(path: Path, split: str) -> np.ndarray:

@@ -12,7 +12,6 @@ Bowman et al. 2016) and ``text`` (any UTF-8 file of one sentence per line).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ from torch import Tensor
 
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
-from .download import download_verified
-from .mnist import ENV, sha256_of
+from .download import ENV, download_verified, find_data_file
+from .mnist import sha256_of
 from .registry import DATASETS
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -115,15 +114,8 @@ def text_splits(train: list[list[str]], valid: list[list[str]], test: list[list[
 
 
 def find_ptb(split: str, data_dir: str | Path | None) -> Path:
-    name = f"ptb.{split}.txt"
-    dirs = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
-    for d in dirs:
-        for p in (d / "ptb" / name, d / name):
-            if p.is_file():
-                return p
-    where = ", ".join(str(d) for d in dirs) or f"nowhere (no --data-dir and ${ENV} unset)"
-    raise DataNotFoundError(f"{name} not found (looked in {where}, and their ptb/ folders); pass --data-dir DIR or "
-                            f"set {ENV}=DIR, or run `vaelab download ptb --data-dir DIR` ({PTB_URL.format(split=split)})")
+    return find_data_file(f"ptb.{split}.txt", data_dir, f"pass --data-dir DIR or set {ENV}=DIR, or run "
+                          f"`vaelab download ptb --data-dir DIR` ({PTB_URL.format(split=split)})", subdir="ptb")
 
 
 def check_ptb(path: Path, split: str) -> None:
