@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import faults
 from .errors import CheckpointError
 
 
@@ -27,7 +28,9 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        faults.point("checkpoint.before_rename")
         os.replace(tmp, path)
+        faults.point("checkpoint.after_rename")
         fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):

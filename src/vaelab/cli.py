@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import ConfigError, VaelabError
+from .errors import EXIT_ABORTED, EXIT_ERROR, EXIT_STOPPED, ConfigError, TrainingInterrupted, VaelabError
 
 EPILOG = "All reported quantities are in nats per data point; NLL is reported positive."
 
@@ -339,12 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except TrainingInterrupted as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return EXIT_STOPPED
     except VaelabError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted; the last completed epoch is in last.pt", file=sys.stderr)
-        return 130
+        print("aborted; last.pt holds the last checkpoint written (resume with --resume)", file=sys.stderr)
+        return EXIT_ABORTED
     return 0
 
 

@@ -120,6 +120,8 @@ class TrainConfig:
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
     valid_every: int = _f(1, "validate (ELBO, diagnostics, IWAE-k) every this many epochs (0 = never)")
     checkpoint_every: int = _f(1, "write last.pt / best.pt every this many epochs (0 = never)")
+    checkpoint_every_steps: int = _f(0, "also write last.pt every this many optimizer steps within an epoch, for long "
+                                     "epochs; a resume continues from that step (0 = off)")
     diagnostics: bool = _f(True, "per-epoch active units and per-dimension KL on validation data")
     valid_iwae_k: int = _f(0, "per-epoch IWAE-k bound on validation points, an estimate of log p(x) (0 = off)")
     valid_iwae_points: int = _f(500, "validation points for valid_iwae_k")
@@ -289,7 +291,8 @@ def _check_values(cfg: RunConfig) -> None:
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
-    for key in ("epochs", "kl_warmup_steps", "beta", "valid_every", "checkpoint_every", "valid_iwae_k", "grad_clip",
+    for key in ("epochs", "kl_warmup_steps", "beta", "valid_every", "checkpoint_every", "checkpoint_every_steps",
+                "valid_iwae_k", "grad_clip",
                 "num_threads", "grad_variance_every"):
         if getattr(t, key) < 0:
             raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")

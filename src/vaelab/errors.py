@@ -32,3 +32,12 @@ class TrainingDivergedError(VaelabError, RuntimeError):
 
 class RunInUseError(VaelabError, RuntimeError):
     """Another process is training into the same run directory."""
+
+
+class TrainingInterrupted(VaelabError):
+    """SIGINT/SIGTERM stopped training after a step; last.pt holds that step (resume with --resume)."""
+
+
+EXIT_ERROR = 2  # the CLI's status for a VaelabError
+EXIT_STOPPED = 75  # sysexits.h EX_TEMPFAIL: stopped cleanly by SIGINT/SIGTERM, last.pt current; --resume it
+EXIT_ABORTED = 130  # 128 + SIGINT: a second signal aborted at once; last.pt is the last checkpoint written

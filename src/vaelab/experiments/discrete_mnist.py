@@ -17,12 +17,12 @@ model under four estimators; about 10 h on a 2-core CPU).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ..config import RunConfig
 from ..plotting import save_curve_panels
+from ..train.io import read_jsonl
 from ._study import Budget, Job, paired_difference, run_jobs, write_results
 
 ANNEAL = {"temperature": 1.0, "anneal_rate": 1e-4, "min_temperature": 0.5, "anneal_every": 500}
@@ -122,7 +122,7 @@ def run(out_dir: str | Path = "results/discrete-mnist", quick: bool = False, dat
 
 def _read_variance(run_dir: Path) -> list[dict]:
     path = run_dir / "grad_variance.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return read_jsonl(path) if path.is_file() else []
 
 
 def variance_ratios(results: dict) -> dict:

@@ -10,6 +10,7 @@ import warnings
 
 import torch
 
+from .. import faults
 from ..data.bundle import binarize_fixed
 from ..errors import TrainingDivergedError
 from ..evaluation import importance_sampled_log_likelihood, latent_diagnostics
@@ -71,11 +72,8 @@ class Checkpointer:
             loop.state.best = v
         if row["epoch"] % self.every and row["epoch"] != loop.epochs and not better:
             return
-        payload = loop.checkpoint_payload()
-        if better:
-            loop.writer.checkpoint("best.pt", payload)
-        loop.writer.checkpoint("last.pt", payload)
-        loop.state.saved_epoch = row["epoch"]
+        faults.point("epoch.logged")
+        loop.save(best=better)
 
 
 class GradientVarianceMonitor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 import sys
 import time
@@ -16,13 +17,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config as config_mod
+from .. import faults
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
-from ..errors import CheckpointError, TrainingDivergedError
+from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
+from .interrupt import StopRequest
 from .io import RunWriter, check_writable
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
@@ -40,6 +43,15 @@ class LoopState:
     best: float = -math.inf
     history: list = field(default_factory=list)
     saved_epoch: int | None = None  # the epoch of the last.pt on disk, if any
+    saved_step: int | None = None
+    # within the unfinished epoch (a mid-epoch checkpoint resumes here):
+    batch: int = 0  # batches done
+    epoch_rng: torch.Tensor | None = None  # the shuffle generator at the epoch's start: replays its order
+    sums: list = field(default_factory=lambda: [0.0] * 4)  # batch-size-weighted elbo, rec, kl, bound
+    n_seen: int = 0
+
+    def mid_epoch(self) -> dict:
+        return {"batch": self.batch, "epoch_rng": self.epoch_rng, "sums": list(self.sums), "n_seen": self.n_seen}
 
 
 class Loop:
@@ -63,21 +75,43 @@ class Loop:
         self.lr_scale, self.retries = 1.0, 0  # divergence roll-backs so far and their learning-rate factor
         self.epochs = t.epochs
         self.step_hooks = default_step_hooks(t)  # hook(loop) after every optimizer step
+        self.stop = StopRequest()  # entered by fit: SIGINT/SIGTERM stop after the current step
         self.t0 = self.epoch_start = time.perf_counter()
 
     def diverged(self, what: str) -> TrainingDivergedError:
-        where = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.state.saved_epoch})"
-                 if self.state.saved_epoch is not None else "no checkpoint had been written yet")
+        st = self.state
+        where = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {st.saved_epoch}, step {st.saved_step})"
+                 if st.saved_epoch is not None else "no checkpoint had been written yet")
         return TrainingDivergedError(f"{what}; stopped. {where}; lower the learning rate and resume or retrain")
 
     def checkpoint_payload(self) -> dict:
         return checkpoint_payload(self)
 
+    def save(self, best: bool = False) -> None:
+        """Write last.pt (and best.pt) with the state as it is now, mid-epoch or not."""
+        payload = self.checkpoint_payload()
+        if best:
+            self.writer.checkpoint("best.pt", payload)
+        self.writer.checkpoint("last.pt", payload)
+        self.state.saved_epoch, self.state.saved_step = self.state.epoch, self.state.step
+
+    def stop_if_requested(self) -> None:
+        """After a SIGINT/SIGTERM: checkpoint now (unless last.pt already holds this step) and stop."""
+        if self.stop.signum is None:
+            return
+        st = self.state
+        if st.saved_step != st.step:
+            self.save()
+        raise TrainingInterrupted(f"stopped by {self.stop.name} at epoch {st.epoch + 1}, step {st.step}; "
+                                  f"{self.run_dir / 'last.pt'} holds that step; continue with: "
+                                  f"vaelab train --resume {self.run_dir}")
+
     def snapshot(self) -> dict:
         """In memory, everything an epoch changes: what a diverged epoch is rolled back to."""
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                               "estimator": self.estimator.state_dict(), "torch_rng": torch.get_rng_state(),
-                              "shuffle_rng": self.shuffle_gen.get_state(), "step": self.state.step})
+                              "shuffle_rng": self.shuffle_gen.get_state(), "step": self.state.step,
+                              "mid_epoch": self.state.mid_epoch()})
 
     def roll_back(self, snap: dict | None, error: TrainingDivergedError, epoch: int) -> None:
         """Restore ``snap`` and lower the learning rate by ``divergence_lr_factor``, or re-raise
@@ -96,6 +130,8 @@ class Loop:
         torch.set_rng_state(snap["torch_rng"])
         self.shuffle_gen.set_state(snap["shuffle_rng"])
         self.state.step, self.state.epoch = snap["step"], epoch
+        for k, v in copy.deepcopy(snap["mid_epoch"]).items():
+            setattr(self.state, k, v)
         self.writer.append_jsonl("events.jsonl", {"event": "divergence_roll_back", "epoch": epoch + 1,
                                                   "error": str(error), "lr_scale": self.lr_scale, "retry": self.retries})
         warnings.warn(f"{str(error).split(';')[0]}; rolled back to the start of epoch {epoch + 1}, retrying with the "
@@ -103,33 +139,43 @@ class Loop:
                       stacklevel=2)
 
     def train_epoch(self, epoch: int, show: bool) -> dict:
+        """One pass over the training data (the rest of it, after a mid-epoch checkpoint)."""
         t, st = self.cfg.train, self.state
         lr = scheduled_lr(t.lr, t.lr_schedule, epoch) * self.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
-        sums, n_seen, beta = [0.0] * 4, 0, t.beta
-        bar = tqdm(total=math.ceil(self.x_train.shape[0] / t.batch_size), desc=f"epoch {epoch + 1}/{t.epochs}",
-                   disable=not show, leave=False)
-        for batch in iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
-                                     bucket="pad_id" in self.data.info):
+        done, beta = st.batch, t.beta
+        if done:  # replay the epoch's shuffle (and binarization) draws, skipping the batches already trained on
+            self.shuffle_gen.set_state(st.epoch_rng)
+        else:
+            st.epoch_rng, st.sums, st.n_seen = self.shuffle_gen.get_state(), [0.0] * 4, 0
+        n_batches = math.ceil(self.x_train.shape[0] / t.batch_size)
+        bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
+        batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
+                                  bucket="pad_id" in self.data.info)
+        for batch in itertools.islice(batches, done, None):
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
             try:
                 s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples, self.kl,
                                beta, t.grad_clip, self.groups, t.free_bits)
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
-            st.step += 1
+            st.step, st.batch, b = st.step + 1, st.batch + 1, len(batch)
+            st.sums = [a + s[k] * b for a, k in zip(st.sums, ("elbo", "rec", "kl", "bound"))]
+            st.n_seen += b
             for hook in self.step_hooks:
                 hook(self)
-            b = len(batch)
-            sums = [a + s[k] * b for a, k in zip(sums, ("elbo", "rec", "kl", "bound"))]
-            n_seen += b
             if st.step % t.log_every == 0:
                 self.writer.step(st.step, {**s, f"{self.objective_name}_bound": s["bound"], "beta": beta, "lr": lr})
             bar.update(1)
+            faults.point("step")
+            if t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 and st.batch < n_batches:
+                self.save()
+            self.stop_if_requested()
         bar.close()
-        m = [v / max(n_seen, 1) for v in sums]
+        m = [v / max(st.n_seen, 1) for v in st.sums]
+        st.batch = 0
         return {"epoch": epoch + 1, "step": st.step, "train_elbo": m[0], "train_rec": m[1], "train_kl": m[2],
                 "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
                 "active_units": None, "train_time_s": time.perf_counter() - t0}
@@ -151,7 +197,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
             ``load_run(run_dir, model=<the same constructor>)``.
         data: preloaded :class:`DataSplits` (else loaded from ``cfg.data``); run.json records which.
         init: initial weights, a state dict or a checkpoint path (strict loading).
-        resume: continue from ``run_dir/last.pt`` (model, optimizer, RNG and epoch counter).
+        resume: continue from ``run_dir/last.pt`` (model, optimizer, RNG, epoch and step counters,
+            the position within an epoch); the logs are cut back to that checkpoint first.
         quiet: no progress bar (it is also hidden when stderr is not a terminal).
         callbacks: extra ``callback(loop, row)`` run after the built-in end-of-epoch ones.
         epoch_callback: optional ``f(epoch, model, row)`` called after each epoch.
@@ -160,6 +207,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
     Raises:
         TrainingDivergedError: the bound became NaN/inf; ``last.pt`` / ``best.pt`` keep the last good epoch.
         CheckpointError: ``resume`` without a readable ``last.pt``, or a fresh start into a used directory.
+        TrainingInterrupted: SIGINT/SIGTERM stopped training after a step; ``last.pt`` holds it.
         RunInUseError: another process is training into ``run_dir`` (its lock file names it).
         ConfigError, DataError: bad configuration or data.
     """
@@ -174,8 +222,10 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | N
         show = not quiet and sys.stderr.isatty()
         loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
         try:
-            for epoch in range(loop.state.epoch, cfg.train.epochs):
-                _run_epoch(loop, epoch, cbs, show)
+            with loop.stop:
+                for epoch in range(loop.state.epoch, cfg.train.epochs):
+                    _run_epoch(loop, epoch, cbs, show)
+                    loop.stop_if_requested()
         finally:
             loop.writer.close()
     st = loop.state
@@ -201,16 +251,19 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
     ckpt = None
     if resume:
         if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
-            raise CheckpointError(f"{run_dir} has no last.pt to resume (it stopped before its first checkpoint); "
-                                  f"start it again: vaelab train --config {run_dir / 'config.toml'} --out {run_dir}")
-        ckpt, _ = read_checkpoint(run_dir / "last.pt")  # format-1 checkpoints are migrated
+            warnings.warn(f"{run_dir} has no last.pt yet (it stopped before its first checkpoint); starting the run "
+                          "from the beginning", stacklevel=3)
+            resume = False
+        else:
+            ckpt, _ = read_checkpoint(run_dir / "last.pt")  # format-1 checkpoints are migrated
     elif (run_dir / "last.pt").exists():
         raise CheckpointError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     torch.manual_seed(cfg.train.seed)
     data, model, provenance = make_data_and_model(cfg, model, data)
     if init is not None:
         restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
-    writer = RunWriter(run_dir, tensorboard, fresh=not resume)
+    at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
+    writer = RunWriter(run_dir, tensorboard, fresh=not resume, resume_at=at)
     loop = Loop(cfg, run_dir, model, data, writer, device)
     warn_no_validation(loop.x_valid, cfg.train.valid_every)
     header = "written by vaelab; " + ("model built in Python (see run.json)" if model.spec is None else "")
@@ -227,7 +280,9 @@ def _resume(loop: Loop, ckpt: dict) -> None:
     load_optimizer_state(loop, ckpt)
     st = loop.state
     st.epoch, st.step, st.best = ckpt["epoch"], ckpt["step"], ckpt["best_valid_elbo"]
-    st.history, st.saved_epoch = list(ckpt.get("history", [])), ckpt["epoch"]
+    st.history, st.saved_epoch, st.saved_step = list(ckpt.get("history", [])), ckpt["epoch"], ckpt["step"]
+    for k, v in ckpt.get("mid_epoch", {}).items():  # a checkpoint written within an epoch
+        setattr(st, k, v)
     loop.lr_scale, loop.retries = ckpt.get("lr_scale", 1.0), ckpt.get("divergence_retries_used", 0)
     torch.set_rng_state(ckpt["torch_rng"])
     loop.shuffle_gen.set_state(ckpt["shuffle_rng"])

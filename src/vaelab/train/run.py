@@ -86,7 +86,7 @@ def checkpoint_payload(loop) -> dict:
             "optimizer": loop.optimizer.state_dict(), "estimator": loop.estimator.state_dict(), "epoch": st.epoch, "step": st.step,
             "best_valid_elbo": st.best, "config": loop.cfg.to_dict(), "torch_rng": torch.get_rng_state(),
             "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history, "lr_scale": loop.lr_scale,
-            "divergence_retries_used": loop.retries}
+            "divergence_retries_used": loop.retries, "mid_epoch": st.mid_epoch()}
 
 
 def restore(model, state: dict, source: str) -> None:

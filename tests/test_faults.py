@@ -1,0 +1,209 @@
+"""Crash safety: SIGKILL at injected points (vaelab.faults), SIGINT/SIGTERM stops, bit-exact resume.
+
+Every kill runs `vaelab train` in a subprocess with $VAELAB_FAULT naming the point; the run
+directory it leaves must hold a loadable last.pt (when any was written) and readable logs, and a
+resume must finish with exactly the numbers and weights of an uninterrupted run.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+import torch
+from conftest import tiny_config as tiny
+
+from vaelab import config as config_mod
+from vaelab.checkpoint import load_checkpoint
+from vaelab.config import RunConfig
+from vaelab.errors import EXIT_ABORTED, EXIT_STOPPED, TrainingInterrupted
+from vaelab.train import fit
+from vaelab.train.io import read_jsonl
+
+# 3 epochs of 6 steps, a checkpoint every 4 steps and every epoch, logs every 2 steps
+SWEEP = {"train.epochs": 3, "train.checkpoint_every_steps": 4, "train.diagnostics": False}
+KILLS = [("step", n) for n in (1, 3, 4, 6, 7, 11, 13, 17)] + \
+        [("checkpoint.before_rename", n) for n in (1, 2, 4, 6)] + \
+        [("checkpoint.after_rename", n) for n in (1, 3, 5)] + \
+        [("epoch.logged", n) for n in (1, 2, 3)] + \
+        [("metrics.torn_line", n) for n in (1, 4, 8)]
+
+
+def _cli(args, run_cfg, tmp_path, fault=None, **kw):
+    conf = tmp_path / "c.toml"
+    conf.write_text(config_mod.dumps(run_cfg))
+    env = {**os.environ, "VAELAB_FAULT": fault or ""}
+    return subprocess.Popen([sys.executable, "-m", "vaelab", "train", *args, "--config", str(conf), "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _numbers(history):
+    return [{k: v for k, v in r.items() if "time" not in k} for r in history]
+
+
+def _logged(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_same_run(a, run_a, b, run_b):
+    assert _numbers(a.history) == _numbers(b.history)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert _logged(run_a) == _logged(run_b)
+    assert (run_a / "metrics.csv").read_text().count("\n") == len(a.history) + 1
+
+
+def _check_left(run):
+    """What a kill may leave: a loadable last.pt or none, no stray temp file after the restart,
+    a metrics.csv with its header, logs whose only bad line is a torn last one."""
+    if (run / "last.pt").exists():
+        load_checkpoint(run / "last.pt")
+    csv = (run / "metrics.csv").read_text() if (run / "metrics.csv").exists() else ""
+    assert csv == "" or csv.startswith("epoch,step,")
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+    for line in lines[:-1]:
+        json.loads(line)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight") / "r"
+    return fit(tiny(**SWEEP), run, quiet=True, tensorboard=False), run
+
+
+@pytest.mark.parametrize("point,n", KILLS, ids=[f"{p}:{n}" for p, n in KILLS])
+def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, straight, point, n):
+    cfg, run = tiny(**SWEEP), tmp_path / "r"
+    p = _cli(["--out", str(run)], cfg, tmp_path, fault=f"{point}:{n}")
+    p.communicate(timeout=300)
+    assert p.returncode == -signal.SIGKILL, f"the fault {point}:{n} was never reached"
+    _check_left(run)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*(no last.pt yet|took over the lock)", UserWarning)
+        res = fit(cfg, run, resume=True, quiet=True, tensorboard=False)
+    assert not list(run.glob("*.tmp"))
+    _assert_same_run(res, run, *straight)
+
+
+def test_a_kill_during_the_resume_itself_is_survived(tmp_path, straight):
+    cfg, run = tiny(**SWEEP), tmp_path / "r"
+    first = _cli(["--out", str(run)], cfg, tmp_path, fault="step:9")
+    first.communicate(timeout=300)
+    second = _cli(["--resume", str(run)], cfg, tmp_path, fault="resume.reconciled:1")
+    second.communicate(timeout=300)
+    assert (first.returncode, second.returncode) == (-signal.SIGKILL, -signal.SIGKILL)
+    res = fit(cfg, run, resume=True, quiet=True, tensorboard=False)
+    _assert_same_run(res, run, *straight)
+
+
+FAMILIES = {
+    "gaussian": {},
+    "nvil-bernoulli": {"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 6}, "model.prior": "bernoulli",
+                       "model.likelihood": "bernoulli", "train.estimator": "nvil", "train.batch_size": 200},
+    "two-layer": {"model.upper_z_dims": [2], "model.upper_hidden": [8], "train.objective": "iwae", "train.n_samples": 3},
+    "piwae-dreg": {"train.objective": {"kind": "piwae", "groups": 2}, "train.n_samples": 2, "train.estimator": "dreg"},
+    "dynamic-binarization": {"data.kind": "digits", "model.likelihood": "bernoulli", "train.batch_size": 200},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resume_mid_epoch_is_bit_exact_for_every_family(tmp_path, family):
+    over = {"train.epochs": 2, "train.checkpoint_every_steps": 2, "train.diagnostics": False, **FAMILIES[family]}
+    cfg = tiny(**over) if "data.kind" not in over else RunConfig().override({
+        "model.encoder.hidden": [16], "train.log_every": 2, "train.num_threads": 1, **over})
+    full = fit(cfg, tmp_path / "full", quiet=True, tensorboard=False)
+    steps = full.history[0]["step"]
+    p = _cli(["--out", str(tmp_path / "part")], cfg, tmp_path, fault=f"step:{steps + 3}")  # within epoch 2
+    p.communicate(timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    ckpt = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert ckpt["mid_epoch"]["batch"] >= 1 and ckpt["epoch"] == 1, "the kill should land within the second epoch"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*took over the lock", UserWarning)
+        resumed = fit(cfg, tmp_path / "part", resume=True, quiet=True, tensorboard=False)
+    _assert_same_run(resumed, tmp_path / "part", full, tmp_path / "full")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
+    cfg = tiny(**{"train.epochs": 400, "data.n_train": 2000, "train.log_every": 1, "train.diagnostics": False})
+    run = tmp_path / "r"
+    p = _cli(["--out", str(run)], cfg, tmp_path)
+    _wait_for_lines(run / "metrics.jsonl", 3, p)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == EXIT_STOPPED, err
+    assert err.strip().count("\n") == 0 and err.startswith(f"stopped: stopped by {sig.name} at epoch ")
+    ckpt = load_checkpoint(run / "last.pt")
+    logged = read_jsonl(run / "metrics.jsonl")
+    assert ckpt["step"] == logged[-1]["step"]  # nothing trained after the checkpoint was lost
+    # and the run continues from there to the same numbers as an uninterrupted one
+    short = {"train.epochs": ckpt["epoch"] + 1}
+    resumed = fit(cfg.override(short), run, resume=True, quiet=True, tensorboard=False)
+    full = fit(cfg.override(short), tmp_path / "full", quiet=True, tensorboard=False)
+    _assert_same_run(resumed, run, full, tmp_path / "full")
+
+
+def test_a_second_signal_aborts_at_once(tmp_path):
+    cfg = tiny(**{"train.epochs": 400, "data.n_train": 2000, "train.log_every": 1, "train.diagnostics": False})
+    p = _cli(["--out", str(tmp_path / "r")], cfg, tmp_path)
+    _wait_for_lines(tmp_path / "r" / "metrics.jsonl", 3, p)
+    os.kill(p.pid, signal.SIGSTOP)  # both signals are pending when it runs again (two SIGINTs would merge)
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGTERM)
+    os.kill(p.pid, signal.SIGCONT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == EXIT_ABORTED and err.startswith("aborted;"), err
+
+
+def test_an_in_process_signal_raises_training_interrupted(tmp_path):
+    def stop_now(epoch, model, row):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match=r"stopped by SIGINT at epoch 2, step 6; .*vaelab train --resume"):
+        fit(tiny(**{"train.epochs": 5}), tmp_path / "r", quiet=True, tensorboard=False, epoch_callback=stop_now)
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit's handler is gone
+
+
+def test_reader_skips_a_torn_line_with_a_warning(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st')
+    with pytest.warns(UserWarning, match="skipped 1 unreadable line"):
+        assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+
+
+@pytest.mark.skipif(not os.environ.get("VAELAB_SLOW_FAULTS"), reason="opt-in: VAELAB_SLOW_FAULTS=N random kills")
+def test_random_kills_slow(tmp_path, straight):
+    """N SIGKILLs at random moments (not at injected points) of one run, resumed after each."""
+    cfg, run = tiny(**SWEEP), tmp_path / "r"
+    rng, kills = random.Random(0), 0
+    while kills < int(os.environ["VAELAB_SLOW_FAULTS"]):
+        p = _cli(["--resume", str(run)] if (run / "config.toml").exists() else ["--out", str(run)], cfg, tmp_path)
+        time.sleep(rng.uniform(1.5, 4.0))  # interpreter start-up is ~1.5 s; training ~1 s
+        if p.poll() is not None:
+            assert p.returncode == 0, p.stderr.read()
+            break
+        p.kill()
+        p.wait()
+        kills += 1
+        _check_left(run)
+    res = fit(cfg, run, resume=True, quiet=True, tensorboard=False) if (run / "last.pt").exists() else None
+    if res is not None and res.history[-1]["epoch"] == cfg.train.epochs:
+        _assert_same_run(res, run, *straight)
+
+
+def _wait_for_lines(path, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if path.exists() and path.read_text().count("\n") >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never reached {n} lines")
