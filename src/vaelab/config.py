@@ -206,7 +206,7 @@ def _component(where: str, value: Any, reg_name: str) -> Component:
     if kind is None:
         raise ConfigError(f"config table [{where}] needs a 'kind' key")
     reg = registry(reg_name)
-    if kind not in reg:
+    if not isinstance(kind, str) or kind not in reg:
         raise ConfigError(f"config key '{where}.kind' must be one of {reg.names()}, got {kind!r}")
     return Component(kind, reg.check(kind, body, where))
 

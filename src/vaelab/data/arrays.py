@@ -43,8 +43,11 @@ def load_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
                 return np.loadtxt(path, delimiter=",", ndmin=2), None
             except ValueError:
                 return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1), None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: could not read ({e})") from None
+    except DataError:
+        raise
+    except Exception as e:  # numpy/zipfile raise many types on truncated or foreign files (EOFError, BadZipFile, ...)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: could not read ({reason})") from None
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .npz, .npy or .csv")
 
 

@@ -63,8 +63,16 @@ def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -
         split: "50k-10k-10k" (as stored) or "60k-10k" (train = train + valid, as in the IWAE
             paper; the validation split is then the last 10k training images, kept only for
             monitoring and *not* held out from training).
+    Raises:
+        DataNotFoundError: no mnist.pkl.gz in ``data_dir`` / ``$VAELAB_DATA``.
+        DataError: the file is not the canonical one (SHA-256; a pickle can run code, so no other
+            file is unpickled) or is unreadable. ConfigError: an unknown ``split``.
     """
     path = find_mnist(data_dir)
+    digest = sha256_of(path)
+    if digest != SHA256:  # unpickling runs code: only the canonical file is opened
+        raise DataError(f"{path}: sha256 {digest[:12]}... is not the canonical mnist.pkl.gz's; it is not unpickled. "
+                        "Re-download it: vaelab download mnist --data-dir DIR")
     try:
         with gzip.open(path, "rb") as f:
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
