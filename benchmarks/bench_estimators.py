@@ -48,8 +48,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    base = RunConfig().override({"model.latent.dim": 50, "model.encoder.hidden": [200, 200],
-                                 "model.likelihood": "bernoulli"})
+    base = RunConfig().override(
+        {"model.latent.dim": 50, "model.encoder.hidden": [200, 200], "model.likelihood": "bernoulli"}
+    )
     x = (torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     setups = {}
     for name, (obj, k, est) in VARIANTS.items():
@@ -67,15 +68,33 @@ def main() -> None:
                 train_step(model, x, opt, objective, estimator, k, kl, groups=groups)
             times[name].append((time.perf_counter() - start) / args.steps)
     ref = statistics.median(times["iwae-64 reparam"])
-    rows = {name: {"median_ms": 1e3 * statistics.median(v), "ratio_to_iwae": statistics.median(v) / ref,
-                   "all_ms": [1e3 * s for s in v]} for name, v in times.items()}
+    rows = {
+        name: {
+            "median_ms": 1e3 * statistics.median(v),
+            "ratio_to_iwae": statistics.median(v) / ref,
+            "all_ms": [1e3 * s for s in v],
+        }
+        for name, v in times.items()
+    }
     for name, r in rows.items():
         print(f"{name:<32} {r['median_ms']:7.1f} ms/step   x{r['ratio_to_iwae']:.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "threads": args.threads,
-                               "torch": torch.__version__, "batch": 100, "samples_per_point": 64,
-                               "rounds": args.rounds, "steps": args.steps, "results": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": platform.processor() or platform.machine(),
+                "threads": args.threads,
+                "torch": torch.__version__,
+                "batch": 100,
+                "samples_per_point": 64,
+                "rounds": args.rounds,
+                "steps": args.steps,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"written to {out}")
 
 

@@ -40,7 +40,7 @@ def minimal_epoch(x_train: torch.Tensor, seed: int) -> float:
     perm = torch.randperm(x_train.shape[0], generator=g)
     x_train = x_train.reshape(x_train.shape[0], -1)  # (N, 784)
     for i in range(0, x_train.shape[0], 100):
-        x = torch.bernoulli(x_train[perm[i:i + 100]], generator=g)
+        x = torch.bernoulli(x_train[perm[i : i + 100]], generator=g)
         mu, logvar = enc(x).chunk(2, dim=-1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
@@ -53,10 +53,19 @@ def minimal_epoch(x_train: torch.Tensor, seed: int) -> float:
 
 
 def vaelab_epoch(data: DataSplits, seed: int, tmp: Path) -> tuple[float, float]:
-    cfg = RunConfig().override({"data.kind": "mnist", "model.latent.dim": 50,
-                                "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
-                                "model.likelihood": "bernoulli", "train.batch_size": 100, "train.lr": 1e-3,
-                                "train.epochs": 1, "train.seed": seed, "train.diagnostics": False})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "mnist",
+            "model.latent.dim": 50,
+            "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+            "model.likelihood": "bernoulli",
+            "train.batch_size": 100,
+            "train.lr": 1e-3,
+            "train.epochs": 1,
+            "train.seed": seed,
+            "train.diagnostics": False,
+        }
+    )
     res = fit(cfg, tmp / f"run{seed}", data=data, quiet=True, tensorboard=False)
     row = res.history[0]
     return row["train_time_s"], row["epoch_time_s"]
@@ -84,13 +93,27 @@ def main() -> None:
             else:
                 v_train, v_epoch = vaelab_epoch(data, seed=r, tmp=Path(tmp))
                 m = minimal_epoch(data.train, seed=r)
-            rows.append({"repeat": r, "minimal_s": m, "vaelab_train_s": v_train, "vaelab_epoch_with_eval_s": v_epoch,
-                         "ratio": v_train / m})
-            print(f"repeat {r}: minimal {m:.2f} s, vaelab {v_train:.2f} s (ratio {v_train / m:.3f}); "
-                  f"vaelab epoch incl. validation + checkpoint {v_epoch:.2f} s")
+            rows.append(
+                {
+                    "repeat": r,
+                    "minimal_s": m,
+                    "vaelab_train_s": v_train,
+                    "vaelab_epoch_with_eval_s": v_epoch,
+                    "ratio": v_train / m,
+                }
+            )
+            print(
+                f"repeat {r}: minimal {m:.2f} s, vaelab {v_train:.2f} s (ratio {v_train / m:.3f}); "
+                f"vaelab epoch incl. validation + checkpoint {v_epoch:.2f} s"
+            )
     from vaelab.models import build_model
-    model = build_model(RunConfig().override({"model.latent.dim": 50, "model.encoder.hidden": [200, 200],
-                                              "model.likelihood": "bernoulli"}).model, (1, 28, 28))
+
+    model = build_model(
+        RunConfig()
+        .override({"model.latent.dim": 50, "model.encoder.hidden": [200, 200], "model.likelihood": "bernoulli"})
+        .model,
+        (1, 28, 28),
+    )
     x = torch.bernoulli(data.test[: args.is_points], generator=torch.Generator().manual_seed(2))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
@@ -101,12 +124,18 @@ def main() -> None:
     best_ratio = min(r["vaelab_train_s"] for r in rows) / min(r["minimal_s"] for r in rows)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-        "torch": torch.__version__, "train_size": args.train_size, "rows": rows,
+        "torch": torch.__version__,
+        "train_size": args.train_size,
+        "rows": rows,
         "median_ratio_vaelab_over_minimal": ratios[len(ratios) // 2],
         "ratio_of_fastest_epochs": best_ratio,  # least affected by machine noise
-        "is_eval": {"k": 5000, "points": args.is_points, "seconds": is_s,
-                    "seconds_per_10k_points_extrapolated": is_s * 10000 / args.is_points,
-                    "peak_rss_growth_mb": (rss1 - rss0) / 1024},
+        "is_eval": {
+            "k": 5000,
+            "points": args.is_points,
+            "seconds": is_s,
+            "seconds_per_10k_points_extrapolated": is_s * 10000 / args.is_points,
+            "peak_rss_growth_mb": (rss1 - rss0) / 1024,
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -43,8 +43,9 @@ class LinearGaussian:
     def sample(self, n, seed=1):
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.z_dim, generator=g, dtype=torch.float64)
-        return (z @ self.W.T + self.b + math.sqrt(self.s2) * torch.randn(n, self.x_dim, generator=g,
-                                                                          dtype=torch.float64)).float()
+        return (
+            z @ self.W.T + self.b + math.sqrt(self.s2) * torch.randn(n, self.x_dim, generator=g, dtype=torch.float64)
+        ).float()
 
     def vae(self, encoder_shift=0.0, encoder_logvar_shift=0.0) -> VAE:
         """A vaelab VAE with this generative model; the encoder is exact when the shifts are 0."""
@@ -56,8 +57,8 @@ class LinearGaussian:
             lin = enc[0]
             lin.weight[: self.z_dim] = A.float()
             lin.bias[: self.z_dim] = (-(A @ self.b) + encoder_shift).float()
-            lin.weight[self.z_dim:] = 0
-            lin.bias[self.z_dim:] = (torch.log(torch.diagonal(self.S)) + encoder_logvar_shift).float()
+            lin.weight[self.z_dim :] = 0
+            lin.bias[self.z_dim :] = (torch.log(torch.diagonal(self.S)) + encoder_logvar_shift).float()
             dec.weight.copy_(self.W.float())
             dec.bias.copy_(self.b.float())
         return VAE(enc, dec, GaussianLatent(self.z_dim), lik)  # default prior: N(0, I)
@@ -70,6 +71,13 @@ def linear_gaussian():
 
 def tiny_config(**over) -> RunConfig:
     """A small two-Gaussian run: 300 points, 2 epochs, [16] MLPs, 1 thread; ``over`` are dotted keys."""
-    base = {"data.n_train": 300, "data.n_test": 100, "train.epochs": 2, "train.batch_size": 50,
-            "model.encoder.hidden": [16], "train.log_every": 2, "train.num_threads": 1}
+    base = {
+        "data.n_train": 300,
+        "data.n_test": 100,
+        "train.epochs": 2,
+        "train.batch_size": 50,
+        "model.encoder.hidden": [16],
+        "train.log_every": 2,
+        "train.num_threads": 1,
+    }
     return RunConfig().override({**base, **over})

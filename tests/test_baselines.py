@@ -7,8 +7,16 @@ import math
 
 import pytest
 import torch
-from test_discrete import (OBJECTIVES, Z_CRIT, _flat_grad, assert_logs_the_true_bound, binary_data, binary_model,
-                           exact_bound, z_scores)
+from test_discrete import (
+    OBJECTIVES,
+    Z_CRIT,
+    _flat_grad,
+    assert_logs_the_true_bound,
+    binary_data,
+    binary_model,
+    exact_bound,
+    z_scores,
+)
 
 from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
@@ -76,8 +84,13 @@ def test_disarm_refuses_what_it_cannot_serve():
     est = ESTIMATORS.build("disarm")
     with pytest.raises(ConfigError, match="objective elbo"):
         est.check_objective(OBJECTIVES.build("iwae"), 5)
-    cat = RunConfig().override({"model.latent": {"kind": "categorical", "dim": 2, "classes": 3},
-                                "model.prior": "categorical", "model.likelihood": "bernoulli"})
+    cat = RunConfig().override(
+        {
+            "model.latent": {"kind": "categorical", "dim": 2, "classes": 3},
+            "model.prior": "categorical",
+            "model.likelihood": "bernoulli",
+        }
+    )
     from vaelab.models import build_model
 
     with pytest.raises(ConfigError, match="one layer of bernoulli latents"):
@@ -101,19 +114,35 @@ def test_a_baseline_that_depends_on_the_sample_is_caught():
 def test_vimco_baselines_match_the_leave_one_out_formula():
     log_w = torch.tensor([[0.0], [1.0], [3.0]])  # (K=3, B=1)
     e = math.exp
-    want = [math.log((e(2.0) + e(1.0) + e(3.0)) / 3),  # w_1 replaced by exp(mean(1, 3))
-            math.log((e(0.0) + e(1.5) + e(3.0)) / 3),  # w_2 replaced by exp(mean(0, 3))
-            math.log((e(0.0) + e(1.0) + e(0.5)) / 3)]  # w_3 replaced by exp(mean(0, 1))
+    want = [
+        math.log((e(2.0) + e(1.0) + e(3.0)) / 3),  # w_1 replaced by exp(mean(1, 3))
+        math.log((e(0.0) + e(1.5) + e(3.0)) / 3),  # w_2 replaced by exp(mean(0, 3))
+        math.log((e(0.0) + e(1.0) + e(0.5)) / 3),
+    ]  # w_3 replaced by exp(mean(0, 1))
     torch.testing.assert_close(vimco_baselines(log_w).flatten(), torch.tensor(want))
 
 
-@pytest.mark.parametrize("estimator,objective,k,match", [
-    ("vimco", "iwae", 1, "K >= 2 samples per group"), ("vimco", "elbo", 4, "K >= 2 samples per group"),
-    ("rloo", "iwae", 4, "at least two independent groups"), ("rloo", "elbo", 1, "at least two independent groups")])
+@pytest.mark.parametrize(
+    "estimator,objective,k,match",
+    [
+        ("vimco", "iwae", 1, "K >= 2 samples per group"),
+        ("vimco", "elbo", 4, "K >= 2 samples per group"),
+        ("rloo", "iwae", 4, "at least two independent groups"),
+        ("rloo", "elbo", 1, "at least two independent groups"),
+    ],
+)
 def test_estimators_refuse_sample_counts_they_cannot_use(tmp_path, estimator, objective, k, match):
-    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 4},
-                                "model.prior": "bernoulli", "model.likelihood": "bernoulli",
-                                "train.estimator": estimator, "train.objective": objective, "train.n_samples": k})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 4},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.estimator": estimator,
+            "train.objective": objective,
+            "train.n_samples": k,
+        }
+    )
     with pytest.raises(ConfigError, match=match):
         fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
 
@@ -154,13 +183,21 @@ def test_nvil_is_unbiased_and_its_learned_baseline_reduces_variance():
 
 @pytest.mark.parametrize("estimator", ["nvil", "reinforce_ema"])
 def test_resume_is_bit_identical_with_estimator_state(tmp_path, estimator):
-    base = {"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 6}, "model.prior": "bernoulli",
-            "model.likelihood": "bernoulli", "model.encoder.hidden": [16], "train.estimator": estimator,
-            "train.num_threads": 1, "train.diagnostics": False}
+    base = {
+        "data.kind": "digits",
+        "model.latent": {"kind": "bernoulli", "dim": 6},
+        "model.prior": "bernoulli",
+        "model.likelihood": "bernoulli",
+        "model.encoder.hidden": [16],
+        "train.estimator": estimator,
+        "train.num_threads": 1,
+        "train.diagnostics": False,
+    }
     full = fit(RunConfig().override({**base, "train.epochs": 3}), tmp_path / "full", quiet=True, tensorboard=False)
     fit(RunConfig().override({**base, "train.epochs": 1}), tmp_path / "part", quiet=True, tensorboard=False)
-    resumed = fit(RunConfig().override({**base, "train.epochs": 3}), tmp_path / "part", resume=True, quiet=True,
-                  tensorboard=False)
+    resumed = fit(
+        RunConfig().override({**base, "train.epochs": 3}), tmp_path / "part", resume=True, quiet=True, tensorboard=False
+    )
     assert [r["valid_elbo"] for r in resumed.history] == [r["valid_elbo"] for r in full.history]
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
@@ -169,9 +206,17 @@ def test_resume_is_bit_identical_with_estimator_state(tmp_path, estimator):
 def test_nvil_trains_its_baseline_in_its_own_parameter_group(tmp_path):
     from vaelab.checkpoint import load_checkpoint
 
-    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 6},
-                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.estimator": "nvil",
-                                "train.epochs": 2, "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 6},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.estimator": "nvil",
+            "train.epochs": 2,
+            "train.num_threads": 1,
+        }
+    )
     fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
     names = [g["name"] for g in ckpt["optimizer"]["param_groups"]]
@@ -196,11 +241,21 @@ def test_gradient_variance_measures_the_estimators_spread():
 
 
 def test_gradient_variance_is_logged_during_training_from_the_training_estimator(tmp_path):
-    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 8},
-                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.epochs": 2,
-                                "train.estimator": "nvil", "model.encoder.hidden": [16], "train.num_threads": 1,
-                                "train.grad_variance_every": 7, "train.grad_variance_draws": 20,
-                                "train.grad_variance_points": 30})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 8},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.epochs": 2,
+            "train.estimator": "nvil",
+            "model.encoder.hidden": [16],
+            "train.num_threads": 1,
+            "train.grad_variance_every": 7,
+            "train.grad_variance_draws": 20,
+            "train.grad_variance_points": 30,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     rows = [json.loads(line) for line in (tmp_path / "r" / "grad_variance.jsonl").read_text().splitlines()]
     steps = res.history[-1]["step"]
@@ -269,11 +324,20 @@ def test_relaxed_gradient_bias_is_measurable_and_shrinks_with_the_temperature(ha
 
 def test_gumbel_logs_the_true_discrete_bound_and_trains(tmp_path):
     assert_logs_the_true_bound("gumbel", 2)
-    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 8},
-                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.epochs": 3,
-                                "train.estimator": {"kind": "gumbel", "temperature": 0.5, "hard": True},
-                                "train.lr": 3e-3, "model.encoder.hidden": [32], "train.num_threads": 1,
-                                "train.log_every": 5})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 8},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.epochs": 3,
+            "train.estimator": {"kind": "gumbel", "temperature": 0.5, "hard": True},
+            "train.lr": 3e-3,
+            "model.encoder.hidden": [32],
+            "train.num_threads": 1,
+            "train.log_every": 5,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"]
     logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -283,8 +347,7 @@ def test_gumbel_logs_the_true_discrete_bound_and_trains(tmp_path):
 
 
 def test_gumbel_temperature_follows_jang_et_al_schedule_in_training(tmp_path):
-    est = ESTIMATORS.build("gumbel", {"temperature": 1.0, "anneal_rate": 1e-3, "min_temperature": 0.5,
-                                      "anneal_every": 10})
+    est = ESTIMATORS.build("gumbel", {"temperature": 1.0, "anneal_rate": 1e-3, "min_temperature": 0.5, "anneal_every": 10})
     seen = []
     for _ in range(1000):
         seen.append(est.current_temperature)
@@ -292,11 +355,25 @@ def test_gumbel_temperature_follows_jang_et_al_schedule_in_training(tmp_path):
     assert seen[0] == seen[9] == 1.0 and seen[10] == pytest.approx(math.exp(-1e-2))  # held for 10 steps
     assert seen[500] == pytest.approx(math.exp(-0.5)) and seen[999] == 0.5  # floored at min_temperature
     assert ESTIMATORS.build("gumbel").current_temperature == 0.5  # fixed by default
-    cfg = RunConfig().override({"data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 8},
-                                "model.prior": "bernoulli", "model.likelihood": "bernoulli", "train.epochs": 2,
-                                "train.estimator": {"kind": "gumbel", "temperature": 2.0, "anneal_rate": 0.01,
-                                                    "min_temperature": 0.1, "anneal_every": 1},
-                                "model.encoder.hidden": [16], "train.num_threads": 1, "train.log_every": 1})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 8},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.epochs": 2,
+            "train.estimator": {
+                "kind": "gumbel",
+                "temperature": 2.0,
+                "anneal_rate": 0.01,
+                "min_temperature": 0.1,
+                "anneal_every": 1,
+            },
+            "model.encoder.hidden": [16],
+            "train.num_threads": 1,
+            "train.log_every": 1,
+        }
+    )
     fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     taus = [r["temperature"] for r in logged if "temperature" in r]
@@ -310,16 +387,22 @@ def test_gumbel_temperature_follows_jang_et_al_schedule_in_training(tmp_path):
     assert taus[-1] == pytest.approx(2.0 * math.exp(-0.01 * (len(taus) - 1)), rel=1e-5)
 
 
-@pytest.mark.parametrize("options,match", [({"anneal_rate": 1e-4, "min_temperature": 0.5}, "has no effect"),
-                                           ({"min_temperature": 0.1}, "apply only with anneal_rate"),
-                                           ({"temperature": 0.0}, "must be > 0")])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"anneal_rate": 1e-4, "min_temperature": 0.5}, "has no effect"),
+        ({"min_temperature": 0.1}, "apply only with anneal_rate"),
+        ({"temperature": 0.0}, "must be > 0"),
+    ],
+)
 def test_gumbel_schedule_that_cannot_take_effect_is_refused(options, match):
     with pytest.raises(ConfigError, match=match):
         ESTIMATORS.build("gumbel", options)
 
 
-@pytest.mark.parametrize("name,widths", [("sbn-linear", [(784, 200)]),
-                                         ("sbn-nonlinear", [(784, 200), (200, 200), (200, 200)])])
+@pytest.mark.parametrize(
+    "name,widths", [("sbn-linear", [(784, 200)]), ("sbn-nonlinear", [(784, 200), (200, 200), (200, 200)])]
+)
 def test_sbn_presets_build_the_literatures_architecture(name, widths):
     from pathlib import Path
 

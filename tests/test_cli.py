@@ -12,11 +12,15 @@ def test_cli_end_to_end_on_tiny_array_data(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(400, 3))
     np.savetxt(tmp_path / "x.csv", x, delimiter=",")
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'[data]\nkind = "array"\npath = "{tmp_path / "x.csv"}"\n[model.latent]\nkind = "gaussian"\ndim = 2\n'
-                   '[model.encoder]\nkind = "mlp"\nhidden = [8]\n')
+    cfg.write_text(
+        f'[data]\nkind = "array"\npath = "{tmp_path / "x.csv"}"\n[model.latent]\nkind = "gaussian"\ndim = 2\n'
+        '[model.encoder]\nkind = "mlp"\nhidden = [8]\n'
+    )
     run = tmp_path / "run"
-    assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--batch-size", "50", "--out", str(run),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--batch-size", "50", "--out", str(run), "--quiet"])
+        == 0
+    )
     assert "validation ELBO" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
     assert main(["evaluate", str(run), "--k", "20"]) == 0
@@ -28,17 +32,22 @@ def test_cli_end_to_end_on_tiny_array_data(tmp_path, capsys):
     assert (run / "curves.png").is_file() and (run / "latent.png").is_file()
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["train", "--set", "model.zdim=3"], "unknown config key 'model.zdim'"),
-    (["train", "--set", "model.latent.dimm=3"], "unknown option 'model.latent.dimm'"),
-    (["train", "--dataset", "array", "--path", "/nonexistent/x.npy"], "data file not found"),
-    (["train", "--path", "/nonexistent/x.npy"], "data file not found"),  # a path selects the array loader
-    (["train", "--dataset", "mnist", "--path", "x.npy"], "unknown option 'data.path' for data set 'mnist'"),
-    (["train", "--latent", "bernoulli", "--prior", "bernoulli", "--likelihood", "bernoulli", "--dataset", "digits"],
-     "estimator 'reparam' differentiates through the samples"),
-    (["evaluate", "/nonexistent/run"], "run directory not found"),
-    (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "mnist.pkl.gz not found"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--set", "model.zdim=3"], "unknown config key 'model.zdim'"),
+        (["train", "--set", "model.latent.dimm=3"], "unknown option 'model.latent.dimm'"),
+        (["train", "--dataset", "array", "--path", "/nonexistent/x.npy"], "data file not found"),
+        (["train", "--path", "/nonexistent/x.npy"], "data file not found"),  # a path selects the array loader
+        (["train", "--dataset", "mnist", "--path", "x.npy"], "unknown option 'data.path' for data set 'mnist'"),
+        (
+            ["train", "--latent", "bernoulli", "--prior", "bernoulli", "--likelihood", "bernoulli", "--dataset", "digits"],
+            "estimator 'reparam' differentiates through the samples",
+        ),
+        (["evaluate", "/nonexistent/run"], "run directory not found"),
+        (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "mnist.pkl.gz not found"),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, argv, match, monkeypatch):
     monkeypatch.delenv("VAELAB_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -123,7 +132,6 @@ def test_discrete_mnist_models_are_the_presets():
 
     from vaelab import config as C
     from vaelab.experiments import discrete_mnist as dm
-
     from vaelab.models import build_model
 
     def arch(model_cfg) -> str:
@@ -145,9 +153,12 @@ def test_mode_weights_of_a_known_prior():
     from vaelab.experiments.two_gaussians import Settings, base_config, mode_weights
     from vaelab.models import build_model
 
-    cfg = base_config(Settings()).override({"model.prior": {"kind": "mog", "components": 2,
-                                                            "fixed_weights": [0.3, 0.7]},
-                                            "model.decoder": {"kind": "mlp", "hidden": []}})
+    cfg = base_config(Settings()).override(
+        {
+            "model.prior": {"kind": "mog", "components": 2, "fixed_weights": [0.3, 0.7]},
+            "model.decoder": {"kind": "mlp", "hidden": []},
+        }
+    )
     model = build_model(cfg.model, (2,))
     with torch.no_grad():
         model.prior.means.copy_(torch.tensor([[-3.0, -3.0], [3.0, 3.0]]))
@@ -161,9 +172,31 @@ def test_mode_weights_of_a_known_prior():
 def test_binary_latent_model_from_the_command_line(tmp_path):
     # seed 002: binary x, Bernoulli latents with p(z) = Ber(0.5), the likelihood-ratio gradient
     run = tmp_path / "sbn"
-    assert main(["train", "--dataset", "digits", "--latent", "bernoulli", "--set", "model.latent.dim=8", "--prior",
-                 "bernoulli", "--likelihood", "bernoulli", "--estimator", "reinforce", "--epochs", "2", "--out", str(run),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--latent",
+                "bernoulli",
+                "--set",
+                "model.latent.dim=8",
+                "--prior",
+                "bernoulli",
+                "--likelihood",
+                "bernoulli",
+                "--estimator",
+                "reinforce",
+                "--epochs",
+                "2",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", str(run), "--k", "16"]) == 0
     ev = json.loads((run / "evaluation_test.json").read_text())
     assert ev["elbo"] <= ev["log_px"] + 1e-6 and ev["active_units"] <= 8

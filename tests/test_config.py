@@ -5,26 +5,37 @@ from vaelab.errors import ConfigError
 
 
 def test_toml_round_trip(tmp_path):
-    cfg = C.RunConfig().override({"model.latent.dim": 7, "model.encoder.hidden": [32, 16], "model.prior": "mog",
-                                  "model.prior.weights": "trainable", "model.prior.fixed_weights": [0.4, 0.6],
-                                  "train.beta": 0.5, "model.decoder": {"kind": "mlp", "hidden": [8]}})
+    cfg = C.RunConfig().override(
+        {
+            "model.latent.dim": 7,
+            "model.encoder.hidden": [32, 16],
+            "model.prior": "mog",
+            "model.prior.weights": "trainable",
+            "model.prior.fixed_weights": [0.4, 0.6],
+            "train.beta": 0.5,
+            "model.decoder": {"kind": "mlp", "hidden": [8]},
+        }
+    )
     p = tmp_path / "run.toml"
     p.write_text(C.dumps(cfg))
     assert C.load(p) == cfg
 
 
-@pytest.mark.parametrize("text, match", [
-    ("[model.latent]\nkind = 'gaussian'\ndimm = 3\n", "unknown option 'model.latent.dimm' for latent family 'gaussian'"),
-    ("[modle]\nx = 3\n", "unknown config section 'modle'"),
-    ("[model.latent]\nkind = 'gaussian'\ndim = 'three'\n", "'model.latent.dim' must be int"),
-    ("[train]\nepochs = 2.5\n", "'train.epochs' must be int"),
-    ("[model.prior]\nkind = 'laplace'\n", "'model.prior.kind' must be one of"),
-    ("[train]\nlr = -1.0\n", "'train.lr' must be > 0"),
-    ("[model.prior]\nkind = 'mog'\n[train]\nkl = 'analytic'\n[train.objective]\nkind = 'iwae'\n", "ELBO"),
-    ("[model]\nupper_z_dims = [2]\n[train]\nkl = 'analytic'\n", "several stochastic layers"),
-    ("[data]\nkind = 'mnist'\nn_train = 5\n", "unknown option 'data.n_train' for data set 'mnist'"),
-    ("[model.prior]\ncomponents = 3\n", "needs a 'kind'"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[model.latent]\nkind = 'gaussian'\ndimm = 3\n", "unknown option 'model.latent.dimm' for latent family 'gaussian'"),
+        ("[modle]\nx = 3\n", "unknown config section 'modle'"),
+        ("[model.latent]\nkind = 'gaussian'\ndim = 'three'\n", "'model.latent.dim' must be int"),
+        ("[train]\nepochs = 2.5\n", "'train.epochs' must be int"),
+        ("[model.prior]\nkind = 'laplace'\n", "'model.prior.kind' must be one of"),
+        ("[train]\nlr = -1.0\n", "'train.lr' must be > 0"),
+        ("[model.prior]\nkind = 'mog'\n[train]\nkl = 'analytic'\n[train.objective]\nkind = 'iwae'\n", "ELBO"),
+        ("[model]\nupper_z_dims = [2]\n[train]\nkl = 'analytic'\n", "several stochastic layers"),
+        ("[data]\nkind = 'mnist'\nn_train = 5\n", "unknown option 'data.n_train' for data set 'mnist'"),
+        ("[model.prior]\ncomponents = 3\n", "needs a 'kind'"),
+    ],
+)
 def test_bad_configs_raise_naming_the_key(tmp_path, text, match):
     p = tmp_path / "bad.toml"
     p.write_text(text)
@@ -32,10 +43,15 @@ def test_bad_configs_raise_naming_the_key(tmp_path, text, match):
         C.load(p)
 
 
-@pytest.mark.parametrize("old, new", [("[model]\nz_dim = 3\n", r"\[model.latent\] dim"),
-                                      ("[model]\nprior_components = 3\n", r"\[model.prior\] components"),
-                                      ("[data]\ndataset = 'mnist'\n", r"\[data\] kind"),
-                                      ("[train]\nn_groups = 2\n", r"\[train.objective\] groups")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("[model]\nz_dim = 3\n", r"\[model.latent\] dim"),
+        ("[model]\nprior_components = 3\n", r"\[model.prior\] components"),
+        ("[data]\ndataset = 'mnist'\n", r"\[data\] kind"),
+        ("[train]\nn_groups = 2\n", r"\[train.objective\] groups"),
+    ],
+)
 def test_old_flat_keys_name_their_new_place(tmp_path, old, new):
     p = tmp_path / "old.toml"
     p.write_text(old)
@@ -69,13 +85,32 @@ def test_int_is_accepted_for_float_but_bool_is_not_int():
 
 
 def test_old_checkpoint_configs_migrate():
-    old = {"data": {"dataset": "mnist", "path": "", "mnist_split": "60k-10k", "n_train": 10000, "data_seed": 3,
-                    "binarize": "dynamic", "data_dir": ""},
-           "model": {"z_dim": 50, "hidden": [200, 200], "activation": "tanh", "likelihood": "bernoulli",
-                     "decoder_variance": "fixed", "fixed_variance": 1.0, "prior": "vamp", "prior_components": 10,
-                     "prior_weights": "fixed", "prior_fixed_weights": [], "upper_z_dims": [], "upper_hidden": [100]},
-           "train": {"objective": "miwae", "n_samples": 8, "n_groups": 4, "ciwae_beta": 0.5, "estimator": "stl",
-                     "epochs": 3}}
+    old = {
+        "data": {
+            "dataset": "mnist",
+            "path": "",
+            "mnist_split": "60k-10k",
+            "n_train": 10000,
+            "data_seed": 3,
+            "binarize": "dynamic",
+            "data_dir": "",
+        },
+        "model": {
+            "z_dim": 50,
+            "hidden": [200, 200],
+            "activation": "tanh",
+            "likelihood": "bernoulli",
+            "decoder_variance": "fixed",
+            "fixed_variance": 1.0,
+            "prior": "vamp",
+            "prior_components": 10,
+            "prior_weights": "fixed",
+            "prior_fixed_weights": [],
+            "upper_z_dims": [],
+            "upper_hidden": [100],
+        },
+        "train": {"objective": "miwae", "n_samples": 8, "n_groups": 4, "ciwae_beta": 0.5, "estimator": "stl", "epochs": 3},
+    }
     cfg = C.from_dict(C.migrate(old))
     assert cfg.data.kind == "mnist" and cfg.data.options == {"split": "60k-10k"} and cfg.data.seed == 3
     assert cfg.model.latent.options == {"dim": 50} and cfg.model.prior == C.Component("vamp", {"components": 10})

@@ -15,14 +15,23 @@ from vaelab.errors import CheckpointError
 def conv_vae(z: int = 4, width: int = 8) -> VAE:
     """A user's own small conv net on 8x8 digits (the README's example, shrunk)."""
     enc = nn.Sequential(nn.Conv2d(1, width, 4, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(width * 16, 2 * z))
-    dec = nn.Sequential(nn.Linear(z, width * 16), nn.ReLU(), nn.Unflatten(1, (width, 4, 4)),
-                        nn.ConvTranspose2d(width, 1, 4, 2, 1))
+    dec = nn.Sequential(
+        nn.Linear(z, width * 16), nn.ReLU(), nn.Unflatten(1, (width, 4, 4)), nn.ConvTranspose2d(width, 1, 4, 2, 1)
+    )
     return VAE(enc, dec, latent=GaussianLatent(z), likelihood=BernoulliLikelihood((1, 8, 8)))
 
 
 def _cfg(**over):
-    return RunConfig().override({"data.kind": "digits", "model.likelihood": "bernoulli", "train.epochs": 3,
-                                 "train.lr": 3e-3, "train.num_threads": 1, **over})
+    return RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.likelihood": "bernoulli",
+            "train.epochs": 3,
+            "train.lr": 3e-3,
+            "train.num_threads": 1,
+            **over,
+        }
+    )
 
 
 def test_a_hand_built_model_trains_saves_and_reloads(tmp_path):
@@ -45,8 +54,12 @@ def test_a_hand_built_model_trains_saves_and_reloads(tmp_path):
 
 
 def test_a_registered_model_reloads_from_its_spec_alone(tmp_path):
-    fit(_cfg(**{"model.encoder": {"kind": "conv", "channels": [4]}, "model.latent.dim": 3}), tmp_path / "r",
-        quiet=True, tensorboard=False)
+    fit(
+        _cfg(**{"model.encoder": {"kind": "conv", "channels": [4]}, "model.latent.dim": 3}),
+        tmp_path / "r",
+        quiet=True,
+        tensorboard=False,
+    )
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
     assert ckpt["model_spec"]["x_shape"] == [1, 8, 8] and ckpt["model_spec"]["model"]["encoder"]["kind"] == "conv"
     _, model, data = load_run(tmp_path / "r", load_data_too=False)
@@ -55,24 +68,70 @@ def test_a_registered_model_reloads_from_its_spec_alone(tmp_path):
 
 def test_vaelab_0_1_run_directories_still_load(tmp_path):
     run = tmp_path / "old"
-    res = fit(RunConfig().override({"data.n_train": 200, "train.epochs": 1, "model.encoder.hidden": [8],
-                                    "model.prior": {"kind": "mog", "components": 2}}), run, quiet=True,
-              tensorboard=False)
+    res = fit(
+        RunConfig().override(
+            {
+                "data.n_train": 200,
+                "train.epochs": 1,
+                "model.encoder.hidden": [8],
+                "model.prior": {"kind": "mog", "components": 2},
+            }
+        ),
+        run,
+        quiet=True,
+        tensorboard=False,
+    )
     new = load_checkpoint(run / "last.pt")
     # rewrite it as vaelab 0.1 wrote it: flat config, GaussianEncoder keys, no format / spec
-    old_state = {("encoder.net." + k[len("encoder."):] if k.startswith("encoder.") else k): v
-                 for k, v in new["model"].items()}
-    old_cfg = {"data": {"dataset": "two-gaussians", "path": "", "data_dir": "", "binarize": "auto",
-                        "mnist_split": "50k-10k-10k", "n_train": 200, "n_test": 5000, "p_data": 0.3, "mu1": [-3.0, -3.0],
-                        "mu2": [3.0, 3.0], "valid_fraction": 0.1, "test_fraction": 0.2, "data_seed": 0},
-               "model": {"z_dim": 2, "hidden": [8], "upper_z_dims": [], "upper_hidden": [100, 100], "activation": "tanh",
-                         "likelihood": "gaussian", "decoder_variance": "fixed", "fixed_variance": 1.0, "prior": "mog",
-                         "prior_components": 2, "prior_weights": "fixed", "prior_fixed_weights": []},
-               "train": {"objective": "elbo", "n_samples": 1, "n_groups": 1, "ciwae_beta": 0.5, "estimator": "reparam",
-                         "optimizer": "adam", "lr": 1e-3, "epochs": 1}}
+    old_state = {
+        ("encoder.net." + k[len("encoder.") :] if k.startswith("encoder.") else k): v for k, v in new["model"].items()
+    }
+    old_cfg = {
+        "data": {
+            "dataset": "two-gaussians",
+            "path": "",
+            "data_dir": "",
+            "binarize": "auto",
+            "mnist_split": "50k-10k-10k",
+            "n_train": 200,
+            "n_test": 5000,
+            "p_data": 0.3,
+            "mu1": [-3.0, -3.0],
+            "mu2": [3.0, 3.0],
+            "valid_fraction": 0.1,
+            "test_fraction": 0.2,
+            "data_seed": 0,
+        },
+        "model": {
+            "z_dim": 2,
+            "hidden": [8],
+            "upper_z_dims": [],
+            "upper_hidden": [100, 100],
+            "activation": "tanh",
+            "likelihood": "gaussian",
+            "decoder_variance": "fixed",
+            "fixed_variance": 1.0,
+            "prior": "mog",
+            "prior_components": 2,
+            "prior_weights": "fixed",
+            "prior_fixed_weights": [],
+        },
+        "train": {
+            "objective": "elbo",
+            "n_samples": 1,
+            "n_groups": 1,
+            "ciwae_beta": 0.5,
+            "estimator": "reparam",
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "epochs": 1,
+        },
+    }
     for name in ("last.pt", "best.pt"):
-        save_checkpoint({k: v for k, v in new.items() if k not in ("format", "model_spec")} |
-                        {"model": old_state, "config": old_cfg}, run / name)
+        save_checkpoint(
+            {k: v for k, v in new.items() if k not in ("format", "model_spec")} | {"model": old_state, "config": old_cfg},
+            run / name,
+        )
     cfg, model, data = load_run(run)
     assert cfg.model.prior.kind == "mog" and data.x_shape == (2,)
     for k, v in res.model.state_dict().items():

@@ -30,7 +30,9 @@ def test_array_formats_round_trip(tmp_path):
 
 
 def _array_cfg(path, **kw):
-    return RunConfig().override({"data.kind": "array", "data.path": str(path), **{f"data.{k}": v for k, v in kw.items()}}).data
+    return (
+        RunConfig().override({"data.kind": "array", "data.path": str(path), **{f"data.{k}": v for k, v in kw.items()}}).data
+    )
 
 
 def test_nan_data_is_rejected_with_row_numbers(tmp_path):

@@ -24,8 +24,14 @@ D_Z, D_X = 4, 5
 def binary_model(seed=0):
     """Seed 002's model, small: binary x, Bernoulli latents with p(z) = Ber(0.5), linear sigmoid
     encoder and decoder (logits), so all 2^4 latent states can be enumerated."""
-    cfg = RunConfig().override({"model.latent": {"kind": "bernoulli", "dim": D_Z}, "model.prior": "bernoulli",
-                                "model.likelihood": "bernoulli", "model.encoder.hidden": []})
+    cfg = RunConfig().override(
+        {
+            "model.latent": {"kind": "bernoulli", "dim": D_Z},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "model.encoder.hidden": [],
+        }
+    )
     torch.manual_seed(seed)
     model = build_model(cfg.model, (D_X,))
     with torch.no_grad():
@@ -151,10 +157,20 @@ def test_pathwise_estimators_refuse_discrete_latents(estimator):
 
 
 def test_the_binary_latent_model_trains_with_reinforce(tmp_path):
-    cfg = RunConfig().override({
-        "data.kind": "digits", "model.latent": {"kind": "bernoulli", "dim": 16}, "model.prior": "bernoulli",
-        "model.likelihood": "bernoulli", "model.encoder.hidden": [32], "train.estimator": "reinforce",
-        "train.epochs": 6, "train.lr": 3e-3, "train.num_threads": 1, "train.valid_iwae_k": 50})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "bernoulli", "dim": 16},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "model.encoder.hidden": [32],
+            "train.estimator": "reinforce",
+            "train.epochs": 6,
+            "train.lr": 3e-3,
+            "train.num_threads": 1,
+            "train.valid_iwae_k": 50,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     first, last = res.history[0], res.history[-1]
     assert last["valid_elbo"] > first["valid_elbo"] + 1.0 and last["valid_iwae"] >= last["valid_elbo"]
@@ -162,11 +178,21 @@ def test_the_binary_latent_model_trains_with_reinforce(tmp_path):
 
 
 def test_categorical_latents_train_with_reinforce(tmp_path):
-    cfg = RunConfig().override({
-        "data.kind": "digits", "model.latent": {"kind": "categorical", "dim": 4, "classes": 5},
-        "model.prior": "categorical", "model.likelihood": "bernoulli", "model.encoder.hidden": [32],
-        "train.estimator": "reinforce", "train.objective": "iwae", "train.n_samples": 4, "train.epochs": 4,
-        "train.lr": 3e-3, "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.latent": {"kind": "categorical", "dim": 4, "classes": 5},
+            "model.prior": "categorical",
+            "model.likelihood": "bernoulli",
+            "model.encoder.hidden": [32],
+            "train.estimator": "reinforce",
+            "train.objective": "iwae",
+            "train.n_samples": 4,
+            "train.epochs": 4,
+            "train.lr": 3e-3,
+            "train.num_threads": 1,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"]
     z = res.model.log_weight_terms(res.data.test[:3], 2).z
@@ -186,5 +212,5 @@ def test_stopped_keeps_values_and_the_path_but_drops_parameter_gradients(kind):
     assert not stopped(q).log_prob(zd).requires_grad  # no path from the parameters of stopped(q)
     assert torch.autograd.grad(q.log_prob(zd).sum(), params, retain_graph=True)[0].abs().max() > 0  # unlike q's
     if family.has_rsample:  # the path through a reparameterized z survives
-        g_path, = torch.autograd.grad(stopped(q).log_prob(z).sum(), params)
+        (g_path,) = torch.autograd.grad(stopped(q).log_prob(z).sum(), params)
         assert g_path.abs().max() > 0

@@ -19,8 +19,9 @@ from vaelab.evaluation.elbo import evaluate_elbo
 from vaelab.train import fit
 
 
-@pytest.mark.parametrize("mean_shift,logvar_shift", [(1e4, 0.0), (1e6, 0.0), (0.0, 40.0), (0.0, -40.0), (1e4, 60.0),
-                                                      (0.0, 80.0), (0.0, -80.0)])
+@pytest.mark.parametrize(
+    "mean_shift,logvar_shift", [(1e4, 0.0), (1e6, 0.0), (0.0, 40.0), (0.0, -40.0), (1e4, 60.0), (0.0, 80.0), (0.0, -80.0)]
+)
 def test_extreme_posteriors_give_finite_bounds_below_log_px(mean_shift, logvar_shift):
     """|z| up to 1e6 and posterior log-variances of +-80 (std e^40): log-weights in the -1e34 range
     must stay finite through the log-sum-exp (a naive log(mean(exp)) gives -inf)."""
@@ -57,15 +58,26 @@ def test_bernoulli_pixels_exactly_0_and_1_under_saturated_logits():
 def _array_run(tmp_path, x, **over):
     path = tmp_path / "x.npy"
     np.save(path, x)
-    cfg = RunConfig().override({"data.kind": "array", "data.path": str(path), "model.encoder.hidden": [8],
-                                "model.latent.dim": 2, "train.epochs": 2, "train.batch_size": 16,
-                                "train.num_threads": 1, "train.diagnostics": False, **over})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "array",
+            "data.path": str(path),
+            "model.encoder.hidden": [8],
+            "model.latent.dim": 2,
+            "train.epochs": 2,
+            "train.batch_size": 16,
+            "train.num_threads": 1,
+            "train.diagnostics": False,
+            **over,
+        }
+    )
     return fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
 
 
 def test_all_zero_images_train_and_evaluate_finitely(tmp_path):
-    res = _array_run(tmp_path, np.zeros((40, 1, 4, 4), dtype=np.float32), **{"model.likelihood": "bernoulli",
-                                                                              "train.lr": 1e-2})
+    res = _array_run(
+        tmp_path, np.zeros((40, 1, 4, 4), dtype=np.float32), **{"model.likelihood": "bernoulli", "train.lr": 1e-2}
+    )
     r = importance_sampled_log_likelihood(res.model, res.data.test, k=200, seed=0)
     assert all(math.isfinite(row["valid_elbo"]) for row in res.history)
     assert math.isfinite(r.mean) and r.mean < 0

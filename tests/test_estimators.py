@@ -18,6 +18,7 @@ def estimate(terms, objective, estimator, m=1, beta=0.5):
     opts = {"groups": m} if objective in ("miwae", "piwae") else {"beta": beta} if objective == "ciwae" else {}
     return ESTIMATORS.build(estimator)(terms, OBJECTIVES.build(objective, opts))
 
+
 Z_CRIT = 4.5  # ~40 parameters per check: family-wise false-alarm rate < 1e-3
 
 
@@ -46,14 +47,29 @@ def _z_scores(d):
 
 
 def _small_model(upper=(), seed=0):
-    cfg = RunConfig().override({"model.latent.dim": 2, "model.encoder.hidden": [4], "model.upper_z_dims": list(upper),
-                                "model.upper_hidden": [3], "model.likelihood.fixed_variance": 0.5})
+    cfg = RunConfig().override(
+        {
+            "model.latent.dim": 2,
+            "model.encoder.hidden": [4],
+            "model.upper_z_dims": list(upper),
+            "model.upper_hidden": [3],
+            "model.likelihood.fixed_variance": 0.5,
+        }
+    )
     torch.manual_seed(seed)
     return build_model(cfg.model, (3,))
 
 
-CASES = [("elbo", "stl", 1, 1), ("elbo", "stl", 3, 1), ("elbo", "dreg", 2, 1), ("iwae", "dreg", 5, 1),
-         ("miwae", "dreg", 3, 2), ("ciwae", "dreg", 4, 1), ("piwae", "dreg", 3, 2), ("piwae", "stl", 1, 3)]
+CASES = [
+    ("elbo", "stl", 1, 1),
+    ("elbo", "stl", 3, 1),
+    ("elbo", "dreg", 2, 1),
+    ("iwae", "dreg", 5, 1),
+    ("miwae", "dreg", 3, 2),
+    ("ciwae", "dreg", 4, 1),
+    ("piwae", "dreg", 3, 2),
+    ("piwae", "stl", 1, 3),
+]
 
 
 @pytest.mark.parametrize("objective,estimator,k,m", CASES)

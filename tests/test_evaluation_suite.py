@@ -21,8 +21,9 @@ def test_suite_gaps_vanish_at_the_exact_posterior(linear_gaussian):
 
 def test_suite_orders_the_bounds_for_an_inexact_encoder(linear_gaussian):
     x = linear_gaussian.sample(300)
-    r = evaluate_model(linear_gaussian.vae(encoder_shift=0.7, encoder_logvar_shift=-0.7), x, k=2048, iwae_k=64,
-                       per_point=True)
+    r = evaluate_model(
+        linear_gaussian.vae(encoder_shift=0.7, encoder_logvar_shift=-0.7), x, k=2048, iwae_k=64, per_point=True
+    )
     exact = linear_gaussian.log_px(x)
     d = torch.tensor(r["per_point_log_px"], dtype=torch.float64) - exact  # paired over the same points
     assert r["elbo"] < r["iwae"] < r["log_px"]
@@ -65,8 +66,24 @@ def test_evaluate_and_compare_from_the_command_line(tmp_path, capsys):
     runs = []
     for name, extra in [("vae", []), ("miwae", ["--objective", "miwae", "--n-samples", "2", "--n-groups", "3"])]:
         out = tmp_path / name
-        assert main(["train", "--out", str(out), "--set", "data.n_train=300", "--set", "data.n_test=100", "--epochs",
-                     "1", "--quiet", *extra]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--out",
+                    str(out),
+                    "--set",
+                    "data.n_train=300",
+                    "--set",
+                    "data.n_test=100",
+                    "--epochs",
+                    "1",
+                    "--quiet",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         assert main(["evaluate", str(out), "--k", "64", "--k-iwae", "8"]) == 0
         runs.append(str(out))
     ev = json.loads((tmp_path / "miwae" / "evaluation_test.json").read_text())

@@ -28,8 +28,9 @@ from vaelab.data.static_mnist import read_amat
 from vaelab.errors import VaelabError
 from vaelab.train.run import make_data_and_model
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def _only_vaelab_errors(fn, *args, **kwargs):
@@ -44,8 +45,15 @@ def _only_vaelab_errors(fn, *args, **kwargs):
 
 
 def _through_training_setup(path: Path, likelihood: str):
-    cfg = config_mod.RunConfig().override({"data.kind": "array", "data.path": str(path), "model.likelihood": likelihood,
-                                           "model.encoder.hidden": [4], "model.latent.dim": 2})
+    cfg = config_mod.RunConfig().override(
+        {
+            "data.kind": "array",
+            "data.path": str(path),
+            "model.likelihood": likelihood,
+            "model.encoder.hidden": [4],
+            "model.latent.dim": 2,
+        }
+    )
     return make_data_and_model(cfg)
 
 
@@ -55,16 +63,27 @@ def _dir():
 
 # --- array files: .npy, .npz, .csv -----------------------------------------------------------------
 
-ODD_DTYPES = st.one_of(hnp.floating_dtypes(), hnp.integer_dtypes(), hnp.boolean_dtypes(), hnp.complex_number_dtypes(),
-                       hnp.unicode_string_dtypes(max_len=3), hnp.datetime64_dtypes())
+ODD_DTYPES = st.one_of(
+    hnp.floating_dtypes(),
+    hnp.integer_dtypes(),
+    hnp.boolean_dtypes(),
+    hnp.complex_number_dtypes(),
+    hnp.unicode_string_dtypes(max_len=3),
+    hnp.datetime64_dtypes(),
+)
 # conftest flushes denormals (as training does), so hypothesis may not draw subnormal floats
-ARRAYS = hnp.arrays(ODD_DTYPES, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
-                    elements={"allow_subnormal": False})
+ARRAYS = hnp.arrays(
+    ODD_DTYPES, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5), elements={"allow_subnormal": False}
+)
 
 
 @FUZZ
-@given(x=ARRAYS, labels=st.one_of(st.none(), hnp.arrays(np.int64, st.integers(0, 8))),
-       suffix=st.sampled_from([".npy", ".npz", ".csv"]), likelihood=st.sampled_from(["gaussian", "bernoulli"]))
+@given(
+    x=ARRAYS,
+    labels=st.one_of(st.none(), hnp.arrays(np.int64, st.integers(0, 8))),
+    suffix=st.sampled_from([".npy", ".npz", ".csv"]),
+    likelihood=st.sampled_from(["gaussian", "bernoulli"]),
+)
 def test_any_array_file_loads_or_says_why(x, labels, suffix, likelihood):
     with _dir() as d:
         path = Path(d) / f"x{suffix}"
@@ -99,8 +118,11 @@ def test_truncated_array_files(cut, suffix):
     x = np.random.default_rng(0).random((20, 6))
     with _dir() as d:
         path = Path(d) / f"x{suffix}"
-        {".npy": lambda: np.save(path, x), ".npz": lambda: np.savez(path, x=x),
-         ".csv": lambda: np.savetxt(path, x, delimiter=",")}[suffix]()
+        {
+            ".npy": lambda: np.save(path, x),
+            ".npz": lambda: np.savez(path, x=x),
+            ".csv": lambda: np.savetxt(path, x, delimiter=","),
+        }[suffix]()
         data = path.read_bytes()
         path.write_bytes(data[: int(cut * len(data))])
         _only_vaelab_errors(_through_training_setup, path, "gaussian")
@@ -118,10 +140,17 @@ def test_mismatched_labels_and_non_finite_values_are_named():
 
 # --- the canonical data files: mnist.pkl.gz, binarized MNIST .amat / .mat, text corpora --------------
 
-PICKLED = st.recursive(st.one_of(st.none(), st.integers(), st.floats(allow_subnormal=False), st.text(max_size=5),
-                                 hnp.arrays(np.float32, hnp.array_shapes(max_dims=2, max_side=4),
-                                            elements={"allow_subnormal": False})),
-                       lambda kids: st.one_of(st.lists(kids, max_size=3), st.tuples(kids, kids, kids)), max_leaves=8)
+PICKLED = st.recursive(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(allow_subnormal=False),
+        st.text(max_size=5),
+        hnp.arrays(np.float32, hnp.array_shapes(max_dims=2, max_side=4), elements={"allow_subnormal": False}),
+    ),
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.tuples(kids, kids, kids)),
+    max_leaves=8,
+)
 
 
 @FUZZ
@@ -134,8 +163,13 @@ def test_a_wrong_mnist_pickle_is_never_unpickled(payload):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=500), st.text(alphabet="01 \n\t2x.", max_size=500).map(str.encode),
-                      st.binary(max_size=300).map(lambda b: b"MATLAB 5.0 MAT-file" + b)))
+@given(
+    data=st.one_of(
+        st.binary(max_size=500),
+        st.text(alphabet="01 \n\t2x.", max_size=500).map(str.encode),
+        st.binary(max_size=300).map(lambda b: b"MATLAB 5.0 MAT-file" + b),
+    )
+)
 def test_random_static_mnist_files(data):
     with _dir() as d:
         path = Path(d) / "binarized_mnist_valid.amat"
@@ -144,25 +178,46 @@ def test_random_static_mnist_files(data):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(lambda t: t.encode("utf-8", "surrogatepass")),
-                      st.lists(st.text(alphabet=string.ascii_lowercase + " ", max_size=12), max_size=40)
-                      .map(lambda ls: "\n".join(ls).encode())),
-       max_length=st.integers(0, 3), max_vocab=st.integers(0, 3))
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        st.text(max_size=400).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.lists(st.text(alphabet=string.ascii_lowercase + " ", max_size=12), max_size=40).map(
+            lambda ls: "\n".join(ls).encode()
+        ),
+    ),
+    max_length=st.integers(0, 3),
+    max_vocab=st.integers(0, 3),
+)
 def test_random_text_corpora(data, max_length, max_vocab):
     with _dir() as d:
         path = Path(d) / "corpus.txt"
         path.write_bytes(data)
-        cfg = config_mod.RunConfig().override({"data.kind": "text", "data.path": str(path), "data.max_length": max_length,
-                                               "data.max_vocab": max_vocab})
+        cfg = config_mod.RunConfig().override(
+            {"data.kind": "text", "data.path": str(path), "data.max_length": max_length, "data.max_vocab": max_vocab}
+        )
         _only_vaelab_errors(load_data, cfg.data, "categorical")
 
 
 # --- configuration: TOML text, tables, values ------------------------------------------------------
 
-KEYS = [f"{sec}.{k}" for sec in ("data", "model", "train") for k in config_mod.component_fields(sec)] + \
-       ["train.nonexistent", "model.latent.dim", "model.prior.components", "data.n_train", "bogus", "train.objective.groups"]
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_subnormal=False), st.text(max_size=8),
-                   st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+KEYS = [f"{sec}.{k}" for sec in ("data", "model", "train") for k in config_mod.component_fields(sec)] + [
+    "train.nonexistent",
+    "model.latent.dim",
+    "model.prior.components",
+    "data.n_train",
+    "bogus",
+    "train.objective.groups",
+]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_subnormal=False),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 @FUZZ
@@ -181,20 +236,64 @@ def test_random_config_values(over):
 
 
 @FUZZ
-@given(tables=st.dictionaries(st.sampled_from(["data", "model", "train", "extra"]),
-                              st.dictionaries(st.sampled_from([k.split(".", 1)[-1] for k in KEYS]), VALUES, max_size=3),
-                              max_size=3))
+@given(
+    tables=st.dictionaries(
+        st.sampled_from(["data", "model", "train", "extra"]),
+        st.dictionaries(st.sampled_from([k.split(".", 1)[-1] for k in KEYS]), VALUES, max_size=3),
+        max_size=3,
+    )
+)
 def test_random_config_tables(tables):
     _only_vaelab_errors(config_mod.from_dict, tables)
 
 
 # --- the command line ----------------------------------------------------------------------------
 
-WORDS = ["train", "evaluate", "compare", "sample", "plot", "--epochs", "0", "-1", "1e9", "nan", "--batch-size", "--lr",
-         "--k", "--set", "train.beta=-1", "train.n_samples=0", "model.latent.dim=x", "bogus=1", "--config",
-         "/nonexistent.toml", "--dataset", "array", "mnist", "--path", "/nonexistent.npy", "--resume", "--out",
-         "--objective", "iwae", "--estimator", "dreg", "--prior", "vamp", "--split", "--checkpoint", "last",
-         "--latent", "bernoulli", "-n", "--method", "beam", "--quiet", "RUN"]
+WORDS = [
+    "train",
+    "evaluate",
+    "compare",
+    "sample",
+    "plot",
+    "--epochs",
+    "0",
+    "-1",
+    "1e9",
+    "nan",
+    "--batch-size",
+    "--lr",
+    "--k",
+    "--set",
+    "train.beta=-1",
+    "train.n_samples=0",
+    "model.latent.dim=x",
+    "bogus=1",
+    "--config",
+    "/nonexistent.toml",
+    "--dataset",
+    "array",
+    "mnist",
+    "--path",
+    "/nonexistent.npy",
+    "--resume",
+    "--out",
+    "--objective",
+    "iwae",
+    "--estimator",
+    "dreg",
+    "--prior",
+    "vamp",
+    "--split",
+    "--checkpoint",
+    "last",
+    "--latent",
+    "bernoulli",
+    "-n",
+    "--method",
+    "beam",
+    "--quiet",
+    "RUN",
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -217,9 +316,65 @@ def test_random_command_lines(argv):
             assert err.getvalue().count("\n") == 1, err.getvalue()
 
 
-@pytest.mark.parametrize("argv", [["train", "--set", "train.batch_size=0"], ["train", "--set", "train.beta=-1"],
-                                  ["train", "--set", "train.n_samples=-3"], ["train", "--set", "train.epochs=-1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--set", "train.batch_size=0"],
+        ["train", "--set", "train.beta=-1"],
+        ["train", "--set", "train.n_samples=-3"],
+        ["train", "--set", "train.epochs=-1"],
+    ],
+)
 def test_out_of_range_values_exit_2_with_one_line(argv, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: config key") and err.count("\n") == 1
+
+
+# --- checkpoints from an untrusted source ----------------------------------------------------------
+
+
+class _Boom:
+    def __reduce__(self):  # unpickling this would run code
+        return (exec, ("raise SystemExit('arbitrary code ran')",))
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    from vaelab.train import fit
+
+    run = tmp_path_factory.mktemp("ckpt") / "r"
+    fit(
+        config_mod.RunConfig().override(
+            {"data.n_train": 100, "train.epochs": 1, "model.encoder.hidden": [4], "train.num_threads": 1}
+        ),
+        run,
+        quiet=True,
+        tensorboard=False,
+    )
+    return (run / "last.pt").read_bytes()
+
+
+@FUZZ
+@given(cut=st.floats(0, 1, exclude_max=True, allow_subnormal=False), flip=st.lists(st.integers(0, 10**6), max_size=3))
+def test_truncated_or_corrupted_checkpoints(good_checkpoint, cut, flip):
+    from vaelab.checkpoint import load_checkpoint
+
+    data = bytearray(good_checkpoint[: int(cut * len(good_checkpoint))])
+    for i in flip:
+        if data:
+            data[i % len(data)] ^= 0xFF
+    with _dir() as d:
+        (Path(d) / "last.pt").write_bytes(bytes(data))
+        assert isinstance(_only_vaelab_errors(load_checkpoint, Path(d) / "last.pt"), VaelabError)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    import torch
+
+    from vaelab.checkpoint import load_checkpoint
+    from vaelab.errors import CheckpointError
+
+    torch.save({"model": {}, "config": {}, "payload": _Boom()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        load_checkpoint(tmp_path / "evil.pt")  # weights_only=True: the pickle's code never runs

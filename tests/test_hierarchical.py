@@ -41,8 +41,15 @@ class LinearHierarchy:
         return (self.mean_x + eps @ torch.linalg.cholesky(self.cov_x).T).float()
 
     def vae(self):
-        cfg = RunConfig().override({"model.latent.dim": self.d1, "model.encoder.hidden": [], "model.upper_z_dims": [1],
-                                    "model.upper_hidden": [], "model.likelihood.fixed_variance": self.s2})
+        cfg = RunConfig().override(
+            {
+                "model.latent.dim": self.d1,
+                "model.encoder.hidden": [],
+                "model.upper_z_dims": [1],
+                "model.upper_hidden": [],
+                "model.likelihood.fixed_variance": self.s2,
+            }
+        )
         model = build_model(cfg.model, (self.x_dim,))
         d1 = self.d1
         # posterior z1 | x: covariance C = (cov_z1^-1 + W^T W / s2)^-1, mean = a + C W^T (x - mean_x) / s2
@@ -53,17 +60,20 @@ class LinearHierarchy:
         H = torch.linalg.inv(prec) @ (self.A.T / self.v1)  # (1, d1)
         with torch.no_grad():
             enc1 = model.encoder[0]
-            enc1.weight.zero_(); enc1.bias.zero_()
+            enc1.weight.zero_()
+            enc1.bias.zero_()
             enc1.weight[:d1] = G.float()
             enc1.bias[:d1] = (self.a - G @ self.mean_x).float()
             enc1.bias[d1:] = torch.log(1.5 * torch.diagonal(C)).float()
             enc2 = model.upper_encoders[0].net[0]
-            enc2.weight.zero_(); enc2.bias.zero_()
+            enc2.weight.zero_()
+            enc2.bias.zero_()
             enc2.weight[:1] = H.float()
             enc2.bias[:1] = (-(H @ self.a)).float()
             enc2.bias[1:] = -torch.log(prec).flatten().float()
             dec2 = model.upper_decoders[0].net[0]  # p(z1 | z2)
-            dec2.weight.zero_(); dec2.bias.zero_()
+            dec2.weight.zero_()
+            dec2.bias.zero_()
             dec2.weight[:d1] = self.A.float()
             dec2.bias[:d1] = self.a.float()
             dec2.bias[d1:] = torch.log(self.v1).float()
@@ -90,8 +100,15 @@ def test_is_estimate_matches_exact_log_px_with_two_layers():
 
 
 def test_two_layer_shapes_and_active_units_per_layer():
-    cfg = RunConfig().override({"model.latent.dim": 4, "model.encoder.hidden": [8], "model.upper_z_dims": [3, 2],
-                                "model.upper_hidden": [5], "model.likelihood": "bernoulli"})
+    cfg = RunConfig().override(
+        {
+            "model.latent.dim": 4,
+            "model.encoder.hidden": [8],
+            "model.upper_z_dims": [3, 2],
+            "model.upper_hidden": [5],
+            "model.likelihood": "bernoulli",
+        }
+    )
     model = build_model(cfg.model, (6,))
     assert model.z_dims == (4, 3, 2) and model.n_layers == 3 and model.z_dim == 2
     x = (torch.rand(7, 6) < 0.5).float()
@@ -117,16 +134,29 @@ def _group_gradients(model, objective, estimator, k, m):
 
 
 @pytest.mark.parametrize("prior", ["standard_normal", "mog", "vamp"])
-@pytest.mark.parametrize("objective,k,m", [("elbo", 2, 1), ("iwae", 3, 1), ("miwae", 2, 2), ("ciwae", 3, 1),
-                                           ("piwae", 2, 2)])
+@pytest.mark.parametrize(
+    "objective,k,m", [("elbo", 2, 1), ("iwae", 3, 1), ("miwae", 2, 2), ("ciwae", 3, 1), ("piwae", 2, 2)]
+)
 def test_every_bound_trains_with_every_prior(tmp_path, prior, objective, k, m):
     estimator = "stl" if prior == "vamp" else "dreg"
-    cfg = RunConfig().override({
-        "data.n_train": 400, "data.n_test": 50, "model.latent.dim": 2, "model.encoder.hidden": [16],
-        "model.prior": {"kind": prior, "components": 3} if prior != "standard_normal" else prior,
-        "train.objective": {"kind": objective, **({"groups": m} if m > 1 else {})}, "train.n_samples": k,
-        "train.epochs": 3, "train.batch_size": 50, "train.lr": 3e-3, "train.estimator": estimator,
-        "train.diagnostics": False, "train.valid_iwae_k": 20, "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "data.n_train": 400,
+            "data.n_test": 50,
+            "model.latent.dim": 2,
+            "model.encoder.hidden": [16],
+            "model.prior": {"kind": prior, "components": 3} if prior != "standard_normal" else prior,
+            "train.objective": {"kind": objective, **({"groups": m} if m > 1 else {})},
+            "train.n_samples": k,
+            "train.epochs": 3,
+            "train.batch_size": 50,
+            "train.lr": 3e-3,
+            "train.estimator": estimator,
+            "train.diagnostics": False,
+            "train.valid_iwae_k": 20,
+            "train.num_threads": 1,
+        }
+    )
     res = fit(cfg, tmp_path / "run", quiet=True, tensorboard=False)
     first, last = res.history[0], res.history[-1]
     assert last["valid_iwae"] > first["valid_iwae"] and last["train_bound"] > first["train_bound"]
@@ -136,11 +166,24 @@ def test_every_bound_trains_with_every_prior(tmp_path, prior, objective, k, m):
 
 
 def test_two_layer_vamp_prior_trains(tmp_path):
-    cfg = RunConfig().override({
-        "data.n_train": 400, "data.n_test": 50, "model.latent.dim": 3, "model.encoder.hidden": [16],
-        "model.upper_z_dims": [2], "model.upper_hidden": [8], "model.prior": {"kind": "vamp", "components": 4},
-        "train.objective": "iwae", "train.n_samples": 3, "train.epochs": 3, "train.batch_size": 50,
-        "train.lr": 3e-3, "train.diagnostics": True, "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "data.n_train": 400,
+            "data.n_test": 50,
+            "model.latent.dim": 3,
+            "model.encoder.hidden": [16],
+            "model.upper_z_dims": [2],
+            "model.upper_hidden": [8],
+            "model.prior": {"kind": "vamp", "components": 4},
+            "train.objective": "iwae",
+            "train.n_samples": 3,
+            "train.epochs": 3,
+            "train.batch_size": 50,
+            "train.lr": 3e-3,
+            "train.diagnostics": True,
+            "train.num_threads": 1,
+        }
+    )
     res = fit(cfg, tmp_path / "run", quiet=True, tensorboard=False)
     assert res.history[-1]["valid_elbo"] > res.history[0]["valid_elbo"]
     model = res.model
@@ -174,7 +217,7 @@ def test_paper_presets_build_the_papers_architecture(name, dims):
     assert model.z_dims == dims
 
     def widths(m):
-        return [(l.in_features, l.out_features) for l in m.modules() if isinstance(l, nn.Linear)]
+        return [(lin.in_features, lin.out_features) for lin in m.modules() if isinstance(lin, nn.Linear)]
 
     assert widths(model.encoder) == [(784, 200), (200, 200), (200, 2 * dims[0])]
     assert widths(model.decoder) == [(dims[0], 200), (200, 200), (200, 784)]

@@ -21,7 +21,7 @@ def kl_to_posterior(lg):
     """KL(q || p(z|x)) for the encoder shifted by SHIFT (mean) and LOGVAR_SHIFT (log-variance)."""
     s = torch.diagonal(lg.S)
     r = math.exp(LOGVAR_SHIFT)
-    return float(0.5 * (r - 1 - LOGVAR_SHIFT + SHIFT ** 2 / s).sum())
+    return float(0.5 * (r - 1 - LOGVAR_SHIFT + SHIFT**2 / s).sum())
 
 
 def test_amortization_gap_splits_the_inference_gap_in_closed_form(linear_gaussian):
@@ -57,8 +57,9 @@ def test_non_amortized_svi_finds_each_points_posterior_by_index(linear_gaussian)
     x = lg.sample(120)
     torch.manual_seed(0)
     # lr = 0 keeps the true decoder: the table must converge to each point's exact posterior
-    res = fit_non_amortized(model, x, epochs=8, batch_size=32, inner_steps=25, inner_lr=0.05, lr=0.0,
-                            n_samples=10, inner_schedule="linear")
+    res = fit_non_amortized(
+        model, x, epochs=8, batch_size=32, inner_steps=25, inner_lr=0.05, lr=0.0, n_samples=10, inner_schedule="linear"
+    )
     mean, logvar = res.posteriors.params.chunk(2, dim=1)
     exact_mean = ((x.double() - lg.b) @ (lg.S @ lg.W.T / lg.s2).T).float()
     assert (mean - exact_mean).abs().max() < 0.2 and (mean - exact_mean).abs().mean() < 0.05  # prior start: 0.5 on average
@@ -144,7 +145,7 @@ def test_elbo_surgery_matches_closed_forms(linear_gaussian):
     assert abs(r.marginal_kl) < 0.02  # the aggregate posterior of the exact posterior is the prior
     # shifting every posterior mean by SHIFT moves the aggregate posterior to N(SHIFT, I)
     r2 = elbo_surgery(lg.vae(encoder_shift=SHIFT), x, n_samples=2)
-    assert r2.marginal_kl == pytest.approx(0.5 * lg.z_dim * SHIFT ** 2, abs=4 * r2.marginal_kl_stderr + 0.02)
+    assert r2.marginal_kl == pytest.approx(0.5 * lg.z_dim * SHIFT**2, abs=4 * r2.marginal_kl_stderr + 0.02)
     assert r2.mutual_info == pytest.approx(mi_exact, abs=4 * r2.mutual_info_stderr + 0.02)
     # the three terms are the ELBO (independent estimate, closed-form KL)
     with torch.no_grad():

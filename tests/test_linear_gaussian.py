@@ -22,7 +22,7 @@ def test_elbo_below_is_estimate_below_exact(linear_gaussian):
     x = linear_gaussian.sample(300)
     exact = linear_gaussian.log_px(x).mean().item()
     res = importance_sampled_log_likelihood(model, x, k=500, seed=1)
-    diff_is = (res.per_point.double() - linear_gaussian.log_px(x))
+    diff_is = res.per_point.double() - linear_gaussian.log_px(x)
     se = diff_is.std().item() / math.sqrt(len(diff_is))
     assert res.elbo_mean < res.mean - 10 * se  # the bound is clearly looser than the IS estimate
     assert res.mean <= exact + 3 * se  # IS is a stochastic lower bound: E[log p_hat] <= log p(x)

@@ -12,8 +12,10 @@ from vaelab.errors import RunInUseError
 from vaelab.train import fit
 from vaelab.train.lock import run_lock
 
-HOLDER = ("import sys, time; from pathlib import Path; from vaelab.train.lock import run_lock\n"
-          "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(120)\n")
+HOLDER = (
+    "import sys, time; from pathlib import Path; from vaelab.train.lock import run_lock\n"
+    "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(120)\n"
+)
 
 
 def hold(run_dir):
@@ -36,6 +38,7 @@ def test_second_process_is_refused_and_a_killed_holder_is_taken_over(tmp_path, c
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+        holder.stdout.close()
     with pytest.warns(UserWarning, match=f"took over the lock of process {holder.pid}"):
         res = fit(tiny(), run, quiet=True, tensorboard=False)
     assert len(res.history) == tiny().train.epochs

@@ -77,7 +77,7 @@ def test_group_axis_convention_is_m_major():
 def test_miwae_averages_iwae_over_consecutive_blocks_and_not_over_strided_ones():
     m, k = 2, 3
     log_w = 3 * torch.randn(m * k, 5)
-    blocks = torch.stack([iwae(log_w[i * k:(i + 1) * k]) for i in range(m)]).mean(0)
+    blocks = torch.stack([iwae(log_w[i * k : (i + 1) * k]) for i in range(m)]).mean(0)
     torch.testing.assert_close(miwae(group(log_w, m)), blocks)
     # the M <-> K swap of a repeat-based implementation gives a different number: the test can fail
     swapped = miwae(log_w.view(k, m, -1).transpose(0, 1))
@@ -99,8 +99,13 @@ def _obj(name, m=1, beta=0.3):
 @pytest.mark.parametrize("name,m", [("elbo", 1), ("iwae", 1), ("miwae", 2), ("miwae", 3), ("ciwae", 1), ("piwae", 2)])
 def test_registered_objectives_are_the_pure_bounds(name, m):
     log_w = 2 * torch.randn(6, 4)
-    want = {"elbo": elbo(log_w), "iwae": iwae(log_w), "miwae": miwae(group(log_w, m)), "ciwae": ciwae(log_w, 0.3),
-            "piwae": piwae(group(log_w, m))[1]}[name]
+    want = {
+        "elbo": elbo(log_w),
+        "iwae": iwae(log_w),
+        "miwae": miwae(group(log_w, m)),
+        "ciwae": ciwae(log_w, 0.3),
+        "piwae": piwae(group(log_w, m))[1],
+    }[name]
     torch.testing.assert_close(_obj(name, m)(log_w), want)
 
 
@@ -121,8 +126,9 @@ def test_estimators_change_gradients_not_values(objective, m, estimator):
     g_ref = torch.autograd.grad(ref.inference.sum(), enc, retain_graph=True)
     assert any((a - b).abs().max() > 1e-4 for a, b in zip(g_est, g_ref))  # same value, different gradient
     dec = list(model.decoder.parameters())
-    for a, b in zip(torch.autograd.grad(est.generative.sum(), dec, retain_graph=True),
-                    torch.autograd.grad(ref.generative.sum(), dec)):
+    for a, b in zip(
+        torch.autograd.grad(est.generative.sum(), dec, retain_graph=True), torch.autograd.grad(ref.generative.sum(), dec)
+    ):
         torch.testing.assert_close(a, b)  # the decoder's gradient is the plain one under every estimator
 
 

@@ -29,12 +29,15 @@ def _vamp(n_components=5):
     return prior
 
 
-@pytest.mark.parametrize("make", [
-    lambda: MixtureOfGaussiansPrior(L2, components=3, weights="trainable", init_scale=2.0),
-    lambda: MixtureOfGaussiansPrior(L2, components=2, weights="fixed"),
-    _vamp,
-    lambda: StandardNormalPrior(L2),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MixtureOfGaussiansPrior(L2, components=3, weights="trainable", init_scale=2.0),
+        lambda: MixtureOfGaussiansPrior(L2, components=2, weights="fixed"),
+        _vamp,
+        lambda: StandardNormalPrior(L2),
+    ],
+)
 def test_prior_density_integrates_to_one_in_2d(make):
     torch.manual_seed(1)
     prior = make()
@@ -100,6 +103,7 @@ def test_prior_samples_have_the_prior_moments():
 
 def test_standard_normal_closed_form_kl_matches_torch_kl_divergence():
     from torch.distributions import kl_divergence
+
     q = diag_gaussian(3 * torch.randn(5, 4), 2 * torch.randn(5, 4))
     p = StandardNormalPrior(GaussianLatent(4))
     torch.testing.assert_close(p.analytic_kl(q), kl_divergence(q, p.distribution()))
@@ -113,8 +117,7 @@ def test_analytic_kl_checks_dimensions():
 
 @pytest.mark.parametrize("constraint,lo,hi", [("hardtanh", 0.0, 1.0), ("sigmoid", 0.0, 1.0), ("auto", 0.0, 1.0)])
 def test_vamp_pseudo_inputs_stay_in_the_data_range(constraint, lo, hi):
-    prior = VampPrior(L2, x_shape=(3,), x_range=(lo, hi), components=4, constraint=constraint,
-                      pseudo_init=torch.rand(4, 3))
+    prior = VampPrior(L2, x_shape=(3,), x_range=(lo, hi), components=4, constraint=constraint, pseudo_init=torch.rand(4, 3))
     with torch.no_grad():
         prior.pseudo_inputs.add_(5 * torch.randn(4, 3))  # as an optimizer step far out of range would
     u = prior.inputs
@@ -131,9 +134,18 @@ def test_vamp_pseudo_inputs_are_constrained_after_training_on_binary_data(tmp_pa
     from vaelab.config import RunConfig
     from vaelab.train import fit
 
-    cfg = RunConfig().override({"data.kind": "digits", "model.likelihood": "bernoulli", "model.prior": "vamp",
-                                "model.prior.components": 20, "train.epochs": 3, "train.lr": 0.05,
-                                "model.encoder.hidden": [16], "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "data.kind": "digits",
+            "model.likelihood": "bernoulli",
+            "model.prior": "vamp",
+            "model.prior.components": 20,
+            "train.epochs": 3,
+            "train.lr": 0.05,
+            "model.encoder.hidden": [16],
+            "train.num_threads": 1,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     raw, u = res.model.prior.pseudo_inputs, res.model.prior.inputs
     assert ((raw < 0) | (raw > 1)).float().mean() > 0.01  # the optimizer pushed values out of range ...

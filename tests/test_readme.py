@@ -27,5 +27,6 @@ def test_readme_python_example_runs(data_dir, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["ll"].k == 20 and scope["ll"].n == 50
     assert (tmp_path / "runs" / "conv" / "last.pt").is_file()
-    assert all((a == b).all() for a, b in zip(scope["same"].state_dict().values(),
-                                              scope["result"].model.state_dict().values()))
+    assert all(
+        (a == b).all() for a, b in zip(scope["same"].state_dict().values(), scope["result"].model.state_dict().values())
+    )

@@ -16,7 +16,7 @@ def throwaway():
     @PRIORS.register("laplace_test")
     class LaplacePrior(Prior):
         """Args:
-            scale: b of Laplace(0, b).
+        scale: b of Laplace(0, b).
         """
 
         def __init__(self, latent, scale: float = 1.0):
@@ -38,8 +38,16 @@ def throwaway():
 
 
 def test_a_registered_prior_and_bound_train_from_config_and_cli(throwaway, tmp_path):
-    cfg = RunConfig().override({"model.prior": {"kind": "laplace_test", "scale": 2.0}, "train.objective": "halves_test",
-                                "train.n_samples": 2, "data.n_train": 300, "train.epochs": 2, "train.num_threads": 1})
+    cfg = RunConfig().override(
+        {
+            "model.prior": {"kind": "laplace_test", "scale": 2.0},
+            "train.objective": "halves_test",
+            "train.n_samples": 2,
+            "data.n_train": 300,
+            "train.epochs": 2,
+            "train.num_threads": 1,
+        }
+    )
     res = fit(cfg, tmp_path / "r", quiet=True, tensorboard=False)
     assert float(res.model.prior.scale[0]) == 2.0 and res.history[-1]["train_bound"] > -100
     assert "laplace_test(scale=1.0)" in registry_help() and "halves_test()" in registry_help()

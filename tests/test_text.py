@@ -14,15 +14,27 @@ from vaelab.data.text import EOS_ID, PAD_ID, UNK_ID, Vocabulary, lengths, text_s
 from vaelab.errors import ConfigError, DataError, DataNotFoundError
 from vaelab.evaluation import importance_sampled_log_likelihood
 from vaelab.models import build_model
-from vaelab.text import (LanguageModel, decode_codes, evaluate_language_model, fit_language_model, homotopy,
-                         perplexity, reconstruct, sample_prior)
+from vaelab.text import (
+    LanguageModel,
+    decode_codes,
+    evaluate_language_model,
+    fit_language_model,
+    homotopy,
+    perplexity,
+    reconstruct,
+    sample_prior,
+)
 from vaelab.text.generate import beam_search
 from vaelab.train import fit
 from vaelab.train.schedule import check_schedules, kl_weight
 from vaelab.train.step import compute_bound, resolve
 
-TOPICS = [["alpha", "beta", "gamma", "delta", "epsilon"], ["red", "green", "blue", "black", "white"],
-          ["one", "two", "three", "four", "five"], ["cat", "dog", "cow", "pig", "hen"]]
+TOPICS = [
+    ["alpha", "beta", "gamma", "delta", "epsilon"],
+    ["red", "green", "blue", "black", "white"],
+    ["one", "two", "three", "four", "five"],
+    ["cat", "dog", "cow", "pig", "hen"],
+]
 
 
 def topic_sentences(n: int, seed: int = 0) -> list[list[str]]:
@@ -41,11 +53,18 @@ def tiny_data(n=400, seed=0) -> DataSplits:
 
 
 def tiny_cfg(**over) -> RunConfig:
-    base = {"model.encoder": {"kind": "lstm", "embed_dim": 16, "hidden": 32},
-            "model.decoder": {"kind": "lstm", "embed_dim": 16, "hidden": 32},
-            "model.likelihood": "categorical", "model.latent.dim": 4,
-            "train.epochs": 1, "train.batch_size": 20, "train.lr": 3e-3, "train.valid_every": 0,
-            "train.checkpoint_every": 0, "train.grad_clip": 5.0}
+    base = {
+        "model.encoder": {"kind": "lstm", "embed_dim": 16, "hidden": 32},
+        "model.decoder": {"kind": "lstm", "embed_dim": 16, "hidden": 32},
+        "model.likelihood": "categorical",
+        "model.latent.dim": 4,
+        "train.epochs": 1,
+        "train.batch_size": 20,
+        "train.lr": 3e-3,
+        "train.valid_every": 0,
+        "train.checkpoint_every": 0,
+        "train.grad_clip": 5.0,
+    }
     return RunConfig().override({**base, **over})
 
 
@@ -56,6 +75,7 @@ def tiny_model(data=None, seed=0, **over):
 
 
 # --- vocabulary and loaders ---------------------------------------------------------------------
+
 
 def test_vocabulary_is_built_on_train_and_pads_with_eos():
     v = Vocabulary.build([["b", "a", "b"], ["c"]])
@@ -122,8 +142,9 @@ def test_bucketed_batches_cover_every_sentence_once_and_are_cut_to_length():
 def test_text_models_refuse_image_parts():
     d = tiny_data()
     with pytest.raises(ConfigError, match="cannot read token sequences"):
-        build_model(tiny_cfg(**{"model.encoder": "mlp", "model.decoder": "mlp"}).model, d.x_shape,
-                    vocab_size=d.info["vocab_size"])
+        build_model(
+            tiny_cfg(**{"model.encoder": "mlp", "model.decoder": "mlp"}).model, d.x_shape, vocab_size=d.info["vocab_size"]
+        )
     with pytest.raises(ConfigError, match="categorical"):
         build_model(tiny_cfg(**{"model.likelihood": "bernoulli"}).model, d.x_shape, vocab_size=d.info["vocab_size"])
     with pytest.raises(ConfigError, match="use a text data set"):
@@ -134,6 +155,7 @@ def test_text_models_refuse_image_parts():
 
 # --- masking and the likelihood ----------------------------------------------------------------
 
+
 def test_padded_batch_nll_equals_sum_of_sentences_scored_alone():
     model, d = tiny_model()
     model.eval()
@@ -141,8 +163,8 @@ def test_padded_batch_nll_equals_sum_of_sentences_scored_alone():
     z = torch.randn(3, 12, 4)  # (S, B, D)
     batch = model.likelihood.log_prob(model.decode(z, x), x)  # (S, B)
     for i in range(12):
-        own = x[i:i + 1, : int(lengths(x[i:i + 1]))]  # (1, n_i): no padding at all
-        alone = model.likelihood.log_prob(model.decode(z[:, i:i + 1], own), own)  # (S, 1)
+        own = x[i : i + 1, : int(lengths(x[i : i + 1]))]  # (1, n_i): no padding at all
+        alone = model.likelihood.log_prob(model.decode(z[:, i : i + 1], own), own)  # (S, 1)
         torch.testing.assert_close(batch[:, i], alone[:, 0], rtol=1e-5, atol=1e-5)
     wider = torch.nn.functional.pad(x, (0, 7), value=PAD_ID)  # more padding changes nothing
     torch.testing.assert_close(model.likelihood.log_prob(model.decode(z, wider), wider), batch)
@@ -150,7 +172,7 @@ def test_padded_batch_nll_equals_sum_of_sentences_scored_alone():
         params = model.encoder(x)
         torch.testing.assert_close(model.encoder(wider), params)
         for i in range(12):
-            own = x[i:i + 1, : int(lengths(x[i:i + 1]))]
+            own = x[i : i + 1, : int(lengths(x[i : i + 1]))]
             torch.testing.assert_close(model.encoder(own)[0], params[i], rtol=1e-5, atol=1e-6)
 
 
@@ -164,8 +186,8 @@ def test_every_conditioning_reads_z_and_respects_padding(condition):
         assert not torch.allclose(logits[0], logits[1])  # another code, another distribution over words
         scored = model.likelihood.log_prob(logits, x)  # (S, B)
         for i in range(6):
-            own = x[i:i + 1, : int(lengths(x[i:i + 1]))]
-            alone = model.likelihood.log_prob(model.decode(z[:, i:i + 1], own), own)[:, 0]
+            own = x[i : i + 1, : int(lengths(x[i : i + 1]))]
+            alone = model.likelihood.log_prob(model.decode(z[:, i : i + 1], own), own)[:, 0]
             torch.testing.assert_close(scored[:, i], alone, rtol=1e-5, atol=1e-5)
 
 
@@ -176,14 +198,14 @@ def test_language_model_log_prob_matches_a_word_by_word_hand_computation():
     x = d.test[:5]
     by_model = lm.log_likelihood(x)  # (5,)
     for i in range(5):
-        tokens, state, total = [1] + x[i, : int(lengths(x[i:i + 1]))].tolist(), None, 0.0  # <bos> w_1 .. <eos>
+        tokens, state, total = [1] + x[i, : int(lengths(x[i : i + 1]))].tolist(), None, 0.0  # <bos> w_1 .. <eos>
         for t in range(len(tokens) - 1):
             with torch.no_grad():
                 logits, state = lm.decoder.run(torch.tensor([[tokens[t]]]), None, state)
             total += float(torch.log_softmax(logits[0, -1], -1)[tokens[t + 1]])
         assert by_model[i].item() == pytest.approx(total, abs=1e-4)
     ev = evaluate_language_model(lm, x)
-    n_tok = sum(int(lengths(x[i:i + 1])) for i in range(5))  # words + <eos>
+    n_tok = sum(int(lengths(x[i : i + 1])) for i in range(5))  # words + <eos>
     assert ev.n_tokens == n_tok and ev.ppl == pytest.approx(math.exp(-float(by_model.sum()) / n_tok), rel=1e-6)
     assert perplexity(torch.tensor([-2.0, -4.0]), torch.tensor([2, 1])) == pytest.approx(math.exp(2.0))
 
@@ -196,6 +218,7 @@ def test_importance_sampled_log_likelihood_is_above_the_elbo_for_every_sentence(
 
 
 # --- training tricks -----------------------------------------------------------------------------
+
 
 def test_kl_annealing_schedules():
     assert [kl_weight(1.0, "linear", 100, s) for s in (0, 50, 100, 300)] == [0.0, 0.5, 1.0, 1.0]
@@ -251,6 +274,7 @@ def test_word_dropout_only_in_training():
 
 # --- collapse and information --------------------------------------------------------------------
 
+
 def iid_sentences(n: int, seed: int) -> list[list[str]]:
     """3-7 words drawn uniformly from 20: a unigram LM models it exactly, so a code can only
     memorize words at a KL cost at least what it saves, and the ELBO optimum is collapse."""
@@ -265,12 +289,16 @@ def test_collapse_without_tricks_and_information_with_kl_weight_zero(tmp_path):
     lm, _ = fit_language_model(d, epochs=8, batch_size=20, lr=3e-3, embed_dim=16, hidden=32, log=lambda s: None)
     seen = d.train[:100]  # both models scored on sentences they were trained on: how much each one captured
     lm_nll = evaluate_language_model(lm, seen).nll
-    plain = fit(tiny_cfg(**{"train.epochs": 8, "train.lr": 1e-2}), tmp_path / "plain", data=d, quiet=True,
-                tensorboard=False)
+    plain = fit(tiny_cfg(**{"train.epochs": 8, "train.lr": 1e-2}), tmp_path / "plain", data=d, quiet=True, tensorboard=False)
     ev = evaluate_text_vae(plain.model, d.test, k=20, batch_size=30)
     assert ev.kl < 0.01 and ev.active_units == 0  # collapsed: q(z|x) = p(z), the decoder is an LM
-    free = fit(tiny_cfg(**{"train.epochs": 15, "train.lr": 1e-2, "train.beta": 0.0}), tmp_path / "beta0", data=d,
-               quiet=True, tensorboard=False)
+    free = fit(
+        tiny_cfg(**{"train.epochs": 15, "train.lr": 1e-2, "train.beta": 0.0}),
+        tmp_path / "beta0",
+        data=d,
+        quiet=True,
+        tensorboard=False,
+    )
     ev0 = evaluate_text_vae(free.model, seen, k=20, batch_size=30)
     assert ev0.active_units > 0 and ev0.mutual_info > 1.0
     assert -ev0.rec < lm_nll - 2.0  # the code carries words that no language model can predict
@@ -278,10 +306,17 @@ def test_collapse_without_tricks_and_information_with_kl_weight_zero(tmp_path):
 
 # --- generation ----------------------------------------------------------------------------------
 
+
 def test_greedy_beam_and_sampled_decoding_agree_with_the_model(tmp_path):
     model, d = tiny_model()
-    fit(tiny_cfg(**{"train.epochs": 3, "train.beta": 0.0}), tmp_path / "r", model=model, data=d, quiet=True,
-        tensorboard=False)
+    fit(
+        tiny_cfg(**{"train.epochs": 3, "train.beta": 0.0}),
+        tmp_path / "r",
+        model=model,
+        data=d,
+        quiet=True,
+        tensorboard=False,
+    )
     model.eval()
     z = torch.randn(4, 4)
     greedy = decode_codes(model, z, "greedy", max_length=12)
@@ -289,7 +324,7 @@ def test_greedy_beam_and_sampled_decoding_agree_with_the_model(tmp_path):
         ended = ids + [EOS_ID] if len(ids) < 12 else ids  # <eos> predicted, or the length limit reached
         x = torch.tensor([ended])
         with torch.no_grad():
-            logits = model.decode(z[i:i + 1], x)[0]  # (T, V)
+            logits = model.decode(z[i : i + 1], x)[0]  # (T, V)
         logits[:, :2] = float("-inf")
         assert logits.argmax(-1).tolist() == ended
     assert decode_codes(model, z, "beam", beam_width=1, max_length=12) == greedy
@@ -300,10 +335,10 @@ def test_greedy_beam_and_sampled_decoding_agree_with_the_model(tmp_path):
             return float(model.likelihood.log_prob(model.decode(zi, x), x))
 
     beam = decode_codes(model, z, "beam", beam_width=8, max_length=12)
-    assert all(score(b, z[i:i + 1]) >= score(g, z[i:i + 1]) - 1e-5 for i, (b, g) in enumerate(zip(beam, greedy)))
+    assert all(score(b, z[i : i + 1]) >= score(g, z[i : i + 1]) - 1e-5 for i, (b, g) in enumerate(zip(beam, greedy)))
     for i in range(4):  # the beam's running scores are the model's own log-probabilities
-        ids, logp = beam_search(model.decoder, z[i:i + 1], 8, 12)
-        assert ids == beam[i] and logp == pytest.approx(score(ids, z[i:i + 1]), abs=1e-4)
+        ids, logp = beam_search(model.decoder, z[i : i + 1], 8, 12)
+        assert ids == beam[i] and logp == pytest.approx(score(ids, z[i : i + 1]), abs=1e-4)
     s1 = decode_codes(model, z, "sample", generator=torch.Generator().manual_seed(5))
     assert s1 == decode_codes(model, z, "sample", generator=torch.Generator().manual_seed(5))
     path = homotopy(model, d.test[0], d.test[1], steps=5)
@@ -319,10 +354,34 @@ def test_train_on_a_text_file_and_sample_from_the_cli(tmp_path, capsys):
     f = tmp_path / "corpus.txt"
     f.write_text("\n".join(" ".join(s) for s in topic_sentences(200)))
     run = tmp_path / "run"
-    args = ["train", "--dataset", "text", "--path", str(f), "--encoder", "lstm", "--likelihood", "categorical",
-            "--z-dim", "4", "--set", "model.encoder.hidden=16", "--set", "model.encoder.embed_dim=8",
-            "--epochs", "1", "--batch-size", "20", "--kl-anneal", "sigmoid", "--kl-warmup-steps", "5",
-            "--out", str(run), "--quiet"]
+    args = [
+        "train",
+        "--dataset",
+        "text",
+        "--path",
+        str(f),
+        "--encoder",
+        "lstm",
+        "--likelihood",
+        "categorical",
+        "--z-dim",
+        "4",
+        "--set",
+        "model.encoder.hidden=16",
+        "--set",
+        "model.encoder.embed_dim=8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--kl-anneal",
+        "sigmoid",
+        "--kl-warmup-steps",
+        "5",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main(["sample", str(run), "-n", "4", "--method", "sample", "--max-length", "9"]) == 0

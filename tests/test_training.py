@@ -36,13 +36,21 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 def test_run_directory_contents_and_labels(tmp_path):
     res = fit(tiny(**{"train.kl_warmup_steps": 4, "train.beta": 0.5}), tmp_path / "r", quiet=True)
     names = {p.name for p in (tmp_path / "r").iterdir()}
-    assert {"config.toml", "run.json", "metrics.csv", "metrics.jsonl", "diagnostics.jsonl", "last.pt", "best.pt",
-            "tb"} <= names
+    assert {
+        "config.toml",
+        "run.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "diagnostics.jsonl",
+        "last.pt",
+        "best.pt",
+        "tb",
+    } <= names
     row = res.history[-1]
     assert math.isclose(row["train_elbo"], row["train_rec"] - row["train_kl"], rel_tol=1e-5)
     assert row["beta"] == 0.5  # warm-up finished: 12 steps > 4
     first = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0]
-    assert "\"beta\": 0.125" in first  # first log after 2 steps; that step used beta = 0.5 * 1/4
+    assert '"beta": 0.125' in first  # first log after 2 steps; that step used beta = 0.5 * 1/4
 
 
 def test_training_improves_the_elbo(tmp_path):
@@ -53,10 +61,18 @@ def test_training_improves_the_elbo(tmp_path):
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
     good = load_checkpoint(tmp_path / "r" / "last.pt")
-    with pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1, step \d+\)"), \
-            pytest.warns(UserWarning, match="fresh sgd state"), pytest.warns(UserWarning, match="rolled back"):
-        fit(tiny(**{"train.epochs": 3, "train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", resume=True,
-            quiet=True, tensorboard=False)
+    with (
+        pytest.raises(TrainingDivergedError, match=r"last good checkpoint is .*last.pt \(epoch 1, step \d+\)"),
+        pytest.warns(UserWarning, match="fresh sgd state"),
+        pytest.warns(UserWarning, match="rolled back"),
+    ):
+        fit(
+            tiny(**{"train.epochs": 3, "train.lr": 1e12, "train.optimizer": "sgd"}),
+            tmp_path / "r",
+            resume=True,
+            quiet=True,
+            tensorboard=False,
+        )
     kept = load_checkpoint(tmp_path / "r" / "last.pt")
     assert kept["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
@@ -64,8 +80,10 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_divergence_before_any_checkpoint_says_so(tmp_path):
-    with pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"), \
-            pytest.warns(UserWarning, match="rolled back to the start of epoch 1"):
+    with (
+        pytest.raises(TrainingDivergedError, match="no checkpoint had been written yet"),
+        pytest.warns(UserWarning, match="rolled back to the start of epoch 1"),
+    ):
         fit(tiny(**{"train.lr": 1e12, "train.optimizer": "sgd"}), tmp_path / "r", quiet=True, tensorboard=False)
 
 
@@ -79,15 +97,18 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path):
 
 
 def test_validation_and_checkpoints_can_be_turned_off(tmp_path):
-    res = fit(tiny(**{"train.valid_every": 0, "train.checkpoint_every": 0}), tmp_path / "r", quiet=True,
-              tensorboard=False)
+    res = fit(tiny(**{"train.valid_every": 0, "train.checkpoint_every": 0}), tmp_path / "r", quiet=True, tensorboard=False)
     assert all(r["valid_elbo"] is None for r in res.history)
     assert not (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "best.pt").exists()
     saved = []  # the epoch of last.pt on disk after each epoch (user callbacks run after the built-in ones)
     last = tmp_path / "s" / "last.pt"
-    res = fit(tiny(**{"train.epochs": 5, "train.valid_every": 2, "train.checkpoint_every": 2}), tmp_path / "s",
-              quiet=True, tensorboard=False,
-              callbacks=[lambda loop, row: saved.append(load_checkpoint(last)["epoch"] if last.exists() else None)])
+    res = fit(
+        tiny(**{"train.epochs": 5, "train.valid_every": 2, "train.checkpoint_every": 2}),
+        tmp_path / "s",
+        quiet=True,
+        tensorboard=False,
+        callbacks=[lambda loop, row: saved.append(load_checkpoint(last)["epoch"] if last.exists() else None)],
+    )
     assert [r["valid_elbo"] is not None for r in res.history] == [False, True, False, True, False]
     assert saved == [None, 2, 2, 4, 5]  # every 2nd epoch, and the last one always
 
@@ -128,16 +149,33 @@ def test_fit_restores_the_callers_denormal_setting(tmp_path):
 
 def test_fit_from_initial_weights(tmp_path):
     a = fit(tiny(**{"train.epochs": 3}), tmp_path / "a", quiet=True, tensorboard=False)
-    b = fit(tiny(**{"train.epochs": 1, "train.lr": 1e-12}), tmp_path / "b", init=tmp_path / "a" / "last.pt",
-            quiet=True, tensorboard=False)
+    b = fit(
+        tiny(**{"train.epochs": 1, "train.lr": 1e-12}),
+        tmp_path / "b",
+        init=tmp_path / "a" / "last.pt",
+        quiet=True,
+        tensorboard=False,
+    )
     assert abs(b.history[0]["valid_elbo"] - a.history[-1]["valid_elbo"]) < 1e-3
 
 
 @pytest.mark.parametrize("prior", ["standard_normal", "mog", "vamp"])
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
 def test_every_prior_trains_with_every_bound(tmp_path, prior, objective):
-    res = fit(tiny(**{"model.prior": prior, "train.objective": objective, "train.n_samples": 3, "train.epochs": 4,
-                      "data.n_train": 600}), tmp_path / "r", quiet=True, tensorboard=False)
+    res = fit(
+        tiny(
+            **{
+                "model.prior": prior,
+                "train.objective": objective,
+                "train.n_samples": 3,
+                "train.epochs": 4,
+                "data.n_train": 600,
+            }
+        ),
+        tmp_path / "r",
+        quiet=True,
+        tensorboard=False,
+    )
     first, last = res.history[0], res.history[-1]
     assert last["valid_elbo"] > first["valid_elbo"]  # it learns, not just stays finite
     if objective == "iwae":
@@ -189,8 +227,9 @@ def test_divergence_rolls_back_the_epoch_and_retries(tmp_path, monkeypatch):
     steps = full.history[0]["step"]  # per epoch
     monkeypatch.setattr(loop_mod, "train_step", _Inject({steps + 3}))  # third step of epoch 2
     with pytest.warns(UserWarning, match="rolled back to the start of epoch 2.*x1 \\(roll-back 1 of 3\\)"):
-        same = fit(tiny(**{"train.epochs": 3, "train.divergence_lr_factor": 1.0}), tmp_path / "same", quiet=True,
-                   tensorboard=False)
+        same = fit(
+            tiny(**{"train.epochs": 3, "train.divergence_lr_factor": 1.0}), tmp_path / "same", quiet=True, tensorboard=False
+        )
     # with the learning rate kept, the retried epoch replays exactly: model, optimizer and RNGs were restored
     assert _strip(same.history) == _strip(full.history)
     for k, v in full.model.state_dict().items():
@@ -208,8 +247,14 @@ def test_divergence_stops_after_its_retries(tmp_path, monkeypatch):
     import vaelab.train.loop as loop_mod
 
     monkeypatch.setattr(loop_mod, "train_step", _Inject({"always"}))
-    with pytest.raises(TrainingDivergedError, match=r"at epoch 1, step 0.*no checkpoint.*after 2 roll-backs, the "
-                                                    r"learning rate at 0.25 x train.lr"), pytest.warns(UserWarning):
+    with (
+        pytest.raises(
+            TrainingDivergedError,
+            match=r"at epoch 1, step 0.*no checkpoint.*after 2 roll-backs, the "
+            r"learning rate at 0.25 x train.lr",
+        ),
+        pytest.warns(UserWarning),
+    ):
         fit(tiny(**{"train.divergence_retries": 2}), tmp_path / "r", quiet=True, tensorboard=False)
     assert len((tmp_path / "r" / "events.jsonl").read_text().splitlines()) == 2
 

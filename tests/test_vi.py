@@ -27,10 +27,15 @@ def random_resp(n, k, seed=1):
     return np.eye(k)[np.random.default_rng(seed).integers(0, k, n)]
 
 
-@pytest.mark.parametrize("fitter", [UnitVarianceMixture(3, init="random", max_iter=60, tol=0),
-                                    BayesianGaussianMixture(3, init="random", max_iter=60, tol=0),
-                                    GaussianMixture(3, init="random", max_iter=60, tol=0)],
-                         ids=["blei", "bishop", "em"])
+@pytest.mark.parametrize(
+    "fitter",
+    [
+        UnitVarianceMixture(3, init="random", max_iter=60, tol=0),
+        BayesianGaussianMixture(3, init="random", max_iter=60, tol=0),
+        GaussianMixture(3, init="random", max_iter=60, tol=0),
+    ],
+    ids=["blei", "bishop", "em"],
+)
 def test_coordinate_ascent_never_decreases_the_bound(fitter):
     fitter.fit(blobs(scale=2.0))  # overlapping clusters: many sweeps with real progress
     steps = np.diff(fitter.elbo_)
@@ -46,7 +51,9 @@ def test_blei_cavi_recovers_the_means_up_to_permutation():
     rows, cols = linear_sum_assignment(cost)
     # each mean is estimated from 300 unit-variance points: per-coordinate s.e. 1/sqrt(300) = 0.058
     assert np.abs(est[rows] - TRUE_MEANS[cols]).max() < 4 / math.sqrt(300)
-    assert m.converged_ and torch.allclose(m.mean_variances_, 1 / (1 / 25 + torch.full((3,), 300.0, dtype=torch.float64)), rtol=0.05)
+    assert m.converged_ and torch.allclose(
+        m.mean_variances_, 1 / (1 / 25 + torch.full((3,), 300.0, dtype=torch.float64)), rtol=0.05
+    )
 
 
 def test_em_matches_scikit_learn():
@@ -66,10 +73,16 @@ def test_em_matches_scikit_learn():
 def test_full_bayesian_mixture_matches_scikit_learn():
     X = blobs(scale=2.0)
     resp = random_resp(len(X), 3)
-    priors = dict(weight_concentration_prior=0.5, mean_precision_prior=0.8, mean_prior=[0.5, -0.5],
-                  degrees_of_freedom_prior=3.0, covariance_prior=[[2.0, 0.3], [0.3, 1.5]])
-    sk = SkBGMM(n_components=3, weight_concentration_prior_type="dirichlet_distribution", max_iter=40, tol=0,
-                reg_covar=0.0, **priors)
+    priors = dict(
+        weight_concentration_prior=0.5,
+        mean_precision_prior=0.8,
+        mean_prior=[0.5, -0.5],
+        degrees_of_freedom_prior=3.0,
+        covariance_prior=[[2.0, 0.3], [0.3, 1.5]],
+    )
+    sk = SkBGMM(
+        n_components=3, weight_concentration_prior_type="dirichlet_distribution", max_iter=40, tol=0, reg_covar=0.0, **priors
+    )
     sk.resp0 = resp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -95,9 +108,13 @@ def _mc_elbo_bishop(m, X, n_draws=4000, seed=0):
     p_lam = Wishart(df=torch.full_like(nu, m._nu0), precision_matrix=m._w0_inv.expand_as(m._w_inv))
     p_mu = MultivariateNormal(m0, precision_matrix=m.mean_precision_prior * lam)
     log_lik = MultivariateNormal(mu[:, None], precision_matrix=lam[:, None]).log_prob(X[None, :, None])  # (S, N, K)
-    per_draw = (r * (torch.log(pi)[:, None] + log_lik - torch.log(r.clamp_min(1e-300)))).sum((1, 2)) \
-        + p_pi.log_prob(pi) - q_pi.log_prob(pi) + (p_lam.log_prob(lam) - q_lam.log_prob(lam)).sum(1) \
+    per_draw = (
+        (r * (torch.log(pi)[:, None] + log_lik - torch.log(r.clamp_min(1e-300)))).sum((1, 2))
+        + p_pi.log_prob(pi)
+        - q_pi.log_prob(pi)
+        + (p_lam.log_prob(lam) - q_lam.log_prob(lam)).sum(1)
         + (p_mu.log_prob(mu) - q_mu.log_prob(mu)).sum(1)
+    )
     return per_draw.mean().item(), per_draw.std().item() / math.sqrt(n_draws)
 
 
@@ -117,8 +134,9 @@ def test_blei_closed_form_elbo_matches_monte_carlo():
     mu = q.sample((4000,))  # (S, K, D)
     r = m.predict_proba(X)  # (N, K)
     log_lik = Normal(mu[:, None], 1.0).log_prob(X[None, :, None]).sum(-1)  # (S, N, K)
-    per = (r * (log_lik - math.log(3) - torch.log(r.clamp_min(1e-300)))).sum((1, 2)) \
-        + (Normal(0.0, 3.0).log_prob(mu) - q.log_prob(mu)).sum((1, 2))
+    per = (r * (log_lik - math.log(3) - torch.log(r.clamp_min(1e-300)))).sum((1, 2)) + (
+        Normal(0.0, 3.0).log_prob(mu) - q.log_prob(mu)
+    ).sum((1, 2))
     assert abs(m.elbo_[-1] - per.mean().item()) < 4 * per.std().item() / math.sqrt(4000) + 1e-6
 
 

@@ -23,6 +23,26 @@ from .nets import NETWORKS
 from .objectives import OBJECTIVES
 from .train import fit, load_run, train_step
 
-__all__ = ["DATASETS", "ESTIMATORS", "LATENTS", "LIKELIHOODS", "NETWORKS", "OBJECTIVES", "PRIORS", "VAE", "Batch",
-           "DataSplits", "RunConfig", "__version__", "build_model", "evaluate_model", "fit",
-           "importance_sampled_log_likelihood", "latent_diagnostics", "load_data", "load_run", "stopped", "train_step"]
+__all__ = [
+    "DATASETS",
+    "ESTIMATORS",
+    "LATENTS",
+    "LIKELIHOODS",
+    "NETWORKS",
+    "OBJECTIVES",
+    "PRIORS",
+    "VAE",
+    "Batch",
+    "DataSplits",
+    "RunConfig",
+    "__version__",
+    "build_model",
+    "evaluate_model",
+    "fit",
+    "importance_sampled_log_likelihood",
+    "latent_diagnostics",
+    "load_data",
+    "load_run",
+    "stopped",
+    "train_step",
+]

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import config as config_mod
@@ -15,24 +16,43 @@ EPILOG = "All reported quantities are in nats per data point; NLL is reported po
 
 
 #: component slots with a ``--FLAG KIND`` shortcut, and the config key each sets
-SLOTS = {"dataset": ("data.kind", "DATASETS"), "encoder": ("model.encoder", "NETWORKS"),
-         "decoder": ("model.decoder", "NETWORKS"), "latent": ("model.latent", "LATENTS"),
-         "prior": ("model.prior", "PRIORS"), "likelihood": ("model.likelihood", "LIKELIHOODS"),
-         "objective": ("train.objective", "OBJECTIVES"), "estimator": ("train.estimator", "ESTIMATORS")}
+SLOTS = {
+    "dataset": ("data.kind", "DATASETS"),
+    "encoder": ("model.encoder", "NETWORKS"),
+    "decoder": ("model.decoder", "NETWORKS"),
+    "latent": ("model.latent", "LATENTS"),
+    "prior": ("model.prior", "PRIORS"),
+    "likelihood": ("model.likelihood", "LIKELIHOODS"),
+    "objective": ("train.objective", "OBJECTIVES"),
+    "estimator": ("train.estimator", "ESTIMATORS"),
+}
 #: common options with flags of their own: flag -> (config key, type, help)
-SHORTCUTS = {"z-dim": ("model.latent.dim", int, "latent dimension (model.latent.dim)"),
-             "hidden": ("model.encoder.hidden", int, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
-             "prior-components": ("model.prior.components", int, "MoG components / VampPrior pseudo-inputs"),
-             "n-groups": ("train.objective.groups", int, "M groups of K samples for miwae / piwae"),
-             "path": ("data.path", str, ("data file: an array (.npz/.npy/.csv; selects --dataset array when none is "
-                                         "given) or, with --dataset text, a text file of one sentence per line")),
-             "data-dir": ("data.data_dir", str, "folder with the data files (default $VAELAB_DATA)"),
-             "binarize": ("data.binarize", str, "auto | dynamic | none")}
+SHORTCUTS = {
+    "z-dim": ("model.latent.dim", int, "latent dimension (model.latent.dim)"),
+    "hidden": ("model.encoder.hidden", int, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
+    "prior-components": ("model.prior.components", int, "MoG components / VampPrior pseudo-inputs"),
+    "n-groups": ("train.objective.groups", int, "M groups of K samples for miwae / piwae"),
+    "path": (
+        "data.path",
+        str,
+        (
+            "data file: an array (.npz/.npy/.csv; selects --dataset array when none is "
+            "given) or, with --dataset text, a text file of one sentence per line"
+        ),
+    ),
+    "data-dir": ("data.data_dir", str, "folder with the data files (default $VAELAB_DATA)"),
+    "binarize": ("data.binarize", str, "auto | dynamic | none"),
+}
 
 
 def _flag_type(f):
-    return {"int": int, "float": float, "str": str, "list": float,
-            "bool": lambda s: {"true": True, "false": False, "1": True, "0": False}[s.lower()]}[f.type]
+    return {
+        "int": int,
+        "float": float,
+        "str": str,
+        "list": float,
+        "bool": lambda s: {"true": True, "false": False, "1": True, "0": False}[s.lower()],
+    }[f.type]
 
 
 def registry_help() -> str:
@@ -48,21 +68,32 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("components (override the config file)")
     for flag, (key, reg) in SLOTS.items():
         names = config_mod.registry(reg).names()
-        g.add_argument("--" + flag, dest=f"slot_{flag}", choices=names, metavar="KIND",
-                       help=f"{key}: one of {', '.join(names)}")
+        g.add_argument(
+            "--" + flag, dest=f"slot_{flag}", choices=names, metavar="KIND", help=f"{key}: one of {', '.join(names)}"
+        )
     g = p.add_argument_group("common options")
     for flag, (_, typ, help_) in SHORTCUTS.items():
-        g.add_argument("--" + flag, dest="short_" + flag.replace("-", "_"), type=typ,
-                       nargs="+" if flag == "hidden" else None,
-                       metavar=flag.upper().replace("-", "_"), help=help_)
+        g.add_argument(
+            "--" + flag,
+            dest="short_" + flag.replace("-", "_"),
+            type=typ,
+            nargs="+" if flag == "hidden" else None,
+            metavar=flag.upper().replace("-", "_"),
+            help=help_,
+        )
     g = p.add_argument_group("[train] options")
     default = config_mod.TrainConfig()
     for f in config_mod.fields(config_mod.TrainConfig):
         if "registry" in f.metadata:
             continue
         choices = f.metadata.get("choices")
-        kw = {"dest": f"cfg_{f.name}", "default": None, "type": _flag_type(f), "metavar": f.name.upper(),
-              "help": f"{f.metadata['help']} (default: {getattr(default, f.name)!r})"}
+        kw = {
+            "dest": f"cfg_{f.name}",
+            "default": None,
+            "type": _flag_type(f),
+            "metavar": f.name.upper(),
+            "help": f"{f.metadata['help']} (default: {getattr(default, f.name)!r})",
+        }
         if choices:
             kw.update(choices=choices, help=kw["help"][:-1] + f"; one of: {', '.join(choices)})")
         g.add_argument("--" + f.name.replace("_", "-"), **kw)
@@ -100,8 +131,10 @@ def cmd_train(args) -> None:
     last = res.history[-1] if res.history else {}
     print(f"trained {cfg.train.epochs} epochs in {res.seconds:.1f} s -> {run_dir}")
     if last:
-        print(f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
-              f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f})")
+        print(
+            f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
+            f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f})"
+        )
 
 
 def _load(args):
@@ -137,14 +170,19 @@ def cmd_evaluate(args) -> None:
         from .plotting import save_snr_figure
 
         xb = x[: args.snr_batch]
-        rows = [r for est in ("reparam", "dreg") for r in gradient_snr(model, xb, args.snr_ks, "iwae", est,
-                                                                          draws=args.snr_draws, seed=args.seed)]
+        rows = [
+            r
+            for est in ("reparam", "dreg")
+            for r in gradient_snr(model, xb, args.snr_ks, "iwae", est, draws=args.snr_draws, seed=args.seed)
+        ]
         out = Path(args.run_dir)
         (out / "snr.json").write_text(json.dumps(rows, indent=2))
         save_snr_figure(rows, out / "snr.png", f"gradient SNR vs K on {xb.shape[0]} {args.split} points")
         for r in rows:
-            print(f"  SNR K={r['k']:>4} {r['estimator']:>7}: inference {r['snr_inference']:.4f}, "
-                  f"generative {r['snr_generative']:.4f} (floor at zero signal {r['snr_floor']:.4f})")
+            print(
+                f"  SNR K={r['k']:>4} {r['estimator']:>7}: inference {r['snr_inference']:.4f}, "
+                f"generative {r['snr_generative']:.4f} (floor at zero signal {r['snr_floor']:.4f})"
+            )
         print(f"  written to {out / 'snr.json'} and {out / 'snr.png'}")
 
 
@@ -209,8 +247,12 @@ def cmd_plot(args) -> None:
     cfg, model, data = _load(args)
     torch.manual_seed(0)
     if not model.autoregressive:  # sentences are printed by `vaelab sample`, not drawn
-        save_samples_figure(model.sample(64), run / "samples.png", "64 generations E[x|z], z ~ p(z)",
-                            reference=data.test if data.x_shape == (2,) else None)
+        save_samples_figure(
+            model.sample(64),
+            run / "samples.png",
+            "64 generations E[x|z], z ~ p(z)",
+            reference=data.test if data.x_shape == (2,) else None,
+        )
         made.append("samples.png")
     if model.z_dim >= 2:
         mean = model.posterior_means(data.test[:5000])[0]
@@ -230,8 +272,9 @@ def cmd_reproduce(args) -> None:
         kwargs.update(data_dir=args.data_dir, budget_minutes=args.budget_minutes)
     elif hasattr(mod, "BUDGETS"):
         if args.budget not in mod.BUDGETS:
-            raise ConfigError(f"--budget {args.budget} is not defined for {args.experiment}; "
-                              f"choose from {', '.join(mod.BUDGETS)}")
+            raise ConfigError(
+                f"--budget {args.budget} is not defined for {args.experiment}; choose from {', '.join(mod.BUDGETS)}"
+            )
         kwargs.update(data_dir=args.data_dir, budget=args.budget)
     mod.run(out, **kwargs)
 
@@ -241,8 +284,12 @@ def cmd_download(args) -> None:
     from .data.static_mnist import download_static_mnist
     from .data.text import download_ptb
 
-    fetch = {"mnist": download_mnist, "static-mnist": download_static_mnist, "ptb": download_ptb}[args.dataset]
-    got = fetch(args.data_dir)
+    fetchers: dict[str, Callable[[str], object]] = {
+        "mnist": download_mnist,
+        "static-mnist": download_static_mnist,
+        "ptb": download_ptb,
+    }
+    got = fetchers[args.dataset](args.data_dir)
     print(f"downloaded and verified {got}")
 
 
@@ -252,13 +299,21 @@ def _run_args(sp) -> None:
 
 
 def _train_parser(sub) -> None:
-    t = sub.add_parser("train", help="train a VAE", epilog=registry_help() + "\n\n" + EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Train a VAE from a TOML config and/or flags; writes config.toml, metrics.csv, "
-                                   "metrics.jsonl, tb/ (TensorBoard), last.pt and best.pt to the run directory.")
+    t = sub.add_parser(
+        "train",
+        help="train a VAE",
+        epilog=registry_help() + "\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a VAE from a TOML config and/or flags; writes config.toml, metrics.csv, "
+        "metrics.jsonl, tb/ (TensorBoard), last.pt and best.pt to the run directory.",
+    )
     t.add_argument("--config", help="TOML config file with [data], [model], [train] tables (docs/design.md, Config)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set model.latent.dim=4 (repeatable; value parsed as TOML)")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set model.latent.dim=4 (repeatable; value parsed as TOML)",
+    )
     t.add_argument("--out", default="runs/latest", help="run directory to create (default: runs/latest)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from last.pt (raise --epochs to train longer)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -267,16 +322,24 @@ def _train_parser(sub) -> None:
 
 
 def _evaluate_parser(sub) -> None:
-    e = sub.add_parser("evaluate", help="IS log-likelihood, IWAE-64, ELBO, gaps and active units of a trained run",
-                       epilog=EPILOG, description="Writes evaluation_SPLIT.json and .csv into the run directory.")
+    e = sub.add_parser(
+        "evaluate",
+        help="IS log-likelihood, IWAE-64, ELBO, gaps and active units of a trained run",
+        epilog=EPILOG,
+        description="Writes evaluation_SPLIT.json and .csv into the run directory.",
+    )
     _run_args(e)
     e.add_argument("--k", type=int, default=5000, help="importance samples per data point (default 5000)")
     e.add_argument("--k-iwae", type=int, default=64, help="also report the IWAE-k bound for this k (default 64)")
     e.add_argument("--snr", action="store_true", help="also measure the gradient SNR vs K (snr.json, snr.png)")
     e.add_argument("--snr-ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K values for --snr")
     e.add_argument("--snr-batch", type=int, default=32, help="data points in the --snr mini-batch")
-    e.add_argument("--snr-draws", type=int, default=256,
-                   help="gradient draws R per K for --snr; SNRs near sqrt(2/(pi R)) are indistinguishable from 0")
+    e.add_argument(
+        "--snr-draws",
+        type=int,
+        default=256,
+        help="gradient draws R per K for --snr; SNRs near sqrt(2/(pi R)) are indistinguishable from 0",
+    )
     e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
     e.add_argument("--batch-size", type=int, default=100, help="data points per pass (memory ~ K x batch)")
     e.add_argument("--limit", type=int, default=0, help="evaluate only the first N points (0 = all)")
@@ -286,8 +349,9 @@ def _evaluate_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaelab", description="Variational autoencoders and variational inference.",
-                                epilog=EPILOG)
+    p = argparse.ArgumentParser(
+        prog="vaelab", description="Variational autoencoders and variational inference.", epilog=EPILOG
+    )
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _evaluate_parser(sub)
@@ -303,8 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
-    s.add_argument("--method", choices=("greedy", "sample", "beam"), default="greedy",
-                   help="text models: decoding of each z ~ p(z) (default greedy); sentences go to stdout")
+    s.add_argument(
+        "--method",
+        choices=("greedy", "sample", "beam"),
+        default="greedy",
+        help="text models: decoding of each z ~ p(z) (default greedy); sentences go to stdout",
+    )
     s.add_argument("--max-length", type=int, default=50, help="text models: words per sentence at most")
     s.set_defaults(func=cmd_sample)
 
@@ -320,12 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default results/EXPERIMENT)")
     r.add_argument("--quick", action="store_true", help="tiny settings for smoke tests (numbers not meaningful)")
     r.add_argument("--data-dir", help="MNIST studies: folder with mnist.pkl.gz (default $VAELAB_DATA)")
-    r.add_argument("--budget", default="small", choices=("small", "medium", "paper"),
-                   help="iwae-mnist / tighter-bounds / discrete-mnist: small (< 30 min on 2 CPU cores), medium "
-                        "(the full table: ~3 h; discrete-mnist ~10 h), paper (iwae-mnist / tighter-bounds: the "
-                        "paper's 3,280-epoch protocol) (default small)")
-    r.add_argument("--budget-minutes", type=float, default=30.0,
-                   help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)")
+    r.add_argument(
+        "--budget",
+        default="small",
+        choices=("small", "medium", "paper"),
+        help="iwae-mnist / tighter-bounds / discrete-mnist: small (< 30 min on 2 CPU cores), medium "
+        "(the full table: ~3 h; discrete-mnist ~10 h), paper (iwae-mnist / tighter-bounds: the "
+        "paper's 3,280-epoch protocol) (default small)",
+    )
+    r.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=30.0,
+        help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)",
+    )
     r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
@@ -346,9 +422,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("aborted; last.pt holds the last checkpoint written (resume with --resume)", file=sys.stderr)
-        return EXIT_ABORTED
+        return _aborted()
+    except Exception as e:
+        if _caused_by_interrupt(e):  # C++ code (torch.save's zip writer) masks the interrupt with its own error
+            return _aborted()
+        raise
     return 0
+
+
+def _aborted() -> int:
+    print("aborted; last.pt holds the last checkpoint written (resume with --resume)", file=sys.stderr)
+    return EXIT_ABORTED
+
+
+def _caused_by_interrupt(e: BaseException | None) -> bool:
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__context__
+    return False
 
 
 if __name__ == "__main__":

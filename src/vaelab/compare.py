@@ -8,10 +8,22 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import CheckpointError
 
-COLUMNS = [("run", "run"), ("trained as", "label"), ("layers", "layers"), ("prior", "prior"),
-           ("epochs", "epochs"), ("log p̂(x)", "log_px"), ("± s.e.", "log_px_se"), ("IWAE-64", "iwae"),
-           ("ELBO", "elbo"), ("log p̂ − ELBO", "gap"), ("−KL(Q‖P)", "neg_kl_QP"), ("active units", "active_units_per_layer"),
-           ("N test", "n"), ("K (IS)", "k")]
+COLUMNS = [
+    ("run", "run"),
+    ("trained as", "label"),
+    ("layers", "layers"),
+    ("prior", "prior"),
+    ("epochs", "epochs"),
+    ("log p̂(x)", "log_px"),
+    ("± s.e.", "log_px_se"),
+    ("IWAE-64", "iwae"),
+    ("ELBO", "elbo"),
+    ("log p̂ − ELBO", "gap"),
+    ("−KL(Q‖P)", "neg_kl_QP"),
+    ("active units", "active_units_per_layer"),
+    ("N test", "n"),
+    ("K (IS)", "k"),
+]
 
 
 def describe(cfg: config_mod.RunConfig) -> str:
@@ -51,12 +63,19 @@ def load_row(run_dir: str | Path, split: str = "test") -> dict:
     if (run_dir / "metrics.csv").is_file():
         lines = (run_dir / "metrics.csv").read_text().strip().splitlines()
         epochs = len(lines) - 1
-    return {"run": run_dir.name, "label": describe(cfg), "layers": 1 + len(cfg.model.upper_z_dims),
-            "prior": cfg.model.prior.kind, "epochs": epochs, **result}
+    return {
+        "run": run_dir.name,
+        "label": describe(cfg),
+        "layers": 1 + len(cfg.model.upper_z_dims),
+        "prior": cfg.model.prior.kind,
+        "epochs": epochs,
+        **result,
+    }
 
 
 def markdown_table(rows: list[dict]) -> str:
     """Markdown table of :func:`load_row` rows (nats per data point)."""
+
     def fmt(v):
         return f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
 

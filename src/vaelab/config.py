@@ -70,8 +70,12 @@ def _c(kind: str, registry: str, help: str, **options):
 @dataclass(frozen=True)
 class DataConfig:
     kind: str = _f("two-gaussians", "data set (its own options go in the same table)")
-    binarize: str = _f("auto", "'dynamic' resamples x ~ Bernoulli(intensity) per batch; 'auto' = dynamic for "
-                       "a Bernoulli decoder on non-binary data", ("auto", "dynamic", "none"))
+    binarize: str = _f(
+        "auto",
+        "'dynamic' resamples x ~ Bernoulli(intensity) per batch; 'auto' = dynamic for "
+        "a Bernoulli decoder on non-binary data",
+        ("auto", "dynamic", "none"),
+    )
     data_dir: str = _f("", "folder holding the data files (default: $VAELAB_DATA)")
     seed: int = _f(0, "seed for generating / splitting / test-binarizing the data")
     options: dict = _f({}, "the loader's own options (n_train, split, path, ...)")
@@ -80,13 +84,21 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     encoder: Component = _c("mlp", "NETWORKS", "encoder network, x -> parameters of q(z_1|x)")
-    decoder: Component | None = field(default=None, metadata={
-        "registry": "NETWORKS", "help": "decoder network, z_1 -> likelihood parameters (default: mirror the encoder)"})
+    decoder: Component | None = field(
+        default=None,
+        metadata={
+            "registry": "NETWORKS",
+            "help": "decoder network, z_1 -> likelihood parameters (default: mirror the encoder)",
+        },
+    )
     latent: Component = _c("gaussian", "LATENTS", "latent family of q(z_1|x)")
     prior: Component = _c("standard_normal", "PRIORS", "prior p(z) on the top stochastic layer")
     likelihood: Component = _c("gaussian", "LIKELIHOODS", "decoder likelihood p(x|z_1)")
-    upper_z_dims: list = _f([], "dimensions of Gaussian stochastic layers 2..L, e.g. [50] for the IWAE paper's "
-                            "2-layer model (empty = one layer); the prior is on the top layer")
+    upper_z_dims: list = _f(
+        [],
+        "dimensions of Gaussian stochastic layers 2..L, e.g. [50] for the IWAE paper's "
+        "2-layer model (empty = one layer); the prior is on the top layer",
+    )
     upper_hidden: list = _f([100, 100], "hidden widths (tanh MLPs) between consecutive stochastic layers")
 
 
@@ -95,24 +107,41 @@ class TrainConfig:
     objective: Component = _c("elbo", "OBJECTIVES", "training bound")
     estimator: Component = _c("reparam", "ESTIMATORS", "gradient estimator")
     n_samples: int = _f(1, "importance samples K per data point (per group for miwae / piwae)")
-    kl: str = _f("auto", "KL term: closed form, Monte Carlo, or analytic when the prior allows it",
-                 ("auto", "analytic", "mc"))
+    kl: str = _f(
+        "auto", "KL term: closed form, Monte Carlo, or analytic when the prior allows it", ("auto", "analytic", "mc")
+    )
     beta: float = _f(1.0, "weight of the KL term (ELBO only); reported ELBOs always use beta = 1")
-    kl_warmup_steps: int = _f(0, "KL annealing: warm-up of beta from 0 over this many steps (0 = off); with "
-                              "kl_anneal = 'cyclical', the length of one cycle")
-    kl_anneal: str = _f("linear", "shape of the KL annealing: 'linear' (Bowman et al. 2016), 'sigmoid' (logistic, "
-                        "centred at half the warm-up) or 'cyclical' (Fu et al. 2019)", ("linear", "sigmoid", "cyclical"))
+    kl_warmup_steps: int = _f(
+        0,
+        "KL annealing: warm-up of beta from 0 over this many steps (0 = off); with "
+        "kl_anneal = 'cyclical', the length of one cycle",
+    )
+    kl_anneal: str = _f(
+        "linear",
+        "shape of the KL annealing: 'linear' (Bowman et al. 2016), 'sigmoid' (logistic, "
+        "centred at half the warm-up) or 'cyclical' (Fu et al. 2019)",
+        ("linear", "sigmoid", "cyclical"),
+    )
     kl_cycle_ratio: float = _f(0.5, "cyclical annealing: fraction of each cycle over which beta rises (then it stays)")
-    free_bits: float = _f(0.0, "free bits lambda, nats per latent dimension: the KL of each dimension (batch mean) "
-                          "counts at least lambda in the gradient (Kingma et al. 2016); 0 = off")
+    free_bits: float = _f(
+        0.0,
+        "free bits lambda, nats per latent dimension: the KL of each dimension (batch mean) "
+        "counts at least lambda in the gradient (Kingma et al. 2016); 0 = off",
+    )
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd", "rmsprop", "adagrad"))
     lr: float = _f(1e-3, "learning rate (the first stage's, with lr_schedule = 'iwae')")
-    lr_schedule: str = _f("constant", "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) "
-                          "(3,280 epochs in all)", ("constant", "iwae"))
+    lr_schedule: str = _f(
+        "constant",
+        "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) (3,280 epochs in all)",
+        ("constant", "iwae"),
+    )
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
     grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
-    divergence_retries: int = _f(3, "on a NaN/inf bound, roll the epoch back to its start and retry it with the "
-                                 "learning rate times divergence_lr_factor, at most this many times per run (0 = stop)")
+    divergence_retries: int = _f(
+        3,
+        "on a NaN/inf bound, roll the epoch back to its start and retry it with the "
+        "learning rate times divergence_lr_factor, at most this many times per run (0 = stop)",
+    )
     divergence_lr_factor: float = _f(0.5, "learning-rate factor applied at each divergence roll-back, in (0, 1]")
     batch_size: int = _f(100, "mini-batch size; the loss is the batch mean of the negative bound")
     epochs: int = _f(10, "training epochs")
@@ -120,13 +149,19 @@ class TrainConfig:
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
     valid_every: int = _f(1, "validate (ELBO, diagnostics, IWAE-k) every this many epochs (0 = never)")
     checkpoint_every: int = _f(1, "write last.pt / best.pt every this many epochs (0 = never)")
-    checkpoint_every_steps: int = _f(0, "also write last.pt every this many optimizer steps within an epoch, for long "
-                                     "epochs; a resume continues from that step (0 = off)")
+    checkpoint_every_steps: int = _f(
+        0,
+        "also write last.pt every this many optimizer steps within an epoch, for long "
+        "epochs; a resume continues from that step (0 = off)",
+    )
     diagnostics: bool = _f(True, "per-epoch active units and per-dimension KL on validation data")
     valid_iwae_k: int = _f(0, "per-epoch IWAE-k bound on validation points, an estimate of log p(x) (0 = off)")
     valid_iwae_points: int = _f(500, "validation points for valid_iwae_k")
-    grad_variance_every: int = _f(0, "measure the encoder gradient's variance over repeated estimates "
-                                  "(grad_variance.jsonl) every this many steps (0 = off)")
+    grad_variance_every: int = _f(
+        0,
+        "measure the encoder gradient's variance over repeated estimates "
+        "(grad_variance.jsonl) every this many steps (0 = off)",
+    )
     grad_variance_draws: int = _f(100, "repeated gradient estimates R per measurement")
     grad_variance_points: int = _f(100, "validation points in the fixed mini-batch of each measurement")
     device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto')")
@@ -139,7 +174,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def override(self, overrides: dict[str, Any]) -> "RunConfig":
+    def override(self, overrides: dict[str, Any]) -> RunConfig:
         """Copy with dotted keys replaced and re-validated, e.g.
         ``cfg.override({"train.epochs": 2, "model.prior": "mog", "model.prior.components": 3})``.
 
@@ -159,12 +194,19 @@ DATA_COMMON = ("kind", "binarize", "data_dir", "seed")
 
 #: vaelab 0.1's flat keys -> where they live now
 MOVED = {
-    "data.dataset": "data.kind", "data.mnist_split": "data.split", "data.data_seed": "data.seed",
-    "model.z_dim": "model.latent.dim", "model.hidden": "model.encoder.hidden",
-    "model.activation": "model.encoder.activation", "model.decoder_variance": "model.likelihood.variance",
-    "model.fixed_variance": "model.likelihood.fixed_variance", "model.prior_components": "model.prior.components",
-    "model.prior_weights": "model.prior.weights", "model.prior_fixed_weights": "model.prior.fixed_weights",
-    "train.n_groups": "train.objective.groups", "train.ciwae_beta": "train.objective.beta",
+    "data.dataset": "data.kind",
+    "data.mnist_split": "data.split",
+    "data.data_seed": "data.seed",
+    "model.z_dim": "model.latent.dim",
+    "model.hidden": "model.encoder.hidden",
+    "model.activation": "model.encoder.activation",
+    "model.decoder_variance": "model.likelihood.variance",
+    "model.fixed_variance": "model.likelihood.fixed_variance",
+    "model.prior_components": "model.prior.components",
+    "model.prior_weights": "model.prior.weights",
+    "model.prior_fixed_weights": "model.prior.fixed_weights",
+    "train.n_groups": "train.objective.groups",
+    "train.ciwae_beta": "train.objective.beta",
 }
 
 
@@ -176,8 +218,15 @@ def registry(name: str):
     from .nets import NETWORKS
     from .objectives import OBJECTIVES
 
-    return {"NETWORKS": NETWORKS, "LATENTS": LATENTS, "PRIORS": PRIORS, "LIKELIHOODS": LIKELIHOODS,
-            "OBJECTIVES": OBJECTIVES, "ESTIMATORS": ESTIMATORS, "DATASETS": DATASETS}[name]
+    return {
+        "NETWORKS": NETWORKS,
+        "LATENTS": LATENTS,
+        "PRIORS": PRIORS,
+        "LIKELIHOODS": LIKELIHOODS,
+        "OBJECTIVES": OBJECTIVES,
+        "ESTIMATORS": ESTIMATORS,
+        "DATASETS": DATASETS,
+    }[name]
 
 
 def component_fields(section: str) -> dict[str, dataclasses.Field]:
@@ -215,8 +264,9 @@ def _moved(key: str) -> None:
     if key in MOVED:
         new = MOVED[key]
         table, _, opt = new.rpartition(".")
-        raise ConfigError(f"config key '{key}' moved in vaelab 0.2: write [{table}] {opt} = ... "
-                          f"({new}); see docs/design.md, 'Config'")
+        raise ConfigError(
+            f"config key '{key}' moved in vaelab 0.2: write [{table}] {opt} = ... ({new}); see docs/design.md, 'Config'"
+        )
 
 
 def _data_section(body: dict) -> DataConfig:
@@ -248,13 +298,14 @@ def _section(sec: str, body: dict):
             raise ConfigError(f"unknown config key '{sec}.{key}'; valid keys: {', '.join(known)}")
         f = known[key]
         where = f"{sec}.{key}"
-        kwargs[key] = _component(where, value, f.metadata["registry"]) if "registry" in f.metadata \
-            else _coerce_field(where, value, f)
+        kwargs[key] = (
+            _component(where, value, f.metadata["registry"]) if "registry" in f.metadata else _coerce_field(where, value, f)
+        )
     return cls(**kwargs)
 
 
 def _coerce_field(key: str, value: Any, f: dataclasses.Field) -> Any:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
     value = _coerce(key, value, default)
     if isinstance(value, list) and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"config key '{key}' must be a list of numbers, got {value!r}")
@@ -285,15 +336,30 @@ def from_dict(d: dict) -> RunConfig:
 
 def _check_values(cfg: RunConfig) -> None:
     t = cfg.train
-    positive = {"train.n_samples": t.n_samples, "train.batch_size": t.batch_size, "train.lr": t.lr,
-                "train.log_every": t.log_every, "train.adam_eps": t.adam_eps, "train.valid_iwae_points": t.valid_iwae_points,
-                "train.grad_variance_points": t.grad_variance_points}
+    positive = {
+        "train.n_samples": t.n_samples,
+        "train.batch_size": t.batch_size,
+        "train.lr": t.lr,
+        "train.log_every": t.log_every,
+        "train.adam_eps": t.adam_eps,
+        "train.valid_iwae_points": t.valid_iwae_points,
+        "train.grad_variance_points": t.grad_variance_points,
+    }
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
-    for key in ("epochs", "kl_warmup_steps", "beta", "valid_every", "checkpoint_every", "checkpoint_every_steps",
-                "valid_iwae_k", "grad_clip",
-                "num_threads", "grad_variance_every"):
+    for key in (
+        "epochs",
+        "kl_warmup_steps",
+        "beta",
+        "valid_every",
+        "checkpoint_every",
+        "checkpoint_every_steps",
+        "valid_iwae_k",
+        "grad_clip",
+        "num_threads",
+        "grad_variance_every",
+    ):
         if getattr(t, key) < 0:
             raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")
     if t.grad_variance_draws < 2:
@@ -302,13 +368,17 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
     shaped = t.objective.kind != "elbo" or t.estimator.kind != "reparam"
     if shaped and (t.beta != 1 or t.kl_warmup_steps):
-        raise ConfigError("beta / kl_warmup_steps apply to the ELBO with estimator 'reparam' only; "
-                          "set train.beta = 1 and train.kl_warmup_steps = 0")
+        raise ConfigError(
+            "beta / kl_warmup_steps apply to the ELBO with estimator 'reparam' only; "
+            "set train.beta = 1 and train.kl_warmup_steps = 0"
+        )
     if t.kl == "analytic" and shaped:
-        raise ConfigError("kl = \"analytic\" applies to the ELBO with estimator 'reparam' only; set train.kl = \"mc\"")
+        raise ConfigError('kl = "analytic" applies to the ELBO with estimator \'reparam\' only; set train.kl = "mc"')
     if t.kl == "analytic" and cfg.model.upper_z_dims:
-        raise ConfigError("kl = \"analytic\" has no closed form with several stochastic layers (KL(q(h|x) || p(h)) "
-                          "couples them); set train.kl = \"mc\" or \"auto\"")
+        raise ConfigError(
+            'kl = "analytic" has no closed form with several stochastic layers (KL(q(h|x) || p(h)) '
+            'couples them); set train.kl = "mc" or "auto"'
+        )
 
 
 def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -429,8 +499,12 @@ def migrate(d: dict) -> dict:
         for name, f in component_fields(sec).items():
             table = new[sec].get(name)
             if isinstance(table, dict):
-                table.setdefault("kind", f.default_factory().kind if f.default_factory is not dataclasses.MISSING
-                                 else new["model"]["encoder"]["kind"])
+                table.setdefault(
+                    "kind",
+                    f.default_factory().kind
+                    if f.default_factory is not dataclasses.MISSING
+                    else new["model"]["encoder"]["kind"],
+                )
                 valid = registry(f.metadata["registry"]).options(table["kind"])
                 new[sec][name] = {k: v for k, v in table.items() if k == "kind" or k in valid}
     from .data import DATASETS

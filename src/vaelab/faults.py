@@ -13,8 +13,14 @@ import signal
 from collections import Counter
 
 ENV = "VAELAB_FAULT"
-POINTS = ("step", "checkpoint.before_rename", "checkpoint.after_rename", "epoch.logged", "metrics.torn_line",
-          "resume.reconciled")
+POINTS = (
+    "step",
+    "checkpoint.before_rename",
+    "checkpoint.after_rename",
+    "epoch.logged",
+    "metrics.torn_line",
+    "resume.reconciled",
+)
 _seen: Counter = Counter()
 
 

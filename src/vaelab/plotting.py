@@ -18,7 +18,7 @@ def image_shape(x: torch.Tensor) -> tuple[int, int] | None:
     """(H, W) of a batch of images: (N, C, H, W) with C = 1 or (N, H, W) as stored, or flat (N, D)
     with D a square (784 -> 28x28, 64 -> 8x8); None for other data."""
     if x.dim() >= 3 and math.prod(x.shape[1:-2]) == 1:
-        return tuple(x.shape[-2:])
+        return int(x.shape[-2]), int(x.shape[-1])
     side = int(round(math.sqrt(x.shape[1]))) if x.dim() == 2 else 0
     return (side, side) if x.dim() == 2 and side * side == x.shape[1] and side >= 4 else None
 
@@ -33,7 +33,7 @@ def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None)
     imgs = x.detach().cpu().numpy().reshape(n, h, w)
     for i in range(n):
         r, c = divmod(i, ncol)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = imgs[i]
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = imgs[i]
     return grid
 
 
@@ -113,13 +113,18 @@ def save_snr_figure(rows: list[dict], path: str | Path, title: str) -> None:
     plt.close(fig)
 
 
-def save_metric_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ylabel: str, title: str) -> None:
+def save_metric_curves(curves: dict[str, list[tuple[float, float]]], path: str | Path, ylabel: str, title: str) -> None:
     """One line per model: (epoch, value) pairs, e.g. validation NLL per epoch."""
     save_curve_panels({title: curves}, path, "epoch", ylabel)
 
 
-def save_curve_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], path: str | Path, xlabel: str,
-                      ylabel: str, yscale: str = "linear") -> None:
+def save_curve_panels(
+    panels: dict[str, dict[str, list[tuple[float, float]]]],
+    path: str | Path,
+    xlabel: str,
+    ylabel: str,
+    yscale: str = "linear",
+) -> None:
     """Side-by-side panels {panel title: {line label: [(x, y), ...]}}, sharing the axes' labels."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels.items()):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 
@@ -53,7 +54,7 @@ class Registry:
             if name in self._items:
                 raise ValueError(f"{self.axis} {name!r} is registered twice")
             self._items[name] = obj
-            obj.registry_name = name
+            setattr(obj, "registry_name", name)  # noqa: B010 (functions and classes alike)
             return obj
 
         return deco

@@ -11,7 +11,17 @@ from .mnist import find_mnist, load_mnist
 from .registry import DATASETS
 from .synthetic import TwoGaussians
 
-__all__ = ["DATASETS", "Batch", "DataSplits", "TwoGaussians", "find_mnist", "iterate_batches", "load_array",
-           "load_data", "load_mnist", "split_array"]
+__all__ = [
+    "DATASETS",
+    "Batch",
+    "DataSplits",
+    "TwoGaussians",
+    "find_mnist",
+    "iterate_batches",
+    "load_array",
+    "load_data",
+    "load_mnist",
+    "split_array",
+]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

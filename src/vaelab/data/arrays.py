@@ -27,11 +27,12 @@ def load_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if not path.is_file():
         raise DataNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
-    try:
+    try:  # numpy leaks its own file handle when a truncated .npz fails to open: we own the file
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False), None
+            with open(path, "rb") as f:
+                return np.load(f, allow_pickle=False), None
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                 keys = list(z.keys())
                 if "x" in z:
                     return z["x"], (z["y"] if "y" in z else None)
@@ -59,13 +60,20 @@ def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) ->
     if n - n_test - n_valid < 1:
         raise DataError(f"data: {n} points are too few for valid_fraction={valid_fraction}, test_fraction={test_fraction}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    te, va, tr = perm[:n_test], perm[n_test:n_test + n_valid], perm[n_test + n_valid:]
+    te, va, tr = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
     yt = torch.as_tensor(np.asarray(y)).long().reshape(-1) if y is not None else None
     if yt is not None and yt.shape[0] != n:
         raise DataError(f"data: {n} points but {yt.shape[0]} labels")
     pick = (lambda idx: yt[idx]) if yt is not None else (lambda idx: None)
-    return DataSplits(xt[tr], xt[va], xt[te], pick(tr), pick(va), pick(te),
-                      info={"n_train": len(tr), "n_valid": len(va), "n_test": len(te)})
+    return DataSplits(
+        xt[tr],
+        xt[va],
+        xt[te],
+        pick(tr),
+        pick(va),
+        pick(te),
+        info={"n_train": len(tr), "n_valid": len(va), "n_test": len(te)},
+    )
 
 
 @DATASETS.register("array")

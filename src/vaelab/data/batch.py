@@ -26,11 +26,11 @@ class Batch:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         mask = self.mask.to(device) if self.mask is not None else None
         return Batch(self.x.to(device), self.index.to(device), mask)
 
     @classmethod
-    def of(cls, x: Tensor) -> "Batch":
+    def of(cls, x: Tensor) -> Batch:
         """A batch of all of x, indices 0..N-1."""
         return cls(x, torch.arange(x.shape[0], device=x.device))

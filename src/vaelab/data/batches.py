@@ -11,8 +11,14 @@ from .batch import Batch
 from .text import lengths
 
 
-def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | None = None,
-                    shuffle: bool = True, dynamic_binarization: bool = False, bucket: bool = False) -> Iterator[Batch]:
+def iterate_batches(
+    x: Tensor,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    shuffle: bool = True,
+    dynamic_binarization: bool = False,
+    bucket: bool = False,
+) -> Iterator[Batch]:
     """Yield :class:`Batch` es of at most ``batch_size`` points of a (N, *x_shape) tensor, one pass.
 
     Indexing a tensor directly avoids ``DataLoader``'s per-batch Python overhead, which is a
@@ -24,8 +30,7 @@ def iterate_batches(x: Tensor, batch_size: int, generator: torch.Generator | Non
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    chunks = _bucketed(order, lengths(x), batch_size, generator if shuffle else None) if bucket \
-        else order.split(batch_size)
+    chunks = _bucketed(order, lengths(x), batch_size, generator if shuffle else None) if bucket else order.split(batch_size)
     for index in chunks:
         xb = x[index]
         if bucket:

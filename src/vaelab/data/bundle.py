@@ -57,8 +57,9 @@ def as_float_tensor(a, name: str) -> Tensor:
     """numpy/array-like -> float32 tensor (N, *x_shape), with a clear error for bad shape or NaN/inf."""
     a = np.asarray(a)
     if a.ndim < 2:
-        raise DataError(f"{name}: expected an array of N points with at least 2 axes (N x D, or N x H x W), "
-                        f"got shape {a.shape}")
+        raise DataError(
+            f"{name}: expected an array of N points with at least 2 axes (N x D, or N x H x W), got shape {a.shape}"
+        )
     if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
         raise DataError(f"{name}: expected numbers, got dtype {a.dtype}")
     a = a.astype(np.float32)
@@ -79,7 +80,7 @@ def finalize(splits: DataSplits, likelihood: str, binarize: str, seed: int) -> D
             if x.numel() and (x.min() < 0 or x.max() > 1):
                 raise DataError(
                     f"{name}: dynamic binarization needs intensities in [0, 1], got [{x.min():.3g}, {x.max():.3g}]; "
-                    "rescale the data or set binarize = \"none\""
+                    'rescale the data or set binarize = "none"'
                 )
         splits.valid = binarize_fixed(splits.valid, seed + 1)
         splits.test = binarize_fixed(splits.test, seed + 2)
@@ -90,7 +91,7 @@ def finalize(splits: DataSplits, likelihood: str, binarize: str, seed: int) -> D
             if not is_binary(x):
                 raise DataError(
                     f"{name}: Bernoulli decoder needs binary data in {{0, 1}} (got range [{x.min():.3g}, {x.max():.3g}]); "
-                    "set binarize = \"dynamic\" for intensities in [0, 1], or likelihood = \"gaussian\""
+                    'set binarize = "dynamic" for intensities in [0, 1], or likelihood = "gaussian"'
                 )
     splits.info["binarization"] = binarize
     return splits

@@ -24,7 +24,7 @@ def find_data_file(name: str, data_dir: str | Path | None, advice: str, subdir: 
     """
     dirs = [Path(d) for d in (data_dir, os.environ.get(ENV)) if d]
     for d in dirs:
-        for p in ((d / subdir / name, d / name) if subdir else (d / name,)):
+        for p in (d / subdir / name, d / name) if subdir else (d / name,):
             if p.is_file():
                 return p
     where = ", ".join(str(d) for d in dirs) or f"nowhere (no --data-dir and ${ENV} unset)"
@@ -49,8 +49,7 @@ def download_verified(url: str, target: Path, verify: Callable[[Path], None]) ->
         os.replace(tmp, target)
         return target
     except OSError as e:
-        raise DataNotFoundError(f"could not download {url} ({e}); copy {target.name} into {target.parent} "
-                                "by hand") from None
+        raise DataNotFoundError(f"could not download {url} ({e}); copy {target.name} into {target.parent} by hand") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -28,8 +28,12 @@ def find_mnist(data_dir: str | Path | None = None) -> Path:
     Raises:
         DataNotFoundError: naming where the file was looked for and how to get it.
     """
-    return find_data_file(FILENAME, data_dir, f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
-                          f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}")
+    return find_data_file(
+        FILENAME,
+        data_dir,
+        f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
+        f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}",
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -47,6 +51,7 @@ def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
         DataNotFoundError: the download failed (e.g. offline).
         DataError: the checksum did not match (the partial file is deleted).
     """
+
     def verify(path: Path) -> None:
         digest = sha256_of(path)
         if digest != SHA256:
@@ -71,8 +76,10 @@ def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -
     path = find_mnist(data_dir)
     digest = sha256_of(path)
     if digest != SHA256:  # unpickling runs code: only the canonical file is opened
-        raise DataError(f"{path}: sha256 {digest[:12]}... is not the canonical mnist.pkl.gz's; it is not unpickled. "
-                        "Re-download it: vaelab download mnist --data-dir DIR")
+        raise DataError(
+            f"{path}: sha256 {digest[:12]}... is not the canonical mnist.pkl.gz's; it is not unpickled. "
+            "Re-download it: vaelab download mnist --data-dir DIR"
+        )
     try:
         with gzip.open(path, "rb") as f:
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
@@ -85,5 +92,6 @@ def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -
     if split == "60k-10k":
         x_tr, y_tr = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])
     img = lambda a: a.float().reshape(-1, 1, 28, 28)  # noqa: E731
-    return DataSplits(img(x_tr), img(x_va), img(x_te), y_tr.long(), y_va.long(), y_te.long(),
-                      info={"source": str(path), "split": split})
+    return DataSplits(
+        img(x_tr), img(x_va), img(x_te), y_tr.long(), y_va.long(), y_te.long(), info={"source": str(path), "split": split}
+    )

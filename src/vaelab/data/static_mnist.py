@@ -4,6 +4,7 @@ its numbers are not comparable with dynamically binarized MNIST's."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,25 @@ from .registry import DATASETS
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}
 #: SHA-256 of the MATLAB-format copies in the workplace's shared/data (from the ARM authors' repository);
 #: the original text files (URL below) are accepted too, checked by shape and values instead.
-SHA256 = {"train": "79a0312c7389d855cfc97e3812de3998417c5829d8a51543b56a90a91252ae7e",
-          "valid": "7436afc856959075c7787025bb8a4ba2b520b9230ee39667c66aa7dd2819dd68",
-          "test": "5bc30222e1e7896cbccd1e1db6b28540cc1230f4d2d5473841a5f6cc54be8d38"}
+SHA256 = {
+    "train": "79a0312c7389d855cfc97e3812de3998417c5829d8a51543b56a90a91252ae7e",
+    "valid": "7436afc856959075c7787025bb8a4ba2b520b9230ee39667c66aa7dd2819dd68",
+    "test": "5bc30222e1e7896cbccd1e1db6b28540cc1230f4d2d5473841a5f6cc54be8d38",
+}
 URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{split}.amat"
 
 
 def _find(split: str, data_dir: str | Path | None) -> Path:
-    return find_data_file(f"binarized_mnist_{split}.amat", data_dir,
-                          f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, or run "
-                          f"`vaelab download static-mnist --data-dir DIR` ({URL.format(split=split)})")
+    return find_data_file(
+        f"binarized_mnist_{split}.amat",
+        data_dir,
+        f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, or run "
+        f"`vaelab download static-mnist --data-dir DIR` ({URL.format(split=split)})",
+    )
+
+
+def _check_amat(path: Path, split: str) -> None:
+    read_amat(path, split)
 
 
 def read_amat(path: Path, split: str) -> np.ndarray:
@@ -59,8 +69,12 @@ def read_amat(path: Path, split: str) -> np.ndarray:
 def load_static_mnist(data_dir: str | Path | None = None) -> DataSplits:
     """Statically binarized MNIST as (N, 1, 28, 28) float32 {0, 1} images (row-major), no labels."""
     x = {s: torch.from_numpy(read_amat(_find(s, data_dir), s).astype(np.float32)).view(-1, 1, 28, 28) for s in SPLITS}
-    return DataSplits(x["train"], x["valid"], x["test"], info={"source": str(_find("test", data_dir).parent),
-                                                                "binarization": "static (Larochelle & Murray)"})
+    return DataSplits(
+        x["train"],
+        x["valid"],
+        x["test"],
+        info={"source": str(_find("test", data_dir).parent), "binarization": "static (Larochelle & Murray)"},
+    )
 
 
 def download_static_mnist(data_dir: str | Path) -> list[Path]:
@@ -75,6 +89,11 @@ def download_static_mnist(data_dir: str | Path) -> list[Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for split in SPLITS:
-        out.append(download_verified(URL.format(split=split), data_dir / f"binarized_mnist_{split}.amat",
-                                     lambda path, split=split: read_amat(path, split)))
+        out.append(
+            download_verified(
+                URL.format(split=split),
+                data_dir / f"binarized_mnist_{split}.amat",
+                functools.partial(_check_amat, split=split),
+            )
+        )
     return out

@@ -20,8 +20,11 @@ class TwoGaussians:
 
     Args:
         p_data: weight of the first component.
-        mu1, mu2: component means (same length d).
-        n_train, n_test: sample sizes. seed: RNG seed for the samples.
+        mu1: mean of the first component.
+        mu2: mean of the second component (same length d).
+        n_train: training sample size.
+        n_test: test sample size.
+        seed: RNG seed for the samples.
     """
 
     p_data: float = 0.3
@@ -32,7 +35,7 @@ class TwoGaussians:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, c) -> "TwoGaussians":
+    def from_config(cls, c) -> TwoGaussians:
         """From a ``[data]`` table of kind two-gaussians (its options, defaults filled in)."""
         o = {**{k: v.default for k, v in DATASETS.options("two-gaussians").items()}, **c.options}
         return cls(o["p_data"], tuple(o["mu1"]), tuple(o["mu2"]), o["n_train"], o["n_test"], c.seed)
@@ -64,14 +67,33 @@ class TwoGaussians:
         x_te, y_te = self.sample(self.n_test, g)
         n_va = int(round(valid_fraction * self.n_train))
         x_va, y_va = self.sample(n_va, g)  # a fresh validation sample, so the N training points stay N
-        return DataSplits(x_tr, x_va, x_te, y_tr, y_va, y_te,
-                          info={"source": "two-gaussians", "p_data": self.p_data, "mu1": list(self.mu1),
-                                "mu2": list(self.mu2), "log_2pi": math.log(2 * math.pi)})
+        return DataSplits(
+            x_tr,
+            x_va,
+            x_te,
+            y_tr,
+            y_va,
+            y_te,
+            info={
+                "source": "two-gaussians",
+                "p_data": self.p_data,
+                "mu1": list(self.mu1),
+                "mu2": list(self.mu2),
+                "log_2pi": math.log(2 * math.pi),
+            },
+        )
 
 
 @DATASETS.register("two-gaussians")
-def two_gaussians(seed: int = 0, n_train: int = 10000, n_test: int = 5000, p_data: float = 0.3,
-                  mu1: list = [-3.0, -3.0], mu2: list = [3.0, 3.0], valid_fraction: float = 0.1) -> DataSplits:  # noqa: B006
+def two_gaussians(
+    seed: int = 0,
+    n_train: int = 10000,
+    n_test: int = 5000,
+    p_data: float = 0.3,
+    mu1: list = [-3.0, -3.0],  # noqa: B006 (registry option defaults: read, never mutated)
+    mu2: list = [3.0, 3.0],  # noqa: B006
+    valid_fraction: float = 0.1,
+) -> DataSplits:
     """The synthetic two-Gaussian data of the prior-choice study (seed 000).
 
     Args:

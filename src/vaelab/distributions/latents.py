@@ -17,8 +17,15 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import (Bernoulli, Distribution, Independent, Normal, OneHotCategorical, RelaxedBernoulli,
-                                 RelaxedOneHotCategorical)
+from torch.distributions import (
+    Bernoulli,
+    Distribution,
+    Independent,
+    Normal,
+    OneHotCategorical,
+    RelaxedBernoulli,
+    RelaxedOneHotCategorical,
+)
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -180,6 +187,8 @@ class RelaxedBernoulliLatent(BernoulliLatent):
         temperature: lambda > 0; the relaxation approaches Bernoulli as lambda -> 0.
     """
 
+    temperature: Tensor  # buffer, 0-d
+
     support = "unit_interval"
     has_rsample = True
     relaxed = True
@@ -211,6 +220,8 @@ class RelaxedCategoricalLatent(CategoricalLatent):
         classes: C classes per variable.
         temperature: tau > 0.
     """
+
+    temperature: Tensor  # buffer, 0-d
 
     support = "simplex"
     has_rsample = True

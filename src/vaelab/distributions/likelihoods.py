@@ -83,8 +83,8 @@ class BernoulliLikelihood(Likelihood):
         if nonbinary:
             raise DataError(
                 f"{name}: Bernoulli decoder needs binary data in {{0, 1}} but {nonbinary} values are not "
-                f"(range [{x.min().item():.3g}, {x.max().item():.3g}]); set binarize = \"dynamic\" for "
-                "intensities in [0, 1], or use likelihood kind = \"gaussian\""
+                f'(range [{x.min().item():.3g}, {x.max().item():.3g}]); set binarize = "dynamic" for '
+                'intensities in [0, 1], or use likelihood kind = "gaussian"'
             )
 
 

@@ -24,8 +24,9 @@ class MixtureOfGaussiansPrior(Prior):
     KL(q || p) has no closed form, so training uses the Monte Carlo KL.
     """
 
-    def __init__(self, latent, components: int = 2, weights: str = "fixed", fixed_weights: tuple = (),
-                 init_scale: float = 1.0):
+    def __init__(
+        self, latent, components: int = 2, weights: str = "fixed", fixed_weights: tuple = (), init_scale: float = 1.0
+    ):
         super().__init__(latent)
         n_components, z_dim = components, self.z_dim
         if n_components < 1:
@@ -39,7 +40,8 @@ class MixtureOfGaussiansPrior(Prior):
             w = torch.as_tensor(list(fixed_weights), dtype=torch.float32)
             if w.shape != (n_components,) or (w <= 0).any() or abs(float(w.sum()) - 1) > 1e-5:
                 raise ConfigError(
-                    f"model.prior.fixed_weights must be {n_components} positive numbers summing to 1, got {list(fixed_weights)}"
+                    f"model.prior.fixed_weights must be {n_components} positive numbers summing to 1, "
+                    f"got {list(fixed_weights)}"
                 )
         else:
             w = torch.full((n_components,), 1.0 / n_components)

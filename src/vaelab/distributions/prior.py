@@ -31,9 +31,11 @@ class Prior(nn.Module):
     def __init__(self, latent):
         super().__init__()
         if latent.support not in self.supports:
-            raise ConfigError(f"prior '{type(self).registry_name}' is a density on {'/'.join(self.supports)} latents, "
-                              f"but latent family '{type(latent).registry_name}' has {latent.support} support; "
-                              "choose a matching [model.prior] kind")
+            raise ConfigError(
+                f"prior '{type(self).registry_name}' is a density on {'/'.join(self.supports)} latents, "
+                f"but latent family '{type(latent).registry_name}' has {latent.support} support; "
+                "choose a matching [model.prior] kind"
+            )
         self.event_shape = tuple(latent.event_shape)
 
     @property
@@ -61,13 +63,13 @@ class Prior(nn.Module):
             ValueError: q's event shape is not this prior's.
         """
         if not self.has_analytic_kl:
-            raise NotImplementedError(f"{type(self).__name__} has no closed-form KL; use kl = \"mc\"")
+            raise NotImplementedError(f'{type(self).__name__} has no closed-form KL; use kl = "mc"')
         if tuple(q.event_shape) != self.event_shape:
             raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
         return kl_divergence(q, self.distribution())
 
 
-def kl_per_variable(q: Distribution, prior: "Prior") -> Tensor | None:
+def kl_per_variable(q: Distribution, prior: Prior) -> Tensor | None:
     """(B, D) KL(q(z_d|x) || p(z_d)) in nats, one term per latent variable, when q and the prior both
     factorize (``Independent``) with a registered KL; None otherwise (mixtures, VampPrior)."""
     p = prior.distribution()

@@ -13,6 +13,9 @@ from .prior import PRIORS, Prior
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I). KL against a diagonal Gaussian is analytic (Kingma & Welling 2014, App. B)."""
 
+    loc: Tensor  # buffers, event-shaped
+    scale: Tensor
+
     has_analytic_kl = True
 
     def __init__(self, latent):

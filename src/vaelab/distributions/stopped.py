@@ -8,10 +8,17 @@ a new family registers its own rule with :func:`register_stopped`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from torch.distributions import (Bernoulli, Distribution, Independent, Normal, OneHotCategorical, RelaxedBernoulli,
-                                 RelaxedOneHotCategorical)
+from torch.distributions import (
+    Bernoulli,
+    Distribution,
+    Independent,
+    Normal,
+    OneHotCategorical,
+    RelaxedBernoulli,
+    RelaxedOneHotCategorical,
+)
 
 _RULES: dict[type, Callable[[Distribution], Distribution]] = {}
 

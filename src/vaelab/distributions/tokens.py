@@ -34,8 +34,10 @@ class TokenLikelihood(Likelihood):
     def __init__(self, event_shape, vocab_size: int | None = None):
         super().__init__(event_shape)
         if not vocab_size:
-            raise ConfigError("likelihood 'categorical' models token sequences: use a text data set "
-                              "(data.kind = \"ptb\" or \"text\"), which supplies the vocabulary")
+            raise ConfigError(
+                "likelihood 'categorical' models token sequences: use a text data set "
+                '(data.kind = "ptb" or "text"), which supplies the vocabulary'
+            )
         if len(self.event_shape) != 1:
             raise ConfigError(f"likelihood 'categorical' needs (T,) token sequences, got event shape {self.event_shape}")
         self.vocab_size = int(vocab_size)
@@ -48,8 +50,7 @@ class TokenLikelihood(Likelihood):
         """log p(x|z) in nats: logits (..., T', V) and x (B, T) -> (...), padding excluded."""
         t = params.shape[-2]
         target = x[..., :t].expand(params.shape[:-1])  # (..., T')
-        nll = F.cross_entropy(params.reshape(-1, self.vocab_size), target.reshape(-1), ignore_index=PAD_ID,
-                              reduction="none")
+        nll = F.cross_entropy(params.reshape(-1, self.vocab_size), target.reshape(-1), ignore_index=PAD_ID, reduction="none")
         return -nll.view(params.shape[:-1]).sum(-1)
 
     def distribution(self, params: Tensor):
@@ -60,7 +61,7 @@ class TokenLikelihood(Likelihood):
 
     def check_data(self, x: Tensor, name: str = "data") -> None:
         if x.dtype not in (torch.int64, torch.int32):
-            raise DataError(f"{name}: token ids must be integers, got {x.dtype}; load text with data.kind = \"ptb\" or \"text\"")
+            raise DataError(f'{name}: token ids must be integers, got {x.dtype}; load text with data.kind = "ptb" or "text"')
         if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
             raise DataError(f"{name}: token ids must be in [0, {self.vocab_size}), got [{x.min()}, {x.max()}]")
         if x.numel() and not (x != PAD_ID).any(-1).all():

@@ -30,11 +30,20 @@ class VampPrior(Prior):
             for real-valued data.
     """
 
+    x_range: Tensor  # buffer (2,): the data range the pseudo-inputs are constrained to
+
     #: log p(z) changes with the encoder's parameters (DReG's assumption fails)
     depends_on_encoder = True
 
-    def __init__(self, latent, x_shape: tuple = (), x_range: tuple | None = None, pseudo_init: Tensor | None = None,
-                 components: int = 50, constraint: str = "auto"):
+    def __init__(
+        self,
+        latent,
+        x_shape: tuple = (),
+        x_range: tuple | None = None,
+        pseudo_init: Tensor | None = None,
+        components: int = 50,
+        constraint: str = "auto",
+    ):
         super().__init__(latent)
         if not x_shape:
             raise ConfigError("VampPrior needs the data's event shape (x_shape)")

@@ -16,7 +16,22 @@ from .reparam import Reparam
 from .score_function import Reinforce, learning_signals
 from .stl import STL
 
-__all__ = ["ESTIMATORS", "NVIL", "RLOO", "STL", "VIMCO", "MovingAverageBaseline", "vimco_baselines", "BoundEstimate", "DReG", "Estimator", "Reinforce", "Reparam", "dreg_iwae_surrogate",
-           "learning_signals", "straight_through"]
+__all__ = [
+    "ESTIMATORS",
+    "NVIL",
+    "RLOO",
+    "STL",
+    "VIMCO",
+    "MovingAverageBaseline",
+    "vimco_baselines",
+    "BoundEstimate",
+    "DReG",
+    "Estimator",
+    "Reinforce",
+    "Reparam",
+    "dreg_iwae_surrogate",
+    "learning_signals",
+    "straight_through",
+]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -51,6 +51,7 @@ class Estimator:
     function estimators set it False and the model then draws samples without gradient."""
 
     pathwise = True
+    registry_name: str = ""  # set by ESTIMATORS.register
 
     def check(self, model) -> None:
         """Refuse a model this estimator cannot serve.
@@ -63,7 +64,8 @@ class Estimator:
             raise ConfigError(
                 f"estimator '{name}' differentiates through the samples, but latent family "
                 f"'{type(model.latent).registry_name}' has no reparameterized sampler; use [train.estimator] "
-                "kind = \"reinforce\" (score function) or a relaxed latent family")
+                'kind = "reinforce" (score function) or a relaxed latent family'
+            )
 
     def setup(self, model) -> None:
         """Build what depends on the model (e.g. a baseline network for its data shape, on its device)."""
@@ -79,7 +81,7 @@ class Estimator:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
 
-    def unscaled(self) -> "Estimator":
+    def unscaled(self) -> Estimator:
         """A copy (state included) whose estimate is of the bound's gradient in its own units (nats per
         parameter): what gradient-variance measurements compare. Estimators that rescale their
         estimate (NVIL's variance normalization) undo that here."""

@@ -71,8 +71,10 @@ class RLOO(_LeaveOneOut):
         out = 0.0
         for c, m in terms:
             if m < 2:
-                raise ConfigError("estimator 'rloo' needs at least two independent groups of samples (the ELBO with "
-                                  "n_samples >= 2, or miwae with groups >= 2); for iwae use 'vimco'")
+                raise ConfigError(
+                    "estimator 'rloo' needs at least two independent groups of samples (the ELBO with "
+                    "n_samples >= 2, or miwae with groups >= 2); for iwae use 'vimco'"
+                )
             v = grouped(log_w, m)  # (m, B)
             loo = (v.sum(0, keepdim=True) - v) / (m - 1)  # (m, B): mean of the others
             out = out + spread((c / m) * (v - loo), s)
@@ -108,8 +110,10 @@ class VIMCO(_LeaveOneOut):
         for c, m in terms:
             k = s // m
             if k < 2:
-                raise ConfigError("estimator 'vimco' needs K >= 2 samples per group of a multi-sample bound "
-                                  "(objective iwae / miwae with n_samples >= 2)")
+                raise ConfigError(
+                    "estimator 'vimco' needs K >= 2 samples per group of a multi-sample bound "
+                    "(objective iwae / miwae with n_samples >= 2)"
+                )
             g = log_w.view(m, k, b)  # (M, K, B)
             bound = torch.logsumexp(g, dim=1, keepdim=True) - math.log(k)  # (M, 1, B)
             out = out + (c / m) * (bound - vimco_baselines(g)).reshape(s, b)

@@ -12,6 +12,8 @@ exceeds ARM's variance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -20,7 +22,7 @@ from ..objectives import combine
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 
 
-def disarm_logit_gradient(alpha: Tensor, u: Tensor, f: callable) -> tuple[Tensor, Tensor, Tensor]:
+def disarm_logit_gradient(alpha: Tensor, u: Tensor, f: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """DisARM's estimate of d/d alpha E_{b ~ Bernoulli(sigmoid(alpha))}[f(b)], per sample pair.
 
     Args:
@@ -51,13 +53,17 @@ class DisARM(Estimator):
 
     def check(self, model) -> None:
         if model.latent.support != "binary" or model.n_layers != 1:
-            raise ConfigError("estimator 'disarm' serves one layer of bernoulli latents; for categorical or "
-                              "several layers use 'vimco', 'rloo' or 'nvil'")
+            raise ConfigError(
+                "estimator 'disarm' serves one layer of bernoulli latents; for categorical or "
+                "several layers use 'vimco', 'rloo' or 'nvil'"
+            )
 
     def check_objective(self, objective, n_samples):
         if type(objective).registry_name != "elbo":
-            raise ConfigError("estimator 'disarm' estimates the ELBO's gradient (objective elbo); for "
-                              f"{type(objective).registry_name} use 'vimco'")
+            raise ConfigError(
+                "estimator 'disarm' estimates the ELBO's gradient (objective elbo); for "
+                f"{type(objective).registry_name} use 'vimco'"
+            )
 
     def __call__(self, terms, objective) -> BoundEstimate:
         self.check_objective(objective, 1)

@@ -31,7 +31,7 @@ def dreg_iwae_surrogate(log_w: Tensor, log_w_stopped: Tensor) -> Tensor:
 
 def dreg_surrogate(log_w: Tensor, log_w_stopped: Tensor, terms) -> Tensor:
     """sum_j c_j mean over the m_j groups of the DReG surrogate: (S, B) -> (B,)."""
-    out = 0.0
+    out = torch.zeros_like(log_w[0])  # (B,)
     for c, m in terms:
         g, g_stopped = group(log_w, m), group(log_w_stopped, m)  # (M, K, B)
         out = out + c * dreg_iwae_surrogate(g, g_stopped).mean(dim=0)
@@ -45,8 +45,10 @@ class DReG(Estimator):
     def check(self, model) -> None:
         super().check(model)
         if getattr(model.prior, "depends_on_encoder", False):
-            raise ConfigError("estimator 'dreg' assumes log p(x, h) does not depend on the encoder, but the "
-                              f"'{type(model.prior).registry_name}' prior does; use 'reparam' or 'stl' with it")
+            raise ConfigError(
+                "estimator 'dreg' assumes log p(x, h) does not depend on the encoder, but the "
+                f"'{type(model.prior).registry_name}' prior does; use 'reparam' or 'stl' with it"
+            )
 
     def __call__(self, terms, objective) -> BoundEstimate:
         log_w, log_w_stopped = terms.log_w, terms.log_w_stopped  # (S, B)

@@ -4,6 +4,7 @@ running-mean centering and variance normalization of the learning signal."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -34,7 +35,9 @@ class NVIL(Reinforce):
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"train.estimator.decay must be in [0, 1), got {decay}")
         self.hidden, self.decay, self.normalize = list(hidden), decay, normalize
-        self.net = None
+        self.net: torch.nn.Module | None = None
+        self._baseline: Tensor | None = None  # b_psi(x) of the current step
+        self._sq_error: Tensor | None = None
         self.mean, self.var = 0.0, 1.0
         self.seen = False
 
@@ -62,14 +65,16 @@ class NVIL(Reinforce):
     def __call__(self, terms, objective) -> BoundEstimate:
         if self.net is None:
             self.setup(terms._model)
+        assert self.net is not None
         self._baseline = self.net(terms.x).view(-1)  # (B,) b_psi(x), with gradient for its own group
         est = super().__call__(terms, objective)
+        assert self._sq_error is not None  # set by signals()
         est.extra = {"baseline": -self._sq_error}
         self._baseline = self._sq_error = None  # hold no graph between steps (and stay copyable)
         return est
 
-    def unscaled(self) -> "NVIL":
-        twin = super().unscaled()
+    def unscaled(self) -> NVIL:
+        twin = cast(NVIL, super().unscaled())
         twin.normalize = False  # the variance normalization only rescales the estimate
         return twin
 
@@ -77,6 +82,7 @@ class NVIL(Reinforce):
         self.check_objective_terms(terms)
         (c, m), s = terms[0], log_w.shape[0]
         v = grouped(log_w, m)  # (m, B) each group's bound, detached
+        assert self._baseline is not None  # set by __call__
         b = self._baseline.detach()
         centered = v - b - self.mean  # (m, B)
         self._sq_error = (v - self.mean - self._baseline).pow(2).mean(0)  # (B,): the baseline's loss

@@ -61,17 +61,27 @@ class GumbelSoftmax(Estimator):
 
     pathwise = False  # the engine's samples are discrete and give the logged, true bound
 
-    def __init__(self, temperature: float = 0.5, hard: bool = False, anneal_rate: float = 0.0,
-                 min_temperature: float = 0.5, anneal_every: int = 500):
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        hard: bool = False,
+        anneal_rate: float = 0.0,
+        min_temperature: float = 0.5,
+        anneal_every: int = 500,
+    ):
         if temperature <= 0 or min_temperature <= 0:
-            raise ConfigError(f"train.estimator.temperature and min_temperature must be > 0, got {temperature} "
-                              f"and {min_temperature}")
+            raise ConfigError(
+                f"train.estimator.temperature and min_temperature must be > 0, got {temperature} and {min_temperature}"
+            )
         if anneal_rate < 0 or anneal_every < 1:
-            raise ConfigError(f"train.estimator.anneal_rate must be >= 0 and anneal_every >= 1, got {anneal_rate} "
-                              f"and {anneal_every}")
+            raise ConfigError(
+                f"train.estimator.anneal_rate must be >= 0 and anneal_every >= 1, got {anneal_rate} and {anneal_every}"
+            )
         if anneal_rate > 0 and min_temperature >= temperature:
-            raise ConfigError(f"train.estimator.anneal_rate has no effect: min_temperature ({min_temperature}) is not "
-                              f"below the starting temperature ({temperature}); lower min_temperature")
+            raise ConfigError(
+                f"train.estimator.anneal_rate has no effect: min_temperature ({min_temperature}) is not "
+                f"below the starting temperature ({temperature}); lower min_temperature"
+            )
         if anneal_rate == 0 and (min_temperature, anneal_every) != (0.5, 500):
             raise ConfigError("train.estimator.min_temperature and anneal_every apply only with anneal_rate > 0")
         self.temperature, self.hard = temperature, hard
@@ -97,8 +107,10 @@ class GumbelSoftmax(Estimator):
 
     def check(self, model) -> None:
         if model.latent.support not in ("binary", "one_hot") or model.n_layers != 1 or not hasattr(model.prior, "logits"):
-            raise ConfigError("estimator 'gumbel' relaxes one layer of bernoulli or categorical latents with a "
-                              "bernoulli / categorical prior; use 'reparam' for continuous latents")
+            raise ConfigError(
+                "estimator 'gumbel' relaxes one layer of bernoulli or categorical latents with a "
+                "bernoulli / categorical prior; use 'reparam' for continuous latents"
+            )
 
     def __call__(self, terms, objective) -> BoundEstimate:
         s = terms.log_w.shape[0]

@@ -10,6 +10,7 @@ VIMCO) builds on this.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..objectives import combine, grouped
@@ -25,7 +26,7 @@ def spread(per_group: Tensor, s: int) -> Tensor:
 def learning_signals(log_w: Tensor, terms) -> Tensor:
     """Per-sample learning signals (S, B), detached: sum_j (c_j / m_j) IWAE of z_s's group in term j."""
     s = log_w.shape[0]
-    out = 0.0
+    out = torch.zeros_like(log_w)
     for c, m in terms:
         out = out + spread(grouped(log_w.detach(), m) * (c / m), s)
     return out

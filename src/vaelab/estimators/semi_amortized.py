@@ -38,7 +38,7 @@ class SemiAmortized(Estimator):
 
     def __init__(self, steps: int = 5, lr: float = 0.01, refine_samples: int = 1, mode: str = "end_to_end"):
         if mode not in ("end_to_end", "refined_target"):
-            raise ConfigError(f"train.estimator.mode = {mode!r}: choose \"end_to_end\" or \"refined_target\"")
+            raise ConfigError(f'train.estimator.mode = {mode!r}: choose "end_to_end" or "refined_target"')
         if steps < 1 or lr <= 0 or refine_samples < 1:
             raise ConfigError("train.estimator: savae needs steps >= 1, lr > 0 and refine_samples >= 1")
         self.steps, self.lr, self.refine_samples, self.mode = steps, lr, refine_samples, mode
@@ -52,10 +52,9 @@ class SemiAmortized(Estimator):
         s = terms.log_w.shape[0]
         lam0 = encoder_params(model, x)  # (B, P)
         end_to_end = self.mode == "end_to_end"
-        lam_k = refine(model, x, lam0, self.steps, self.lr, self.refine_samples, optimizer="sgd",
-                       differentiable=end_to_end)
+        lam_k = refine(model, x, lam0, self.steps, self.lr, self.refine_samples, optimizer="sgd", differentiable=end_to_end)
         q_k = model.latent.distribution(lam_k.detach())
-        gen = torch.Generator(device=x.device).manual_seed(int(torch.randint(2 ** 62, ())))
+        gen = torch.Generator(device=x.device).manual_seed(int(torch.randint(2**62, ())))
         noise = gen.get_state()  # both passes draw the same epsilon: the surrogates differ only in their gradients
         bound = combine(model.log_weight_terms(x, s, gen, posterior=q_k).log_w, objective.terms(s))  # (B,)
         if end_to_end:

@@ -7,9 +7,25 @@ from .elbo import evaluate_elbo
 from .grad_variance import gradient_variance
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
 from .snr import gradient_snr, snr_floor
-from .surgery import SurgeryResult, elbo_surgery
 from .suite import evaluate_model, summary_lines, write_evaluation
+from .surgery import SurgeryResult, elbo_surgery
 
-__all__ = ["AmortizationGapResult", "SurgeryResult", "amortization_gap", "elbo_per_point", "elbo_surgery", "optimize_posteriors",
-           "LatentDiagnostics", "LogLikelihoodResult", "evaluate_elbo", "evaluate_model", "gradient_variance", "gradient_snr", "snr_floor",
-           "importance_sampled_log_likelihood", "latent_diagnostics", "summary_lines", "write_evaluation"]
+__all__ = [
+    "AmortizationGapResult",
+    "SurgeryResult",
+    "amortization_gap",
+    "elbo_per_point",
+    "elbo_surgery",
+    "optimize_posteriors",
+    "LatentDiagnostics",
+    "LogLikelihoodResult",
+    "evaluate_elbo",
+    "evaluate_model",
+    "gradient_variance",
+    "gradient_snr",
+    "snr_floor",
+    "importance_sampled_log_likelihood",
+    "latent_diagnostics",
+    "summary_lines",
+    "write_evaluation",
+]

@@ -42,8 +42,15 @@ class AmortizationGapResult:
         return {**asdict(self), "units": "nats per data point"}
 
 
-def optimize_posteriors(model, x: Tensor, steps: int = 500, lr: float = 1e-2, n_samples: int = 4,
-                        init: Tensor | None = None, batch_size: int = 100) -> Tensor:
+def optimize_posteriors(
+    model,
+    x: Tensor,
+    steps: int = 500,
+    lr: float = 1e-2,
+    n_samples: int = 4,
+    init: Tensor | None = None,
+    batch_size: int = 100,
+) -> Tensor:
     """Per-point lambda* by ``steps`` Adam steps on ELBO(x_i, theta, lambda_i), (N, latent.n_params),
     the step size decayed linearly to 0 (``refine(schedule="linear")``) so that lambda settles.
 
@@ -53,9 +60,9 @@ def optimize_posteriors(model, x: Tensor, steps: int = 500, lr: float = 1e-2, n_
     check_refinable(model)
     out = []
     for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
+        xb = x[start : start + batch_size]
         with torch.no_grad():
-            lam0 = encoder_params(model, xb) if init is None else init[start:start + batch_size]
+            lam0 = encoder_params(model, xb) if init is None else init[start : start + batch_size]
         out.append(refine(model, xb, lam0, steps, lr, n_samples, schedule="linear"))
     return torch.cat(out)
 
@@ -64,19 +71,32 @@ def optimize_posteriors(model, x: Tensor, steps: int = 500, lr: float = 1e-2, n_
 def elbo_per_point(model, x: Tensor, params: Tensor, n_samples: int, seed: int = 0, batch_size: int = 100) -> Tensor:
     """(N,) ELBO of q_lambda_i for each point, ``n_samples`` draws each (closed-form KL where the prior has one), nats."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    return torch.cat([local_elbo(model, x[s:s + batch_size], params[s:s + batch_size], n_samples, gen)
-                      for s in range(0, x.shape[0], batch_size)]).double()  # (N,)
+    return torch.cat(
+        [
+            local_elbo(model, x[s : s + batch_size], params[s : s + batch_size], n_samples, gen)
+            for s in range(0, x.shape[0], batch_size)
+        ]
+    ).double()  # (N,)
 
 
-def amortization_gap(model, x: Tensor, steps: int = 500, lr: float = 1e-2, k: int = 5000, elbo_samples: int = 100,
-                     seed: int = 0, batch_size: int = 100, refine_samples: int = 4) -> AmortizationGapResult:
+def amortization_gap(
+    model,
+    x: Tensor,
+    steps: int = 500,
+    lr: float = 1e-2,
+    k: int = 5000,
+    elbo_samples: int = 100,
+    seed: int = 0,
+    batch_size: int = 100,
+    refine_samples: int = 4,
+) -> AmortizationGapResult:
     """Amortized ELBO, per-point optimized ELBO and log p_hat(x) on the same N points.
 
     q* takes ``steps`` Adam steps of ``refine_samples``-sample gradients from the encoder's
-    lambda, step size ``lr`` decayed linearly to 0. ELBOs are averaged over ``elbo_samples`` draws per point (KL in closed form where the prior
-    has one); log p_hat(x) is importance sampling with K = ``k`` samples and the optimized
-    q*(z|x) as proposal (closer to the posterior than the encoder's, so lower variance; an
-    estimate, a stochastic lower bound in expectation).
+    lambda, step size ``lr`` decayed linearly to 0. ELBOs are averaged over ``elbo_samples`` draws
+    per point (KL in closed form where the prior has one); log p_hat(x) is importance sampling
+    with K = ``k`` samples and the optimized q*(z|x) as proposal (closer to the posterior than
+    the encoder's, so lower variance; an estimate, a stochastic lower bound in expectation).
 
     Args:
         model: a one-layer VAE with a reparameterized latent. x: (N, *x_shape), binarized for
@@ -97,7 +117,17 @@ def amortization_gap(model, x: Tensor, steps: int = 500, lr: float = 1e-2, k: in
     ll = importance_sampled_log_likelihood(model, x, k=k, seed=seed, proposal=optimized).per_point.double()
     amort_gap, approx_gap = e_opt - e_amort, ll - e_opt
     return AmortizationGapResult(
-        n=x.shape[0], amortized_elbo=float(e_amort.mean()), optimized_elbo=float(e_opt.mean()),
-        log_px=float(ll.mean()), approximation_gap=float(approx_gap.mean()), amortization_gap=float(amort_gap.mean()),
-        inference_gap=float((ll - e_amort).mean()), amortization_gap_stderr=mean_se(amort_gap)[1],
-        approximation_gap_stderr=mean_se(approx_gap)[1], steps=steps, lr=lr, k=k, seconds=time.perf_counter() - t0)
+        n=x.shape[0],
+        amortized_elbo=float(e_amort.mean()),
+        optimized_elbo=float(e_opt.mean()),
+        log_px=float(ll.mean()),
+        approximation_gap=float(approx_gap.mean()),
+        amortization_gap=float(amort_gap.mean()),
+        inference_gap=float((ll - e_amort).mean()),
+        amortization_gap_stderr=mean_se(amort_gap)[1],
+        approximation_gap_stderr=mean_se(approx_gap)[1],
+        steps=steps,
+        lr=lr,
+        k=k,
+        seconds=time.perf_counter() - t0,
+    )

@@ -24,7 +24,7 @@ def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed
     with torch.random.fork_rng(devices=[]), denormals_flushed(x.device):
         torch.manual_seed(seed)
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
+            xb = x[start : start + batch_size]
             terms = model.log_weight_terms(xb, 1)
             total += float((terms.log_px_z - terms.kl(analytic=kl == "analytic")).sum())
     model.train(was)

@@ -13,8 +13,16 @@ from ..objectives import OBJECTIVES, Objective
 from .snr import _flat_grads
 
 
-def gradient_variance(model, x: Tensor, estimator: str | Estimator = "reinforce", objective: str | Objective = "elbo",
-                      n_samples: int = 1, draws: int = 100, seed: int = 0, estimator_options: dict | None = None) -> dict:
+def gradient_variance(
+    model,
+    x: Tensor,
+    estimator: str | Estimator = "reinforce",
+    objective: str | Objective = "elbo",
+    n_samples: int = 1,
+    draws: int = 100,
+    seed: int = 0,
+    estimator_options: dict | None = None,
+) -> dict:
     """Sum over encoder parameters of the variance of the mini-batch gradient of -mean_b bound(x_b).
 
     Draws R = ``draws`` independent estimates at the current parameters; neither the model nor a
@@ -23,9 +31,12 @@ def gradient_variance(model, x: Tensor, estimator: str | Estimator = "reinforce"
     variance normalization, a rescaling, is undone (:meth:`Estimator.unscaled`).
 
     Args:
-        model: a VAE; x: (B, *x_shape) a fixed mini-batch.
-        estimator, objective: registry names or built objects (e.g. a training run's estimator).
-        n_samples: K per group; estimator_options: options when ``estimator`` is a name.
+        model: a VAE.
+        x: (B, *x_shape) a fixed mini-batch.
+        estimator: a registry name or a built estimator (e.g. a training run's).
+        objective: a registry name or a built objective.
+        n_samples: K per group.
+        estimator_options: options when ``estimator`` is a name.
     Returns:
         {"total": sum_j Var_r(g_rj), "per_tensor": {parameter name: its summed variance},
          "per_layer": {module name: its summed variance}, "mean_sq_norm": ||mean_r g_r||^2,
@@ -52,9 +63,14 @@ def gradient_variance(model, x: Tensor, estimator: str | Estimator = "reinforce"
     for name, v in per_tensor.items():
         layer = name.rsplit(".", 1)[0]  # "encoder.0.weight" -> "encoder.0"
         per_layer[layer] = per_layer.get(layer, 0.0) + v
-    return {"total": sum(per_tensor.values()), "per_tensor": per_tensor, "per_layer": per_layer,
-            "mean_sq_norm": float(g.mean(0).pow(2).sum()), "draws": draws,
-            "estimator": type(est).registry_name}
+    return {
+        "total": sum(per_tensor.values()),
+        "per_tensor": per_tensor,
+        "per_layer": per_layer,
+        "mean_sq_norm": float(g.mean(0).pow(2).sum()),
+        "draws": draws,
+        "estimator": type(est).registry_name,
+    }
 
 
 def _estimator(model, estimator, options) -> Estimator:

@@ -61,10 +61,17 @@ class LogLikelihoodResult:
 
 
 @torch.no_grad()
-def importance_sampled_log_likelihood(model, x: Tensor, k: int = 5000, batch_size: int = 100,
-                                      max_rows: int | None = None, seed: int = 0, iwae_k: int = 64,
-                                      device: str | torch.device | None = None,
-                                      proposal: Tensor | None = None) -> LogLikelihoodResult:
+def importance_sampled_log_likelihood(
+    model,
+    x: Tensor,
+    k: int = 5000,
+    batch_size: int = 100,
+    max_rows: int | None = None,
+    seed: int = 0,
+    iwae_k: int = 64,
+    device: str | torch.device | None = None,
+    proposal: Tensor | None = None,
+) -> LogLikelihoodResult:
     """log p(x) ~= logsumexp_k log w_k - log K with z_k ~ q(z|x) (Burda et al. 2016, Sec. 5.2;
     Rezende et al. 2014, App. E).
 
@@ -123,24 +130,31 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
     n_blocks = k // iwae_k
     log_w = torch.empty(k, min(batch_size, n), device=device)  # (K, B) reused for every batch
     for start in range(0, n, batch_size):
-        xb = x[start:start + batch_size].to(device)  # (B, *x_shape)
+        xb = x[start : start + batch_size].to(device)  # (B, *x_shape)
         b = xb.shape[0]
         buf = log_w[:, :b]
-        q = model.posterior(xb) if proposal is None else \
-            model.latent.distribution(proposal[start:start + b].to(device))
+        q = model.posterior(xb) if proposal is None else model.latent.distribution(proposal[start : start + b].to(device))
         chunk = max(1, max_rows // b)
         for s in range(0, k, chunk):
             c = min(chunk, k - s)
-            buf[s:s + c] = model.log_weight_terms(xb, c, generator=gen, posterior=q).log_w  # (c, B)
-        log_px[start:start + b] = iwae(buf).cpu()
-        elbo_pts[start:start + b] = elbo(buf).cpu()
-        iwae_pts[start:start + b] = miwae(group(buf[:n_blocks * iwae_k], n_blocks)).cpu()  # (M, k, B) blocks
+            buf[s : s + c] = model.log_weight_terms(xb, c, generator=gen, posterior=q).log_w  # (c, B)
+        log_px[start : start + b] = iwae(buf).cpu()
+        elbo_pts[start : start + b] = elbo(buf).cpu()
+        iwae_pts[start : start + b] = miwae(group(buf[: n_blocks * iwae_k], n_blocks)).cpu()  # (M, k, B) blocks
     model.train(was_training)
     std = float(log_px.double().std()) if n > 1 else 0.0
     return LogLikelihoodResult(
-        k=k, n=n, mean=float(log_px.double().mean()), std=std, stderr=std / math.sqrt(n),
+        k=k,
+        n=n,
+        mean=float(log_px.double().mean()),
+        std=std,
+        stderr=std / math.sqrt(n),
         elbo_mean=float(elbo_pts.double().mean()),
         elbo_std=float(elbo_pts.double().std()) if n > 1 else 0.0,
-        iwae_k=iwae_k, iwae_mean=float(iwae_pts.double().mean()),
-        x_dim=x_dim, per_point=log_px, per_point_elbo=elbo_pts, per_point_iwae=iwae_pts,
+        iwae_k=iwae_k,
+        iwae_mean=float(iwae_pts.double().mean()),
+        x_dim=x_dim,
+        per_point=log_px,
+        per_point_elbo=elbo_pts,
+        per_point_iwae=iwae_pts,
     )

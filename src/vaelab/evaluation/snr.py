@@ -23,8 +23,15 @@ def _flat_grads(surrogate: Tensor, params: list) -> Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
 
 
-def gradient_snr(model, x: Tensor, ks=(1, 4, 16, 64, 256), objective: str = "iwae", estimator: str = "reparam",
-                 draws: int = 256, seed: int = 0) -> list[dict]:
+def gradient_snr(
+    model,
+    x: Tensor,
+    ks=(1, 4, 16, 64, 256),
+    objective: str = "iwae",
+    estimator: str = "reparam",
+    draws: int = 256,
+    seed: int = 0,
+) -> list[dict]:
     """SNR of the mini-batch gradient of the inference (phi) and generative (theta) networks vs K.
 
     For each K, ``draws`` independent gradient estimates g_r of the loss -mean_b bound(x_b) are
@@ -58,9 +65,17 @@ def gradient_snr(model, x: Tensor, ks=(1, 4, 16, 64, 256), objective: str = "iwa
                 bound = est(model.log_weight_terms(x, k, reparameterize=est.pathwise), obj)
                 g_inf.append(_flat_grads(bound.inference, inf_p))
                 g_gen.append(_flat_grads(bound.generative, gen_p))
-            rows.append({"k": k, "objective": objective, "estimator": estimator, "draws": draws,
-                         "snr_inference": _snr(torch.stack(g_inf)), "snr_generative": _snr(torch.stack(g_gen)),
-                         "snr_floor": snr_floor(draws)})
+            rows.append(
+                {
+                    "k": k,
+                    "objective": objective,
+                    "estimator": estimator,
+                    "draws": draws,
+                    "snr_inference": _snr(torch.stack(g_inf)),
+                    "snr_generative": _snr(torch.stack(g_gen)),
+                    "snr_floor": snr_floor(draws),
+                }
+            )
     return rows
 
 

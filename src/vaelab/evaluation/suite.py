@@ -7,6 +7,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -16,8 +17,9 @@ from .active_units import latent_diagnostics
 from .loglik import importance_sampled_log_likelihood
 
 
-def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100,
-                   seed: int = 0, per_point: bool = False) -> dict:
+def evaluate_model(
+    model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100, seed: int = 0, per_point: bool = False
+) -> dict:
     """All evaluation numbers for one model on data x (N, *x_shape), in nats per data point.
 
     Keys:
@@ -39,7 +41,7 @@ def evaluate_model(model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size
     """
     ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k)
     diag = latent_diagnostics(model, x[:10000], seed=seed)
-    out = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim}
+    out: dict[str, Any] = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim}
     out["log_px"], out["log_px_se"] = mean_se(ll.per_point)
     out["log_px_std"] = ll.std
     out["nll"] = -out["log_px"]
@@ -80,13 +82,16 @@ def summary_lines(r: dict) -> list[str]:
     """Human-readable lines for a result of :func:`evaluate_model`."""
     return [
         f"  log p(x) by IS, K={r['k']}: {r['log_px']:.3f} ± {r['log_px_se']:.3f} (s.e.) nats; "
-        f"NLL {r['nll']:.3f} " + (f"({r['bits_per_dim']:.4f} bits/dim)" if r.get("bits_per_dim") is not None
-                                  else f"(perplexity {r['ppl']:.2f} per token)"),
+        f"NLL {r['nll']:.3f} "
+        + (
+            f"({r['bits_per_dim']:.4f} bits/dim)"
+            if r.get("bits_per_dim") is not None
+            else f"(perplexity {r['ppl']:.2f} per token)"
+        ),
         f"  IWAE-{r['iwae_k']}: {r['iwae']:.3f}   ELBO: {r['elbo']:.3f} nats",
         f"  gap log p(x) - ELBO (KL(q||p(h|x))): {r['gap']:.3f} ± {r['gap_se']:.3f}; "
         f"-KL(Q||P) = IWAE-{r['iwae_k']} - log p(x): {r['neg_kl_QP']:.3f} ± {r['neg_kl_QP_se']:.3f}",
-        f"  active units: {r['active_units']} ({r['active_units_per_layer']} per layer); "
-        f"KL(q||p): {r['kl_mc']:.3f} nats",
+        f"  active units: {r['active_units']} ({r['active_units_per_layer']} per layer); KL(q||p): {r['kl_mc']:.3f} nats",
     ]
 
 

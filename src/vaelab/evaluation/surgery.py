@@ -45,7 +45,7 @@ def _log_q_matrix(model, params: Tensor, z: Tensor) -> Tensor:
         mu, logvar = params.double().chunk(2, dim=-1)  # (N, D)
         prec = torch.exp(-logvar)
         zd = z.double()
-        quad = (zd ** 2) @ prec.T - 2 * zd @ (mu * prec).T + (mu ** 2 * prec).sum(1)  # (S, N)
+        quad = (zd**2) @ prec.T - 2 * zd @ (mu * prec).T + (mu**2 * prec).sum(1)  # (S, N)
         const = logvar.sum(1) + mu.shape[1] * math.log(2 * math.pi)  # (N,)
         return (-0.5 * (quad + const)).float()
     q = model.latent.distribution(params)  # batch (N,)
@@ -53,8 +53,9 @@ def _log_q_matrix(model, params: Tensor, z: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def elbo_surgery(model, x: Tensor, n_samples: int = 1, params: Tensor | None = None, batch_size: int = 500,
-                 seed: int = 0) -> SurgeryResult:
+def elbo_surgery(
+    model, x: Tensor, n_samples: int = 1, params: Tensor | None = None, batch_size: int = 500, seed: int = 0
+) -> SurgeryResult:
     """Split the average ELBO over x_1..x_N into E[log p(x|z)] - I_q(x; z) - KL(q(z) || p(z)).
 
     Estimator: z_ns ~ q(z|x_n), S = ``n_samples`` per point; the aggregate posterior
@@ -87,7 +88,7 @@ def elbo_surgery(model, x: Tensor, n_samples: int = 1, params: Tensor | None = N
             params = torch.cat([model.encoder(xb).reshape(xb.shape[0], -1) for xb in x.split(batch_size)])
         rec, log_q_own, log_p, log_agg = [], [], [], []
         for start in range(0, x.shape[0], batch_size):
-            xb, pb = x[start:start + batch_size], params[start:start + batch_size]
+            xb, pb = x[start : start + batch_size], params[start : start + batch_size]
             terms = model.log_weight_terms(xb, n_samples, generator=gen, posterior=model.latent.distribution(pb))
             z = terms.z  # (S, B, *event)
             rec.append(terms.log_px_z)
@@ -96,10 +97,19 @@ def elbo_surgery(model, x: Tensor, n_samples: int = 1, params: Tensor | None = N
             flat = z.reshape(-1, *model.latent.event_shape)  # (S*B, *event)
             agg = torch.logsumexp(_log_q_matrix(model, params, flat), 1) - math.log(x.shape[0])
             log_agg.append(agg.reshape(z.shape[:2]))  # (S, B)
-    rec, log_q_own, log_p, log_agg = (torch.cat(t, 1).double().mean(0) for t in (rec, log_q_own, log_p, log_agg))
-    mi, mkl = log_q_own - log_agg, log_agg - log_p  # (N,) per point
-    elbo = rec - mi - mkl
-    return SurgeryResult(n=x.shape[0], n_samples=n_samples, elbo=float(elbo.mean()), reconstruction=float(rec.mean()),
-                         average_kl=float((mi + mkl).mean()), mutual_info=float(mi.mean()),
-                         marginal_kl=float(mkl.mean()), mutual_info_cap=math.log(x.shape[0]),
-                         elbo_stderr=mean_se(elbo)[1], mutual_info_stderr=mean_se(mi)[1], marginal_kl_stderr=mean_se(mkl)[1])
+    rec_n, q_own_n, p_n, agg_n = (torch.cat(t, 1).double().mean(0) for t in (rec, log_q_own, log_p, log_agg))  # (N,)
+    mi, mkl = q_own_n - agg_n, agg_n - p_n  # (N,) per point
+    elbo = rec_n - mi - mkl
+    return SurgeryResult(
+        n=x.shape[0],
+        n_samples=n_samples,
+        elbo=float(elbo.mean()),
+        reconstruction=float(rec_n.mean()),
+        average_kl=float((mi + mkl).mean()),
+        mutual_info=float(mi.mean()),
+        marginal_kl=float(mkl.mean()),
+        mutual_info_cap=math.log(x.shape[0]),
+        elbo_stderr=mean_se(elbo)[1],
+        mutual_info_stderr=mean_se(mi)[1],
+        marginal_kl_stderr=mean_se(mkl)[1],
+    )

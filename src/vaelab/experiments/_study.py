@@ -58,15 +58,30 @@ class Job:
 def mnist_config(data_dir: str | None, budget: Budget) -> RunConfig:
     """The IWAE paper's MNIST setup (Burda et al. 2016, Sec. 5): dynamic binarization, tanh MLPs,
     784-200-200-50 (one layer), Bernoulli decoder, Adam."""
-    return RunConfig().override({
-        "data.kind": "mnist", "data.data_dir": data_dir or "", "data.split": budget.mnist_split, "data.binarize": "dynamic",
-        "model.latent.dim": 50, "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
-        "model.likelihood": "bernoulli", "model.prior": "standard_normal",
-        "train.optimizer": "adam", "train.lr": 1e-3, "train.adam_eps": budget.adam_eps,
-        "train.lr_schedule": budget.lr_schedule, "train.batch_size": budget.batch_size, "train.epochs": budget.epochs,
-        "train.seed": 0, "train.log_every": 500, "train.num_threads": 1, "train.valid_iwae_k": budget.valid_iwae_k,
-        "train.valid_iwae_points": 500, "train.diagnostics": False,
-    })
+    return RunConfig().override(
+        {
+            "data.kind": "mnist",
+            "data.data_dir": data_dir or "",
+            "data.split": budget.mnist_split,
+            "data.binarize": "dynamic",
+            "model.latent.dim": 50,
+            "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+            "model.likelihood": "bernoulli",
+            "model.prior": "standard_normal",
+            "train.optimizer": "adam",
+            "train.lr": 1e-3,
+            "train.adam_eps": budget.adam_eps,
+            "train.lr_schedule": budget.lr_schedule,
+            "train.batch_size": budget.batch_size,
+            "train.epochs": budget.epochs,
+            "train.seed": 0,
+            "train.log_every": 500,
+            "train.num_threads": 1,
+            "train.valid_iwae_k": budget.valid_iwae_k,
+            "train.valid_iwae_points": 500,
+            "train.diagnostics": False,
+        }
+    )
 
 
 TWO_LAYERS = {"model.latent.dim": 100, "model.upper_z_dims": [50], "model.upper_hidden": [100, 100]}
@@ -88,10 +103,16 @@ def _worker(args: tuple) -> dict:
     np.save(run_dir / "test_log_px.npy", np.asarray(ev.pop("per_point_log_px"), dtype=np.float64))
     ev.update(split="test", checkpoint="last")
     write_evaluation(run_dir, "test", ev)
-    return {"name": job.name, "label": job.label, "train_seconds": train_s,
-            "eval_seconds": time.perf_counter() - t0 - train_s, "epochs": budget.epochs,
-            "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
-            "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history], **ev}
+    return {
+        "name": job.name,
+        "label": job.label,
+        "train_seconds": train_s,
+        "eval_seconds": time.perf_counter() - t0 - train_s,
+        "epochs": budget.epochs,
+        "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
+        "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history],
+        **ev,
+    }
 
 
 def test_subset(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -104,8 +125,9 @@ def test_subset(x: torch.Tensor, n: int) -> torch.Tensor:
     return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[:n]]
 
 
-def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, log=print,
-             base=mnist_config) -> tuple[dict, float]:
+def run_jobs(
+    jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, log=print, base=mnist_config
+) -> tuple[dict, float]:
     """Train and evaluate every job (longest first over ``budget.workers`` processes).
 
     ``base(data_dir, budget)`` gives the study's configuration; the budget's and then each job's
@@ -119,13 +141,17 @@ def run_jobs(jobs: list[Job], budget: Budget, data_dir: str | None, out: Path, l
     load_data(base(data_dir, budget).data, "bernoulli")  # fail fast, in this process, if the data are missing
     order = sorted(jobs, key=lambda j: -j.cost())
     args = [(j, budget, data_dir, str(runs), base) for j in order]
-    log(f"training {len(jobs)} models, {budget.epochs} epochs each, budget '{budget.name}', "
-        f"{budget.workers} worker process(es)")
+    log(
+        f"training {len(jobs)} models, {budget.epochs} epochs each, budget '{budget.name}', "
+        f"{budget.workers} worker process(es)"
+    )
     t0 = time.perf_counter()
     results = run_pool(_worker, args, [j.cost() for j in order], budget.workers, [j.label for j in order])
     for r in results:
-        log(f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   IWAE-64 {r['iwae']:9.3f}"
-            f"   train {r['train_seconds']:6.0f} s")
+        log(
+            f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   IWAE-64 {r['iwae']:9.3f}"
+            f"   train {r['train_seconds']:6.0f} s"
+        )
     return {r["name"]: r for r in results}, time.perf_counter() - t0
 
 
@@ -145,8 +171,11 @@ def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]
         if show:
             elapsed = time.perf_counter() - t0
             left = elapsed * (total - done) / done if done else 0.0
-            print(f"  [{sum(o is not None for o in out)}/{len(args)}] {labels[i]} done after {elapsed:.0f} s; "
-                  f"about {left / 60:.1f} min left", flush=True)
+            print(
+                f"  [{sum(o is not None for o in out)}/{len(args)}] {labels[i]} done after {elapsed:.0f} s; "
+                f"about {left / 60:.1f} min left",
+                flush=True,
+            )
 
     if workers > 1 and len(args) > 1:
         with mp.get_context("spawn").Pool(min(workers, len(args))) as pool:

@@ -48,26 +48,48 @@ class Plan:
 
 
 def base_config(data_dir: str | None) -> RunConfig:
-    return RunConfig().override({
-        "data.kind": "mnist", "data.data_dir": data_dir or "", "data.split": "50k-10k-10k", "data.binarize": "dynamic",
-        "model.latent.dim": 50, "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
-        "model.likelihood": "bernoulli", "model.prior": "standard_normal",
-        "train.optimizer": "adam", "train.lr": 1e-3, "train.batch_size": 100, "train.seed": 0, "train.log_every": 250,
-    })
+    return RunConfig().override(
+        {
+            "data.kind": "mnist",
+            "data.data_dir": data_dir or "",
+            "data.split": "50k-10k-10k",
+            "data.binarize": "dynamic",
+            "model.latent.dim": 50,
+            "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
+            "model.likelihood": "bernoulli",
+            "model.prior": "standard_normal",
+            "train.optimizer": "adam",
+            "train.lr": 1e-3,
+            "train.batch_size": 100,
+            "train.seed": 0,
+            "train.log_every": 250,
+        }
+    )
 
 
 def _subset(data: DataSplits, n_train: int, n_test: int) -> DataSplits:
-    return replace(data, train=data.train[:n_train], valid=data.valid[:n_test], test=data.test[:n_test],
-                   train_labels=data.train_labels[:n_train], valid_labels=data.valid_labels[:n_test],
-                   test_labels=data.test_labels[:n_test])
+    return replace(
+        data,
+        train=data.train[:n_train],
+        valid=data.valid[:n_test],
+        test=data.test[:n_test],
+        train_labels=data.train_labels[:n_train],
+        valid_labels=data.valid_labels[:n_test],
+        test_labels=data.test_labels[:n_test],
+    )
 
 
 def _time_per_epoch(cfg: RunConfig, data: DataSplits, out: Path) -> float:
     """Seconds per training epoch, measured on a 50-step scratch run."""
     probe = _subset(data, 5000, 100)
     with tempfile.TemporaryDirectory() as tmp:
-        res = fit(cfg.override({"train.epochs": 1, "train.diagnostics": False}), Path(tmp) / "probe", data=probe, quiet=True,
-                  tensorboard=False)
+        res = fit(
+            cfg.override({"train.epochs": 1, "train.diagnostics": False}),
+            Path(tmp) / "probe",
+            data=probe,
+            quiet=True,
+            tensorboard=False,
+        )
     per_step = res.history[0]["epoch_time_s"] / math.ceil(probe.train.shape[0] / cfg.train.batch_size)
     return per_step * math.ceil(data.train.shape[0] / cfg.train.batch_size)
 
@@ -88,8 +110,13 @@ def make_plan(budget_minutes: float, sec_epoch: float, sec_is_point: float, n_te
     return Plan(epochs_2d, epochs_iwae, epochs_opt, 5000, n_test, sec_epoch, is_total)
 
 
-def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_dir: str | None = None,
-        budget_minutes: float = 30.0, log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/aevb-mnist",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget_minutes: float = 30.0,
+    log=print,
+) -> dict:
     t_start = time.perf_counter()
     torch.set_flush_denormal(True)
     out = Path(out_dir)
@@ -120,8 +147,7 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
     res50 = fit(cfg.override({"train.epochs": plan.epochs_iwae}), runs / "vae_iwae_mlp", data=data, quiet=True)
     timings["vae_iwae_mlp_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    ll = importance_sampled_log_likelihood(res50.model, test_subset(data.test, plan.n_test_is), k=plan.k_is,
-                                           batch_size=100)
+    ll = importance_sampled_log_likelihood(res50.model, test_subset(data.test, plan.n_test_is), k=plan.k_is, batch_size=100)
     timings["is_eval_s"] = time.perf_counter() - t
     (runs / "vae_iwae_mlp" / "evaluation_test.json").write_text(json.dumps(ll.summary(), indent=2))
 
@@ -130,18 +156,30 @@ def run(out_dir: str | Path = "results/aevb-mnist", quick: bool = False, data_di
     t = time.perf_counter()
     for name, lr in OPTIMIZER_LR.items():
         test_elbo = []
-        cb = lambda ep, model, row: test_elbo.append(evaluate_elbo(model, data.test, "analytic"))  # noqa: E731
-        fit(cfg.override({"train.optimizer": name, "train.lr": lr, "train.epochs": plan.epochs_opt,
-                          "train.diagnostics": False}), runs / f"opt_{name}",
-            data=data, quiet=True, tensorboard=False, epoch_callback=cb)
+        cb = lambda ep, model, row, acc=test_elbo: acc.append(evaluate_elbo(model, data.test, "analytic"))
+        fit(
+            cfg.override(
+                {"train.optimizer": name, "train.lr": lr, "train.epochs": plan.epochs_opt, "train.diagnostics": False}
+            ),
+            runs / f"opt_{name}",
+            data=data,
+            quiet=True,
+            tensorboard=False,
+            epoch_callback=cb,
+        )
         curves[name] = test_elbo
     timings["optimizers_s"] = time.perf_counter() - t
     figure_optimizers(curves, out / "optimizers.png")
     timings["total_s"] = time.perf_counter() - t_start
-    result = {"plan": plan.__dict__, "timings": timings, "iwae_mlp_is": ll.summary(),
-              "iwae_mlp_final_valid_elbo": res50.history[-1]["valid_elbo"],
-              "vae_2d_final_valid_elbo": res2.history[-1]["valid_elbo"],
-              "optimizer_test_elbo": curves, "quick": quick}
+    result = {
+        "plan": plan.__dict__,
+        "timings": timings,
+        "iwae_mlp_is": ll.summary(),
+        "iwae_mlp_final_valid_elbo": res50.history[-1]["valid_elbo"],
+        "vae_2d_final_valid_elbo": res2.history[-1]["valid_elbo"],
+        "optimizer_test_elbo": curves,
+        "quick": quick,
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2))
     text = write_report(out, result)
     log(text)
@@ -204,7 +242,8 @@ def write_report(out: Path, r: dict) -> str:
         "MNIST from mnist.pkl.gz, 50k train / 10k valid / 10k test, training images dynamically binarized, "
         "test images binarized once with a fixed seed. Adam 1e-3, batch 100, 1-sample ELBO with analytic KL.",
         "",
-        f"Measured total runtime: **{tm['total_s'] / 60:.1f} min** ({'quick smoke settings' if r['quick'] else 'budgeted run'}).",
+        f"Measured total runtime: **{tm['total_s'] / 60:.1f} min** "
+        f"({'quick smoke settings' if r['quick'] else 'budgeted run'}).",
         "",
         "| part | epochs | runtime |",
         "|---|---:|---:|",
@@ -227,8 +266,12 @@ def write_report(out: Path, r: dict) -> str:
     ]
     for name, ys in r["optimizer_test_elbo"].items():
         lines.append(f"| {name} | {OPTIMIZER_LR[name]:g} | {ys[-1]:.2f} |")
-    lines += ["", "Figures: `latent_2d.png` (latent means by digit), `manifold.png` (decoded 2-D manifold), "
-              "`generations.png` (random samples), `optimizers.png` (test ELBO per epoch per optimizer).", ""]
+    lines += [
+        "",
+        "Figures: `latent_2d.png` (latent means by digit), `manifold.png` (decoded 2-D manifold), "
+        "`generations.png` (random samples), `optimizers.png` (test ELBO per epoch per optimizer).",
+        "",
+    ]
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text

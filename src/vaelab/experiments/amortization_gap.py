@@ -23,8 +23,13 @@ from pathlib import Path
 import torch
 
 from ..data import load_data
-from ..evaluation import (amortization_gap, elbo_per_point, elbo_surgery, importance_sampled_log_likelihood,
-                          optimize_posteriors)
+from ..evaluation import (
+    amortization_gap,
+    elbo_per_point,
+    elbo_surgery,
+    importance_sampled_log_likelihood,
+    optimize_posteriors,
+)
 from ..inference import encoder_params, fit_non_amortized, refine
 from ..models import build_model
 from ..train import fit
@@ -48,11 +53,24 @@ class GapBudget:
 
 
 BUDGETS = {
-    "small": GapBudget("small", epochs=10, n_train=50000, n_test=1000, k_is=2000, opt_steps=400,
-                       note="10 epochs on 50,000 training images; 1,000 test images; q* after 400 Adam steps; "
-                       "IS K = 2,000"),
-    "medium": GapBudget("medium", epochs=100, n_train=50000, n_test=2000, k_is=5000, opt_steps=1000,
-                        note="100 epochs on 50,000; 2,000 test images; q* after 1,000 steps; IS K = 5,000"),
+    "small": GapBudget(
+        "small",
+        epochs=10,
+        n_train=50000,
+        n_test=1000,
+        k_is=2000,
+        opt_steps=400,
+        note="10 epochs on 50,000 training images; 1,000 test images; q* after 400 Adam steps; IS K = 2,000",
+    ),
+    "medium": GapBudget(
+        "medium",
+        epochs=100,
+        n_train=50000,
+        n_test=2000,
+        k_is=5000,
+        opt_steps=1000,
+        note="100 epochs on 50,000; 2,000 test images; q* after 1,000 steps; IS K = 5,000",
+    ),
 }
 
 
@@ -72,8 +90,13 @@ def _gaps(model, x, b: GapBudget, amortized: bool) -> dict:
         params = optimize_posteriors(model, x, b.opt_steps, lr=5e-2, init=zeros)
         opt = elbo_per_point(model, x, params, 20, seed=0)
         ll = importance_sampled_log_likelihood(model, x, k=b.k_is, proposal=params).per_point.double()
-        r = {"amortized_elbo": None, "optimized_elbo": float(opt.mean()), "log_px": float(ll.mean()),
-             "approximation_gap": float((ll - opt).mean()), "amortization_gap": None}
+        r = {
+            "amortized_elbo": None,
+            "optimized_elbo": float(opt.mean()),
+            "log_px": float(ll.mean()),
+            "approximation_gap": float((ll - opt).mean()),
+            "amortization_gap": None,
+        }
     surgery = elbo_surgery(model, x, params=params).summary()
     return {**r, "surgery": surgery, "eval_seconds": time.perf_counter() - t0}
 
@@ -86,8 +109,13 @@ def _refined_elbo(model, x) -> float:
     return float(elbo_per_point(model, x, refined, 20, seed=0).mean())
 
 
-def run(out_dir: str | Path = "results/amortization-gap", quick: bool = False, data_dir: str | None = None,
-        budget: str = "small", log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/amortization-gap",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
     b = BUDGETS[budget]
     if quick:
         b = replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50)
@@ -111,8 +139,9 @@ def run(out_dir: str | Path = "results/amortization-gap", quick: bool = False, d
     torch.manual_seed(0)
     model = build_model(cfg.model, data.x_shape)
     t0 = time.perf_counter()
-    na = fit_non_amortized(model, data.train, b.epochs, batch_size=100, inner_steps=5, inner_lr=5e-2, lr=1e-3,
-                           dynamic_binarization=True)
+    na = fit_non_amortized(
+        model, data.train, b.epochs, batch_size=100, inner_steps=5, inner_lr=5e-2, lr=1e-3, dynamic_binarization=True
+    )
     results["svi"] = {"train_seconds": time.perf_counter() - t0, "history": na.history, **_gaps(model, x, b, False)}
     log("amortization-gap: non-amortized SVI trained and evaluated")
     text = report(results, b)
@@ -127,27 +156,46 @@ def _f(v) -> str:
 
 
 def report(r: dict, b: GapBudget) -> str:
-    labels = {"vae": "VAE (amortized)", "savae": f"SA-VAE (K = {SAVAE['steps']} SGD steps, lr {SAVAE['lr']})",
-              "svi": "non-amortized SVI (5 Adam steps per visit)"}
-    lines = ["# The amortization gap on MNIST, with ELBO surgery", "", f"Budget `{b.name}`: {b.note}.",
-             "Model: seed 001's z (50) -> ReLU 500 -> Bernoulli logits (784); encoder 784 -> ReLU 500 -> (mu, log "
-             "sigma^2). Adam 1e-3, batch 100, dynamic binarization.", "",
-             "Nats per test image (mean over the same test images for every row).", "",
-             "| training | train s | amortized ELBO | SA-refined ELBO | optimized ELBO q* | log p̂(x) | "
-             "approximation gap | amortization gap |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    labels = {
+        "vae": "VAE (amortized)",
+        "savae": f"SA-VAE (K = {SAVAE['steps']} SGD steps, lr {SAVAE['lr']})",
+        "svi": "non-amortized SVI (5 Adam steps per visit)",
+    }
+    lines = [
+        "# The amortization gap on MNIST, with ELBO surgery",
+        "",
+        f"Budget `{b.name}`: {b.note}.",
+        "Model: seed 001's z (50) -> ReLU 500 -> Bernoulli logits (784); encoder 784 -> ReLU 500 -> (mu, log "
+        "sigma^2). Adam 1e-3, batch 100, dynamic binarization.",
+        "",
+        "Nats per test image (mean over the same test images for every row).",
+        "",
+        "| training | train s | amortized ELBO | SA-refined ELBO | optimized ELBO q* | log p̂(x) | "
+        "approximation gap | amortization gap |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, res in r.items():
-        lines.append(f"| {labels[name]} | {res['train_seconds']:.0f} | {_f(res['amortized_elbo'])} | "
-                     f"{_f(res.get('refined_elbo'))} | {_f(res['optimized_elbo'])} | {_f(res['log_px'])} | "
-                     f"{_f(res['approximation_gap'])} | {_f(res['amortization_gap'])} |")
-    lines += ["", "## ELBO surgery (Hoffman & Johnson 2016): ELBO = E[log p(x|z)] − I_q(x; z) − KL(q(z) ‖ p(z))", "",
-              f"On the same test images, with the encoder's q (the optimized q* for non-amortized SVI). I_q is capped "
-              f"at log N = {math.log(b.n_test):.2f} nats by the N-point aggregate posterior.", "",
-              "| training | ELBO | E[log p(x|z)] | average KL | I_q(x; z) | KL(q(z) ‖ p(z)) |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {labels[name]} | {res['train_seconds']:.0f} | {_f(res['amortized_elbo'])} | "
+            f"{_f(res.get('refined_elbo'))} | {_f(res['optimized_elbo'])} | {_f(res['log_px'])} | "
+            f"{_f(res['approximation_gap'])} | {_f(res['amortization_gap'])} |"
+        )
+    lines += [
+        "",
+        "## ELBO surgery (Hoffman & Johnson 2016): ELBO = E[log p(x|z)] − I_q(x; z) − KL(q(z) ‖ p(z))",
+        "",
+        f"On the same test images, with the encoder's q (the optimized q* for non-amortized SVI). I_q is capped "
+        f"at log N = {math.log(b.n_test):.2f} nats by the N-point aggregate posterior.",
+        "",
+        "| training | ELBO | E[log p(x|z)] | average KL | I_q(x; z) | KL(q(z) ‖ p(z)) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, res in r.items():
         s = res["surgery"]
-        lines.append(f"| {labels[name]} | {s['elbo']:.2f} | {s['reconstruction']:.2f} | {s['average_kl']:.2f} | "
-                     f"{s['mutual_info']:.2f} ± {s['mutual_info_stderr']:.2f} | {s['marginal_kl']:.2f} ± "
-                     f"{s['marginal_kl_stderr']:.2f} |")
+        lines.append(
+            f"| {labels[name]} | {s['elbo']:.2f} | {s['reconstruction']:.2f} | {s['average_kl']:.2f} | "
+            f"{s['mutual_info']:.2f} ± {s['mutual_info_stderr']:.2f} | {s['marginal_kl']:.2f} ± "
+            f"{s['marginal_kl_stderr']:.2f} |"
+        )
     lines += ["", "Reproduce with `vaelab reproduce amortization-gap --budget " + b.name + "`.", ""]
     return "\n".join(lines)

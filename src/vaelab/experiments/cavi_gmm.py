@@ -76,8 +76,13 @@ def _pair(kind: str, x: np.ndarray, resp: np.ndarray, max_iter: int, tol: float)
     n = len(x)
     if kind == "bayes":
         ours = BayesianGaussianMixture(K, max_iter=max_iter, tol=tol)
-        sk = SkBayesianFromResp(n_components=K, weight_concentration_prior_type="dirichlet_distribution", max_iter=max_iter,
-                      tol=tol * n, reg_covar=0.0)
+        sk = SkBayesianFromResp(
+            n_components=K,
+            weight_concentration_prior_type="dirichlet_distribution",
+            max_iter=max_iter,
+            tol=tol * n,
+            reg_covar=0.0,
+        )
     else:
         ours = GaussianMixture(K, max_iter=max_iter, tol=tol)
         sk = SkGMMFromResp(K, max_iter=max_iter, tol=tol)
@@ -87,8 +92,14 @@ def _pair(kind: str, x: np.ndarray, resp: np.ndarray, max_iter: int, tol: float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t_sk, it_sk = _timed(lambda: sk.fit(x).n_iter_)
-    return {"ours_s": t_ours, "ours_iter": it_ours, "sk_s": t_sk, "sk_iter": it_sk,
-            "ours_score": ours.score(xt), "sk_score": float(sk.score(x))}
+    return {
+        "ours_s": t_ours,
+        "ours_iter": it_ours,
+        "sk_s": t_sk,
+        "sk_iter": it_sk,
+        "ours_score": ours.score(xt),
+        "sk_score": float(sk.score(x)),
+    }
 
 
 def scaling(sizes: list[int], log=print) -> list[dict]:
@@ -99,18 +110,26 @@ def scaling(sizes: list[int], log=print) -> list[dict]:
         for kind in ("bayes", "em"):
             per_it = [_pair(kind, x, resp, 20, 0.0) for _ in range(3)]
             conv = _pair(kind, x, resp, 500, TOL)
-            row = {"n": n, "kind": kind,
-                   "ours_per_iter": statistics.median(r["ours_s"] / r["ours_iter"] for r in per_it),
-                   "sk_per_iter": statistics.median(r["sk_s"] / r["sk_iter"] for r in per_it),
-                   "ours_converge_s": conv["ours_s"], "sk_converge_s": conv["sk_s"],
-                   "ours_iters": conv["ours_iter"], "sk_iters": conv["sk_iter"],
-                   "ours_score": conv["ours_score"], "sk_score": conv["sk_score"]}
+            row = {
+                "n": n,
+                "kind": kind,
+                "ours_per_iter": statistics.median(r["ours_s"] / r["ours_iter"] for r in per_it),
+                "sk_per_iter": statistics.median(r["sk_s"] / r["sk_iter"] for r in per_it),
+                "ours_converge_s": conv["ours_s"],
+                "sk_converge_s": conv["sk_s"],
+                "ours_iters": conv["ours_iter"],
+                "sk_iters": conv["sk_iter"],
+                "ours_score": conv["ours_score"],
+                "sk_score": conv["sk_score"],
+            }
             row["per_iter_ratio"] = row["ours_per_iter"] / row["sk_per_iter"]
             row["converge_ratio"] = row["ours_converge_s"] / row["sk_converge_s"]
             rows.append(row)
-            log(f"  N={n:>8} {kind:5}: per iteration ours {1e3 * row['ours_per_iter']:.2f} ms, scikit-learn "
+            log(
+                f"  N={n:>8} {kind:5}: per iteration ours {1e3 * row['ours_per_iter']:.2f} ms, scikit-learn "
                 f"{1e3 * row['sk_per_iter']:.2f} ms (ratio {row['per_iter_ratio']:.2f}); to convergence "
-                f"{row['ours_converge_s']:.2f} s vs {row['sk_converge_s']:.2f} s")
+                f"{row['ours_converge_s']:.2f} s vs {row['sk_converge_s']:.2f} s"
+            )
     return rows
 
 
@@ -123,8 +142,10 @@ def fits(seed: int = 0) -> dict:
     x_blei = blei_means[blei_labels] + rng.standard_normal((1000, 2))
     models = {
         "CAVI, unit-variance mixture (Blei et al. §3)": (UnitVarianceMixture(K, n_init=5, prior_std=5.0), x_blei),
-        "SVI, unit-variance mixture": (UnitVarianceMixture(K, algorithm="svi", n_init=5, max_iter=30, batch_size=100,
-                                                           prior_std=5.0), x_blei),
+        "SVI, unit-variance mixture": (
+            UnitVarianceMixture(K, algorithm="svi", n_init=5, max_iter=30, batch_size=100, prior_std=5.0),
+            x_blei,
+        ),
         "CAVI, full Bayesian GMM (Bishop §10.2)": (BayesianGaussianMixture(K, n_init=5), x),
         "SVI, full Bayesian GMM": (BayesianGaussianMixture(K, algorithm="svi", n_init=5, max_iter=30, batch_size=100), x),
         "EM, maximum likelihood": (GaussianMixture(K, n_init=5), x),
@@ -134,16 +155,27 @@ def fits(seed: int = 0) -> dict:
 
 def _ellipses(ax, means, covs, color="k"):
     from matplotlib.patches import Ellipse
+
     for m, c in zip(means, covs):
         vals, vecs = np.linalg.eigh(c)
         angle = math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
         for s in (1, 2):
-            ax.add_patch(Ellipse(m, 2 * s * math.sqrt(vals[1]), 2 * s * math.sqrt(vals[0]), angle=angle,
-                                 fill=False, color=color, lw=1.2 / s))
+            ax.add_patch(
+                Ellipse(
+                    m,
+                    2 * s * math.sqrt(vals[1]),
+                    2 * s * math.sqrt(vals[0]),
+                    angle=angle,
+                    fill=False,
+                    color=color,
+                    lw=1.2 / s,
+                )
+            )
 
 
 def draw(fitted: dict, out: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -153,8 +185,11 @@ def draw(fitted: dict, out: Path) -> None:
         m, x = fitted[name]
         ax = axes[0, col]
         ax.scatter(x[:, 0], x[:, 1], s=2, c=m.predict(x).numpy(), cmap="tab10", alpha=0.5)
-        covs = m.covariances_.numpy() if hasattr(m, "covariances_") else \
-            np.stack([np.eye(2) * (1 + v) for v in m.mean_variances_.numpy()])  # predictive: I + s_k^2 I
+        covs = (
+            m.covariances_.numpy()
+            if hasattr(m, "covariances_")
+            else np.stack([np.eye(2) * (1 + v) for v in m.mean_variances_.numpy()])
+        )  # predictive: I + s_k^2 I
         used = m.weights_.numpy() > 0.01 if hasattr(m, "weights_") else np.ones(K, bool)  # Dirichlet empties a spare
         _ellipses(ax, m.means_.numpy()[used], covs[used])
         ax.set_title(name, fontsize=8)
@@ -169,6 +204,7 @@ def draw(fitted: dict, out: Path) -> None:
 
 def draw_scaling(rows: list[dict], out: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -191,28 +227,48 @@ def draw_scaling(rows: list[dict], out: Path) -> None:
 
 
 def report(fitted: dict, rows: list[dict], threads: int) -> str:
-    lines = ["# CAVI, SVI and EM for Gaussian mixtures, and scaling against scikit-learn", "",
-             "## Fits (`fits.png`)", "", "| method | final bound (nats) | per point | iterations/epochs | converged |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        "# CAVI, SVI and EM for Gaussian mixtures, and scaling against scikit-learn",
+        "",
+        "## Fits (`fits.png`)",
+        "",
+        "| method | final bound (nats) | per point | iterations/epochs | converged |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, (m, x) in ((n, v) for n, v in fitted.items() if not n.startswith("_")):
         lines.append(f"| {name} | {m.elbo_[-1]:.2f} | {m.elbo_[-1] / len(x):.4f} | {m.n_iter_} | {m.converged_} |")
-    lines += ["", "The EM row is the log-likelihood (a tight bound at q(c) = p(c|x)); the SVI rows run a fixed "
-              "number of epochs (tol 1e-6 nats/point rarely triggers with noisy steps).", "",
-              f"## Wall-clock against scikit-learn ({threads} torch threads; `scaling.png`)", "",
-              "Same data, same initial responsibilities, float64. Ratio < 1: vaelab faster.", "",
-              "| N | model | ours ms/iter | sklearn ms/iter | ratio | ours s to conv. (iters) | sklearn s to conv. "
-              "(iters) | ratio | mean log p(x) ours / sklearn |", "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "The EM row is the log-likelihood (a tight bound at q(c) = p(c|x)); the SVI rows run a fixed "
+        "number of epochs (tol 1e-6 nats/point rarely triggers with noisy steps).",
+        "",
+        f"## Wall-clock against scikit-learn ({threads} torch threads; `scaling.png`)",
+        "",
+        "Same data, same initial responsibilities, float64. Ratio < 1: vaelab faster.",
+        "",
+        "| N | model | ours ms/iter | sklearn ms/iter | ratio | ours s to conv. (iters) | sklearn s to conv. "
+        "(iters) | ratio | mean log p(x) ours / sklearn |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['n']:,} | {'Bayesian GMM' if r['kind'] == 'bayes' else 'GMM (EM)'} | "
-                     f"{1e3 * r['ours_per_iter']:.2f} | {1e3 * r['sk_per_iter']:.2f} | {r['per_iter_ratio']:.2f} | "
-                     f"{r['ours_converge_s']:.2f} ({r['ours_iters']}) | {r['sk_converge_s']:.2f} ({r['sk_iters']}) | "
-                     f"{r['converge_ratio']:.2f} | {r['ours_score']:.4f} / {r['sk_score']:.4f} |")
+        lines.append(
+            f"| {r['n']:,} | {'Bayesian GMM' if r['kind'] == 'bayes' else 'GMM (EM)'} | "
+            f"{1e3 * r['ours_per_iter']:.2f} | {1e3 * r['sk_per_iter']:.2f} | {r['per_iter_ratio']:.2f} | "
+            f"{r['ours_converge_s']:.2f} ({r['ours_iters']}) | {r['sk_converge_s']:.2f} ({r['sk_iters']}) | "
+            f"{r['converge_ratio']:.2f} | {r['ours_score']:.4f} / {r['sk_score']:.4f} |"
+        )
     slower = [f"{r['kind']} at N = {r['n']:,}" for r in rows if r["per_iter_ratio"] > 1]
-    lines += ["", ("Per iteration vaelab is slower than scikit-learn for: " + ", ".join(slower) + ".") if slower
-              else "Per iteration vaelab is faster than scikit-learn at every N measured.", "",
-              "The mean log p(x) column scores each fit with its own predictive density (ours: the Student-t "
-              "mixture of PRML eq. 10.81 for the Bayesian model; scikit-learn's `score` uses the plug-in "
-              "E_q[log] weighted densities), so the Bayesian rows differ by definition; EM's must agree.", ""]
+    lines += [
+        "",
+        ("Per iteration vaelab is slower than scikit-learn for: " + ", ".join(slower) + ".")
+        if slower
+        else "Per iteration vaelab is faster than scikit-learn at every N measured.",
+        "",
+        "The mean log p(x) column scores each fit with its own predictive density (ours: the Student-t "
+        "mixture of PRML eq. 10.81 for the Bayesian model; scikit-learn's `score` uses the plug-in "
+        "E_q[log] weighted densities), so the Bayesian rows differ by definition; EM's must agree.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -33,8 +33,7 @@ ESTIMATORS = {
     "ema": ("moving-average baseline", {"train.estimator": "reinforce_ema"}),
     "nvil": ("NVIL", {"train.estimator": "nvil"}),
     "rloo5": ("RLOO (K = 5)", {"train.estimator": "rloo", "train.n_samples": 5}),
-    "vimco5": ("VIMCO (K = 5, IWAE-5 bound)", {"train.estimator": "vimco", "train.objective": "iwae",
-                                               "train.n_samples": 5}),
+    "vimco5": ("VIMCO (K = 5, IWAE-5 bound)", {"train.estimator": "vimco", "train.objective": "iwae", "train.n_samples": 5}),
     "disarm": ("DisARM (one antithetic pair)", {"train.estimator": "disarm"}),
     "gumbel": ("Gumbel-softmax", {"train.estimator": {"kind": "gumbel", **ANNEAL}}),
     "st": ("straight-through Gumbel", {"train.estimator": {"kind": "gumbel", "hard": True, **ANNEAL}}),
@@ -44,22 +43,41 @@ ESTIMATORS = {
 MODELS = {
     "linear": ("linear SBN", {}),
     "nonlinear": ("nonlinear SBN", {"model.encoder.hidden": [200, 200]}),
-    "categorical": ("categorical 20×10", {"model.encoder": {"kind": "mlp", "hidden": [512, 256], "activation": "relu"},
-                                          "model.latent": {"kind": "categorical", "dim": 20, "classes": 10},
-                                          "model.prior": "categorical"}),
+    "categorical": (
+        "categorical 20×10",
+        {
+            "model.encoder": {"kind": "mlp", "hidden": [512, 256], "activation": "relu"},
+            "model.latent": {"kind": "categorical", "dim": 20, "classes": 10},
+            "model.prior": "categorical",
+        },
+    ),
 }
 
 _VARIANCE = {"train.grad_variance_draws": 50, "train.grad_variance_points": 100}
 BUDGETS = {
-    "small": Budget("small", epochs=10, n_test=2000, k_is=1000, batch_size=50, valid_iwae_k=0,
-                    note="10 epochs of the 50k training images (10,000 steps), batch 50, Adam 3e-4; IS with "
-                    "K = 1,000 on 2,000 test images drawn at random (fixed seed); gradient variance every 1,000 steps, R = 50 "
-                    "estimates on 100 validation images",
-                    overrides={**_VARIANCE, "train.grad_variance_every": 1000}),
-    "medium": Budget("medium", epochs=100, n_test=10000, k_is=5000, batch_size=50, valid_iwae_k=0,
-                     note="100 epochs (100,000 steps), batch 50, Adam 3e-4; IS with K = 5,000 on all 10,000 "
-                     "test images; gradient variance every 5,000 steps, R = 50 on 100 validation images",
-                     overrides={**_VARIANCE, "train.grad_variance_every": 5000}),
+    "small": Budget(
+        "small",
+        epochs=10,
+        n_test=2000,
+        k_is=1000,
+        batch_size=50,
+        valid_iwae_k=0,
+        note="10 epochs of the 50k training images (10,000 steps), batch 50, Adam 3e-4; IS with "
+        "K = 1,000 on 2,000 test images drawn at random (fixed seed); gradient variance every 1,000 steps, R = 50 "
+        "estimates on 100 validation images",
+        overrides={**_VARIANCE, "train.grad_variance_every": 1000},
+    ),
+    "medium": Budget(
+        "medium",
+        epochs=100,
+        n_test=10000,
+        k_is=5000,
+        batch_size=50,
+        valid_iwae_k=0,
+        note="100 epochs (100,000 steps), batch 50, Adam 3e-4; IS with K = 5,000 on all 10,000 "
+        "test images; gradient variance every 5,000 steps, R = 50 on 100 validation images",
+        overrides={**_VARIANCE, "train.grad_variance_every": 5000},
+    ),
 }
 
 #: Published numbers for these models, with their source. Each was recalled, not re-read, in the
@@ -71,33 +89,57 @@ PAPER = {
 
 def sbn_config(data_dir: str | None, budget: Budget) -> RunConfig:
     """The linear SBN VAE of configs/sbn-linear.toml, with the study's budget."""
-    return RunConfig().override({
-        "data.kind": "static-mnist", "data.data_dir": data_dir or "",
-        "model.encoder": {"kind": "mlp", "hidden": [], "activation": "tanh"},
-        "model.latent": {"kind": "bernoulli", "dim": 200}, "model.prior": "bernoulli", "model.likelihood": "bernoulli",
-        "train.optimizer": "adam", "train.lr": 3e-4, "train.batch_size": budget.batch_size,
-        "train.epochs": budget.epochs, "train.seed": 0, "train.log_every": 500, "train.num_threads": 1,
-        "train.valid_iwae_k": 0, "train.diagnostics": False,
-    })
+    return RunConfig().override(
+        {
+            "data.kind": "static-mnist",
+            "data.data_dir": data_dir or "",
+            "model.encoder": {"kind": "mlp", "hidden": [], "activation": "tanh"},
+            "model.latent": {"kind": "bernoulli", "dim": 200},
+            "model.prior": "bernoulli",
+            "model.likelihood": "bernoulli",
+            "train.optimizer": "adam",
+            "train.lr": 3e-4,
+            "train.batch_size": budget.batch_size,
+            "train.epochs": budget.epochs,
+            "train.seed": 0,
+            "train.log_every": 500,
+            "train.num_threads": 1,
+            "train.valid_iwae_k": 0,
+            "train.diagnostics": False,
+        }
+    )
 
 
 def jobs_for(budget: str) -> list[Job]:
     grid = [(m, e) for m in ("linear", "nonlinear") for e in ESTIMATORS]
     if budget != "small":
         grid += [("categorical", e) for e in ("ema", "vimco5", "gumbel", "st")]
-    return [Job(f"{m}_{e}", f"{MODELS[m][0]}, {ESTIMATORS[e][0]}", {**MODELS[m][1], **ESTIMATORS[e][1]})
-            for m, e in grid]
+    return [Job(f"{m}_{e}", f"{MODELS[m][0]}, {ESTIMATORS[e][0]}", {**MODELS[m][1], **ESTIMATORS[e][1]}) for m, e in grid]
 
 
-def run(out_dir: str | Path = "results/discrete-mnist", quick: bool = False, data_dir: str | None = None,
-        budget: str = "small", log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/discrete-mnist",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
     """Train, evaluate, and write ``report.md``, ``results.json``/``.csv``, ``grad_variance.png``
     and ``elbo_vs_time.png`` to ``out_dir``."""
     b = BUDGETS[budget]
     if quick:
-        b = Budget("quick", epochs=1, n_test=100, k_is=100, n_train=500, batch_size=50, valid_iwae_k=0, workers=1,
-                   note="smoke test: numbers not meaningful", overrides={**_VARIANCE, "train.grad_variance_every": 5,
-                                                                         "train.grad_variance_draws": 5})
+        b = Budget(
+            "quick",
+            epochs=1,
+            n_test=100,
+            k_is=100,
+            n_train=500,
+            batch_size=50,
+            valid_iwae_k=0,
+            workers=1,
+            note="smoke test: numbers not meaningful",
+            overrides={**_VARIANCE, "train.grad_variance_every": 5, "train.grad_variance_draws": 5},
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_for(budget)
@@ -109,9 +151,12 @@ def run(out_dir: str | Path = "results/discrete-mnist", quick: bool = False, dat
         r["model"], r["estimator_row"], r["paper"] = m, e, PAPER.get((m, e))
         r["grad_variance"] = _read_variance(out / "runs" / j.name)
     ratios = variance_ratios(results)
-    pairs = [(results[a]["label"], results[c]["label"], *paired_difference(out, a, c))
-             for m in ("linear", "nonlinear") for a, c in [(f"{m}_vimco5", f"{m}_nvil"), (f"{m}_nvil", f"{m}_reinforce")]
-             if a in results and c in results]
+    pairs = [
+        (results[a]["label"], results[c]["label"], *paired_difference(out, a, c))
+        for m in ("linear", "nonlinear")
+        for a, c in [(f"{m}_vimco5", f"{m}_nvil"), (f"{m}_nvil", f"{m}_reinforce")]
+        if a in results and c in results
+    ]
     _figures(out, results)
     payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "variance_ratios": ratios, "paired": pairs}
     write_results(out, payload)
@@ -145,47 +190,83 @@ def variance_ratios(results: dict) -> dict:
 def _figures(out: Path, results: dict) -> None:
     models = list(dict.fromkeys(r["model"] for r in results.values()))
     by = {m: [r for r in results.values() if r["model"] == m] for m in models}
-    save_curve_panels({MODELS[m][0]: {ESTIMATORS[r["estimator_row"]][0]: [(g["step"], g["total"]) for g in r["grad_variance"]]
-                                      for r in by[m]} for m in models},
-                      out / "grad_variance.png", "training step", "Var of the encoder gradient (sum over parameters)",
-                      yscale="log")
-    save_curve_panels({MODELS[m][0]: {ESTIMATORS[r["estimator_row"]][0]: [(t, v) for t, v in r["elbo_vs_time"] if v is not None]
-                                      for r in by[m]} for m in models},
-                      out / "elbo_vs_time.png", "wall-clock seconds (1 thread)", "validation ELBO, nats")
+    save_curve_panels(
+        {
+            MODELS[m][0]: {
+                ESTIMATORS[r["estimator_row"]][0]: [(g["step"], g["total"]) for g in r["grad_variance"]] for r in by[m]
+            }
+            for m in models
+        },
+        out / "grad_variance.png",
+        "training step",
+        "Var of the encoder gradient (sum over parameters)",
+        yscale="log",
+    )
+    save_curve_panels(
+        {
+            MODELS[m][0]: {
+                ESTIMATORS[r["estimator_row"]][0]: [(t, v) for t, v in r["elbo_vs_time"] if v is not None] for r in by[m]
+            }
+            for m in models
+        },
+        out / "elbo_vs_time.png",
+        "wall-clock seconds (1 thread)",
+        "validation ELBO, nats",
+    )
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, ratios: dict, pairs: list, wall: float) -> str:
     lines = [
-        "# Gradient estimators for discrete latents on static binarized MNIST — `vaelab reproduce discrete-mnist`", "",
+        "# Gradient estimators for discrete latents on static binarized MNIST — `vaelab reproduce discrete-mnist`",
+        "",
         f"Budget **{b.name}**: {b.note}. The papers train for millions of steps; our numbers after this budget are "
-        "higher (worse) than theirs, and the *ordering* of the estimators is what is comparable.", "",
+        "higher (worse) than theirs, and the *ordering* of the estimators is what is comparable.",
+        "",
         f"Wall time {wall / 60:.1f} min on this machine ({b.workers} worker processes, 1 thread each). Test NLL = "
         f"−log p̂(x) by importance sampling with q(z|x) as the proposal, K = {b.k_is}, on {results[jobs[0].name]['n']} "
-        "test images; the ELBO from the same samples; nats.", "",
+        "test images; the ELBO from the same samples; nats.",
+        "",
         "| model | estimator | test NLL | ± s.e. | test ELBO | train time | published (source) |",
         "|---|---|---|---|---|---|---|",
     ]
     for j in jobs:
         r = results[j.name]
         p = f"{r['paper'][0]} ({r['paper'][1]})" if r["paper"] else "—"
-        lines.append(f"| {MODELS[r['model']][0]} | {ESTIMATORS[r['estimator_row']][0]} | {r['nll']:.2f} | "
-                     f"{r['log_px_se']:.2f} | {r['elbo']:.2f} | {r['train_seconds']:.0f} s | {p} |")
-    lines += ["", "Variance of the encoder gradient relative to plain REINFORCE, each run at its own parameters and "
-              "with its own estimator state, at the last step where both were measured (R = "
-              f"{b.overrides.get('train.grad_variance_draws')} estimates on a fixed batch of validation images):", "",
-              "| model | step | " + " | ".join(ESTIMATORS[e][0] for e in ESTIMATORS) + " |",
-              "|---|---|" + "---|" * len(ESTIMATORS)]
+        lines.append(
+            f"| {MODELS[r['model']][0]} | {ESTIMATORS[r['estimator_row']][0]} | {r['nll']:.2f} | "
+            f"{r['log_px_se']:.2f} | {r['elbo']:.2f} | {r['train_seconds']:.0f} s | {p} |"
+        )
+    lines += [
+        "",
+        "Variance of the encoder gradient relative to plain REINFORCE, each run at its own parameters and "
+        "with its own estimator state, at the last step where both were measured (R = "
+        f"{b.overrides.get('train.grad_variance_draws')} estimates on a fixed batch of validation images):",
+        "",
+        "| model | step | " + " | ".join(ESTIMATORS[e][0] for e in ESTIMATORS) + " |",
+        "|---|---|" + "---|" * len(ESTIMATORS),
+    ]
     for m, row in ratios.items():
         cells = [f"{row[e]:.3g}" if e in row else "—" for e in ESTIMATORS]
         lines.append(f"| {MODELS[m][0]} | {row['step']} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired differences of log p̂(x) over the same test images (positive = the first is better):", "",
-              "| comparison | Δ log p̂(x) | ± s.e. |", "|---|---|---|"]
+    lines += [
+        "",
+        "Paired differences of log p̂(x) over the same test images (positive = the first is better):",
+        "",
+        "| comparison | Δ log p̂(x) | ± s.e. |",
+        "|---|---|---|",
+    ]
     lines += [f"| {a} − {c} | {d:+.3f} | {se:.3f} |" for a, c, d, se in pairs]
-    lines += ["", "![gradient variance against step](grad_variance.png)", "",
-              "![validation ELBO against wall-clock time](elbo_vs_time.png)", "",
-              "Published numbers: the NVIL, VIMCO, REBAR and RELAX papers report SBN results on this data, mostly as "
-              "training ELBOs after ~10⁶ steps and for multi-layer SBNs; only the row marked above matches one of "
-              "our models, and it was recalled rather than re-read (unverified).", "",
-              "Each run directory (`runs/NAME`, not committed) holds config.toml, metrics.csv, grad_variance.jsonl "
-              "and evaluation_test.json; `vaelab compare runs/*` tabulates them again."]
+    lines += [
+        "",
+        "![gradient variance against step](grad_variance.png)",
+        "",
+        "![validation ELBO against wall-clock time](elbo_vs_time.png)",
+        "",
+        "Published numbers: the NVIL, VIMCO, REBAR and RELAX papers report SBN results on this data, mostly as "
+        "training ELBOs after ~10⁶ steps and for multi-layer SBNs; only the row marked above matches one of "
+        "our models, and it was recalled rather than re-read (unverified).",
+        "",
+        "Each run directory (`runs/NAME`, not committed) holds config.toml, metrics.csv, grad_variance.jsonl "
+        "and evaluation_test.json; `vaelab compare runs/*` tabulates them again.",
+    ]
     return "\n".join(lines) + "\n"

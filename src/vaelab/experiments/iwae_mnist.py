@@ -18,33 +18,65 @@ from ..plotting import save_metric_curves
 from ._study import TWO_LAYERS, Budget, Job, paired_difference, run_jobs, write_results
 
 BUDGETS = {
-    "small": Budget("small", epochs=10, n_test=2000, note="one stochastic layer only; 10 epochs of the 50k "
-                    "training images, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)"),
-    "medium": Budget("medium", epochs=30, n_test=10000, note="30 epochs of the 50k training images, batch 100, "
-                     "Adam 1e-3; IS on all 10,000 test images"),
-    "paper": Budget("paper", epochs=3280, n_test=10000, batch_size=20, lr_schedule="iwae", adam_eps=1e-4,
-                    mnist_split="60k-10k", valid_iwae_k=0, note="Burda et al.'s protocol: 60k training images, "
-                    "batch 20, Adam eps 1e-4, stages i = 0..7 of 3^i epochs at 1e-3 * 10^(-i/7)"),
+    "small": Budget(
+        "small",
+        epochs=10,
+        n_test=2000,
+        note="one stochastic layer only; 10 epochs of the 50k "
+        "training images, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)",
+    ),
+    "medium": Budget(
+        "medium",
+        epochs=30,
+        n_test=10000,
+        note="30 epochs of the 50k training images, batch 100, Adam 1e-3; IS on all 10,000 test images",
+    ),
+    "paper": Budget(
+        "paper",
+        epochs=3280,
+        n_test=10000,
+        batch_size=20,
+        lr_schedule="iwae",
+        adam_eps=1e-4,
+        mnist_split="60k-10k",
+        valid_iwae_k=0,
+        note="Burda et al.'s protocol: 60k training images, "
+        "batch 20, Adam eps 1e-4, stages i = 0..7 of 3^i epochs at 1e-3 * 10^(-i/7)",
+    ),
 }
 
 #: Burda et al. 2016, Table 1, MNIST: (layers, k, trained as) -> (test NLL, active units)
 PAPER = {
-    (1, 1, "VAE"): (86.76, "19"), (1, 5, "VAE"): (86.47, "20"), (1, 50, "VAE"): (86.35, "20"),
-    (1, 1, "IWAE"): (86.76, "19"), (1, 5, "IWAE"): (85.54, "22"), (1, 50, "IWAE"): (84.78, "25"),
-    (2, 1, "VAE"): (85.33, "16+5"), (2, 5, "VAE"): (85.01, "17+5"), (2, 50, "VAE"): (84.78, "17+5"),
-    (2, 1, "IWAE"): (85.33, "16+5"), (2, 5, "IWAE"): (83.89, "21+5"), (2, 50, "IWAE"): (82.90, "26+7"),
+    (1, 1, "VAE"): (86.76, "19"),
+    (1, 5, "VAE"): (86.47, "20"),
+    (1, 50, "VAE"): (86.35, "20"),
+    (1, 1, "IWAE"): (86.76, "19"),
+    (1, 5, "IWAE"): (85.54, "22"),
+    (1, 50, "IWAE"): (84.78, "25"),
+    (2, 1, "VAE"): (85.33, "16+5"),
+    (2, 5, "VAE"): (85.01, "17+5"),
+    (2, 50, "VAE"): (84.78, "17+5"),
+    (2, 1, "IWAE"): (85.33, "16+5"),
+    (2, 5, "IWAE"): (83.89, "21+5"),
+    (2, 50, "IWAE"): (82.90, "26+7"),
 }
 
 
 def jobs_for(budget: str) -> list[Job]:
     layers = (1,) if budget == "small" else (1, 2)
-    grid = [("VAE", 1), ("IWAE", 5), ("IWAE", 50)] if budget == "small" else \
-        [("VAE", 1), ("VAE", 5), ("VAE", 50), ("IWAE", 5), ("IWAE", 50)]
+    grid = (
+        [("VAE", 1), ("IWAE", 5), ("IWAE", 50)]
+        if budget == "small"
+        else [("VAE", 1), ("VAE", 5), ("VAE", 50), ("IWAE", 5), ("IWAE", 50)]
+    )
     jobs = []
     for n_layers in layers:
         for kind, k in grid:
-            o = {"train.objective": "elbo" if kind == "VAE" else "iwae", "train.n_samples": k,
-                 **(TWO_LAYERS if n_layers == 2 else {})}
+            o = {
+                "train.objective": "elbo" if kind == "VAE" else "iwae",
+                "train.n_samples": k,
+                **(TWO_LAYERS if n_layers == 2 else {}),
+            }
             jobs.append(Job(f"{n_layers}layer_{kind.lower()}_k{k}", f"{n_layers}-layer {kind} k={k}", o))
     return jobs
 
@@ -54,18 +86,33 @@ def _key(job: Job) -> tuple:
     return 2 if "model.upper_z_dims" in o else 1, o["train.n_samples"], "VAE" if o["train.objective"] == "elbo" else "IWAE"
 
 
-def run(out_dir: str | Path = "results/iwae-mnist", quick: bool = False, data_dir: str | None = None,
-        budget: str = "small", log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/iwae-mnist",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
     """Train, evaluate, and write ``report.md``, ``results.json``/``.csv`` and ``nll_curves.png``."""
     b = BUDGETS[budget]
     if quick:
-        b = Budget("quick", epochs=1, n_test=100, k_is=100, n_train=1000, valid_iwae_k=50, workers=1,
-                   note="smoke test: numbers not meaningful")
+        b = Budget(
+            "quick",
+            epochs=1,
+            n_test=100,
+            k_is=100,
+            n_train=1000,
+            valid_iwae_k=50,
+            workers=1,
+            note="smoke test: numbers not meaningful",
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_for(budget if not quick else "small")
     if quick:
-        jobs = [Job(j.name, j.label, {**j.overrides, "train.n_samples": min(j.overrides["train.n_samples"], 5)}) for j in jobs]
+        jobs = [
+            Job(j.name, j.label, {**j.overrides, "train.n_samples": min(j.overrides["train.n_samples"], 5)}) for j in jobs
+        ]
     t0 = time.perf_counter()
     results, wall = run_jobs(jobs, b, data_dir, out, log)
     for j in jobs:
@@ -76,8 +123,12 @@ def run(out_dir: str | Path = "results/iwae-mnist", quick: bool = False, data_di
         for a, c in zip(names[1:], names[:-1]):  # each IWAE row against the one with fewer samples
             pairs.append((results[a]["label"], results[c]["label"], *paired_difference(out, a, c)))
     curves = {r["label"]: [(e, -v) for e, v in r["curve"] if v is not None] for r in results.values()}
-    save_metric_curves(curves, out / "nll_curves.png", f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
-                       f"validation NLL per epoch ({b.name} budget)")
+    save_metric_curves(
+        curves,
+        out / "nll_curves.png",
+        f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
+        f"validation NLL per epoch ({b.name} budget)",
+    )
     payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "paired": pairs}
     write_results(out, payload)
     (out / "report.md").write_text(_report(b, jobs, results, pairs, wall))
@@ -87,31 +138,47 @@ def run(out_dir: str | Path = "results/iwae-mnist", quick: bool = False, data_di
 
 def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float) -> str:
     lines = [
-        "# IWAE vs VAE on MNIST (Burda et al. 2016, Table 1) — `vaelab reproduce iwae-mnist`", "",
+        "# IWAE vs VAE on MNIST (Burda et al. 2016, Table 1) — `vaelab reproduce iwae-mnist`",
+        "",
         f"Budget **{b.name}**: {b.note}. The paper trains {3280} epochs (batch 20, 60k images); the NLLs below are "
-        "therefore higher than the paper's, and only the *ordering* and the gaps are comparable.", "",
+        "therefore higher than the paper's, and only the *ordering* and the gaps are comparable.",
+        "",
         f"Wall time {wall / 60:.1f} min on this machine ({b.workers} worker processes, 1 thread each). Test NLL = "
         f"−log p̂(x) by importance sampling, K = {b.k_is}, on {results[jobs[0].name]['n']} test images "
-        "(fixed-seed binarization); nats. Active units: Cov_x(E_q[u]) > 10⁻², per layer.", "",
+        "(fixed-seed binarization); nats. Active units: Cov_x(E_q[u]) > 10⁻², per layer.",
+        "",
         "| model | test NLL | ± s.e. | ELBO | active units | paper NLL | paper active units | epochs | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for j in jobs:
         r = results[j.name]
         p = r["paper"] or ("", "")
-        lines.append(f"| {r['label']} | {r['nll']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | "
-                     f"{r['active_units_per_layer']} | {p[0]} | {p[1]} | {r['epochs']} | {r['train_seconds']:.0f} s |")
-    lines += ["", "Paired differences of log p̂(x) over the same test images (positive = the first model is better):", "",
-              "| comparison | Δ log p̂(x) | ± s.e. |", "|---|---|---|"]
+        lines.append(
+            f"| {r['label']} | {r['nll']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | "
+            f"{r['active_units_per_layer']} | {p[0]} | {p[1]} | {r['epochs']} | {r['train_seconds']:.0f} s |"
+        )
+    lines += [
+        "",
+        "Paired differences of log p̂(x) over the same test images (positive = the first model is better):",
+        "",
+        "| comparison | Δ log p̂(x) | ± s.e. |",
+        "|---|---|---|",
+    ]
     for a, c, d, se in pairs:
         lines.append(f"| {a} − {c} | {d:+.3f} | {se:.3f} |")
     ordered = all(d > 3 * se for _, _, d, se in pairs)
-    lines += ["", f"Ordering by test log-likelihood VAE < IWAE-5 < IWAE-50 (each paired difference > 3 s.e.): "
-              f"**{'holds' if ordered else 'does not hold'}** in this run.", "",
-              "Active units count latent dimensions whose posterior mean varies over the data (> 10⁻²). Early in "
-              "training fewer units have been switched off than after the paper's 3,280 epochs, so counts from a "
-              "short budget are not comparable to the paper's column; compare them between rows.", "",
-              "![validation NLL per epoch](nll_curves.png)", "",
-              "Each model's run directory (`runs/NAME`, not committed) holds config.toml, metrics.csv and "
-              "evaluation_test.json/.csv; `vaelab compare runs/*` tabulates them again."]
+    lines += [
+        "",
+        f"Ordering by test log-likelihood VAE < IWAE-5 < IWAE-50 (each paired difference > 3 s.e.): "
+        f"**{'holds' if ordered else 'does not hold'}** in this run.",
+        "",
+        "Active units count latent dimensions whose posterior mean varies over the data (> 10⁻²). Early in "
+        "training fewer units have been switched off than after the paper's 3,280 epochs, so counts from a "
+        "short budget are not comparable to the paper's column; compare them between rows.",
+        "",
+        "![validation NLL per epoch](nll_curves.png)",
+        "",
+        "Each model's run directory (`runs/NAME`, not committed) holds config.toml, metrics.csv and "
+        "evaluation_test.json/.csv; `vaelab compare runs/*` tabulates them again.",
+    ]
     return "\n".join(lines) + "\n"

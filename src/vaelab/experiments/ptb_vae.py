@@ -43,13 +43,37 @@ class TextBudget:
 
 
 BUDGETS = {
-    "small": TextBudget("small", epochs=1, n_train=42068, n_test=500, k_is=100, warmup_steps=800, workers=2,
-                        note="1 epoch (1,315 steps of 32 sentences); KL warm-up over 800 steps; 500 random test "
-                        "sentences; IS K = 100; 2 models at a time, 1 thread each"),
-    "medium": TextBudget("medium", epochs=10, n_train=42068, n_test=1000, k_is=500, warmup_steps=5000, workers=2,
-                         note="10 epochs; KL warm-up over 5,000 steps; 1,000 test sentences; IS K = 500"),
-    "paper": TextBudget("paper", epochs=30, n_train=42068, n_test=3761, k_is=500, warmup_steps=10000, workers=2,
-                        note="30 epochs; KL warm-up over 10,000 steps; the whole test set; IS K = 500"),
+    "small": TextBudget(
+        "small",
+        epochs=1,
+        n_train=42068,
+        n_test=500,
+        k_is=100,
+        warmup_steps=800,
+        workers=2,
+        note="1 epoch (1,315 steps of 32 sentences); KL warm-up over 800 steps; 500 random test "
+        "sentences; IS K = 100; 2 models at a time, 1 thread each",
+    ),
+    "medium": TextBudget(
+        "medium",
+        epochs=10,
+        n_train=42068,
+        n_test=1000,
+        k_is=500,
+        warmup_steps=5000,
+        workers=2,
+        note="10 epochs; KL warm-up over 5,000 steps; 1,000 test sentences; IS K = 500",
+    ),
+    "paper": TextBudget(
+        "paper",
+        epochs=30,
+        n_train=42068,
+        n_test=3761,
+        k_is=500,
+        warmup_steps=10000,
+        workers=2,
+        note="30 epochs; KL warm-up over 10,000 steps; the whole test set; IS K = 500",
+    ),
 }
 
 WORD_DROPOUT = 0.3  # Bowman et al. found keep rates of 0.6-0.8 best for PTB language modelling
@@ -61,29 +85,48 @@ JOBS = [
     ("vae", "VAE, no tricks", {}),
     ("vae-anneal", "VAE + KL annealing", {"anneal": True}),
     ("vae-anneal-wd", f"VAE + annealing + word dropout {WORD_DROPOUT}", {"anneal": True, "wd": WORD_DROPOUT}),
-    ("vae-anneal-wd-fb", f"VAE + annealing + word dropout + free bits {FREE_BITS}",
-     {"anneal": True, "wd": WORD_DROPOUT, "fb": FREE_BITS}),
+    (
+        "vae-anneal-wd-fb",
+        f"VAE + annealing + word dropout + free bits {FREE_BITS}",
+        {"anneal": True, "wd": WORD_DROPOUT, "fb": FREE_BITS},
+    ),
 ]
 
 #: published PTB test numbers (nats per sentence), as quoted in issue 11: not checked against the
 #: papers here (no copy of them was reachable in this session)
 PUBLISHED = [
     ("LSTM-LM", "Bowman et al. 2016, Table 2", "≈ 100", "–", "not verified here"),
-    ("VAE (annealing + word dropout)", "Bowman et al. 2016, Table 2", "≈ 101–102", "≈ 2",
-     "not verified here; the paper's VAE NLL is the ELBO bound, not an IS estimate (as far as we know)"),
+    (
+        "VAE (annealing + word dropout)",
+        "Bowman et al. 2016, Table 2",
+        "≈ 101–102",
+        "≈ 2",
+        "not verified here; the paper's VAE NLL is the ELBO bound, not an IS estimate (as far as we know)",
+    ),
     ("VAE", "third-party reimplementations", "102–104", "–", "not verified here"),
 ]
 
 
 def vae_config(b: TextBudget, data_dir: str | None, anneal=False, wd=0.0, fb=0.0, threads: int = 0) -> RunConfig:
-    return RunConfig().override({
-        "data.kind": "ptb", "data.data_dir": data_dir or "",
-        "model.encoder": {"kind": "lstm", "embed_dim": 353, "hidden": 191},
-        "model.decoder": {"kind": "lstm", "embed_dim": 353, "hidden": 191, "word_dropout": float(wd)},
-        "model.likelihood": "categorical", "model.latent.dim": 32,
-        "train.epochs": b.epochs, "train.batch_size": 32, "train.lr": 1e-3, "train.grad_clip": 5.0,
-        "train.kl_warmup_steps": b.warmup_steps if anneal else 0, "train.free_bits": float(fb),
-        "train.log_every": 50, "train.num_threads": threads, "train.seed": 0})
+    return RunConfig().override(
+        {
+            "data.kind": "ptb",
+            "data.data_dir": data_dir or "",
+            "model.encoder": {"kind": "lstm", "embed_dim": 353, "hidden": 191},
+            "model.decoder": {"kind": "lstm", "embed_dim": 353, "hidden": 191, "word_dropout": float(wd)},
+            "model.likelihood": "categorical",
+            "model.latent.dim": 32,
+            "train.epochs": b.epochs,
+            "train.batch_size": 32,
+            "train.lr": 1e-3,
+            "train.grad_clip": 5.0,
+            "train.kl_warmup_steps": b.warmup_steps if anneal else 0,
+            "train.free_bits": float(fb),
+            "train.log_every": 50,
+            "train.num_threads": threads,
+            "train.seed": 0,
+        }
+    )
 
 
 def _worker(args: tuple) -> dict:
@@ -102,22 +145,39 @@ def _worker(args: tuple) -> dict:
         torch.save(lm.state_dict(), Path(out) / "runs" / name / "lm.pt")
         ev = evaluate_language_model(lm, x_test)
         full = evaluate_language_model(lm, data.test) if b.lm_full_test else ev
-        return {"name": name, "label": label, "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0 - train_s,
-                **ev.summary(), "full_test_nll": full.nll, "full_test_ppl": full.ppl, "history": history}
+        return {
+            "name": name,
+            "label": label,
+            "train_seconds": train_s,
+            "eval_seconds": time.perf_counter() - t0 - train_s,
+            **ev.summary(),
+            "full_test_nll": full.nll,
+            "full_test_ppl": full.ppl,
+            "history": history,
+        }
     res = fit(cfg, Path(out) / "runs" / name, data=data, quiet=True, tensorboard=False)
     train_s = time.perf_counter() - t0
     ev = evaluate_text_vae(res.model, x_test, k=b.k_is)
-    return {"name": name, "label": label, "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0 - train_s,
-            **ev.summary(), "history": [{k: h[k] for k in ("epoch", "train_elbo", "train_kl", "valid_elbo")}
-                                        for h in res.history]}
+    return {
+        "name": name,
+        "label": label,
+        "train_seconds": train_s,
+        "eval_seconds": time.perf_counter() - t0 - train_s,
+        **ev.summary(),
+        "history": [{k: h[k] for k in ("epoch", "train_elbo", "train_kl", "valid_elbo")} for h in res.history],
+    }
 
 
-def run(out_dir: str | Path = "results/ptb-vae", quick: bool = False, data_dir: str | None = None,
-        budget: str = "small", log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/ptb-vae",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
     b = BUDGETS[budget]
     if quick:
-        b = replace(b, epochs=1, n_train=640, n_test=20, k_is=10, warmup_steps=10, workers=1, n_valid=40,
-                    lm_full_test=False)
+        b = replace(b, epochs=1, n_train=640, n_test=20, k_is=10, warmup_steps=10, workers=1, n_valid=40, lm_full_test=False)
     out = Path(out_dir)
     shutil.rmtree(out / "runs", ignore_errors=True)  # a reproduction always starts from scratch
     out.mkdir(parents=True, exist_ok=True)
@@ -130,8 +190,7 @@ def run(out_dir: str | Path = "results/ptb-vae", quick: bool = False, data_dir: 
     results = {name: by_name[name] for name, _, _ in JOBS}
     log(f"ptb-vae: trained and evaluated {len(rows)} models in {time.perf_counter() - t0:.0f} s")
     examples = _examples(out, results, data_dir, b)
-    payload = {"budget": b.__dict__, "results": results, "examples": examples,
-               "total_seconds": time.perf_counter() - t0}
+    payload = {"budget": b.__dict__, "results": results, "examples": examples, "total_seconds": time.perf_counter() - t0}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     text = report(payload)
     (out / "report.md").write_text(text)
@@ -151,13 +210,19 @@ def _examples(out: Path, results: dict, data_dir, b: TextBudget) -> dict:
     gen = torch.Generator().manual_seed(1)
     pairs = [(0, 1), (2, 3)]
     x = test_subset(data.test, 8)
-    return {"model": name,
-            "greedy": words(sample_prior(model, 5, "greedy")),
-            "sampled": words(sample_prior(model, 5, "sample", generator=gen)),
-            "beam": words(sample_prior(model, 3, "beam")),
-            "reconstructions": [{"input": vocab.decode(x[i]), "greedy": s} for i, s in enumerate(words(reconstruct(model, x[:4])))],
-            "homotopies": [{"from": vocab.decode(x[i]), "to": vocab.decode(x[j]), "path": words(homotopy(model, x[i], x[j], 5))}
-                           for i, j in pairs]}
+    return {
+        "model": name,
+        "greedy": words(sample_prior(model, 5, "greedy")),
+        "sampled": words(sample_prior(model, 5, "sample", generator=gen)),
+        "beam": words(sample_prior(model, 3, "beam")),
+        "reconstructions": [
+            {"input": vocab.decode(x[i]), "greedy": s} for i, s in enumerate(words(reconstruct(model, x[:4])))
+        ],
+        "homotopies": [
+            {"from": vocab.decode(x[i]), "to": vocab.decode(x[j]), "path": words(homotopy(model, x[i], x[j], 5))}
+            for i, j in pairs
+        ],
+    }
 
 
 def _f(v, digits=2) -> str:
@@ -167,25 +232,38 @@ def _f(v, digits=2) -> str:
 def report(p: dict) -> str:
     b, r, ex = p["budget"], p["results"], p["examples"]
     budget = f"Budget **{b['name']}**: {b['note']}. Total time {p['total_seconds'] / 60:.1f} min on this machine."
-    units = (f"Test subset: {r['lm']['n']} sentences, {r['lm']['n_tokens']} tokens (words + `<eos>`). NLL in nats "
-             f"per sentence from IS log p(x) with K = {b['k_is']} (exact for the LM); perplexity per token, `<eos>` "
-             "counted, `<bos>` not. Rec = ELBO + KL with the exact KL; AU = active units (Cov > 0.01); "
-             "MI = I_q(x; z) by ELBO surgery (at most log N).")
-    lines = ["# Text VAE on the Penn Treebank (Bowman et al. 2016)", "", budget, "", units, "",
-             "| model | NLL (IS) | PPL | ELBO | PPL bound (ELBO) | rec | KL | AU | MI | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    units = (
+        f"Test subset: {r['lm']['n']} sentences, {r['lm']['n_tokens']} tokens (words + `<eos>`). NLL in nats "
+        f"per sentence from IS log p(x) with K = {b['k_is']} (exact for the LM); perplexity per token, `<eos>` "
+        "counted, `<bos>` not. Rec = ELBO + KL with the exact KL; AU = active units (Cov > 0.01); "
+        "MI = I_q(x; z) by ELBO surgery (at most log N)."
+    )
+    lines = [
+        "# Text VAE on the Penn Treebank (Bowman et al. 2016)",
+        "",
+        budget,
+        "",
+        units,
+        "",
+        "| model | NLL (IS) | PPL | ELBO | PPL bound (ELBO) | rec | KL | AU | MI | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in r.values():
-        lines.append(f"| {row['label']} | {_f(row['nll'])} ± {_f(row['nll_stderr'])} | {_f(row['ppl'], 1)} | "
-                     f"{_f(row.get('elbo'))} | {_f(row.get('ppl_elbo'), 1)} | {_f(row.get('rec'))} | {_f(row.get('kl'))} | "
-                     f"{row.get('active_units', '–') if row.get('active_units') is not None else '–'} | "
-                     f"{_f(row.get('mutual_info'))} | {row['train_seconds']:.0f} |")
+        lines.append(
+            f"| {row['label']} | {_f(row['nll'])} ± {_f(row['nll_stderr'])} | {_f(row['ppl'], 1)} | "
+            f"{_f(row.get('elbo'))} | {_f(row.get('ppl_elbo'), 1)} | {_f(row.get('rec'))} | {_f(row.get('kl'))} | "
+            f"{row.get('active_units', '–') if row.get('active_units') is not None else '–'} | "
+            f"{_f(row.get('mutual_info'))} | {row['train_seconds']:.0f} |"
+        )
     lm = r["lm"]
     if b.get("lm_full_test", True):
         full = f"LSTM-LM on the whole test set (3,761 sentences): NLL {lm['full_test_nll']:.2f}, perplexity "
         lines += ["", full + f"{lm['full_test_ppl']:.1f}."]
-    published = ("Published PTB test numbers, as quoted in the issue that asked for this study and not checked "
-                 "against the papers here (papers differ in vocabulary and `<eos>` conventions and often report the "
-                 "ELBO bound, so compare only roughly):")
+    published = (
+        "Published PTB test numbers, as quoted in the issue that asked for this study and not checked "
+        "against the papers here (papers differ in vocabulary and `<eos>` conventions and often report the "
+        "ELBO bound, so compare only roughly):"
+    )
     lines += ["", published, "", "| model | source | NLL | KL | status |", "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in PUBLISHED]
     lines += ["", f"## Sentences from the prior ({ex['model']})", "", "Greedy:", ""]

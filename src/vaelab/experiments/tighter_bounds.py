@@ -24,12 +24,21 @@ from ._study import Budget, Job, mnist_config, paired_difference, run_jobs, writ
 from .iwae_mnist import BUDGETS as IWAE_BUDGETS
 
 BUDGETS = {
-    "small": Budget("small", epochs=3, n_test=1000, note="3 epochs of the 50k training images, batch 100, Adam 1e-3; "
-                    "IS on the first 1,000 test images"),
-    "medium": Budget("medium", epochs=30, n_test=10000, note="30 epochs of the 50k training images, batch 100, "
-                     "Adam 1e-3; IS on all 10,000 test images"),
+    "small": Budget(
+        "small",
+        epochs=3,
+        n_test=1000,
+        note="3 epochs of the 50k training images, batch 100, Adam 1e-3; IS on the first 1,000 test images",
+    ),
+    "medium": Budget(
+        "medium",
+        epochs=30,
+        n_test=10000,
+        note="30 epochs of the 50k training images, batch 100, Adam 1e-3; IS on all 10,000 test images",
+    ),
     "paper": IWAE_BUDGETS["paper"],
 }
+
 
 def _job(name: str, label: str, objective: dict, k: int, estimator: str = "reparam") -> Job:
     return Job(name, label, {"train.objective": objective, "train.n_samples": k, "train.estimator": estimator})
@@ -64,15 +73,28 @@ def _quick(j: Job) -> Job:
     return Job(j.name, j.label, {**j.overrides, "train.objective": obj, "train.n_samples": 2 if grouped else 4})
 
 
-def run(out_dir: str | Path = "results/tighter-bounds", quick: bool = False, data_dir: str | None = None,
-        budget: str = "small", log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/tighter-bounds",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
     """Train, evaluate, measure SNR, and write ``report.md``, ``results.json``/``.csv`` and figures."""
     b = BUDGETS[budget]
     jobs = JOBS
     ks, draws = SNR_KS, 256
     if quick:
-        b = Budget("quick", epochs=1, n_test=100, k_is=100, n_train=1000, valid_iwae_k=50, workers=1,
-                   note="smoke test: numbers not meaningful")
+        b = Budget(
+            "quick",
+            epochs=1,
+            n_test=100,
+            k_is=100,
+            n_train=1000,
+            valid_iwae_k=50,
+            workers=1,
+            note="smoke test: numbers not meaningful",
+        )
         jobs = [_quick(j) for j in JOBS]
         ks, draws = (1, 4), 4
     out = Path(out_dir)
@@ -91,8 +113,12 @@ def run(out_dir: str | Path = "results/tighter-bounds", quick: bool = False, dat
     (out / "snr.json").write_text(json.dumps(snr, indent=2))
     save_snr_figure(snr, out / "snr.png", "gradient SNR vs K, trained IWAE-64 model, 32 test images")
     curves = {r["label"]: [(e, -v) for e, v in r["curve"] if v is not None] for r in results.values()}
-    save_metric_curves(curves, out / "nll_curves.png", f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
-                       f"validation NLL per epoch ({b.name} budget)")
+    save_metric_curves(
+        curves,
+        out / "nll_curves.png",
+        f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
+        f"validation NLL per epoch ({b.name} budget)",
+    )
     payload = {"budget": vars(b), "wall_seconds": wall, "snr_seconds": snr_seconds, "models": results, "snr": snr}
     write_results(out, payload)
     for j in jobs:
@@ -108,13 +134,16 @@ def _report(b: Budget, jobs: list[Job], results: dict, snr: list, wall: float) -
 
     lines = [
         "# Tighter variational bounds are not necessarily better (Rainforth et al. 2018) — "
-        "`vaelab reproduce tighter-bounds`", "",
+        "`vaelab reproduce tighter-bounds`",
+        "",
         f"Budget **{b.name}**: {b.note}. The paper trains each model to convergence (thousands of epochs) "
         "and reports mean ± s.d. over runs; ours is one seed per row, with ± the standard error over test images. "
-        "Only orderings and gaps are comparable at this budget.", "",
+        "Only orderings and gaps are comparable at this budget.",
+        "",
         f"Wall time {wall / 60:.1f} min ({b.workers} worker processes, 1 thread each). log p̂(x): IS with K = {b.k_is} "
         f"on {results[jobs[0].name]['n']} test images; IWAE-64 is the average IWAE-64 over the disjoint blocks of 64 "
-        "of those samples; −KL(Q‖P) = IWAE-64 − log p̂(x) (paired s.e.). Nats.", "",
+        "of those samples; −KL(Q‖P) = IWAE-64 − log p̂(x) (paired s.e.). Nats.",
+        "",
         "| trained as | IWAE-64 | log p̂(x) | −KL(Q‖P) | ELBO | active units | paper IWAE-64 | paper log p̂(x) "
         "| paper −KL(Q‖P) | Δ log p̂ vs IWAE-64 (paired) | train time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -123,19 +152,27 @@ def _report(b: Budget, jobs: list[Job], results: dict, snr: list, wall: float) -
         r = results[j.name]
         p = r["paper"]
         paper = " | ".join(pm(*v) for v in p) if p else "— | — | —"
-        lines.append(f"| {r['label']} | {pm(r['iwae'], r['iwae_se'])} | {pm(r['log_px'], r['log_px_se'])} | "
-                     f"{pm(r['neg_kl_QP'], r['neg_kl_QP_se'])} | {r['elbo']:.2f} | {r['active_units_per_layer']} | "
-                     f"{paper} | {pm(*r['vs_iwae'])} | {r['train_seconds']:.0f} s |")
+        lines.append(
+            f"| {r['label']} | {pm(r['iwae'], r['iwae_se'])} | {pm(r['log_px'], r['log_px_se'])} | "
+            f"{pm(r['neg_kl_QP'], r['neg_kl_QP_se'])} | {r['elbo']:.2f} | {r['active_units_per_layer']} | "
+            f"{paper} | {pm(*r['vs_iwae'])} | {r['train_seconds']:.0f} s |"
+        )
     draws, floor = snr[0].get("draws", 64), snr[0].get("snr_floor", (2 / (3.141592653589793 * 64)) ** 0.5)
-    lines += ["", f"Gradient signal-to-noise ratio of the trained IWAE-64 model on 32 test images (mean over parameters "
-              f"of |E g| / std g, {draws} draws per K). With R draws this statistic is about sqrt(2/(πR)) = "
-              f"**{floor:.3f}** even for a gradient whose true mean is zero, so values near that floor carry no "
-              "signal; only differences well above it are meaningful.", "",
-              "| K | inference (reparam) | inference (DReG) | generative | floor sqrt(2/(πR)) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Gradient signal-to-noise ratio of the trained IWAE-64 model on 32 test images (mean over parameters "
+        f"of |E g| / std g, {draws} draws per K). With R draws this statistic is about sqrt(2/(πR)) = "
+        f"**{floor:.3f}** even for a gradient whose true mean is zero, so values near that floor carry no "
+        "signal; only differences well above it are meaningful.",
+        "",
+        "| K | inference (reparam) | inference (DReG) | generative | floor sqrt(2/(πR)) |",
+        "|---|---|---|---|---|",
+    ]
     by = {(r["estimator"], r["k"]): r for r in snr}
     for k in dict.fromkeys(r["k"] for r in snr):
-        lines.append(f"| {k} | {by[('reparam', k)]['snr_inference']:.4f} | {by[('dreg', k)]['snr_inference']:.4f} | "
-                     f"{by[('reparam', k)]['snr_generative']:.4f} | {floor:.4f} |")
+        lines.append(
+            f"| {k} | {by[('reparam', k)]['snr_inference']:.4f} | {by[('dreg', k)]['snr_inference']:.4f} | "
+            f"{by[('reparam', k)]['snr_generative']:.4f} | {floor:.4f} |"
+        )
     lines += ["", "![SNR vs K](snr.png) ![validation NLL per epoch](nll_curves.png)", ""]
     return "\n".join(lines) + "\n"

@@ -33,8 +33,12 @@ VARIANTS = {
     "mog_trainable": {"model.prior": {"kind": "mog", "components": 2, "weights": "trainable"}},
     "vamp": {"model.prior": {"kind": "vamp", "components": VAMP_COMPONENTS}},
 }
-LABELS = {"standard_normal": "Standard normal", "mog_fixed": "MoG(2), fixed p_prior = 0.5",
-          "mog_trainable": "MoG(2), trainable p_prior", "vamp": f"VampPrior ({VAMP_COMPONENTS} pseudo-inputs)"}
+LABELS = {
+    "standard_normal": "Standard normal",
+    "mog_fixed": "MoG(2), fixed p_prior = 0.5",
+    "mog_trainable": "MoG(2), trainable p_prior",
+    "vamp": f"VampPrior ({VAMP_COMPONENTS} pseudo-inputs)",
+}
 #: Seed 000, Table 1 (its data parameters are not stated; VampPrior was "future work").
 SEED_TABLE = {"standard_normal": (-0.76, 0.14), "mog_fixed": (-0.82, 0.18), "mog_trainable": (-1.00, 0.29)}
 
@@ -49,18 +53,30 @@ class Settings:
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> "Settings":
+    def quick(cls) -> Settings:
         return cls(epochs=3, n_train=1000, n_test=300, k_is=50, workers=1)
 
 
 def base_config(s: Settings) -> RunConfig:
-    return RunConfig().override({
-        "data.kind": "two-gaussians", "data.n_train": s.n_train, "data.n_test": s.n_test, "data.seed": s.seed,
-        "model.latent.dim": 2, "model.encoder": {"kind": "mlp", "hidden": [64, 64], "activation": "tanh"},
-        "model.likelihood": {"kind": "gaussian", "variance": "fixed", "fixed_variance": 1.0},
-        "train.epochs": s.epochs, "train.batch_size": 100, "train.lr": 1e-3, "train.optimizer": "adam",
-        "train.n_samples": 1, "train.seed": s.seed, "train.num_threads": 1, "train.log_every": 200,
-    })
+    return RunConfig().override(
+        {
+            "data.kind": "two-gaussians",
+            "data.n_train": s.n_train,
+            "data.n_test": s.n_test,
+            "data.seed": s.seed,
+            "model.latent.dim": 2,
+            "model.encoder": {"kind": "mlp", "hidden": [64, 64], "activation": "tanh"},
+            "model.likelihood": {"kind": "gaussian", "variance": "fixed", "fixed_variance": 1.0},
+            "train.epochs": s.epochs,
+            "train.batch_size": 100,
+            "train.lr": 1e-3,
+            "train.optimizer": "adam",
+            "train.n_samples": 1,
+            "train.seed": s.seed,
+            "train.num_threads": 1,
+            "train.log_every": 200,
+        }
+    )
 
 
 @torch.no_grad()
@@ -91,11 +107,16 @@ def _train_and_evaluate(args: tuple) -> dict:
     exact = TwoGaussians.from_config(cfg.data).log_prob(test).double()  # (N_test,)
     gap = exact - ll.per_point.double()  # paired per point
     summary = {
-        "variant": name, "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0 - train_s,
-        "log_px": ll.summary(), "test_elbo": test_elbo,
-        "exact_mean": float(exact.mean()), "gap_mean": float(gap.mean()),
+        "variant": name,
+        "train_seconds": train_s,
+        "eval_seconds": time.perf_counter() - t0 - train_s,
+        "log_px": ll.summary(),
+        "test_elbo": test_elbo,
+        "exact_mean": float(exact.mean()),
+        "gap_mean": float(gap.mean()),
         "gap_stderr": float(gap.std() / math.sqrt(len(gap))),
-        "epochs": s.epochs, "final_valid_elbo": res.history[-1]["valid_elbo"] if res.history else None,
+        "epochs": s.epochs,
+        "final_valid_elbo": res.history[-1]["valid_elbo"] if res.history else None,
         "mode_weights": mode_weights(model, cfg.data, seed=s.seed),
         "surgery": elbo_surgery(model, test, n_samples=2, seed=s.seed).summary(),
     }
@@ -108,8 +129,9 @@ def _train_and_evaluate(args: tuple) -> dict:
     return summary
 
 
-def run(out_dir: str | Path = "results/two-gaussians", quick: bool = False, settings: Settings | None = None,
-        log=print) -> dict:
+def run(
+    out_dir: str | Path = "results/two-gaussians", quick: bool = False, settings: Settings | None = None, log=print
+) -> dict:
     """Train and evaluate all four priors, draw the figures, write ``report.md``. Returns the results."""
     s = settings or (Settings.quick() if quick else Settings())
     out = Path(out_dir)
@@ -121,8 +143,10 @@ def run(out_dir: str | Path = "results/two-gaussians", quick: bool = False, sett
     # longest first (VampPrior runs the encoder on its pseudo-inputs every step), so 2 workers finish together
     order = ["vamp", "mog_trainable", "mog_fixed", "standard_normal"]
     jobs = [(name, s, str(runs)) for name in order]
-    log(f"two-gaussians: training {len(jobs)} priors for {s.epochs} epochs on {s.n_train} points "
-        f"({s.workers} worker process{'es' if s.workers > 1 else ''})")
+    log(
+        f"two-gaussians: training {len(jobs)} priors for {s.epochs} epochs on {s.n_train} points "
+        f"({s.workers} worker process{'es' if s.workers > 1 else ''})"
+    )
     results = run_pool(_train_and_evaluate, jobs, [4.0, 1.0, 1.0, 1.0], s.workers, [LABELS[n] for n in order])
     wall = time.perf_counter() - t0
     by_name = {name: next(r for r in results if r["variant"] == name) for name in VARIANTS}
@@ -133,10 +157,12 @@ def run(out_dir: str | Path = "results/two-gaussians", quick: bool = False, sett
     data = load_data(base_config(s).data, "gaussian")
     log_2pi = math.log(2 * math.pi)
     from .two_gaussians_figures import draw_all
+
     draw_all(out, runs, data, VARIANTS, LABELS)
     report = write_report(out, s, by_name, wall, log_2pi)
-    (out / "results.json").write_text(json.dumps({"settings": s.__dict__, "wall_seconds": wall,
-                                                  "results": by_name}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({"settings": s.__dict__, "wall_seconds": wall, "results": by_name}, indent=2)
+    )
     log(report)
     return {"wall_seconds": wall, "results": by_name}
 
@@ -168,7 +194,8 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
             f"| {res['test_elbo']:.3f} | {res['gap_mean']:.3f} ± {res['gap_stderr']:.3f} | {res['train_seconds']:.0f} |"
         )
     lines += [
-        f"| *exact data log-likelihood E[log p_data(x)] on the same test points* | {exact:.3f} | | | {exact + log_2pi:.3f} | | 0 | |",
+        f"| *exact data log-likelihood E[log p_data(x)] on the same test points* | {exact:.3f} | | | "
+        f"{exact + log_2pi:.3f} | | 0 | |",
         "",
         "Seed 000, Table 1 (log p(x), its data parameters and normalization unstated):",
         "",
@@ -180,11 +207,18 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
     lines += ["", "## How each prior splits its mass between the two modes", ""]
     if "learned_weights" in r.get("mog_trainable", {}):
         w = r["mog_trainable"]["learned_weights"]
-        lines.append(f"MoG(2) with trainable p_prior: learned weights {w[0]:.3f} / {w[1]:.3f} "
-                     f"(p_data = 0.3, so either ordering 0.3 / 0.7 is the target).")
-    lines += ["", "Implied weight of each data mode: the fraction of 100,000 draws z ~ p(z) whose decoded mean "
-              "E[x|z] lies nearer (-3,-3) than (3,3). The target is 0.3 / 0.7.", "",
-              "| prior | weight of the (-3,-3) mode | weight of the (3,3) mode |", "|---|---:|---:|"]
+        lines.append(
+            f"MoG(2) with trainable p_prior: learned weights {w[0]:.3f} / {w[1]:.3f} "
+            f"(p_data = 0.3, so either ordering 0.3 / 0.7 is the target)."
+        )
+    lines += [
+        "",
+        "Implied weight of each data mode: the fraction of 100,000 draws z ~ p(z) whose decoded mean "
+        "E[x|z] lies nearer (-3,-3) than (3,3). The target is 0.3 / 0.7.",
+        "",
+        "| prior | weight of the (-3,-3) mode | weight of the (3,3) mode |",
+        "|---|---:|---:|",
+    ]
     for name, res in r.items():
         if "mode_weights" in res:
             w = res["mode_weights"]
@@ -194,8 +228,10 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
     lines += discussion(r, exact, log_2pi)
     lines += ["", "## Figures", "", "- `data.png`: the training data coloured by true component (seed Figure 1)."]
     for name in r:
-        lines.append(f"- `{name}.png`: {LABELS[name]}: reconstructions, generations, latent means and "
-                     "log-variances of q(z|x), and the prior density with the aggregate posterior.")
+        lines.append(
+            f"- `{name}.png`: {LABELS[name]}: reconstructions, generations, latent means and "
+            "log-variances of q(z|x), and the prior density with the aggregate posterior."
+        )
     lines += ["", "Reproduce with `vaelab reproduce two-gaussians` (all settings above are its defaults)."]
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
@@ -206,18 +242,25 @@ def surgery_lines(r: dict) -> list[str]:
     """ELBO surgery per prior: the seed's argument for MoG and VampPrior priors is that a prior closer
     to the aggregate posterior q(z) lowers KL(q(z) || p(z)) without costing mutual information."""
     any_r = next(iter(r.values()))
-    lines = ["", "## ELBO surgery (Hoffman & Johnson 2016)", "",
-             "Test ELBO = E[log p(x|z)] − I_q(x; z) − KL(q(z) ‖ p(z)), with q(z) the aggregate posterior of the "
-             f"test points (evaluated exactly over all of them, 2 samples per point; I_q is capped at log N = "
-             f"{any_r['surgery']['mutual_info_cap']:.2f} nats). Nats per point.", "",
-             "| prior | ELBO | E[log p(x|z)] | I_q(x; z) | KL(q(z) ‖ p(z)) | average KL(q(z|x) ‖ p(z)) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## ELBO surgery (Hoffman & Johnson 2016)",
+        "",
+        "Test ELBO = E[log p(x|z)] − I_q(x; z) − KL(q(z) ‖ p(z)), with q(z) the aggregate posterior of the "
+        f"test points (evaluated exactly over all of them, 2 samples per point; I_q is capped at log N = "
+        f"{any_r['surgery']['mutual_info_cap']:.2f} nats). Nats per point.",
+        "",
+        "| prior | ELBO | E[log p(x|z)] | I_q(x; z) | KL(q(z) ‖ p(z)) | average KL(q(z|x) ‖ p(z)) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, res in r.items():
         if "surgery" in res:
             sg = res["surgery"]
-            lines.append(f"| {LABELS[name]} | {sg['elbo']:.3f} | {sg['reconstruction']:.3f} | {sg['mutual_info']:.3f} "
-                         f"± {sg['mutual_info_stderr']:.3f} | {sg['marginal_kl']:.3f} ± {sg['marginal_kl_stderr']:.3f} "
-                         f"| {sg['average_kl']:.3f} |")
+            lines.append(
+                f"| {LABELS[name]} | {sg['elbo']:.3f} | {sg['reconstruction']:.3f} | {sg['mutual_info']:.3f} "
+                f"± {sg['mutual_info_stderr']:.3f} | {sg['marginal_kl']:.3f} ± {sg['marginal_kl_stderr']:.3f} "
+                f"| {sg['average_kl']:.3f} |"
+            )
     return lines
 
 
@@ -237,24 +280,34 @@ def discussion(r: dict, exact: float, log_2pi: float) -> list[str]:
         diff, se = r[name]["diff_vs_standard_normal"]
         verdict = "higher than" if diff > 2 * se else "lower than" if diff < -2 * se else "not distinguishable from"
         comps.append((name, diff, se, verdict))
-    out.append("**Does the seed's conclusion (MoG priors give lower log-likelihood) survive?** Differences in "
-               "mean test log p(x) against the standard normal prior, paired over the same test points (± standard "
-               "error of the paired difference; 'higher'/'lower' means more than 2 s.e.):")
+    out.append(
+        "**Does the seed's conclusion (MoG priors give lower log-likelihood) survive?** Differences in "
+        "mean test log p(x) against the standard normal prior, paired over the same test points (± standard "
+        "error of the paired difference; 'higher'/'lower' means more than 2 s.e.):"
+    )
     out.append("")
     for name, diff, se, verdict in comps:
         out.append(f"- {LABELS[name]}: {diff:+.3f} ± {se:.3f} nats, i.e. {verdict} the standard normal prior.")
     mog_lower = all(v == "lower than" for n, _, _, v in comps if n.startswith("mog"))
     out.append("")
     if mog_lower:
-        out.append("In this run the MoG priors are still below the standard normal prior, so the seed's ordering holds "
-                   "here.")
+        out.append(
+            "In this run the MoG priors are still below the standard normal prior, so the seed's ordering holds here."
+        )
     else:
-        out.append("With a normalized estimator and the training budget above, the MoG priors are *not* significantly "
-                   "worse than the standard normal prior in this run, so the seed's conclusion does not hold here.")
+        out.append(
+            "With a normalized estimator and the training budget above, the MoG priors are *not* significantly "
+            "worse than the standard normal prior in this run, so the seed's conclusion does not hold here."
+        )
     best = max(r, key=lambda n: r[n]["log_px"]["mean"])
-    out += ["", f"All four models stay below the exact data log-likelihood ({exact:.3f} nats); the best is "
-            f"{LABELS[best]} with a gap of {r[best]['gap_mean']:.3f} ± {r[best]['gap_stderr']:.3f} nats."]
+    out += [
+        "",
+        f"All four models stay below the exact data log-likelihood ({exact:.3f} nats); the best is "
+        f"{LABELS[best]} with a gap of {r[best]['gap_mean']:.3f} ± {r[best]['gap_stderr']:.3f} nats.",
+    ]
     below = [n for n in r if r[n]["test_elbo"] <= r[n]["log_px"]["mean"]]
-    out.append(f"The test ELBO is below the IS estimate for {len(below)} of {len(r)} priors "
-               "(it must be, up to Monte Carlo error, since ELBO <= log p(x)).")
+    out.append(
+        f"The test ELBO is below the IS estimate for {len(below)} of {len(r)} priors "
+        "(it must be, up to Monte Carlo error, since ELBO <= log p(x))."
+    )
     return out

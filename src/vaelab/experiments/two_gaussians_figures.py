@@ -78,8 +78,9 @@ def draw_variant(model, data, title: str, path: Path, n_gen: int = 1000, seed: i
     # log-density contour lines, 1 nat apart below the peak: every mode of the prior is visible,
     # whatever its height, on top of the aggregate posterior's samples
     top = float(log_dens.max())
-    cs = f.contour(g0, g1, log_dens, levels=[top - d for d in (8, 6, 4, 3, 2, 1, 0.25)], colors="k", linewidths=1.2,
-                   linestyles="solid")
+    cs = f.contour(
+        g0, g1, log_dens, levels=[top - d for d in (8, 6, 4, 3, 2, 1, 0.25)], colors="k", linewidths=1.2, linestyles="solid"
+    )
     f.clabel(cs, fmt=lambda v: f"{v - top:+.0f}", fontsize=7)
     f.set_title("log p(z) contours (nats below peak)\nover aggregate-posterior samples", fontsize=11)
     f.set_xlabel("z[0]")

@@ -21,11 +21,12 @@ def check_refinable(model) -> None:
             layers' q(z_l | z_{l-1}) are networks, not per-datapoint parameters).
     """
     if not model.reparameterized:
-        raise ConfigError("per-datapoint refinement of q needs a reparameterized latent family (e.g. gaussian); "
-                          f"'{type(model.latent).registry_name}' has no rsample")
+        raise ConfigError(
+            "per-datapoint refinement of q needs a reparameterized latent family (e.g. gaussian); "
+            f"'{type(model.latent).registry_name}' has no rsample"
+        )
     if model.n_layers != 1:
-        raise ConfigError("per-datapoint refinement of q supports one stochastic layer; this model has "
-                          f"{model.n_layers}")
+        raise ConfigError(f"per-datapoint refinement of q supports one stochastic layer; this model has {model.n_layers}")
 
 
 def encoder_params(model, x: Tensor) -> Tensor:
@@ -33,8 +34,9 @@ def encoder_params(model, x: Tensor) -> Tensor:
     return model.encoder(x).reshape(x.shape[0], -1)
 
 
-def local_elbo(model, x: Tensor, params: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
-               analytic_kl: bool = True) -> Tensor:
+def local_elbo(
+    model, x: Tensor, params: Tensor, n_samples: int = 1, generator: torch.Generator | None = None, analytic_kl: bool = True
+) -> Tensor:
     """ELBO(x, theta, lambda) = E_q_lambda[log p(x|z)] - KL(q_lambda(z) || p(z)) per point, (B,) nats.
 
     Monte Carlo over ``n_samples`` reparameterized draws; the KL in closed form when the prior has
@@ -48,9 +50,18 @@ def local_elbo(model, x: Tensor, params: Tensor, n_samples: int = 1, generator: 
     return terms.log_w.mean(0)
 
 
-def refine(model, x: Tensor, params: Tensor, steps: int, lr: float, n_samples: int = 1,
-           optimizer: str = "adam", differentiable: bool = False, schedule: str = "constant",
-           generator: torch.Generator | None = None) -> Tensor:
+def refine(
+    model,
+    x: Tensor,
+    params: Tensor,
+    steps: int,
+    lr: float,
+    n_samples: int = 1,
+    optimizer: str = "adam",
+    differentiable: bool = False,
+    schedule: str = "constant",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """K = ``steps`` gradient-ascent steps on each point's lambda for ELBO(x, theta, lambda), theta fixed.
 
     Points are independent: the loss is the *sum* of per-point ELBOs, so each lambda_i gets its
@@ -72,10 +83,12 @@ def refine(model, x: Tensor, params: Tensor, steps: int, lr: float, n_samples: i
     """
     check_refinable(model)
     if steps < 0 or lr <= 0 or optimizer not in ("adam", "sgd") or schedule not in ("constant", "linear"):
-        raise ConfigError(f"refinement needs steps >= 0, lr > 0, optimizer adam|sgd and schedule constant|linear "
-                          f"(got {steps}, {lr}, {optimizer!r}, {schedule!r})")
+        raise ConfigError(
+            f"refinement needs steps >= 0, lr > 0, optimizer adam|sgd and schedule constant|linear "
+            f"(got {steps}, {lr}, {optimizer!r}, {schedule!r})"
+        )
     if differentiable and optimizer != "sgd":
-        raise ConfigError("differentiable refinement unrolls plain gradient steps: use optimizer = \"sgd\"")
+        raise ConfigError('differentiable refinement unrolls plain gradient steps: use optimizer = "sgd"')
     rate = (lambda k: 1 - k / steps) if schedule == "linear" else (lambda k: 1.0)  # noqa: E731
     if differentiable and params.requires_grad:
         lam = params

@@ -51,10 +51,21 @@ class NonAmortizedResult:
     history: list = field(default_factory=list)
 
 
-def fit_non_amortized(model, x: Tensor, epochs: int, batch_size: int = 100, inner_steps: int = 5,
-                      inner_lr: float = 0.05, lr: float = 1e-3, n_samples: int = 1, seed: int = 0,
-                      dynamic_binarization: bool = False, posteriors: LocalPosteriors | None = None,
-                      init: str = "prior", inner_schedule: str = "constant") -> NonAmortizedResult:
+def fit_non_amortized(
+    model,
+    x: Tensor,
+    epochs: int,
+    batch_size: int = 100,
+    inner_steps: int = 5,
+    inner_lr: float = 0.05,
+    lr: float = 1e-3,
+    n_samples: int = 1,
+    seed: int = 0,
+    dynamic_binarization: bool = False,
+    posteriors: LocalPosteriors | None = None,
+    init: str = "prior",
+    inner_schedule: str = "constant",
+) -> NonAmortizedResult:
     """Train the generative model theta by non-amortized SVI; the encoder is not used (nor trained).
 
     Per minibatch b: lambda_b <- ``refine``(lambda_b, K = ``inner_steps`` Adam steps of size
@@ -86,8 +97,9 @@ def fit_non_amortized(model, x: Tensor, epochs: int, batch_size: int = 100, inne
             start, total = time.perf_counter(), 0.0
             for batch in iterate_batches(x, batch_size, gen, dynamic_binarization=dynamic_binarization):
                 xb = batch.x.to(device)
-                lam = refine(model, xb, posteriors[batch.index], inner_steps, inner_lr, n_samples,
-                             schedule=inner_schedule)  # (B, P)
+                lam = refine(
+                    model, xb, posteriors[batch.index], inner_steps, inner_lr, n_samples, schedule=inner_schedule
+                )  # (B, P)
                 posteriors.update(batch.index, lam)
                 elbo = local_elbo(model, xb, lam, n_samples)  # (B,)
                 opt.zero_grad(set_to_none=True)

@@ -20,8 +20,9 @@ def decoder_component(cfg: ModelConfig) -> Component:
     return Component(cfg.encoder.kind, mirrored)
 
 
-def build_model(cfg: ModelConfig, x_shape: tuple[int, ...], pseudo_init: Tensor | None = None,
-                vocab_size: int | None = None) -> VAE:
+def build_model(
+    cfg: ModelConfig, x_shape: tuple[int, ...], pseudo_init: Tensor | None = None, vocab_size: int | None = None
+) -> VAE:
     """A VAE for data with event shape ``x_shape`` as ``cfg`` describes it.
 
     Args:
@@ -36,18 +37,38 @@ def build_model(cfg: ModelConfig, x_shape: tuple[int, ...], pseudo_init: Tensor 
     """
     x_shape = tuple(int(d) for d in x_shape)
     check_text(cfg, vocab_size)
-    likelihood = LIKELIHOODS.build(cfg.likelihood.kind, cfg.likelihood.options, "model.likelihood", event_shape=x_shape,
-                                   vocab_size=vocab_size)
+    likelihood = LIKELIHOODS.build(
+        cfg.likelihood.kind, cfg.likelihood.options, "model.likelihood", event_shape=x_shape, vocab_size=vocab_size
+    )
     latent = LATENTS.build(cfg.latent.kind, cfg.latent.options, "model.latent")
-    encoder = NETWORKS.build(cfg.encoder.kind, cfg.encoder.options, "model.encoder", in_shape=x_shape,
-                             out_shape=(latent.n_params,), vocab_size=vocab_size)
+    encoder = NETWORKS.build(
+        cfg.encoder.kind,
+        cfg.encoder.options,
+        "model.encoder",
+        in_shape=x_shape,
+        out_shape=(latent.n_params,),
+        vocab_size=vocab_size,
+    )
     dec = decoder_component(cfg)
-    decoder = NETWORKS.build(dec.kind, dec.options, "model.decoder", in_shape=(latent.flat_dim,),
-                             out_shape=likelihood.param_shape, vocab_size=vocab_size)
+    decoder = NETWORKS.build(
+        dec.kind,
+        dec.options,
+        "model.decoder",
+        in_shape=(latent.flat_dim,),
+        out_shape=likelihood.param_shape,
+        vocab_size=vocab_size,
+    )
     upper_enc, upper_dec = _upper_layers(cfg, latent)
     top = upper_enc[-1].family if upper_enc else latent
-    prior = PRIORS.build(cfg.prior.kind, cfg.prior.options, "model.prior", latent=top, x_shape=x_shape,
-                         x_range=likelihood.x_range, pseudo_init=pseudo_init)
+    prior = PRIORS.build(
+        cfg.prior.kind,
+        cfg.prior.options,
+        "model.prior",
+        latent=top,
+        x_shape=x_shape,
+        x_range=likelihood.x_range,
+        pseudo_init=pseudo_init,
+    )
     model = VAE(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec)
     model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape), "vocab_size": vocab_size}
     return model
@@ -64,12 +85,14 @@ def check_text(cfg: ModelConfig, vocab_size: int | None) -> None:
     dec = decoder_component(cfg)
     for where, kind in (("model.encoder", cfg.encoder.kind), ("model.decoder", dec.kind)):
         if kind != "lstm":
-            raise ConfigError(f"{where} kind = \"{kind}\" cannot read token sequences; use kind = \"lstm\"")
+            raise ConfigError(f'{where} kind = "{kind}" cannot read token sequences; use kind = "lstm"')
     if cfg.likelihood.kind != "categorical":
-        raise ConfigError(f"text data needs model.likelihood kind = \"categorical\", not \"{cfg.likelihood.kind}\"")
+        raise ConfigError(f'text data needs model.likelihood kind = "categorical", not "{cfg.likelihood.kind}"')
     if cfg.prior.kind == "vamp" or cfg.upper_z_dims:
-        raise ConfigError("text models support one stochastic layer and a prior without pseudo-inputs "
-                          "(VampPrior pseudo-inputs would be token sequences)")
+        raise ConfigError(
+            "text models support one stochastic layer and a prior without pseudo-inputs "
+            "(VampPrior pseudo-inputs would be token sequences)"
+        )
 
 
 def _upper_layers(cfg: ModelConfig, latent) -> tuple[list, list]:

@@ -24,6 +24,8 @@ class StochasticLayer(nn.Module):
         in_event_ndim: trailing axes of h that form one input (2 when h is a (D, C) one-hot code).
     """
 
+    family: LatentFamily
+
     def __init__(self, net: nn.Module, family: LatentFamily, in_event_ndim: int = 1):
         super().__init__()
         self.net = net
@@ -32,7 +34,7 @@ class StochasticLayer(nn.Module):
 
     def _flat(self, h: Tensor) -> tuple[Tensor, tuple]:
         lead = h.shape[: h.dim() - self.in_event_ndim]
-        return h.reshape(-1, math.prod(h.shape[h.dim() - self.in_event_ndim:])), lead
+        return h.reshape(-1, math.prod(h.shape[h.dim() - self.in_event_ndim :])), lead
 
     @property
     def z_dim(self) -> int:

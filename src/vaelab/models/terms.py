@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
@@ -57,7 +58,7 @@ class LogWeightTerms:
 
     @cached_property
     def log_qz(self) -> Tensor:
-        return sum(q.log_prob(z) for q, z in zip(self._posteriors, self.zs))  # (S, B)
+        return torch.stack([q.log_prob(z) for q, z in zip(self._posteriors, self.zs)]).sum(0)  # (S, B)
 
     @cached_property
     def log_qz_stopped(self) -> Tensor:

@@ -7,6 +7,8 @@ objective).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
@@ -16,9 +18,17 @@ from ..distributions import PRIORS, LatentFamily, Likelihood, Prior
 from ..errors import ConfigError, DataError
 from .terms import LogWeightTerms
 
+if TYPE_CHECKING:
+    from .layers import StochasticLayer
+
 #: the prior a VAE gets when none is given, by latent support
-DEFAULT_PRIOR = {"real": "standard_normal", "binary": "bernoulli", "unit_interval": "bernoulli",
-                 "one_hot": "categorical", "simplex": "categorical"}
+DEFAULT_PRIOR = {
+    "real": "standard_normal",
+    "binary": "bernoulli",
+    "unit_interval": "bernoulli",
+    "one_hot": "categorical",
+    "simplex": "categorical",
+}
 
 
 class VAE(nn.Module):
@@ -45,23 +55,46 @@ class VAE(nn.Module):
     al. 2016, Sec. 2.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent: LatentFamily, likelihood: Likelihood,
-                 prior: Prior | None = None, upper_encoders=(), upper_decoders=()):
+    encoder: nn.Module
+    decoder: nn.Module
+    latent: LatentFamily
+    likelihood: Likelihood
+    prior: Prior
+    upper_encoders: nn.ModuleList  # of StochasticLayer
+    upper_decoders: nn.ModuleList
+
+    @property
+    def inference_layers(self) -> list[StochasticLayer]:
+        """The upper inference layers q(z_l | z_{l-1}), l = 2..L, bottom to top (typed view of ``upper_encoders``)."""
+        return cast("list[StochasticLayer]", list(self.upper_encoders))
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent: LatentFamily,
+        likelihood: Likelihood,
+        prior: Prior | None = None,
+        upper_encoders=(),
+        upper_decoders=(),
+    ):
         super().__init__()
         if len(upper_encoders) != len(upper_decoders):
             raise ConfigError("a multi-layer VAE needs one generative layer per upper inference layer")
         self.encoder, self.decoder, self.latent, self.likelihood = encoder, decoder, latent, likelihood
         self.upper_encoders = nn.ModuleList(upper_encoders)
         self.upper_decoders = nn.ModuleList(upper_decoders)
-        top = self.upper_encoders[-1].family if upper_encoders else latent
+        top = self.inference_layers[-1].family if upper_encoders else latent
         if prior is None:
             prior = PRIORS.build(DEFAULT_PRIOR[top.support], latent=top)
         if tuple(prior.event_shape) != tuple(top.event_shape):
-            raise ConfigError(f"prior event shape {tuple(prior.event_shape)} != top latent event shape "
-                              f"{tuple(top.event_shape)}")
+            raise ConfigError(
+                f"prior event shape {tuple(prior.event_shape)} != top latent event shape {tuple(top.event_shape)}"
+            )
         self.prior = prior
-        if hasattr(prior, "attach_encoder"):
-            prior.attach_encoder(self.top_posterior)
+        attach = getattr(prior, "attach_encoder", None)  # the VampPrior's q(z|u) is this model's encoder
+        if attach is not None:
+            attach(self.top_posterior)
         self.spec: dict | None = None  # set by build_model: what a checkpoint needs to rebuild this model
 
     # --- shapes -------------------------------------------------------------------------------
@@ -77,7 +110,7 @@ class VAE(nn.Module):
     @property
     def z_dims(self) -> tuple[int, ...]:
         """Latent dimensions (D_1, ..., D_L), bottom to top."""
-        return (self.latent.dim, *(e.z_dim for e in self.upper_encoders))
+        return (self.latent.dim, *(e.z_dim for e in self.inference_layers))
 
     @property
     def z_dim(self) -> int:
@@ -91,7 +124,7 @@ class VAE(nn.Module):
     @property
     def reparameterized(self) -> bool:
         """True when every stochastic layer is drawn with ``rsample`` (gradients flow through z)."""
-        return self.latent.has_rsample and all(e.family.has_rsample for e in self.upper_encoders)
+        return self.latent.has_rsample and all(e.family.has_rsample for e in self.inference_layers)
 
     # --- parameter groups ---------------------------------------------------------------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -107,8 +140,12 @@ class VAE(nn.Module):
         """
         groups = {
             "inference": [*self.encoder.parameters(), *self.latent.parameters(), *self.upper_encoders.parameters()],
-            "generative": [*self.decoder.parameters(), *self.likelihood.parameters(), *self.prior.parameters(),
-                           *self.upper_decoders.parameters()],
+            "generative": [
+                *self.decoder.parameters(),
+                *self.likelihood.parameters(),
+                *self.prior.parameters(),
+                *self.upper_decoders.parameters(),
+            ],
         }
         check_groups(self, groups)
         return groups
@@ -152,8 +189,9 @@ class VAE(nn.Module):
         lead = z.shape[: z.dim() - len(self.latent.event_shape)]
         if self.autoregressive:
             if x is None:
-                raise ConfigError("this decoder reads the previous tokens: call decode(z, x), or generate text "
-                                  "with vaelab.text.generate")
+                raise ConfigError(
+                    "this decoder reads the previous tokens: call decode(z, x), or generate text with vaelab.text.generate"
+                )
             return self.decoder(z.reshape(*lead, self.latent.flat_dim), x)
         params = self.decoder(z.reshape(-1, self.latent.flat_dim))  # (S*B, n_outputs)
         return params.reshape(*lead, *self.likelihood.param_shape)
@@ -166,8 +204,14 @@ class VAE(nn.Module):
         return z.reshape(*z.shape[: z.dim() - len(self.latent.event_shape)], self.latent.flat_dim)
 
     # --- the one method objectives need -------------------------------------------------------
-    def log_weight_terms(self, x: Tensor | Batch, n_samples: int = 1, generator: torch.Generator | None = None,
-                         posterior: Distribution | None = None, reparameterize: bool = True) -> LogWeightTerms:
+    def log_weight_terms(
+        self,
+        x: Tensor | Batch,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+        posterior: Distribution | None = None,
+        reparameterize: bool = True,
+    ) -> LogWeightTerms:
         """Draw S = ``n_samples`` samples h ~ q(h|x) and score them.
 
         Samples are drawn with ``rsample`` when the latent family allows it, else with ``sample``
@@ -188,7 +232,7 @@ class VAE(nn.Module):
         z = self.latent.draw(q, n_samples, generator)  # (S, B, *event)
         z = z if reparameterize else z.detach()
         zs, posteriors = [z], [q]
-        for layer in self.upper_encoders:
+        for layer in self.inference_layers:
             q_l = layer(zs[-1])  # batch (S, B)
             posteriors.append(q_l)
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)

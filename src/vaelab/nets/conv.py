@@ -22,8 +22,10 @@ def _image_shape(shape, role: str) -> tuple[int, int, int]:
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
-        raise ConfigError(f"conv {role} needs image data with event shape (C, H, W) or (H, W), got {shape}; "
-                          "use kind = \"mlp\" for vector data")
+        raise ConfigError(
+            f"conv {role} needs image data with event shape (C, H, W) or (H, W), got {shape}; "
+            'use kind = "mlp" for vector data'
+        )
     return shape
 
 

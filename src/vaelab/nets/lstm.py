@@ -36,8 +36,7 @@ class LSTMEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x, lengths = trim(x)
-        packed = pack_padded_sequence(self.embed(x), lengths.clamp(min=1).cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(self.embed(x), lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)  # h (1, B, H), in the batch's own order
         return self.out(h[-1])  # (B, n_out)
 
@@ -55,8 +54,9 @@ class LSTMDecoder(nn.Module):
 
     autoregressive = True  # VAE.decode passes x for teacher forcing
 
-    def __init__(self, vocab_size: int, z_dim: int, embed_dim: int, hidden: int, condition: str = "init",
-                 word_dropout: float = 0.0):
+    def __init__(
+        self, vocab_size: int, z_dim: int, embed_dim: int, hidden: int, condition: str = "init", word_dropout: float = 0.0
+    ):
         super().__init__()
         if condition not in ("init", "input", "both"):
             raise ConfigError(f"model.decoder.condition must be 'init', 'input' or 'both', got {condition!r}")
@@ -80,6 +80,7 @@ class LSTMDecoder(nn.Module):
         """Logits (N, T, V) for input tokens (N, T) given z (N, D) and an LSTM state."""
         e = self.embed(tokens)  # (N, T, E)
         if self.z_dim and self.condition in ("input", "both"):
+            assert z is not None, "a decoder conditioned on z needs z"
             e = torch.cat([e, z.unsqueeze(1).expand(-1, e.shape[1], -1)], -1)  # (N, T, E + D)
         h, state = self.lstm(e, state)
         return self.out(h), state
@@ -102,8 +103,15 @@ class LSTMDecoder(nn.Module):
 
 
 @NETWORKS.register("lstm")
-def lstm(in_shape, out_shape, vocab_size: int | None = None, embed_dim: int = 353, hidden: int = 191,
-         condition: str = "init", word_dropout: float = 0.0) -> nn.Module:
+def lstm(
+    in_shape,
+    out_shape,
+    vocab_size: int | None = None,
+    embed_dim: int = 353,
+    hidden: int = 191,
+    condition: str = "init",
+    word_dropout: float = 0.0,
+) -> nn.Module:
     """An LSTM over token sequences: an encoder for in_shape (T,) of token ids, a decoder when
     out_shape is (T, V). Defaults: Bowman et al. 2016's PTB sizes (353-d embeddings, 191 units).
 
@@ -115,8 +123,10 @@ def lstm(in_shape, out_shape, vocab_size: int | None = None, embed_dim: int = 35
         ConfigError: not text data, or a decoder option set on the encoder.
     """
     if not vocab_size:
-        raise ConfigError("network 'lstm' reads token sequences: use a text data set (data.kind = \"ptb\" or \"text\") "
-                          "and likelihood kind = \"categorical\"")
+        raise ConfigError(
+            'network \'lstm\' reads token sequences: use a text data set (data.kind = "ptb" or "text") '
+            'and likelihood kind = "categorical"'
+        )
     if len(out_shape) == 2:
         return LSTMDecoder(vocab_size, int(in_shape[0]), embed_dim, hidden, condition, word_dropout)
     if word_dropout or condition != "init":

@@ -12,7 +12,22 @@ from .elbo import ELBO, elbo
 from .iwae import IWAE, iwae
 from .miwae import CIWAE, MIWAE, PIWAE, ciwae, miwae, piwae
 
-__all__ = ["CIWAE", "ELBO", "IWAE", "MIWAE", "OBJECTIVES", "PIWAE", "Objective", "ciwae", "combine", "elbo", "group",
-           "grouped", "iwae", "miwae", "piwae"]
+__all__ = [
+    "CIWAE",
+    "ELBO",
+    "IWAE",
+    "MIWAE",
+    "OBJECTIVES",
+    "PIWAE",
+    "Objective",
+    "ciwae",
+    "combine",
+    "elbo",
+    "group",
+    "grouped",
+    "iwae",
+    "miwae",
+    "piwae",
+]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

@@ -28,6 +28,7 @@ class Objective:
     """A training bound. ``groups`` is M, the number of independent groups per point (S = M * K)."""
 
     groups: int = 1
+    registry_name: str = ""  # set by OBJECTIVES.register
 
     def terms(self, s: int) -> Terms:
         """The bound on S samples per point (the value that is logged and reported)."""
@@ -59,9 +60,10 @@ def grouped(log_w: Tensor, m: int) -> Tensor:
 def combine(log_w: Tensor, terms: Terms) -> Tensor:
     """sum_j c_j MIWAE(m_j) per point: (S, B) -> (B,)."""
     check_log_w(log_w, "objective")
-    out = None
+    out: Tensor | None = None
     for c, m in terms:
         v = grouped(log_w, m).mean(dim=0)  # (B,)
         v = v if c == 1.0 else c * v
         out = v if out is None else out + v
+    assert out is not None, "an objective has at least one term"
     return out

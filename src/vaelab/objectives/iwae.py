@@ -26,7 +26,6 @@ def iwae(log_w: Tensor) -> Tensor:
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
-
 @OBJECTIVES.register("iwae")
 class IWAE(Objective):
     """The IWAE bound on all S samples (Burda et al. 2016, eq. 8)."""

@@ -68,7 +68,6 @@ def ciwae(log_w: Tensor, beta: float) -> Tensor:
     return beta * log_w.mean(dim=0) + (1.0 - beta) * iwae(log_w)
 
 
-
 def _groups_ok(groups: int) -> int:
     if not isinstance(groups, int) or groups < 1:
         raise ConfigError(f"train.objective.groups must be a positive integer (M), got {groups!r}")

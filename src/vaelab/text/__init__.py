@@ -10,5 +10,16 @@ from .generate import decode_codes, homotopy, posterior_mean_codes, reconstruct,
 from .lm import LanguageModel, fit_language_model
 from .metrics import TextEvaluation, evaluate_language_model, evaluate_text_vae, perplexity
 
-__all__ = ["LanguageModel", "TextEvaluation", "decode_codes", "evaluate_language_model", "evaluate_text_vae",
-           "fit_language_model", "homotopy", "perplexity", "posterior_mean_codes", "reconstruct", "sample_prior"]
+__all__ = [
+    "LanguageModel",
+    "TextEvaluation",
+    "decode_codes",
+    "evaluate_language_model",
+    "evaluate_text_vae",
+    "fit_language_model",
+    "homotopy",
+    "perplexity",
+    "posterior_mean_codes",
+    "reconstruct",
+    "sample_prior",
+]

@@ -26,8 +26,16 @@ def _decoder(model):
 
 
 @torch.no_grad()
-def decode_codes(model, z: Tensor | None, method: str = "greedy", max_length: int = 50, n: int | None = None,
-                 temperature: float = 1.0, beam_width: int = 10, generator: torch.Generator | None = None) -> list[list[int]]:
+def decode_codes(
+    model,
+    z: Tensor | None,
+    method: str = "greedy",
+    max_length: int = 50,
+    n: int | None = None,
+    temperature: float = 1.0,
+    beam_width: int = 10,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """Decode sentences from codes z (N, D) (None for a language model, then ``n`` sentences).
 
     Args:
@@ -47,7 +55,7 @@ def decode_codes(model, z: Tensor | None, method: str = "greedy", max_length: in
     try:
         count = z.shape[0] if z is not None else int(n or 1)
         if method == "beam":
-            return [beam_search(dec, None if z is None else z[i:i + 1], beam_width, max_length)[0] for i in range(count)]
+            return [beam_search(dec, None if z is None else z[i : i + 1], beam_width, max_length)[0] for i in range(count)]
         return _step_all(dec, z, count, method, max_length, temperature, generator)
     finally:
         dec.train(was)
@@ -77,7 +85,7 @@ def _step_all(dec, z, n, method, max_length, temperature, generator) -> list[lis
 
 
 def _until_eos(ids: list[int]) -> list[int]:
-    return ids[:ids.index(EOS_ID)] if EOS_ID in ids else [i for i in ids if i != PAD_ID]
+    return ids[: ids.index(EOS_ID)] if EOS_ID in ids else [i for i in ids if i != PAD_ID]
 
 
 def beam_search(dec, z: Tensor | None, width: int = 10, max_length: int = 50) -> tuple[list[int], float]:
@@ -91,7 +99,7 @@ def beam_search(dec, z: Tensor | None, width: int = 10, max_length: int = 50) ->
     """
     device = next(dec.parameters()).device
     state = dec.initial_state(z, 1)
-    beams = [([], 0.0)]  # (tokens, log-prob)
+    beams: list[tuple[list[int], float]] = [([], 0.0)]  # (tokens, log-prob)
     finished: list[tuple[list[int], float]] = []
     for _ in range(max_length):
         k = len(beams)
@@ -119,8 +127,9 @@ def beam_search(dec, z: Tensor | None, width: int = 10, max_length: int = 50) ->
 
 
 @torch.no_grad()
-def sample_prior(model, n: int, method: str = "greedy", generator: torch.Generator | None = None,
-                 **kwargs) -> list[list[int]]:
+def sample_prior(
+    model, n: int, method: str = "greedy", generator: torch.Generator | None = None, **kwargs
+) -> list[list[int]]:
     """n sentences decoded from z ~ p(z) (a VAE) or from the language model alone."""
     if getattr(model, "prior", None) is None:
         return decode_codes(model, None, method, n=n, generator=generator, **kwargs)

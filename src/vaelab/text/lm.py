@@ -22,14 +22,16 @@ class LanguageModel(nn.Module):
     """p(x) = prod_t p(x_t | x_<t) with an LSTM (no latent variable).
 
     Args:
-        vocab_size: V. max_length: T of the padded data (the likelihood's event shape).
-        embed_dim, hidden, word_dropout: as for the ``lstm`` decoder.
+        vocab_size: V.
+        max_length: T of the padded data (the likelihood's event shape).
+        embed_dim: word-embedding size, as for the ``lstm`` decoder.
+        hidden: LSTM units, as for the ``lstm`` decoder.
+        word_dropout: training-time rate of replacing input words by ``<unk>``.
     """
 
     prior = None  # vaelab.text.generate: decode without a code
 
-    def __init__(self, vocab_size: int, max_length: int, embed_dim: int = 353, hidden: int = 191,
-                 word_dropout: float = 0.0):
+    def __init__(self, vocab_size: int, max_length: int, embed_dim: int = 353, hidden: int = 191, word_dropout: float = 0.0):
         super().__init__()
         self.decoder = LSTMDecoder(vocab_size, 0, embed_dim, hidden, word_dropout=word_dropout)
         self.likelihood = TokenLikelihood((max_length,), vocab_size)
@@ -50,9 +52,18 @@ class LanguageModel(nn.Module):
             self.train(was)
 
 
-def fit_language_model(data: DataSplits, epochs: int = 10, batch_size: int = 32, lr: float = 1e-3,
-                       embed_dim: int = 353, hidden: int = 191, word_dropout: float = 0.0, grad_clip: float = 5.0,
-                       seed: int = 0, log=print) -> tuple[LanguageModel, list[dict]]:
+def fit_language_model(
+    data: DataSplits,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    embed_dim: int = 353,
+    hidden: int = 191,
+    word_dropout: float = 0.0,
+    grad_clip: float = 5.0,
+    seed: int = 0,
+    log=print,
+) -> tuple[LanguageModel, list[dict]]:
     """Train the LSTM-LM on ``data.train`` with Adam; keep the weights of the best validation NLL.
 
     Returns:
@@ -80,10 +91,17 @@ def fit_language_model(data: DataSplits, epochs: int = 10, batch_size: int = 32,
                 opt.step()
                 total += loss.item() * len(batch)
             valid = -float(lm.log_likelihood(data.valid).mean())
-            history.append({"epoch": epoch + 1, "train_nll": total / data.train.shape[0], "valid_nll": valid,
-                            "seconds": time.perf_counter() - t0})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_nll": total / data.train.shape[0],
+                    "valid_nll": valid,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             log(f"LSTM-LM epoch {epoch + 1}: train NLL {history[-1]['train_nll']:.2f}, valid NLL {valid:.2f}")
             if valid < best:
                 best, best_state = valid, copy.deepcopy(lm.state_dict())
+    assert best_state is not None  # at least one epoch ran
     lm.load_state_dict(best_state)
     return lm.eval(), history

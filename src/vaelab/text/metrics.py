@@ -64,12 +64,14 @@ def evaluate_language_model(lm, x: Tensor) -> TextEvaluation:
     log_px = lm.log_likelihood(x)  # (N,)
     n_tok = lengths(x)
     mean, se = mean_se(log_px)
-    return TextEvaluation(n=x.shape[0], n_tokens=int(n_tok.sum()), k=0, nll=-mean, nll_stderr=se,
-                          ppl=perplexity(log_px, n_tok))
+    return TextEvaluation(
+        n=x.shape[0], n_tokens=int(n_tok.sum()), k=0, nll=-mean, nll_stderr=se, ppl=perplexity(log_px, n_tok)
+    )
 
 
-def evaluate_text_vae(model, x: Tensor, k: int = 500, batch_size: int = 50, seed: int = 0,
-                      mi_samples: int = 4) -> TextEvaluation:
+def evaluate_text_vae(
+    model, x: Tensor, k: int = 500, batch_size: int = 50, seed: int = 0, mi_samples: int = 4
+) -> TextEvaluation:
     """IS log p(x) with K = ``k`` samples (chunked; :func:`importance_sampled_log_likelihood`), the
     K-sample ELBO on the same samples, the exact KL, active units and I_q(x; z).
 
@@ -93,7 +95,18 @@ def evaluate_text_vae(model, x: Tensor, k: int = 500, batch_size: int = 50, seed
         model.train(was)
     kl = float(diag.kl_per_dim.sum()) if diag.kl_per_dim is not None else diag.kl_mc
     n_tok = lengths(xs)
-    return TextEvaluation(n=x.shape[0], n_tokens=int(n_tok.sum()), k=k, nll=-res.mean, nll_stderr=res.stderr,
-                          ppl=perplexity(res.per_point, n_tok), elbo=res.elbo_mean, rec=res.elbo_mean + kl, kl=kl,
-                          ppl_elbo=perplexity(res.per_point_elbo, n_tok), active_units=diag.active_units,
-                          mutual_info=surgery.mutual_info, mutual_info_cap=surgery.mutual_info_cap)
+    return TextEvaluation(
+        n=x.shape[0],
+        n_tokens=int(n_tok.sum()),
+        k=k,
+        nll=-res.mean,
+        nll_stderr=res.stderr,
+        ppl=perplexity(res.per_point, n_tok),
+        elbo=res.elbo_mean,
+        rec=res.elbo_mean + kl,
+        kl=kl,
+        ppl_elbo=perplexity(res.per_point_elbo, n_tok),
+        active_units=diag.active_units,
+        mutual_info=surgery.mutual_info,
+        mutual_info_cap=surgery.mutual_info_cap,
+    )

@@ -13,7 +13,28 @@ from .run import TrainResult, load_run, read_checkpoint
 from .schedule import scheduled_lr, warmup_beta
 from .step import backward, compute_bound, resolve, resolve_kl, train_step
 
-__all__ = ["OPTIMIZERS", "Checkpointer", "DivergenceGuard", "EpochCallback", "Loop", "MetricsLogger", "RunWriter",
-           "TrainResult", "Validation", "backward", "build_optimizer", "compute_bound", "denormals_flushed", "fit",
-           "flush_denormal_enabled", "load_run", "read_checkpoint", "resolve", "resolve_device", "resolve_kl",
-           "scheduled_lr", "train_step", "warmup_beta"]
+__all__ = [
+    "OPTIMIZERS",
+    "Checkpointer",
+    "DivergenceGuard",
+    "EpochCallback",
+    "Loop",
+    "MetricsLogger",
+    "RunWriter",
+    "TrainResult",
+    "Validation",
+    "backward",
+    "build_optimizer",
+    "compute_bound",
+    "denormals_flushed",
+    "fit",
+    "flush_denormal_enabled",
+    "load_run",
+    "read_checkpoint",
+    "resolve",
+    "resolve_device",
+    "resolve_kl",
+    "scheduled_lr",
+    "train_step",
+    "warmup_beta",
+]

@@ -22,7 +22,13 @@ class Validation:
     """Validation ELBO (fixed seed), latent diagnostics and the IWAE-k estimate, every ``every`` epochs."""
 
     def __init__(self, every: int, diagnostics: bool, iwae_k: int, iwae_points: int, seed: int):
-        self.every, self.diagnostics, self.iwae_k, self.iwae_points, self.seed = every, diagnostics, iwae_k, iwae_points, seed
+        self.every, self.diagnostics, self.iwae_k, self.iwae_points, self.seed = (
+            every,
+            diagnostics,
+            iwae_k,
+            iwae_points,
+            seed,
+        )
 
     def __call__(self, loop, row: dict) -> None:
         x = loop.x_valid
@@ -34,8 +40,9 @@ class Validation:
             row["active_units"] = diag.active_units
             loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": row["epoch"], **diag.summary()})
         if self.iwae_k:
-            row["valid_iwae"] = importance_sampled_log_likelihood(loop.model, x[:self.iwae_points], k=self.iwae_k,
-                                                                  seed=self.seed).mean
+            row["valid_iwae"] = importance_sampled_log_likelihood(
+                loop.model, x[: self.iwae_points], k=self.iwae_k, seed=self.seed
+            ).mean
 
 
 class DivergenceGuard:
@@ -84,19 +91,29 @@ class GradientVarianceMonitor:
 
     def __init__(self, every: int, draws: int, points: int):
         self.every, self.draws, self.points = every, draws, points
-        self.x = None
+        self.x: torch.Tensor | None = None
 
     def __call__(self, loop) -> None:
         if not self.every or loop.state.step % self.every:
             return
         if self.x is None:
             self.x = self._points(loop)
-        t = loop.cfg.train
-        r = gradient_variance(loop.model, self.x, loop.estimator, loop.objective, t.n_samples, self.draws, seed=t.seed)
-        loop.writer.append_jsonl("grad_variance.jsonl", {
-            "step": loop.state.step, "epoch": loop.state.epoch, "time_s": time.perf_counter() - loop.t0,
-            "estimator": r["estimator"], "total": r["total"], "mean_sq_norm": r["mean_sq_norm"],
-            "per_layer": r["per_layer"], "draws": self.draws, "points": int(self.x.shape[0])})
+        x, t = self.x, loop.cfg.train
+        r = gradient_variance(loop.model, x, loop.estimator, loop.objective, t.n_samples, self.draws, seed=t.seed)
+        loop.writer.append_jsonl(
+            "grad_variance.jsonl",
+            {
+                "step": loop.state.step,
+                "epoch": loop.state.epoch,
+                "time_s": time.perf_counter() - loop.t0,
+                "estimator": r["estimator"],
+                "total": r["total"],
+                "mean_sq_norm": r["mean_sq_norm"],
+                "per_layer": r["per_layer"],
+                "draws": self.draws,
+                "points": int(x.shape[0]),
+            },
+        )
 
     def _points(self, loop) -> torch.Tensor:
         if loop.x_valid.shape[0]:
@@ -119,21 +136,37 @@ class EpochCallback:
 
 def default_callbacks(t) -> list:
     """The standard end-of-epoch sequence for a ``[train]`` config."""
-    return [Validation(t.valid_every, t.diagnostics, t.valid_iwae_k, t.valid_iwae_points, t.seed), DivergenceGuard(),
-            MetricsLogger(), Checkpointer(t.checkpoint_every)]
+    return [
+        Validation(t.valid_every, t.diagnostics, t.valid_iwae_k, t.valid_iwae_points, t.seed),
+        DivergenceGuard(),
+        MetricsLogger(),
+        Checkpointer(t.checkpoint_every),
+    ]
 
 
 def default_step_hooks(t) -> list:
     """Hooks run after every optimizer step, ``hook(loop)``, for a ``[train]`` config."""
-    return [GradientVarianceMonitor(t.grad_variance_every, t.grad_variance_draws, t.grad_variance_points)] \
-        if t.grad_variance_every else []
+    return (
+        [GradientVarianceMonitor(t.grad_variance_every, t.grad_variance_draws, t.grad_variance_points)]
+        if t.grad_variance_every
+        else []
+    )
 
 
 def warn_no_validation(x_valid: torch.Tensor, every: int) -> None:
     if every and x_valid.shape[0] == 0:
-        warnings.warn("the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)",
-                      stacklevel=3)
+        warnings.warn("the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)", stacklevel=3)
 
 
-__all__ = ["Checkpointer", "DivergenceGuard", "EpochCallback", "GradientVarianceMonitor", "MetricsLogger", "TrainingDivergedError", "Validation",
-           "default_callbacks", "default_step_hooks", "warn_no_validation"]
+__all__ = [
+    "Checkpointer",
+    "DivergenceGuard",
+    "EpochCallback",
+    "GradientVarianceMonitor",
+    "MetricsLogger",
+    "TrainingDivergedError",
+    "Validation",
+    "default_callbacks",
+    "default_step_hooks",
+    "warn_no_validation",
+]

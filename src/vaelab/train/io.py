@@ -15,14 +15,29 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .. import faults
 from ..checkpoint import save_checkpoint
 from ..errors import CheckpointError
 
 LOGS = ("diagnostics.jsonl", "grad_variance.jsonl", "events.jsonl")  # appended by callbacks; keyed by epoch/step
-CSV_FIELDS = ["epoch", "step", "train_elbo", "train_rec", "train_kl", "train_bound", "valid_elbo",
-              "valid_iwae", "beta", "lr", "active_units", "train_time_s", "epoch_time_s", "total_time_s"]
+CSV_FIELDS = [
+    "epoch",
+    "step",
+    "train_elbo",
+    "train_rec",
+    "train_kl",
+    "train_bound",
+    "valid_elbo",
+    "valid_iwae",
+    "beta",
+    "lr",
+    "active_units",
+    "train_time_s",
+    "epoch_time_s",
+    "total_time_s",
+]
 
 
 def check_writable(run_dir: Path) -> None:
@@ -39,8 +54,9 @@ def check_writable(run_dir: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise CheckpointError(f"cannot write to the run directory {run_dir} ({e.strerror or e}); free space there "
-                              "or choose another --out") from None
+        raise CheckpointError(
+            f"cannot write to the run directory {run_dir} ({e.strerror or e}); free space there or choose another --out"
+        ) from None
 
 
 class RunWriter:
@@ -53,10 +69,20 @@ class RunWriter:
         fresh: a new run: metrics files left by an earlier start that never checkpointed are replaced.
     """
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True, enabled: bool = True, fresh: bool = False,
-                 resume_at: dict | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tensorboard: bool = True,
+        enabled: bool = True,
+        fresh: bool = False,
+        resume_at: dict | None = None,
+    ):
         self.run_dir, self.enabled = Path(run_dir), enabled
-        self._jsonl = self._csv_file = self._csv = self.tb = None
+        # open files (None while disabled: every method checks ``enabled`` first)
+        self._jsonl: Any = None
+        self._csv_file: Any = None
+        self._csv: Any = None
+        self.tb: Any = None
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,10 +189,12 @@ def reconcile(run_dir: Path, at: dict) -> None:
     Args:
         at: {"epoch": completed epochs, "step": optimizer steps, "history": the epoch rows}.
     """
-    keep = {"metrics.jsonl": lambda r: r.get("step", 0) <= at["step"],
-            "grad_variance.jsonl": lambda r: r.get("step", 0) <= at["step"],
-            "diagnostics.jsonl": lambda r: r.get("epoch", 0) <= at["epoch"],
-            "events.jsonl": lambda r: True}
+    keep = {
+        "metrics.jsonl": lambda r: r.get("step", 0) <= at["step"],
+        "grad_variance.jsonl": lambda r: r.get("step", 0) <= at["step"],
+        "diagnostics.jsonl": lambda r: r.get("epoch", 0) <= at["epoch"],
+        "events.jsonl": lambda r: True,
+    }
     for name, ok in keep.items():
         path = run_dir / name
         if path.is_file():

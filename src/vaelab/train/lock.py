@@ -16,12 +16,14 @@ import contextlib
 import os
 import socket
 import time
+import types
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import RunInUseError
 
+fcntl: types.ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -48,17 +50,16 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         f.seek(0)
         holder = f.read().strip() or "another process"
         f.close()
-        raise RunInUseError(f"{run_dir} is being trained by {holder}; wait for it to finish or use another --out") \
-            from None
-    f.seek(0)
-    stale = f.read().strip()
-    if stale:
-        warnings.warn(f"{run_dir}: took over the lock of {stale}, which is no longer running", stacklevel=3)
-    f.seek(0)
-    f.truncate()
-    f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-    f.flush()
+        raise RunInUseError(f"{run_dir} is being trained by {holder}; wait for it to finish or use another --out") from None
     try:
+        f.seek(0)
+        stale = f.read().strip()
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.flush()
+        if stale:
+            warnings.warn(f"{run_dir}: took over the lock of {stale}, which is no longer running", stacklevel=3)
         yield
     finally:
         f.seek(0)

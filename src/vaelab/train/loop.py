@@ -67,8 +67,9 @@ class Loop:
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         check_schedules(t)
-        self.optimizer, self.groups = build_optimizer(t.optimizer, model, t.lr, t.adam_eps,
-                                                      self.estimator.parameter_groups())
+        self.optimizer, self.groups = build_optimizer(
+            t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups()
+        )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
         self.state = LoopState()
@@ -80,8 +81,11 @@ class Loop:
 
     def diverged(self, what: str) -> TrainingDivergedError:
         st = self.state
-        where = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {st.saved_epoch}, step {st.saved_step})"
-                 if st.saved_epoch is not None else "no checkpoint had been written yet")
+        where = (
+            f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {st.saved_epoch}, step {st.saved_step})"
+            if st.saved_epoch is not None
+            else "no checkpoint had been written yet"
+        )
         return TrainingDivergedError(f"{what}; stopped. {where}; lower the learning rate and resume or retrain")
 
     def checkpoint_payload(self) -> dict:
@@ -102,16 +106,25 @@ class Loop:
         st = self.state
         if st.saved_step != st.step:
             self.save()
-        raise TrainingInterrupted(f"stopped by {self.stop.name} at epoch {st.epoch + 1}, step {st.step}; "
-                                  f"{self.run_dir / 'last.pt'} holds that step; continue with: "
-                                  f"vaelab train --resume {self.run_dir}")
+        raise TrainingInterrupted(
+            f"stopped by {self.stop.name} at epoch {st.epoch + 1}, step {st.step}; "
+            f"{self.run_dir / 'last.pt'} holds that step; continue with: "
+            f"vaelab train --resume {self.run_dir}"
+        )
 
     def snapshot(self) -> dict:
         """In memory, everything an epoch changes: what a diverged epoch is rolled back to."""
-        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                              "estimator": self.estimator.state_dict(), "torch_rng": torch.get_rng_state(),
-                              "shuffle_rng": self.shuffle_gen.get_state(), "step": self.state.step,
-                              "mid_epoch": self.state.mid_epoch()})
+        return copy.deepcopy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "estimator": self.estimator.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "shuffle_rng": self.shuffle_gen.get_state(),
+                "step": self.state.step,
+                "mid_epoch": self.state.mid_epoch(),
+            }
+        )
 
     def roll_back(self, snap: dict | None, error: TrainingDivergedError, epoch: int) -> None:
         """Restore ``snap`` and lower the learning rate by ``divergence_lr_factor``, or re-raise
@@ -119,8 +132,9 @@ class Loop:
         t = self.cfg.train
         if snap is None or self.retries >= t.divergence_retries:
             if self.retries:
-                raise TrainingDivergedError(f"{error} (after {self.retries} roll-backs, the learning rate at "
-                                            f"{self.lr_scale:g} x train.lr)") from None
+                raise TrainingDivergedError(
+                    f"{error} (after {self.retries} roll-backs, the learning rate at {self.lr_scale:g} x train.lr)"
+                ) from None
             raise error
         self.retries += 1
         self.lr_scale *= t.divergence_lr_factor
@@ -132,11 +146,21 @@ class Loop:
         self.state.step, self.state.epoch = snap["step"], epoch
         for k, v in copy.deepcopy(snap["mid_epoch"]).items():
             setattr(self.state, k, v)
-        self.writer.append_jsonl("events.jsonl", {"event": "divergence_roll_back", "epoch": epoch + 1,
-                                                  "error": str(error), "lr_scale": self.lr_scale, "retry": self.retries})
-        warnings.warn(f"{str(error).split(';')[0]}; rolled back to the start of epoch {epoch + 1}, retrying with the "
-                      f"learning rate x{self.lr_scale:g} (roll-back {self.retries} of {t.divergence_retries})",
-                      stacklevel=2)
+        self.writer.append_jsonl(
+            "events.jsonl",
+            {
+                "event": "divergence_roll_back",
+                "epoch": epoch + 1,
+                "error": str(error),
+                "lr_scale": self.lr_scale,
+                "retry": self.retries,
+            },
+        )
+        warnings.warn(
+            f"{str(error).split(';')[0]}; rolled back to the start of epoch {epoch + 1}, retrying with the "
+            f"learning rate x{self.lr_scale:g} (roll-back {self.retries} of {t.divergence_retries})",
+            stacklevel=2,
+        )
 
     def train_epoch(self, epoch: int, show: bool) -> dict:
         """One pass over the training data (the rest of it, after a mid-epoch checkpoint)."""
@@ -146,19 +170,38 @@ class Loop:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
         done, beta = st.batch, t.beta
-        if done:  # replay the epoch's shuffle (and binarization) draws, skipping the batches already trained on
+        if (
+            done and st.epoch_rng is not None
+        ):  # replay the epoch's shuffle (and binarization) draws, skipping the batches already trained on
             self.shuffle_gen.set_state(st.epoch_rng)
         else:
             st.epoch_rng, st.sums, st.n_seen = self.shuffle_gen.get_state(), [0.0] * 4, 0
         n_batches = math.ceil(self.x_train.shape[0] / t.batch_size)
         bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
-        batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
-                                  bucket="pad_id" in self.data.info)
+        batches = iterate_batches(
+            self.x_train,
+            t.batch_size,
+            self.shuffle_gen,
+            True,
+            self.data.dynamic_binarization,
+            bucket="pad_id" in self.data.info,
+        )
         for batch in itertools.islice(batches, done, None):
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
             try:
-                s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples, self.kl,
-                               beta, t.grad_clip, self.groups, t.free_bits)
+                s = train_step(
+                    self.model,
+                    batch,
+                    self.optimizer,
+                    self.objective,
+                    self.estimator,
+                    t.n_samples,
+                    self.kl,
+                    beta,
+                    t.grad_clip,
+                    self.groups,
+                    t.free_bits,
+                )
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             st.step, st.batch, b = st.step + 1, st.batch + 1, len(batch)
@@ -176,18 +219,39 @@ class Loop:
         bar.close()
         m = [v / max(st.n_seen, 1) for v in st.sums]
         st.batch = 0
-        return {"epoch": epoch + 1, "step": st.step, "train_elbo": m[0], "train_rec": m[1], "train_kl": m[2],
-                "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
-                "active_units": None, "train_time_s": time.perf_counter() - t0}
+        return {
+            "epoch": epoch + 1,
+            "step": st.step,
+            "train_elbo": m[0],
+            "train_rec": m[1],
+            "train_kl": m[2],
+            "train_bound": m[3],
+            "valid_elbo": None,
+            "valid_iwae": None,
+            "beta": beta,
+            "lr": lr,
+            "active_units": None,
+            "train_time_s": time.perf_counter() - t0,
+        }
 
     @property
     def objective_name(self) -> str:
         return type(self.objective).registry_name
 
 
-def fit(cfg: RunConfig, run_dir: str | Path, *, model=None, data: DataSplits | None = None, init=None,
-        resume: bool = False, quiet: bool = False, tensorboard: bool = True, callbacks=(),
-        epoch_callback=None) -> TrainResult:
+def fit(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    model=None,
+    data: DataSplits | None = None,
+    init=None,
+    resume: bool = False,
+    quiet: bool = False,
+    tensorboard: bool = True,
+    callbacks=(),
+    epoch_callback=None,
+) -> TrainResult:
     """Train a VAE as configured, writing everything to ``run_dir``.
 
     Args:
@@ -251,8 +315,11 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
     ckpt = None
     if resume:
         if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
-            warnings.warn(f"{run_dir} has no last.pt yet (it stopped before its first checkpoint); starting the run "
-                          "from the beginning", stacklevel=3)
+            warnings.warn(
+                f"{run_dir} has no last.pt yet (it stopped before its first checkpoint); starting the run "
+                "from the beginning",
+                stacklevel=3,
+            )
             resume = False
         else:
             ckpt, _ = read_checkpoint(run_dir / "last.pt")  # format-1 checkpoints are migrated
@@ -264,7 +331,11 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
         restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
     writer = RunWriter(run_dir, tensorboard, fresh=not resume, resume_at=at)
-    loop = Loop(cfg, run_dir, model, data, writer, device)
+    try:
+        loop = Loop(cfg, run_dir, model, data, writer, device)
+    except BaseException:  # a misconfiguration found by the estimator/objective checks: close the files
+        writer.close()
+        raise
     warn_no_validation(loop.x_valid, cfg.train.valid_every)
     header = "written by vaelab; " + ("model built in Python (see run.json)" if model.spec is None else "")
     writer.text("config.toml", config_mod.dumps(cfg, header=header + provenance.get("note", "")))

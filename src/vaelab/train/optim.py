@@ -7,8 +7,12 @@ import torch
 from ..errors import ConfigError
 from ..models import check_groups
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
-              "adagrad": torch.optim.Adagrad}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,8 +29,9 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def build_optimizer(name: str, model, lr: float, adam_eps: float = 1e-8,
-                    extra_groups: dict[str, list] | None = None) -> tuple[torch.optim.Optimizer, dict[str, list]]:
+def build_optimizer(
+    name: str, model, lr: float, adam_eps: float = 1e-8, extra_groups: dict[str, list] | None = None
+) -> tuple[torch.optim.Optimizer, dict[str, list]]:
     """One optimizer with one named param group per parameter group of the model, plus
     ``extra_groups`` (a learned baseline, per-datapoint variational parameters, ...).
 

@@ -12,6 +12,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,20 +49,23 @@ def _likelihood_kind(cfg: RunConfig, model) -> str:
 def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = None) -> tuple[DataSplits, object, dict]:
     """The run's data (loaded from ``cfg.data`` unless given) and model (built from ``cfg.model``
     unless given), checked against each other; and a provenance dict for run.json."""
-    provenance = {"vaelab": _version, "data": "config [data]", "model": "config [model]"}
+    provenance: dict[str, Any] = {"vaelab": _version, "data": "config [data]", "model": "config [model]"}
     if data is None:
         data = load_data(cfg.data, _likelihood_kind(cfg, model))
     else:
-        provenance.update(data=f"passed from Python ({data.info.get('source', 'no source recorded')})",
-                          note="; data passed from Python: the [data] table below was not used")
+        provenance.update(
+            data=f"passed from Python ({data.info.get('source', 'no source recorded')})",
+            note="; data passed from Python: the [data] table below was not used",
+        )
     if model is None:
         pseudo = None
         if cfg.model.prior.kind == "vamp":
             c = cfg.model.prior.options.get("components", PRIORS.options("vamp")["components"].default)
             pseudo = data.train[torch.randperm(data.train.shape[0])[:c]]
             if pseudo.shape[0] < c:
-                raise config_mod.ConfigError(f"model.prior.components = {c} pseudo-inputs but only "
-                                             f"{data.train.shape[0]} training points")
+                raise config_mod.ConfigError(
+                    f"model.prior.components = {c} pseudo-inputs but only {data.train.shape[0]} training points"
+                )
         model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo, vocab_size=data.info.get("vocab_size"))
         if "vocab" in data.info:
             model.spec["vocab"] = list(data.info["vocab"])  # the checkpoint alone can print sentences
@@ -82,11 +86,23 @@ def _jsonable(d: dict) -> dict:
 def checkpoint_payload(loop) -> dict:
     """Everything a bit-identical resume needs, plus the spec that rebuilds the model."""
     st = loop.state
-    return {"format": FORMAT, "model": loop.model.state_dict(), "model_spec": loop.model.spec,
-            "optimizer": loop.optimizer.state_dict(), "estimator": loop.estimator.state_dict(), "epoch": st.epoch, "step": st.step,
-            "best_valid_elbo": st.best, "config": loop.cfg.to_dict(), "torch_rng": torch.get_rng_state(),
-            "shuffle_rng": loop.shuffle_gen.get_state(), "history": st.history, "lr_scale": loop.lr_scale,
-            "divergence_retries_used": loop.retries, "mid_epoch": st.mid_epoch()}
+    return {
+        "format": FORMAT,
+        "model": loop.model.state_dict(),
+        "model_spec": loop.model.spec,
+        "optimizer": loop.optimizer.state_dict(),
+        "estimator": loop.estimator.state_dict(),
+        "epoch": st.epoch,
+        "step": st.step,
+        "best_valid_elbo": st.best,
+        "config": loop.cfg.to_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "shuffle_rng": loop.shuffle_gen.get_state(),
+        "history": st.history,
+        "lr_scale": loop.lr_scale,
+        "divergence_retries_used": loop.retries,
+        "mid_epoch": st.mid_epoch(),
+    }
 
 
 def restore(model, state: dict, source: str) -> None:
@@ -99,16 +115,21 @@ def restore(model, state: dict, source: str) -> None:
         model.load_state_dict(state)
     except RuntimeError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise CheckpointError(f"the weights in {source} do not fit this model ({lines[1] if len(lines) > 1 else lines[0]}); "
-                              "rebuild the model exactly as it was trained") from None
+        raise CheckpointError(
+            f"the weights in {source} do not fit this model ({lines[1] if len(lines) > 1 else lines[0]}); "
+            "rebuild the model exactly as it was trained"
+        ) from None
 
 
 def load_optimizer_state(loop, ckpt: dict) -> None:
     """Optimizer state from a checkpoint when it fits (same optimizer, same groups), else a warning."""
     old = ckpt["config"]["train"]["optimizer"]
     if ckpt.get("format", 1) < FORMAT or old != loop.cfg.train.optimizer:
-        warnings.warn(f"resuming with a fresh {loop.cfg.train.optimizer} state (the checkpoint's optimizer state "
-                      f"is from {'vaelab 0.1' if ckpt.get('format', 1) < FORMAT else old})", stacklevel=4)
+        warnings.warn(
+            f"resuming with a fresh {loop.cfg.train.optimizer} state (the checkpoint's optimizer state "
+            f"is from {'vaelab 0.1' if ckpt.get('format', 1) < FORMAT else old})",
+            stacklevel=4,
+        )
         return
     loop.optimizer.load_state_dict(ckpt["optimizer"])
 
@@ -131,8 +152,9 @@ def read_checkpoint(path: Path) -> tuple[dict, RunConfig]:
     return ckpt, cfg
 
 
-def load_run(run_dir: str | Path, which: str = "best", data: DataSplits | None = None, load_data_too: bool = True,
-             model=None) -> tuple[RunConfig, object, DataSplits | None]:
+def load_run(
+    run_dir: str | Path, which: str = "best", data: DataSplits | None = None, load_data_too: bool = True, model=None
+) -> tuple[RunConfig, Any, DataSplits | None]:
     """Rebuild config, model (with trained weights) and, optionally, data from a run directory.
 
     Args:
@@ -170,19 +192,23 @@ def check_data_source(run_dir: Path) -> None:
     """
     meta = Path(run_dir) / "run.json"
     if meta.is_file() and json.loads(meta.read_text()).get("data", "").startswith("passed from Python"):
-        raise CheckpointError(f"{run_dir} was trained on data passed from Python, not on its [data] table; "
-                              "pass the same data: load_run(run_dir, data=...)")
+        raise CheckpointError(
+            f"{run_dir} was trained on data passed from Python, not on its [data] table; "
+            "pass the same data: load_run(run_dir, data=...)"
+        )
 
 
 def _rebuild(ckpt: dict, cfg: RunConfig, data: DataSplits | None, path: Path):
     spec = ckpt.get("model_spec")
     if ckpt.get("format", 1) >= FORMAT and spec is None:
-        raise CheckpointError(f"{path} holds a model built in Python; pass it back: "
-                              "load_run(run_dir, model=<your model, constructed as for training>)")
+        raise CheckpointError(
+            f"{path} holds a model built in Python; pass it back: "
+            "load_run(run_dir, model=<your model, constructed as for training>)"
+        )
     if spec is not None:
         model_cfg = config_mod.from_dict({"model": spec["model"]}).model
         model = build_model(model_cfg, tuple(spec["x_shape"]), vocab_size=spec.get("vocab_size"))
-        if "vocab" in spec:
+        if "vocab" in spec and model.spec is not None:
             model.spec["vocab"] = spec["vocab"]
         return model
     if data is None:  # format 1 recorded no event shape: the data tells it

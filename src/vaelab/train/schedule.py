@@ -15,7 +15,7 @@ def scheduled_lr(lr: float, schedule: str, epoch: int) -> float:
     stage, end = 0, 1
     while epoch >= end and stage < 7:
         stage += 1
-        end += 3 ** stage
+        end += 3**stage
     return lr * 10 ** (-stage / 7)
 
 
@@ -50,15 +50,17 @@ def check_schedules(t) -> None:
         ConfigError: naming the option.
     """
     if t.kl_anneal != "linear" and not t.kl_warmup_steps:
-        raise ConfigError(f"train.kl_anneal = \"{t.kl_anneal}\" needs train.kl_warmup_steps > 0 (the warm-up or cycle length)")
+        raise ConfigError(f'train.kl_anneal = "{t.kl_anneal}" needs train.kl_warmup_steps > 0 (the warm-up or cycle length)')
     if t.kl_anneal == "cyclical" and not 0 < t.kl_cycle_ratio <= 1:
         raise ConfigError(f"train.kl_cycle_ratio must be in (0, 1], got {t.kl_cycle_ratio}")
     if t.kl_cycle_ratio != 0.5 and t.kl_anneal != "cyclical":
-        raise ConfigError("train.kl_cycle_ratio applies to kl_anneal = \"cyclical\" only")
+        raise ConfigError('train.kl_cycle_ratio applies to kl_anneal = "cyclical" only')
     if t.free_bits < 0:
         raise ConfigError(f"train.free_bits must be >= 0 nats per dimension, got {t.free_bits}")
     if t.divergence_retries < 0 or not 0 < t.divergence_lr_factor <= 1:
-        raise ConfigError("train.divergence_retries must be >= 0 and train.divergence_lr_factor in (0, 1], got "
-                          f"{t.divergence_retries} and {t.divergence_lr_factor}")
+        raise ConfigError(
+            "train.divergence_retries must be >= 0 and train.divergence_lr_factor in (0, 1], got "
+            f"{t.divergence_retries} and {t.divergence_lr_factor}"
+        )
     if t.kl_warmup_steps < 0:
         raise ConfigError(f"train.kl_warmup_steps must be >= 0, got {t.kl_warmup_steps}")

@@ -47,16 +47,27 @@ def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> st
     if kl == "auto":
         return "analytic" if plain and closed and model.reparameterized else "mc"
     if kl == "analytic" and not closed:
-        why = "several stochastic layers couple the KL terms" if model.n_layers > 1 else \
-            f"prior '{type(model.prior).registry_name}' has no closed-form KL with this latent family"
-        raise ConfigError(f"kl = \"analytic\" is unavailable: {why}; use kl = \"mc\" or \"auto\"")
+        why = (
+            "several stochastic layers couple the KL terms"
+            if model.n_layers > 1
+            else f"prior '{type(model.prior).registry_name}' has no closed-form KL with this latent family"
+        )
+        raise ConfigError(f'kl = "analytic" is unavailable: {why}; use kl = "mc" or "auto"')
     if kl == "analytic" and not plain:
-        raise ConfigError("kl = \"analytic\" applies to the ELBO with estimator 'reparam' only; use kl = \"mc\"")
+        raise ConfigError('kl = "analytic" applies to the ELBO with estimator \'reparam\' only; use kl = "mc"')
     return kl
 
 
-def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator: Estimator, n_samples: int = 1,
-                  kl: str = "mc", beta: float = 1.0, free_bits: float = 0.0) -> tuple[BoundEstimate, dict]:
+def compute_bound(
+    model,
+    batch: Batch | Tensor,
+    objective: Objective,
+    estimator: Estimator,
+    n_samples: int = 1,
+    kl: str = "mc",
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+) -> tuple[BoundEstimate, dict]:
     """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
 
     Draws S = objective.groups * n_samples samples per point. With ``kl == "analytic"`` or
@@ -70,8 +81,10 @@ def compute_bound(model, batch: Batch | Tensor, objective: Objective, estimator:
         "relaxed_bound")}: 0-d tensors, the ELBO always at beta = 1).
     """
     if (kl == "analytic" or beta != 1.0 or free_bits) and not _plain_elbo(objective, estimator):
-        raise ConfigError("an analytic KL, beta != 1 or free bits apply to the ELBO with estimator 'reparam' only, "
-                          f"not to {type(objective).registry_name} with {type(estimator).registry_name}")
+        raise ConfigError(
+            "an analytic KL, beta != 1 or free bits apply to the ELBO with estimator 'reparam' only, "
+            f"not to {type(objective).registry_name} with {type(estimator).registry_name}"
+        )
     x = batch.x if isinstance(batch, Batch) else batch
     terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
     rec = terms.log_px_z  # (S, B)
@@ -101,8 +114,10 @@ def free_bits_kl(model, terms, free_bits: float) -> Tensor:
     """
     kl_dims = kl_per_variable(terms.posterior, model.prior) if model.n_layers == 1 else None  # (B, D)
     if kl_dims is None:
-        raise ConfigError("train.free_bits needs one latent layer whose posterior and prior factorize with a "
-                          "per-dimension KL in closed form (e.g. Gaussian under standard_normal); set free_bits = 0")
+        raise ConfigError(
+            "train.free_bits needs one latent layer whose posterior and prior factorize with a "
+            "per-dimension KL in closed form (e.g. Gaussian under standard_normal); set free_bits = 0"
+        )
     return kl_dims.mean(0).clamp(min=free_bits).sum()
 
 
@@ -122,18 +137,30 @@ def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
         torch.autograd.backward(-est.inference.mean(), inputs=inf)
 
 
-def train_step(model, batch: Batch | Tensor, optimizer: torch.optim.Optimizer, objective: Objective | str = "elbo",
-               estimator: Estimator | str = "reparam", n_samples: int = 1, kl: str = "mc", beta: float = 1.0,
-               grad_clip: float = 0.0, groups: dict[str, list[Tensor]] | None = None,
-               free_bits: float = 0.0) -> dict[str, float]:
+def train_step(
+    model,
+    batch: Batch | Tensor,
+    optimizer: torch.optim.Optimizer,
+    objective: Objective | str = "elbo",
+    estimator: Estimator | str = "reparam",
+    n_samples: int = 1,
+    kl: str = "mc",
+    beta: float = 1.0,
+    grad_clip: float = 0.0,
+    groups: dict[str, list[Tensor]] | None = None,
+    free_bits: float = 0.0,
+) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
     Args:
         model: a :class:`~vaelab.models.VAE` (anything with ``log_weight_terms`` and ``parameter_groups``).
         batch: a :class:`~vaelab.data.Batch` or a (B, *x_shape) tensor.
         optimizer: steps every parameter group of the model.
-        objective, estimator: objects or registry names.
-        n_samples: K per group; kl: "analytic" or "mc" (see :func:`resolve_kl`); beta: KL weight.
+        objective: an objective object or registry name.
+        estimator: an estimator object or registry name.
+        n_samples: K per group.
+        kl: "analytic" or "mc" (see :func:`resolve_kl`).
+        beta: KL weight.
         grad_clip: clip each parameter group's gradient norm to this (0 = off).
         groups: the model's parameter groups (pass them to skip recomputing them every step).
         free_bits: lambda, nats per latent dimension (0 = off); see :func:`compute_bound`.

@@ -58,10 +58,12 @@ class MixtureFitter:
         tol: stop when the ELBO changes by less than ``tol`` nats per data point between sweeps.
         n_init: random restarts; the one with the highest final ELBO is kept.
         init: "kmeans++" (hard assignment to k-means++ seeds) or "random" (random responsibilities).
-        batch_size, tau, kappa: SVI's minibatch size and step sizes rho_t = (t + tau)^(-kappa),
-            with kappa in (0.5, 1] (the Robbins–Monro conditions) and tau >= 0.
+        batch_size: SVI's minibatch size.
+        tau: SVI's step-size delay: rho_t = (t + tau)^(-kappa), tau >= 0.
+        kappa: SVI's forgetting rate, in (0.5, 1] (the Robbins–Monro conditions).
         seed: seeds restart r with ``seed + r``.
-        dtype, device: where the arithmetic runs (float64 by default, as scikit-learn).
+        dtype: the arithmetic's dtype (float64 by default, as scikit-learn).
+        device: where the arithmetic runs.
 
     Fitted attributes: ``elbo_`` (list of floats, nats, one per sweep or epoch; for EM the
     log-likelihood), ``n_iter_``, ``converged_``, ``fit_seconds_``.
@@ -72,12 +74,27 @@ class MixtureFitter:
 
     algorithms: tuple[str, ...] = ("cavi", "svi")
 
-    def __init__(self, n_components: int = 2, *, algorithm: str = "cavi", max_iter: int = 200, tol: float = 1e-6,
-                 n_init: int = 1, init: str = "kmeans++", batch_size: int = 256, tau: float = 1.0,
-                 kappa: float = 0.7, seed: int = 0, dtype: torch.dtype = torch.float64, device: str = "cpu"):
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        algorithm: str = "cavi",
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        n_init: int = 1,
+        init: str = "kmeans++",
+        batch_size: int = 256,
+        tau: float = 1.0,
+        kappa: float = 0.7,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        device: str = "cpu",
+    ):
         if algorithm not in self.algorithms:
-            raise ConfigError(f"algorithm {algorithm!r} is not available for {type(self).__name__}; "
-                              f"choose one of {', '.join(self.algorithms)}")
+            raise ConfigError(
+                f"algorithm {algorithm!r} is not available for {type(self).__name__}; "
+                f"choose one of {', '.join(self.algorithms)}"
+            )
         if init not in ("kmeans++", "random"):
             raise ConfigError(f"init {init!r}: choose 'kmeans++' or 'random'")
         if n_components < 1 or max_iter < 1 or n_init < 1 or batch_size < 1:
@@ -115,7 +132,7 @@ class MixtureFitter:
         return kmeans_pp_resp(X, self.n_components, gen)
 
     # --- fitting ----------------------------------------------------------------------------------
-    def fit(self, X, init_resp=None) -> "MixtureFitter":
+    def fit(self, X, init_resp=None) -> MixtureFitter:
         """Fit to X (N, D), array or tensor; returns self.
 
         Args:
@@ -139,6 +156,7 @@ class MixtureFitter:
             trace, converged = self._cavi(X) if self.algorithm in ("cavi", "em") else self._svi(X, gen)
             if best is None or trace[-1] > best[0][-1]:
                 best = (trace, converged, self._get_state())
+        assert best is not None  # n_init >= 1
         self.elbo_, self.converged_ = best[0], best[1]
         self._set_state(best[2])
         self.n_iter_ = len(self.elbo_)
@@ -183,6 +201,27 @@ class MixtureFitter:
 
     def _prepare(self, X: Tensor) -> None:
         """Hook: fix data-dependent prior defaults before the restarts."""
+
+    # --- the model's hooks (see the module docstring); each subclass implements them -----------
+    _natural: dict[str, Tensor]  # the globals' natural parameters, set by _set_natural
+
+    def _log_rho(self, X: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _penalty(self) -> Tensor:
+        raise NotImplementedError
+
+    def _prior_natural(self) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _stats(self, X: Tensor, resp: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _set_natural(self, eta: dict[str, Tensor]) -> None:
+        raise NotImplementedError
+
+    def _log_predictive(self, X: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def _get_state(self) -> dict[str, Tensor]:
         return {k: v.clone() for k, v in self._natural.items()}

@@ -25,10 +25,12 @@ class BayesianGaussianMixture(MixtureFitter):
 
     Args:
         n_components: K.
-        weight_concentration_prior: alpha_0 (default 1/K). mean_precision_prior: beta_0 (default 1).
-        mean_prior: m_0, (D,) (default: the data mean). degrees_of_freedom_prior: nu_0 > D - 1
-        (default D). covariance_prior: W_0^-1, (D, D) (default: the data covariance). These are
-        scikit-learn's ``BayesianGaussianMixture`` defaults, and it is tested to give the same fit.
+        weight_concentration_prior: alpha_0 (default 1/K).
+        mean_precision_prior: beta_0 (default 1).
+        mean_prior: m_0, (D,) (default: the data mean).
+        degrees_of_freedom_prior: nu_0 > D - 1 (default D).
+        covariance_prior: W_0^-1, (D, D) (default: the data covariance). These defaults are
+            scikit-learn's ``BayesianGaussianMixture`` ones, and it is tested to give the same fit.
         **kwargs: algorithm, max_iter, tol, n_init, init, batch_size, tau, kappa, seed, dtype,
             device (see :class:`MixtureFitter`).
 
@@ -40,15 +42,26 @@ class BayesianGaussianMixture(MixtureFitter):
         ConfigError: a prior out of range (alpha_0, beta_0 <= 0; nu_0 <= D - 1; W_0^-1 not positive definite).
     """
 
-    def __init__(self, n_components: int = 2, *, weight_concentration_prior: float | None = None,
-                 mean_precision_prior: float = 1.0, mean_prior=None, degrees_of_freedom_prior: float | None = None,
-                 covariance_prior=None, **kwargs):
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        weight_concentration_prior: float | None = None,
+        mean_precision_prior: float = 1.0,
+        mean_prior=None,
+        degrees_of_freedom_prior: float | None = None,
+        covariance_prior=None,
+        **kwargs,
+    ):
         super().__init__(n_components, **kwargs)
         if (weight_concentration_prior is not None and weight_concentration_prior <= 0) or mean_precision_prior <= 0:
             raise ConfigError("weight_concentration_prior and mean_precision_prior must be > 0")
         self.weight_concentration_prior, self.mean_precision_prior = weight_concentration_prior, mean_precision_prior
-        self.mean_prior, self.degrees_of_freedom_prior, self.covariance_prior = \
-            mean_prior, degrees_of_freedom_prior, covariance_prior
+        self.mean_prior, self.degrees_of_freedom_prior, self.covariance_prior = (
+            mean_prior,
+            degrees_of_freedom_prior,
+            covariance_prior,
+        )
 
     def _prepare(self, X: Tensor) -> None:
         d, as_t = X.shape[1], (lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device))
@@ -57,8 +70,11 @@ class BayesianGaussianMixture(MixtureFitter):
         self._nu0 = float(self.degrees_of_freedom_prior if self.degrees_of_freedom_prior is not None else d)
         m0 = as_t(self.mean_prior).reshape(d) if self.mean_prior is not None else self._shift
         self._m0 = m0 - self._shift  # centred, (D,)
-        w0_inv = as_t(self.covariance_prior).reshape(d, d) if self.covariance_prior is not None else \
-            torch.atleast_2d(torch.cov(X.T))
+        w0_inv = (
+            as_t(self.covariance_prior).reshape(d, d)
+            if self.covariance_prior is not None
+            else torch.atleast_2d(torch.cov(X.T))
+        )
         if self._nu0 <= d - 1:
             raise ConfigError(f"degrees_of_freedom_prior must be > D - 1 = {d - 1}, got {self._nu0}")
         if torch.linalg.cholesky_ex(w0_inv).info.item() != 0:
@@ -68,8 +84,13 @@ class BayesianGaussianMixture(MixtureFitter):
     def _prior_natural(self) -> dict[str, Tensor]:
         k, b0, m0 = self.n_components, self.mean_precision_prior, self._m0
         full = lambda v: torch.full((k,), float(v), dtype=self.dtype, device=self.device)  # noqa: E731
-        return {"alpha": full(self._alpha0), "beta": full(b0), "beta_m": (b0 * m0).expand(k, -1),
-                "scatter": (self._w0_inv + b0 * torch.outer(m0, m0)).expand(k, -1, -1), "nu": full(self._nu0)}
+        return {
+            "alpha": full(self._alpha0),
+            "beta": full(b0),
+            "beta_m": (b0 * m0).expand(k, -1),
+            "scatter": (self._w0_inv + b0 * torch.outer(m0, m0)).expand(k, -1, -1),
+            "nu": full(self._nu0),
+        }
 
     def _stats(self, X: Tensor, resp: Tensor) -> dict[str, Tensor]:
         xc = X - self._shift  # (N, D)
@@ -101,7 +122,7 @@ class BayesianGaussianMixture(MixtureFitter):
         """(x_n - m_k)^T W_k (x_n - m_k), (N, K)."""
         diff = (X - self._shift)[None] - self._m[:, None]  # (K, N, D)
         y = torch.linalg.solve_triangular(self._chol, diff.transpose(1, 2), upper=False)  # (K, D, N)
-        return (y ** 2).sum(1).T
+        return (y**2).sum(1).T
 
     def _log_rho(self, X: Tensor) -> Tensor:
         d = self.n_features_
@@ -125,8 +146,11 @@ class BayesianGaussianMixture(MixtureFitter):
         w = torch.cholesky_inverse(self._chol)  # (K, D, D)
         trace = torch.einsum("de,ked->k", self._w0_inv, w)  # Tr(W_0^-1 W_k)
         log_det_w0 = -torch.logdet(self._w0_inv)
-        e_log_p = self._log_b(log_det_w0, torch.full_like(nu, self._nu0)) + \
-            0.5 * (self._nu0 - d - 1) * self._expected_log_det() - 0.5 * nu * trace
+        e_log_p = (
+            self._log_b(log_det_w0, torch.full_like(nu, self._nu0))
+            + 0.5 * (self._nu0 - d - 1) * self._expected_log_det()
+            - 0.5 * nu * trace
+        )
         entropy = Wishart(df=nu, precision_matrix=self._w_inv).entropy()  # H[q(Lambda_k)], (K,)
         return -kl_pi - (kl_mu - entropy - e_log_p).sum()
 
@@ -136,6 +160,11 @@ class BayesianGaussianMixture(MixtureFitter):
         dof = self.degrees_of_freedom_ + 1 - d  # (K,)
         scale = dof * beta / (1 + beta)  # L_k = scale_k W_k
         maha = scale * self._mahalanobis(X)  # (N, K)
-        log_t = torch.lgamma((dof + d) / 2) - torch.lgamma(dof / 2) + 0.5 * (d * torch.log(scale) + self._log_det_w()) \
-            - 0.5 * d * torch.log(dof * math.pi) - 0.5 * (dof + d) * torch.log1p(maha / dof)
+        log_t = (
+            torch.lgamma((dof + d) / 2)
+            - torch.lgamma(dof / 2)
+            + 0.5 * (d * torch.log(scale) + self._log_det_w())
+            - 0.5 * d * torch.log(dof * math.pi)
+            - 0.5 * (dof + d) * torch.log1p(maha / dof)
+        )
         return torch.logsumexp(torch.log(self.weights_) + log_t, 1)

@@ -44,7 +44,7 @@ class UnitVarianceMixture(MixtureFitter):
     def _prior_natural(self) -> dict[str, Tensor]:
         k, d = self.n_components, self.n_features_
         z = torch.zeros(k, d, dtype=self.dtype, device=self.device)
-        return {"sum_x": z, "precision": torch.full((k,), self.prior_std ** -2, dtype=self.dtype, device=self.device)}
+        return {"sum_x": z, "precision": torch.full((k,), self.prior_std**-2, dtype=self.dtype, device=self.device)}
 
     def _stats(self, X: Tensor, resp: Tensor) -> dict[str, Tensor]:
         return {"sum_x": resp.T @ X, "precision": resp.sum(0)}  # (K, D), (K,)
@@ -55,12 +55,12 @@ class UnitVarianceMixture(MixtureFitter):
         self.means_ = eta["sum_x"] * self.mean_variances_[:, None]  # (K, D)
 
     def _expected_sq_norm(self) -> Tensor:
-        return self.n_features_ * self.mean_variances_ + (self.means_ ** 2).sum(1)  # E[mu_k^T mu_k], (K,)
+        return self.n_features_ * self.mean_variances_ + (self.means_**2).sum(1)  # E[mu_k^T mu_k], (K,)
 
     def _log_rho(self, X: Tensor) -> Tensor:
         d = X.shape[1]
         const = -math.log(self.n_components) - 0.5 * d * math.log(2 * math.pi)
-        sq = (X ** 2).sum(1, keepdim=True)  # (N, 1)
+        sq = (X**2).sum(1, keepdim=True)  # (N, 1)
         return const - 0.5 * sq + X @ self.means_.T - 0.5 * self._expected_sq_norm()  # (N, K)
 
     def _penalty(self) -> Tensor:
