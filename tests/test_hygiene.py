@@ -1,0 +1,34 @@
+"""Lint, format, types and the API reference site, on every CI run (the tools come with the
+``test`` extra; a user who installed pytest alone skips them with the reason)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(module: str, *args: str, timeout: int = 600) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (pip install -e '.[test]')")
+    p = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"{module} {' '.join(args)}:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
+
+
+def test_ruff_lint():
+    _run("ruff", "check", ".")
+
+
+def test_ruff_format():
+    _run("ruff", "format", "--check", ".")
+
+
+def test_mypy_on_the_public_api():
+    _run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
+
+
+def test_api_reference_site_builds_without_warnings(tmp_path):
+    _run("mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"))
