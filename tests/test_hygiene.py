@@ -1,7 +1,9 @@
 """Lint, format, types and the API reference site, on every CI run (the tools come with the
 ``test`` extra; a user who installed pytest alone skips them with the reason)."""
 
+import importlib
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +34,33 @@ def test_mypy_on_the_public_api():
 
 def test_api_reference_site_builds_without_warnings(tmp_path):
     _run("mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"))
+
+
+PACKAGES = [
+    "vaelab",
+    "vaelab.config",
+    "vaelab.data",
+    "vaelab.distributions",
+    "vaelab.models",
+    "vaelab.nets",
+    "vaelab.objectives",
+    "vaelab.estimators",
+    "vaelab.train",
+    "vaelab.evaluation",
+    "vaelab.inference",
+    "vaelab.vi",
+    "vaelab.text",
+    "vaelab.errors",
+    "vaelab.checkpoint",
+]
+
+
+def test_every_public_class_and_function_has_a_docstring():
+    missing = []
+    for name in PACKAGES:
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", [n for n in dir(module) if not n.startswith("_")]):
+            obj = getattr(module, attr)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and not (obj.__doc__ or "").strip():
+                missing.append(f"{name}.{attr}")
+    assert not missing, f"public API without a docstring: {missing}"

@@ -230,6 +230,7 @@ def registry(name: str):
 
 
 def component_fields(section: str) -> dict[str, dataclasses.Field]:
+    """The fields of ``[section]`` that are components (a table with a ``kind`` from a registry), by name."""
     return {f.name: f for f in fields(SECTIONS[section]) if "registry" in f.metadata}
 
 
