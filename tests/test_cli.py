@@ -97,6 +97,19 @@ def test_reproduce_iwae_mnist_quick(tmp_path, data_dir):
     assert (out / "nll_curves.png").stat().st_size > 10_000
 
 
+def test_reproduce_iwae_omniglot_quick(tmp_path, data_dir):
+    out = tmp_path / "om"
+    assert main(["reproduce", "iwae-omniglot", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert report.startswith("# IWAE vs VAE on Omniglot") and "Data caveat" in report
+    for m in models.values():  # our NLL beside the paper's Omniglot column (IWAE-5: 106.12)
+        assert f"| {m['label']} | {m['nll']:.2f} |" in report
+    assert models["1layer_iwae_k5"]["paper"][0] == 106.12
+    cfg = (out / "runs" / "1layer_vae_k1" / "config.toml").read_text()
+    assert 'kind = "omniglot"' in cfg
+
+
 def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     out = tmp_path / "tb"
     assert main(["reproduce", "tighter-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0

@@ -199,6 +199,22 @@ def test_random_text_corpora(data, max_length, max_vocab):
         _only_vaelab_errors(load_data, cfg.data, "categorical")
 
 
+@FUZZ
+@given(
+    data=st.one_of(st.binary(max_size=400), st.binary(max_size=300).map(lambda b: b"MATLAB 5.0 MAT-file" + b)),
+    reader=st.sampled_from(["frey", "caltech"]),
+)
+def test_random_frey_and_caltech_files(data, reader):
+    from vaelab.data.caltech import read_caltech
+    from vaelab.data.frey import read_frey
+
+    with _dir() as d:
+        path = Path(d) / "x.mat"
+        path.write_bytes(data)
+        fn = {"frey": read_frey, "caltech": read_caltech}[reader]
+        assert isinstance(_only_vaelab_errors(fn, path), VaelabError)
+
+
 # --- configuration: TOML text, tables, values ------------------------------------------------------
 
 KEYS = [f"{sec}.{k}" for sec in ("data", "model", "train") for k in config_mod.component_fields(sec)] + [

@@ -52,6 +52,22 @@ def load_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .npz, .npy or .csv")
 
 
+def read_mat(path: Path, what: str) -> dict:
+    """The variables of a MATLAB (v4-v7.2) file via scipy.
+
+    Raises:
+        DataError: one line naming ``what`` the file should have been; scipy raises several types
+            (MatReadError, IndexError, ValueError, ...) on truncated or foreign bytes.
+    """
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path)
+    except Exception as e:  # noqa: BLE001 - see Raises
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: not a readable {what} ({reason}); re-download it") from None
+
+
 def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) -> DataSplits:
     """Shuffle with ``seed`` and split into train / valid / test by fractions."""
     xt = as_float_tensor(x, "data")

@@ -4,6 +4,7 @@ never leaves a file a loader would trust)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -11,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import DataNotFoundError
+from ..errors import DataError, DataNotFoundError
 
 ENV = "VAELAB_DATA"
 
@@ -30,6 +31,37 @@ def find_data_file(name: str, data_dir: str | Path | None, advice: str, subdir: 
     where = ", ".join(str(d) for d in dirs) or f"nowhere (no --data-dir and ${ENV} unset)"
     also = f", and their {subdir}/ folders" if subdir else ""
     raise DataNotFoundError(f"{name} not found (looked in {where}{also}); {advice}")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Raises DataError (one line) unless ``path``'s SHA-256 is ``expected``."""
+    digest = sha256_of(path)
+    if digest != expected:
+        raise DataError(
+            f"{path}: sha256 {digest[:16]}... is not the expected {expected[:16]}...; the file is corrupt "
+            "or a different version: re-download it"
+        )
+
+
+def checked_file(name: str, data_dir: str | Path | None, sha256: str, advice: str) -> Path:
+    """:func:`find_data_file` followed by :func:`check_sha256`.
+
+    Raises:
+        DataNotFoundError: the file is in neither folder (``advice`` says how to get it).
+        DataError: its checksum is wrong.
+    """
+    path = find_data_file(name, data_dir, advice)
+    check_sha256(path, sha256)
+    return path
 
 
 def download_verified(url: str, target: Path, verify: Callable[[Path], None]) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .bundle import DataSplits
-from .download import ENV, download_verified, find_data_file
+from .download import ENV, download_verified, find_data_file, sha256_of
 from .registry import DATASETS
 
 FILENAME = "mnist.pkl.gz"
@@ -34,14 +33,6 @@ def find_mnist(data_dir: str | Path | None = None) -> Path:
         f"put it in a folder and pass --data-dir DIR or set {ENV}=DIR, "
         f"or run `vaelab download mnist --data-dir DIR` to fetch it from {URL}",
     )
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download_mnist(data_dir: str | Path, url: str = URL) -> Path:

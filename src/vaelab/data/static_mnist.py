@@ -12,8 +12,7 @@ import torch
 
 from ..errors import DataError
 from .bundle import DataSplits
-from .download import ENV, download_verified, find_data_file
-from .mnist import sha256_of
+from .download import ENV, download_verified, find_data_file, sha256_of
 from .registry import DATASETS
 
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}

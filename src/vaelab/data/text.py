@@ -22,8 +22,7 @@ from torch import Tensor
 
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
-from .download import ENV, download_verified, find_data_file
-from .mnist import sha256_of
+from .download import ENV, download_verified, find_data_file, sha256_of
 from .registry import DATASETS
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"

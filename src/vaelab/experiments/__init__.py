@@ -8,6 +8,7 @@ EXPERIMENTS = {
     "two-gaussians": "vaelab.experiments.two_gaussians",
     "aevb-mnist": "vaelab.experiments.aevb_mnist",
     "iwae-mnist": "vaelab.experiments.iwae_mnist",
+    "iwae-omniglot": "vaelab.experiments.iwae_omniglot",
     "tighter-bounds": "vaelab.experiments.tighter_bounds",
     "discrete-mnist": "vaelab.experiments.discrete_mnist",
     "cavi-gmm": "vaelab.experiments.cavi_gmm",
