@@ -4,7 +4,8 @@
     .venv/bin/python fuzz/atheris_loaders.py --target array-npy --seconds 60 --out fuzz/results.jsonl
 
 Targets: array-npy, array-npz, array-csv (``load_array`` + ``split_array``), amat (``read_amat``),
-text (the ``text`` corpus loader), toml (``config.load``), checkpoint (``load_checkpoint``). Each
+frey, caltech (their .mat readers), text (the ``text`` corpus loader), toml (``config.load``),
+checkpoint (``load_checkpoint``). Each
 input is written to a file and read back; the only exceptions allowed out are VaelabError with a
 one-line message. Any other exception is a crash: atheris stops and writes the input that caused
 it (``crash-*``) to the working folder. On a clean run, one JSON line with the target, inputs
@@ -28,6 +29,8 @@ with atheris.instrument_imports():
     from vaelab import config as config_mod
     from vaelab.checkpoint import load_checkpoint
     from vaelab.data.arrays import load_array, split_array
+    from vaelab.data.caltech import read_caltech
+    from vaelab.data.frey import read_frey
     from vaelab.data.static_mnist import read_amat
     from vaelab.data.text import load_text
     from vaelab.errors import VaelabError
@@ -49,6 +52,8 @@ TARGETS = {
     "array-csv": _array(".csv"),
     "amat": (".amat", lambda p: read_amat(p, "valid")),
     "text": (".txt", lambda p: load_text(path=str(p), valid_fraction=0.2, test_fraction=0.2)),
+    "frey": (".mat", read_frey),
+    "caltech": (".mat", read_caltech),
     "toml": (".toml", config_mod.load),
     "checkpoint": (".pt", load_checkpoint),
 }
