@@ -110,6 +110,18 @@ def test_reproduce_iwae_omniglot_quick(tmp_path, data_dir):
     assert 'kind = "omniglot"' in cfg
 
 
+def test_reproduce_prior_benchmarks_quick(tmp_path, data_dir):
+    out = tmp_path / "pb"
+    assert main(["reproduce", "prior-benchmarks", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert len(models) == 9 and len(json.loads((out / "results.json").read_text())["paired"]) == 6
+    for m in models.values():
+        assert f"| {m['label']} | {m['nll']:.2f} |" in report
+    cfg = (out / "runs" / "caltech-silhouettes_vamp" / "config.toml").read_text()
+    assert 'kind = "caltech-silhouettes"' in cfg and 'kind = "vamp"' in cfg
+
+
 def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     out = tmp_path / "tb"
     assert main(["reproduce", "tighter-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0

@@ -14,4 +14,5 @@ EXPERIMENTS = {
     "cavi-gmm": "vaelab.experiments.cavi_gmm",
     "amortization-gap": "vaelab.experiments.amortization_gap",
     "ptb-vae": "vaelab.experiments.ptb_vae",
+    "prior-benchmarks": "vaelab.experiments.prior_benchmarks",
 }
