@@ -169,70 +169,50 @@ class Loop:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
-        done, beta = st.batch, t.beta
-        if (
-            done and st.epoch_rng is not None
-        ):  # replay the epoch's shuffle (and binarization) draws, skipping the batches already trained on
-            self.shuffle_gen.set_state(st.epoch_rng)
-        else:
-            st.epoch_rng, st.sums, st.n_seen = self.shuffle_gen.get_state(), [0.0] * 4, 0
-        n_batches = math.ceil(self.x_train.shape[0] / t.batch_size)
-        bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
-        batches = iterate_batches(
-            self.x_train,
-            t.batch_size,
-            self.shuffle_gen,
-            True,
-            self.data.dynamic_binarization,
-            bucket="pad_id" in self.data.info,
-        )
-        for batch in itertools.islice(batches, done, None):
+        beta, n_batches = t.beta, math.ceil(self.x_train.shape[0] / t.batch_size)
+        bar = tqdm(total=n_batches, initial=st.batch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
+        for batch in self._epoch_batches():
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
             try:
-                s = train_step(
-                    self.model,
-                    batch,
-                    self.optimizer,
-                    self.objective,
-                    self.estimator,
-                    t.n_samples,
-                    self.kl,
-                    beta,
-                    t.grad_clip,
-                    self.groups,
-                    t.free_bits,
-                )
+                s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples,
+                               self.kl, beta, t.grad_clip, self.groups, t.free_bits)  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
-            st.step, st.batch, b = st.step + 1, st.batch + 1, len(batch)
-            st.sums = [a + s[k] * b for a, k in zip(st.sums, ("elbo", "rec", "kl", "bound"))]
-            st.n_seen += b
-            for hook in self.step_hooks:
-                hook(self)
-            if st.step % t.log_every == 0:
-                self.writer.step(st.step, {**s, f"{self.objective_name}_bound": s["bound"], "beta": beta, "lr": lr})
+            self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
             bar.update(1)
-            faults.point("step")
-            if t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 and st.batch < n_batches:
-                self.save()
-            self.stop_if_requested()
         bar.close()
         m = [v / max(st.n_seen, 1) for v in st.sums]
         st.batch = 0
-        return {
-            "epoch": epoch + 1,
-            "step": st.step,
-            "train_elbo": m[0],
-            "train_rec": m[1],
-            "train_kl": m[2],
-            "train_bound": m[3],
-            "valid_elbo": None,
-            "valid_iwae": None,
-            "beta": beta,
-            "lr": lr,
-            "active_units": None,
-            "train_time_s": time.perf_counter() - t0,
-        }
+        return {"epoch": epoch + 1, "step": st.step, "train_elbo": m[0], "train_rec": m[1], "train_kl": m[2],
+                "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
+                "active_units": None, "train_time_s": time.perf_counter() - t0}  # fmt: skip
+
+    def _epoch_batches(self):
+        """This epoch's batches; after a mid-epoch checkpoint, the epoch's shuffle (and binarization)
+        draws are replayed from its saved generator state and the batches already trained on skipped."""
+        st = self.state
+        if st.batch and st.epoch_rng is not None:
+            self.shuffle_gen.set_state(st.epoch_rng)
+        else:
+            st.batch, st.epoch_rng, st.sums, st.n_seen = 0, self.shuffle_gen.get_state(), [0.0] * 4, 0
+        t = self.cfg.train
+        batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
+                                  bucket="pad_id" in self.data.info)  # fmt: skip
+        return itertools.islice(batches, st.batch, None)
+
+    def _after_step(self, s: dict, b: int, schedule: dict, n_batches: int) -> None:
+        """Counters and running sums, step hooks, the step log, step checkpoints and stop requests."""
+        t, st = self.cfg.train, self.state
+        st.step, st.batch, st.n_seen = st.step + 1, st.batch + 1, st.n_seen + b
+        st.sums = [a + s[k] * b for a, k in zip(st.sums, ("elbo", "rec", "kl", "bound"))]
+        for hook in self.step_hooks:
+            hook(self)
+        if st.step % t.log_every == 0:
+            self.writer.step(st.step, {**s, f"{self.objective_name}_bound": s["bound"], **schedule})
+        faults.point("step")
+        if t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 and st.batch < n_batches:
+            self.save()
+        self.stop_if_requested()
 
     @property
     def objective_name(self) -> str:
