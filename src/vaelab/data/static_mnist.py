@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .arrays import read_mat
 from .bundle import DataSplits
-from .download import ENV, download_verified, find_data_file, sha256_of
+from .download import ENV, check_sha256, download_verified, find_data_file
 from .registry import DATASETS
 
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}
@@ -48,12 +49,8 @@ def read_amat(path: Path, split: str) -> np.ndarray:
     with open(path, "rb") as f:
         is_mat = f.read(6) == b"MATLAB"
     if is_mat:
-        digest = sha256_of(path)
-        if digest != SHA256[split]:
-            raise DataError(f"{path}: sha256 {digest} is not the expected {SHA256[split]}; re-download it")
-        from scipy.io import loadmat
-
-        x = np.asarray(loadmat(path)["X"])
+        check_sha256(path, SHA256[split])
+        x = np.asarray(read_mat(path, f"binarized_mnist_{split}.amat")["X"])
     else:
         try:
             x = np.loadtxt(path, dtype=np.uint8, ndmin=2)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
-from .download import ENV, download_verified, find_data_file, sha256_of
+from .download import ENV, check_sha256, download_verified, find_data_file
 from .registry import DATASETS
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -141,9 +141,8 @@ def find_ptb(split: str, data_dir: str | Path | None) -> Path:
 
 
 def check_ptb(path: Path, split: str) -> None:
-    digest = sha256_of(path)
-    if digest != PTB_SHA256[split]:
-        raise DataError(f"{path}: sha256 {digest} is not the expected {PTB_SHA256[split]}; re-download it")
+    """Raises DataError unless ``path`` is the known PTB ``split`` file (SHA-256)."""
+    check_sha256(path, PTB_SHA256[split])
 
 
 @DATASETS.register("ptb")
