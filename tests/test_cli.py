@@ -122,6 +122,28 @@ def test_reproduce_prior_benchmarks_quick(tmp_path, data_dir):
     assert 'kind = "caltech-silhouettes"' in cfg and 'kind = "vamp"' in cfg
 
 
+def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
+    out = tmp_path / "vr"
+    assert main(["reproduce", "vr-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "results.json").read_text())
+    assert len(payload["models"]) == 6 and len(payload["paired"]) == 3
+    for m in payload["models"].values():  # ours beside Li & Turner's Table 2
+        assert f"| {m['label']} | {m['log_px']:.2f} | {m['log_px_se']:.2f} |" in report
+    assert "| 1380.30 ± 4.60 |" in report and "| -117.21 |" in report
+    frey = (out / "runs" / "frey_iwae_k5" / "config.toml").read_text()
+    assert 'kind = "frey"' in frey and 'variance = "per_datapoint"' in frey and "n_samples = 5" in frey
+    assert "n_samples = 50" in (out / "runs" / "caltech-silhouettes_vae_k50" / "config.toml").read_text()
+
+
+def test_train_without_a_validation_split(tmp_path, data_dir, capsys):
+    """Frey faces have no validation split by default (Li & Turner): the summary says so."""
+    argv = ["train", "--dataset", "frey", "--data-dir", str(data_dir), "--epochs", "1", "--out", str(tmp_path / "f")]
+    with pytest.warns(UserWarning, match="validation set is empty"):
+        assert main([*argv, "--quiet", "--set", 'model.likelihood={kind="gaussian", variance="per_dim"}']) == 0
+    assert "(no validation split)" in capsys.readouterr().out
+
+
 def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     out = tmp_path / "tb"
     assert main(["reproduce", "tighter-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0

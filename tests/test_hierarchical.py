@@ -201,6 +201,8 @@ def test_iwae_schedule_has_3280_epochs_in_8_stages():
     assert [lrs.count(v) for v in stages] == [1, 3, 9, 27, 81, 243, 729, 2187 + 1]  # epoch 3280 stays in stage 7
     assert stages[-1] == pytest.approx(1e-3 * 10 ** (-1))
     assert scheduled_lr(0.1, "constant", 500) == 0.1
+    halving = [scheduled_lr(1e-3, "iwae-2", e) for e in range(256)]  # Li & Turner's Caltech schedule
+    assert [halving.count(v) for v in sorted(set(halving), reverse=True)] == [1, 2, 4, 8, 16, 32, 64, 128 + 1]
 
 
 @pytest.mark.parametrize("name,dims", [("iwae-1layer", (50,)), ("iwae-2layer", (100, 50))])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -115,9 +117,13 @@ def config_from_args(args) -> config_mod.RunConfig:
     return config_mod.with_overrides(cfg, overrides) if overrides else cfg
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int | None:
     from .train import fit
 
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1:
+        return _torchrun(args)
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.toml").is_file():
@@ -128,13 +134,32 @@ def cmd_train(args) -> None:
         cfg = config_from_args(args)
         run_dir = Path(args.out)
     res = fit(cfg, run_dir, resume=bool(args.resume), quiet=args.quiet)
+    if int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
+        return None
     last = res.history[-1] if res.history else {}
     print(f"trained {cfg.train.epochs} epochs in {res.seconds:.1f} s -> {run_dir}")
-    if last:
+    if last and last.get("valid_elbo") is None:  # no validation split (e.g. Frey faces' default)
+        print(f"final train ELBO {last['train_elbo']:.3f} nats per data point (no validation split)")
+    elif last:
         print(
             f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
             f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f})"
         )
+    return None
+
+
+def _torchrun(args) -> int:
+    """``vaelab train --nproc N ...``: the same command under ``torchrun --standalone --nproc-per-node N``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise config_mod.ConfigError("--nproc is a shorthand for torchrun; under torchrun already, leave it out")
+    argv, rest = [], iter(args.argv)
+    for a in rest:
+        if a == "--nproc":
+            next(rest, None)
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
+    return subprocess.call([*cmd, "-m", "vaelab", *argv])
 
 
 def _load(args):
@@ -153,6 +178,7 @@ def _load(args):
 def cmd_evaluate(args) -> None:
     import torch
 
+    from .distributed import Dist
     from .evaluation import evaluate_model, gradient_snr, summary_lines, write_evaluation
 
     torch.set_flush_denormal(True)
@@ -160,8 +186,16 @@ def cmd_evaluate(args) -> None:
     x = getattr(data, args.split)
     if args.limit:
         x = x[: args.limit]
-    result = evaluate_model(model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed)
-    result.update(split=args.split, checkpoint=args.checkpoint)
+    dist = Dist.from_env(next(model.parameters()).device)  # under torchrun: the IS estimate is shared out
+    try:
+        result = evaluate_model(
+            model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed, dist=dist
+        )
+    finally:
+        dist.close()
+    if not dist.is_main:
+        return
+    result.update(split=args.split, checkpoint=args.checkpoint, processes=dist.world)
     js, cs = write_evaluation(args.run_dir, args.split, result)
     print(f"{args.split} set, {result['n']} points, checkpoint {args.checkpoint} (nats per data point):")
     print("\n".join(summary_lines(result)))
@@ -321,6 +355,13 @@ def _train_parser(sub) -> None:
     t.add_argument("--out", default="runs/latest", help="run directory to create (default: runs/latest)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from last.pt (raise --epochs to train longer)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train with N processes (data-parallel, torch.distributed): shorthand for "
+        "torchrun --standalone --nproc-per-node N -m vaelab train ...",
+    )
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
@@ -417,8 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except TrainingInterrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_STOPPED
@@ -431,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         if _caused_by_interrupt(e):  # C++ code (torch.save's zip writer) masks the interrupt with its own error
             return _aborted()
         raise
-    return 0
+    return int(rc) if rc else 0
 
 
 def _aborted() -> int:

@@ -100,6 +100,13 @@ class ModelConfig:
         "2-layer model (empty = one layer); the prior is on the top layer",
     )
     upper_hidden: list = _f([100, 100], "hidden widths (tanh MLPs) between consecutive stochastic layers")
+    decoder_bias: str = _f(
+        "auto",
+        "decoder output bias at the start: 'data-mean' (p(x|z) starts at the training data's per-dimension "
+        "mean, as in Burda et al.'s code), 'default' (PyTorch's init), 'auto' (data-mean where the decoder "
+        "and likelihood allow it)",
+        ("auto", "data-mean", "default"),
+    )
 
 
 @dataclass(frozen=True)
@@ -132,8 +139,9 @@ class TrainConfig:
     lr: float = _f(1e-3, "learning rate (the first stage's, with lr_schedule = 'iwae')")
     lr_schedule: str = _f(
         "constant",
-        "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) (3,280 epochs in all)",
-        ("constant", "iwae"),
+        "'iwae': Burda et al.'s stages i = 0..7 of 3^i epochs at lr*10^(-i/7) (3,280 epochs in all); "
+        "'iwae-2': stages of 2^i epochs (255 in all; Li & Turner's Caltech schedule)",
+        ("constant", "iwae", "iwae-2"),
     )
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
     grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
@@ -164,7 +172,10 @@ class TrainConfig:
     )
     grad_variance_draws: int = _f(100, "repeated gradient estimates R per measurement")
     grad_variance_points: int = _f(100, "validation points in the fixed mini-batch of each measurement")
-    device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto')")
+    device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto'); under torchrun, 'cuda' is cuda:LOCAL_RANK")
+    dist_timeout: float = _f(
+        600.0, "under torchrun: seconds a process waits for the others in a collective before the run fails"
+    )
     num_threads: int = _f(0, "torch intra-op threads (0 = torch default)")
 
 

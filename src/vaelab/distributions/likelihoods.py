@@ -62,6 +62,16 @@ class Likelihood(nn.Module):
     def check_data(self, x: Tensor, name: str = "data") -> None:
         """Raise :class:`DataError` if x is outside this likelihood's support."""
 
+    def marginal_params(self, x: Tensor) -> Tensor | None:
+        """Decoder outputs (``param_shape``) under which p(x|z) has the per-dimension mean of the
+        training data x (N, *event_shape), or None when this likelihood has no such closed form.
+
+        Used to initialize the decoder's output bias (``model.decoder_bias``), as in Burda et al.'s
+        IWAE code: the decoder then starts at the data's marginal instead of spending its first
+        steps learning it.
+        """
+        return None
+
 
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
@@ -77,6 +87,11 @@ class BernoulliLikelihood(Likelihood):
         # the distribution objects in the hot loop: their Python cost is ~1% of an MLP training step
         nll = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
         return -nll.flatten(params.dim() - len(self.event_shape)).sum(-1)
+
+    def marginal_params(self, x: Tensor) -> Tensor:
+        """The log-odds of each pixel's mean, clamped to [1e-3, 1 - 1e-3] (a pixel never on must not get -inf)."""
+        p = x.float().mean(0).clamp(1e-3, 1 - 1e-3)
+        return torch.log(p) - torch.log1p(-p)
 
     def check_data(self, x: Tensor, name: str = "data") -> None:
         nonbinary = ((x != 0) & (x != 1)).sum().item()
@@ -132,3 +147,12 @@ class GaussianLikelihood(Likelihood):
 
     def mean(self, params: Tensor) -> Tensor:
         return self._split(params)[0]
+
+    def marginal_params(self, x: Tensor) -> Tensor:
+        """The data mean; with a per-datapoint variance, also the log of the data variance (clamped
+        below at ``min_logvar``) in the log-variance half."""
+        mean = x.float().mean(0)
+        if self.variance != "per_datapoint":
+            return mean
+        logvar = torch.log(x.float().var(0, unbiased=False)).clamp(min=self.min_logvar)
+        return torch.stack([mean, logvar])  # (2, *event_shape)

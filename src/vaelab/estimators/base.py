@@ -52,6 +52,8 @@ class Estimator:
 
     pathwise = True
     registry_name: str = ""  # set by ESTIMATORS.register
+    #: True when the state is updated from each batch's statistics (one copy per process under torchrun)
+    rank_local_state = False
 
     def check(self, model) -> None:
         """Refuse a model this estimator cannot serve.

@@ -35,6 +35,8 @@ class MovingAverageBaseline(Reinforce):
         decay: alpha in b <- alpha b + (1 - alpha) mean(signal).
     """
 
+    rank_local_state = True  # running statistics of each batch: refused under torchrun
+
     def __init__(self, decay: float = 0.9):
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"train.estimator.decay must be in [0, 1), got {decay}")

@@ -29,6 +29,8 @@ class NVIL(Reinforce):
             score-function part of the gradient, so exact-gradient tests turn it off).
     """
 
+    rank_local_state = True  # running statistics of each batch: refused under torchrun
+
     elbo_score_only = True  # phi's ELBO gradient is the scaled signal's term alone (Mnih & Gregor 2014, eq. 8)
 
     def __init__(self, hidden: list = [100], decay: float = 0.9, normalize: bool = True):  # noqa: B006

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from ..distributed import Dist
 from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
 
@@ -71,6 +72,7 @@ def importance_sampled_log_likelihood(
     iwae_k: int = 64,
     device: str | torch.device | None = None,
     proposal: Tensor | None = None,
+    dist: Dist | None = None,
 ) -> LogLikelihoodResult:
     """log p(x) ~= logsumexp_k log w_k - log K with z_k ~ q(z|x) (Burda et al. 2016, Sec. 5.2;
     Rezende et al. 2014, App. E).
@@ -99,6 +101,10 @@ def importance_sampled_log_likelihood(
         proposal: optional (N, latent.n_params) per-point variational parameters lambda_i to use as
             the proposal q_lambda_i(z) instead of the encoder's q(z|x_i) (e.g. after per-datapoint
             optimization, :func:`vaelab.inference.refine`); one-layer models.
+        dist: under torchrun, the process group (:class:`~vaelab.distributed.Dist`): batch j of B
+            points is scored by rank j mod W and the per-point estimates are summed over ranks, so
+            every rank returns the whole result. Each batch's samples come from a generator seeded
+            by (seed, j), which makes the numbers independent of the number of processes.
     Returns:
         :class:`LogLikelihoodResult` in nats.
     Raises:
@@ -115,21 +121,29 @@ def importance_sampled_log_likelihood(
         max_rows = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64))))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     with denormals_flushed(device):
-        return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal)
+        return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist or Dist())
 
 
-def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal) -> LogLikelihoodResult:
+def batch_seed(seed: int, j: int) -> int:
+    """The seed of batch j's sample generator: a function of (seed, j) only, so a batch gets the same
+    samples whichever process scores it."""
+    return (seed * 1_000_003 + j) % (2**63)
+
+
+def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist) -> LogLikelihoodResult:
     was_training = model.training
     model.eval()
     n = x.shape[0]
-    gen = torch.Generator(device=device).manual_seed(seed)
-    log_px = torch.empty(n)  # (N,)
-    elbo_pts = torch.empty(n)  # (N,)
-    iwae_pts = torch.empty(n)  # (N,)
+    gen = torch.Generator(device=device)
+    pts = torch.zeros(3, n)  # (3, N): log p_hat, ELBO, IWAE-k per point; zero where another rank scores
+    log_px, elbo_pts, iwae_pts = pts[0], pts[1], pts[2]
     iwae_k = max(1, min(iwae_k, k))
     n_blocks = k // iwae_k
     log_w = torch.empty(k, min(batch_size, n), device=device)  # (K, B) reused for every batch
-    for start in range(0, n, batch_size):
+    for j, start in enumerate(range(0, n, batch_size)):
+        if j % dist.world != dist.rank:
+            continue
+        gen.manual_seed(batch_seed(seed, j))
         xb = x[start : start + batch_size].to(device)  # (B, *x_shape)
         b = xb.shape[0]
         buf = log_w[:, :b]
@@ -142,6 +156,9 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
         elbo_pts[start : start + b] = elbo(buf).cpu()
         iwae_pts[start : start + b] = miwae(group(buf[: n_blocks * iwae_k], n_blocks)).cpu()  # (M, k, B) blocks
     model.train(was_training)
+    if dist.active:  # each point was scored on one rank: the sum is exact
+        pts = dist.sum_(pts)
+        log_px, elbo_pts, iwae_pts = pts[0], pts[1], pts[2]
     std = float(log_px.double().std()) if n > 1 else 0.0
     return LogLikelihoodResult(
         k=k,

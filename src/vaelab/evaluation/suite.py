@@ -18,7 +18,14 @@ from .loglik import importance_sampled_log_likelihood
 
 
 def evaluate_model(
-    model, x: Tensor, k: int = 5000, iwae_k: int = 64, batch_size: int = 100, seed: int = 0, per_point: bool = False
+    model,
+    x: Tensor,
+    k: int = 5000,
+    iwae_k: int = 64,
+    batch_size: int = 100,
+    seed: int = 0,
+    per_point: bool = False,
+    dist=None,
 ) -> dict:
     """All evaluation numbers for one model on data x (N, *x_shape), in nats per data point.
 
@@ -36,10 +43,13 @@ def evaluate_model(
         active_units, active_units_per_layer: Burda et al.'s A_u > 10^-2 count, total and per layer.
         kl_mc: E_x KL(q(h|x) || p(h)), one-sample Monte Carlo.
         per_point_log_px: with ``per_point=True``, the N per-point estimates (for paired comparisons).
+
+    Under torchrun pass ``dist`` (:class:`~vaelab.distributed.Dist`): the IS estimate, the costly
+    part, is shared out by batches; every rank returns the same dict.
     Raises:
         DataError: x has the wrong shape, NaNs, or values outside the likelihood's support.
     """
-    ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k)
+    ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k, dist=dist)
     diag = latent_diagnostics(model, x[:10000], seed=seed)
     out: dict[str, Any] = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim}
     out["log_px"], out["log_px_se"] = mean_se(ll.per_point)

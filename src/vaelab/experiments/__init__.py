@@ -15,4 +15,5 @@ EXPERIMENTS = {
     "amortization-gap": "vaelab.experiments.amortization_gap",
     "ptb-vae": "vaelab.experiments.ptb_vae",
     "prior-benchmarks": "vaelab.experiments.prior_benchmarks",
+    "vr-bounds": "vaelab.experiments.vr_bounds",
 }

@@ -108,7 +108,7 @@ def _worker(args: tuple) -> dict:
         "label": job.label,
         "train_seconds": train_s,
         "eval_seconds": time.perf_counter() - t0 - train_s,
-        "epochs": budget.epochs,
+        "epochs": cfg.train.epochs,  # a job may override the budget's
         "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
         "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history],
         **ev,

@@ -31,7 +31,7 @@ from ..evaluation import (
     optimize_posteriors,
 )
 from ..inference import encoder_params, fit_non_amortized, refine
-from ..models import build_model
+from ..models import build_model, init_decoder_bias
 from ..train import fit
 from ._study import Budget, mnist_config, test_subset
 
@@ -138,6 +138,7 @@ def run(
             results[name]["refined_elbo"] = _refined_elbo(res.model, x)
     torch.manual_seed(0)
     model = build_model(cfg.model, data.x_shape)
+    init_decoder_bias(model, data.train, cfg.model.decoder_bias)  # as fit does for the amortized rows
     t0 = time.perf_counter()
     na = fit_non_amortized(
         model, data.train, b.epochs, batch_size=100, inner_steps=5, inner_lr=5e-2, lr=1e-3, dynamic_binarization=True

@@ -34,15 +34,21 @@ class Validation:
         x = loop.x_valid
         if not self.every or row["epoch"] % self.every or x.shape[0] == 0:
             return
-        row["valid_elbo"] = evaluate_elbo(loop.model, x, loop.kl, seed=self.seed)
+        # under torchrun rank 0 validates and the others take its numbers: every rank then makes
+        # the same best-checkpoint and divergence decisions
+        row.update(loop.dist.broadcast(self._measure(loop, x, row["epoch"]) if loop.dist.is_main else None))
+
+    def _measure(self, loop, x, epoch: int) -> dict:
+        out = {"valid_elbo": evaluate_elbo(loop.model, x, loop.kl, seed=self.seed)}
         if self.diagnostics and x.shape[0] > 1:
             diag = latent_diagnostics(loop.model, x[:10000])
-            row["active_units"] = diag.active_units
-            loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": row["epoch"], **diag.summary()})
+            out["active_units"] = diag.active_units
+            loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": epoch, **diag.summary()})
         if self.iwae_k:
-            row["valid_iwae"] = importance_sampled_log_likelihood(
+            out["valid_iwae"] = importance_sampled_log_likelihood(
                 loop.model, x[: self.iwae_points], k=self.iwae_k, seed=self.seed
             ).mean
+        return out
 
 
 class DivergenceGuard:
@@ -94,7 +100,7 @@ class GradientVarianceMonitor:
         self.x: torch.Tensor | None = None
 
     def __call__(self, loop) -> None:
-        if not self.every or loop.state.step % self.every:
+        if not self.every or loop.state.step % self.every or not loop.dist.is_main:
             return
         if self.x is None:
             self.x = self._points(loop)

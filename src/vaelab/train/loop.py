@@ -20,6 +20,7 @@ from .. import config as config_mod
 from .. import faults
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
+from ..distributed import Dist, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
@@ -57,12 +58,15 @@ class LoopState:
 class Loop:
     """A configured training run: model, optimizer, data on the device, writer and state."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, model, data: DataSplits, writer: RunWriter, device):
+    def __init__(self, cfg: RunConfig, run_dir: Path, model, data: DataSplits, writer: RunWriter, device, dist=None):
         t = cfg.train
         self.cfg, self.run_dir, self.model, self.data, self.writer = cfg, run_dir, model.to(device), data, writer
+        self.dist = dist if dist is not None else Dist()
         self.objective = OBJECTIVES.build(t.objective.kind, t.objective.options, "train.objective")
         self.estimator = ESTIMATORS.build(t.estimator.kind, t.estimator.options, "train.estimator")
         self.estimator.check(model)
+        if self.dist.active:
+            refuse_rank_local_state(self.estimator)
         self.estimator.check_objective(self.objective, t.n_samples)
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
@@ -71,7 +75,13 @@ class Loop:
             t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups()
         )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
-        self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)  # the same on every rank: one global order
+        self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.stop_agreed = False  # under torchrun: a stop requested on any rank, as of the last step
+        if self.dist.active:
+            # the same initial weights everywhere, an estimator's own networks (learned baselines) too
+            self.dist.sync_tensors([*self.model.parameters(), *self.model.buffers(), *self.trainable])
+            torch.manual_seed(t.seed + 7919 * self.dist.rank)  # each rank draws its own z noise
         self.state = LoopState()
         self.lr_scale, self.retries = 1.0, 0  # divergence roll-backs so far and their learning-rate factor
         self.epochs = t.epochs
@@ -89,7 +99,10 @@ class Loop:
         return TrainingDivergedError(f"{what}; stopped. {where}; lower the learning rate and resume or retrain")
 
     def checkpoint_payload(self) -> dict:
-        return checkpoint_payload(self)
+        payload = checkpoint_payload(self)
+        if self.dist.active:  # a collective: every rank saves at the same step
+            payload.update(world_size=self.dist.world, torch_rng_ranks=self.dist.gather(torch.get_rng_state()))
+        return payload
 
     def save(self, best: bool = False) -> None:
         """Write last.pt (and best.pt) with the state as it is now, mid-epoch or not."""
@@ -99,15 +112,21 @@ class Loop:
         self.writer.checkpoint("last.pt", payload)
         self.state.saved_epoch, self.state.saved_step = self.state.epoch, self.state.step
 
-    def stop_if_requested(self) -> None:
-        """After a SIGINT/SIGTERM: checkpoint now (unless last.pt already holds this step) and stop."""
-        if self.stop.signum is None:
+    def stop_if_requested(self, agree: bool = False) -> None:
+        """After a SIGINT/SIGTERM: checkpoint now (unless last.pt already holds this step) and stop.
+        Under torchrun every rank stops at the same step: after a step the ranks have agreed through
+        that step's reduction; ``agree`` (at an epoch's end) takes a vote of its own."""
+        if self.dist.active:
+            requested = self.dist.any(self.stop.signum is not None) if agree else self.stop_agreed
+        else:
+            requested = self.stop.signum is not None
+        if not requested:
             return
         st = self.state
         if st.saved_step != st.step:
             self.save()
         raise TrainingInterrupted(
-            f"stopped by {self.stop.name} at epoch {st.epoch + 1}, step {st.step}; "
+            f"stopped by {self.stop.name or 'a signal to another rank'} at epoch {st.epoch + 1}, step {st.step}; "
             f"{self.run_dir / 'last.pt'} holds that step; continue with: "
             f"vaelab train --resume {self.run_dir}"
         )
@@ -173,9 +192,10 @@ class Loop:
         bar = tqdm(total=n_batches, initial=st.batch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
         for batch in self._epoch_batches():
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
+            local, weight = self.dist.share(batch)  # (the whole batch, 1.0) in one process
             try:
-                s = train_step(self.model, batch, self.optimizer, self.objective, self.estimator, t.n_samples,
-                               self.kl, beta, t.grad_clip, self.groups, t.free_bits)  # fmt: skip
+                s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, t.n_samples,
+                               self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight))  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
@@ -213,6 +233,20 @@ class Loop:
         if t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 and st.batch < n_batches:
             self.save()
         self.stop_if_requested()
+
+    def _sync(self, weight: float):
+        """The step's one reduction under torchrun (None in one process): gradients and statistics
+        weighted by this rank's share, plus the non-finite and stop flags."""
+        if not self.dist.active:
+            return None
+
+        def sync(stats, finite):
+            flags = [float(not finite and weight > 0), float(self.stop.signum is not None)]
+            stats, out = self.dist.reduce_step(self.trainable, stats, weight, flags)
+            self.stop_agreed = bool(out[1] > 0)
+            return stats, bool(out[0] == 0)
+
+        return sync
 
     @property
     def objective_name(self) -> str:
@@ -257,21 +291,28 @@ def fit(
     """
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)
-    if not resume or run_dir.is_dir():  # resume never creates a directory: a typo stays an error
+    owned = not torch.distributed.is_initialized()  # a process group fit joins, it also leaves
+    dist = Dist.from_env(device, cfg.train.dist_timeout)
+    device = dist.device(device)
+    if dist.is_main and (not resume or run_dir.is_dir()):  # resume never creates a directory: a typo stays an error
         check_writable(run_dir)
-    locked = run_lock(run_dir) if run_dir.is_dir() else contextlib.nullcontext()
-    with locked, denormals_flushed(device), _threads(cfg.train.num_threads):
-        loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device)
-        cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
-        show = not quiet and sys.stderr.isatty()
-        loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
-        try:
-            with loop.stop:
-                for epoch in range(loop.state.epoch, cfg.train.epochs):
-                    _run_epoch(loop, epoch, cbs, show)
-                    loop.stop_if_requested()
-        finally:
-            loop.writer.close()
+    locked = run_lock(run_dir) if dist.is_main and run_dir.is_dir() else contextlib.nullcontext()
+    try:
+        with locked, denormals_flushed(device), _threads(cfg.train.num_threads):
+            loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist)
+            cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
+            show = not quiet and sys.stderr.isatty() and dist.is_main
+            loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
+            try:
+                with loop.stop:
+                    for epoch in range(loop.state.epoch, cfg.train.epochs):
+                        _run_epoch(loop, epoch, cbs, show)
+                        loop.stop_if_requested(agree=True)
+            finally:
+                loop.writer.close()
+    finally:
+        if owned:
+            dist.close()
     st = loop.state
     return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
 
@@ -291,7 +332,7 @@ def _run_epoch(loop: Loop, epoch: int, cbs: list, show: bool) -> None:
             loop.roll_back(snap, e, epoch)
 
 
-def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop:
+def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: Dist) -> Loop:
     ckpt = None
     if resume:
         if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
@@ -310,13 +351,13 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device) -> Loop
     if init is not None:
         restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
-    writer = RunWriter(run_dir, tensorboard, fresh=not resume, resume_at=at)
+    writer = RunWriter(run_dir, tensorboard, enabled=dist.is_main, fresh=not resume, resume_at=at)
     try:
-        loop = Loop(cfg, run_dir, model, data, writer, device)
-    except BaseException:  # a misconfiguration found by the estimator/objective checks: close the files
+        loop = Loop(cfg, run_dir, model, data, writer, device, dist)
+        warn_no_validation(loop.x_valid, cfg.train.valid_every)
+    except BaseException:  # a misconfiguration found by the checks (or a warning made an error): close the files
         writer.close()
         raise
-    warn_no_validation(loop.x_valid, cfg.train.valid_every)
     header = "written by vaelab; " + ("model built in Python (see run.json)" if model.spec is None else "")
     writer.text("config.toml", config_mod.dumps(cfg, header=header + provenance.get("note", "")))
     writer.json("run.json", provenance)
@@ -335,8 +376,25 @@ def _resume(loop: Loop, ckpt: dict) -> None:
     for k, v in ckpt.get("mid_epoch", {}).items():  # a checkpoint written within an epoch
         setattr(st, k, v)
     loop.lr_scale, loop.retries = ckpt.get("lr_scale", 1.0), ckpt.get("divergence_retries_used", 0)
-    torch.set_rng_state(ckpt["torch_rng"])
+    torch.set_rng_state(_rank_rng(loop.dist, ckpt))
     loop.shuffle_gen.set_state(ckpt["shuffle_rng"])
+
+
+def _rank_rng(dist: Dist, ckpt: dict) -> torch.Tensor:
+    """This rank's z-noise generator state: its own when the checkpoint was written by as many
+    processes; else rank 0's is reused, offset per rank (and the resume is no longer bit-exact)."""
+    ranks = ckpt.get("torch_rng_ranks")
+    if ranks is not None and len(ranks) == dist.world:
+        return ranks[dist.rank]
+    if dist.active or ranks is not None:
+        warnings.warn(
+            f"last.pt was written by {len(ranks) if ranks else 1} process(es), this run has {dist.world}: "
+            "the random streams restart (the resumed run is not bit-identical to an uninterrupted one)",
+            stacklevel=3,
+        )
+        if dist.rank:
+            return torch.Generator().manual_seed(int(ckpt["step"]) * 7919 + dist.rank).get_state()
+    return ckpt["torch_rng"]
 
 
 @contextlib.contextmanager

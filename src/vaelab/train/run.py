@@ -23,7 +23,7 @@ from ..config import RunConfig
 from ..data import DataSplits, load_data
 from ..distributions import PRIORS
 from ..errors import CheckpointError
-from ..models import build_model
+from ..models import build_model, init_decoder_bias
 
 FORMAT = 2
 
@@ -57,7 +57,8 @@ def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = No
             data=f"passed from Python ({data.info.get('source', 'no source recorded')})",
             note="; data passed from Python: the [data] table below was not used",
         )
-    if model is None:
+    built = model is None
+    if built:
         pseudo = None
         if cfg.model.prior.kind == "vamp":
             c = cfg.model.prior.options.get("components", PRIORS.options("vamp")["components"].default)
@@ -73,6 +74,8 @@ def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = No
         provenance["model"] = f"built in Python: {type(model).__name__}"
     check = data.valid if data.dynamic_binarization else data.train
     model.check_input(check, "valid" if data.dynamic_binarization else "train")
+    if built:  # after the data check: NaN data must not reach the bias
+        init_decoder_bias(model, data.train, cfg.model.decoder_bias)
     spec = {k: v for k, v in (model.spec or {}).items() if k != "vocab"} if model.spec is not None else None
     info = {k: v for k, v in _jsonable(data.info).items() if k != "vocab"}  # 10k words belong in the checkpoint
     provenance.update(x_shape=list(data.x_shape), model_spec=spec, info=info)

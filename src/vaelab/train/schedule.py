@@ -9,13 +9,16 @@ from ..errors import ConfigError
 
 def scheduled_lr(lr: float, schedule: str, epoch: int) -> float:
     """Learning rate for 0-based ``epoch``. 'iwae': Burda et al. 2016, Sec. 5 — stage i = 0..7 runs
-    3^i epochs at lr * 10^(-i/7); epochs past the 3,280 of the schedule stay in the last stage."""
+    3^i epochs at lr * 10^(-i/7) (3,280 epochs); 'iwae-2': the same with stages of 2^i epochs (255
+    epochs; Li & Turner 2016, App. D, for Caltech silhouettes). Epochs past the schedule stay in
+    the last stage."""
     if schedule == "constant":
         return lr
+    base = 2 if schedule == "iwae-2" else 3
     stage, end = 0, 1
     while epoch >= end and stage < 7:
         stage += 1
-        end += 3**stage
+        end += base**stage
     return lr * 10 ** (-stage / 7)
 
 

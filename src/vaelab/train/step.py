@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -149,6 +150,7 @@ def train_step(
     grad_clip: float = 0.0,
     groups: dict[str, list[Tensor]] | None = None,
     free_bits: float = 0.0,
+    sync: Callable[[Tensor, bool], tuple[Tensor, bool]] | None = None,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
@@ -164,18 +166,30 @@ def train_step(
         grad_clip: clip each parameter group's gradient norm to this (0 = off).
         groups: the model's parameter groups (pass them to skip recomputing them every step).
         free_bits: lambda, nats per latent dimension (0 = off); see :func:`compute_bound`.
+        sync: under several processes, ``sync(stats, finite) -> (stats, finite)`` is called after the
+            backward passes with the stacked batch statistics and whether this rank's bound is finite;
+            it reduces the gradients in place and returns the global statistics and verdict
+            (:class:`~vaelab.train.distributed.Dist`).
     Raises:
-        TrainingDivergedError: the bound is NaN/inf; the optimizer has not stepped.
+        TrainingDivergedError: the bound is NaN/inf (on any rank); the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
         est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta, free_bits)
-        values = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
-        if not math.isfinite(values["bound"]):
+        vec = torch.stack(list(stats.values()))  # (n_stats,)
+        values = dict(zip(stats, vec.tolist()))
+        finite = math.isfinite(values["bound"])
+        if not finite and sync is None:
             raise TrainingDivergedError(f"the training bound is {values['bound']}")
         optimizer.zero_grad(set_to_none=True)
-        backward(est, groups)
+        if finite:
+            backward(est, groups)
+        if sync is not None:
+            vec, finite = sync(vec, finite)
+            values = dict(zip(stats, vec.tolist()))
+            if not finite:
+                raise TrainingDivergedError(f"the training bound is {values['bound']} (on at least one rank)")
         if grad_clip:
             for params in groups.values():
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)

@@ -1,0 +1,189 @@
+"""Multi-process data-parallel training and evaluation with ``torch.distributed``, launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m vaelab train ...`` (or ``vaelab train --nproc N``) starts N copies
+of the same command; each reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` from its environment
+(:meth:`Dist.from_env`). Every rank draws the same global batch of ``train.batch_size`` points (the
+shuffle generator, and with it the dynamic binarization, is seeded alike on every rank) and trains
+on its contiguous share of it; one all-reduce per step then sums the gradients weighted by each
+share's size, so the step is the one a single process takes on the whole batch, whatever the number
+of processes, the last partial batch included. Only z's noise differs: every rank draws its own.
+
+Why not ``DistributedDataParallel``: DDP's reducer expects one backward pass per forward, but DReG,
+PIWAE and the learned baselines take two or three (one per parameter group, with stopped
+surrogates), and its mean over ranks is wrong when the ranks' shares differ in size (the last batch).
+Reducing one flat buffer after all backward passes serves every estimator with one collective per
+step; the price is that communication does not overlap the backward pass (for these MLPs the
+reduction is latency-bound anyway: docs/performance.md). The same buffer carries the batch statistics and two flags (a
+non-finite bound anywhere, a stop request anywhere), so the ranks agree on every decision.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .data import Batch
+from .errors import ConfigError
+
+
+@dataclass
+class Dist:
+    """This process's place in a multi-process run (rank 0 of 1 when not distributed).
+
+    Attributes:
+        rank: this process's index, 0 .. world - 1; rank 0 writes every file.
+        world: the number of processes.
+        local_rank: the index on this machine (picks the GPU).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device, timeout_s: float = 600.0) -> Dist:
+        """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA);
+        a single process when ``WORLD_SIZE`` is unset or 1.
+
+        Raises:
+            ConfigError: the environment names a world but not this process's rank.
+        """
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not timeout_s > 0:
+            raise ConfigError(f"train.dist_timeout must be > 0 seconds, got {timeout_s}")
+        if "RANK" not in os.environ or "MASTER_ADDR" not in os.environ:
+            raise ConfigError("WORLD_SIZE > 1 without RANK / MASTER_ADDR: launch with torchrun --nproc-per-node N")
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        if not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        return cls(rank, world, local)
+
+    def device(self, device: torch.device) -> torch.device:
+        """One GPU per process: cuda:LOCAL_RANK."""
+        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.active else device
+
+    def share(self, batch: Batch) -> tuple[Batch, float]:
+        """This rank's contiguous share of the global batch and its weight B_r / B. A rank left
+        without points (a last batch smaller than the world) gets the batch's first point at
+        weight 0, so that it still runs the same backward passes and reductions as the others."""
+        if not self.active:
+            return batch, 1.0
+        n = len(batch)
+        lo, hi = n * self.rank // self.world, n * (self.rank + 1) // self.world
+        if hi == lo:
+            return _rows(batch, 0, 1), 0.0
+        return _rows(batch, lo, hi), (hi - lo) / n
+
+    def reduce_step(
+        self, params: Sequence[Tensor], stats: Tensor, weight: float, flags: Sequence[float]
+    ) -> tuple[Tensor, Tensor]:
+        """One all-reduce: gradients and batch-mean statistics weighted by ``weight``, summed over
+        ranks into the global batch's; ``flags`` summed. The reduced gradients are written back
+        (a parameter no rank produced a gradient for keeps ``grad = None``).
+
+        Returns:
+            (reduced stats, reduced flags).
+        """
+        grads = [p.grad for p in params]
+        dev = stats.device
+        zero = [torch.zeros(p.numel(), device=dev) for p in params]
+        parts = [g.reshape(-1) * weight if g is not None else z for g, z in zip(grads, zero)]
+        has = torch.tensor([float(g is not None) for g in grads], device=dev)
+        buf = torch.cat([*parts, stats * weight, has, torch.tensor(list(flags), device=dev, dtype=stats.dtype)])
+        dist.all_reduce(buf)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = buf[offset : offset + n].view_as(p).clone()
+            offset += n
+        k = stats.numel()
+        out_stats, out_has = buf[offset : offset + k], buf[offset + k : offset + k + len(params)]
+        for p, h in zip(params, out_has.tolist()):
+            if h == 0:
+                p.grad = None
+        return out_stats, buf[offset + k + len(params) :]
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (a picklable object)."""
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def sum_(self, t: Tensor) -> Tensor:
+        """``t`` summed over ranks (a new tensor, on t's device)."""
+        if not self.active:
+            return t
+        buf = t.to(self.device_of_group()).clone()
+        dist.all_reduce(buf)
+        return buf.to(t.device)
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if not self.active:
+            return [obj]
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def sync_tensors(self, tensors: Sequence[Tensor]) -> None:
+        """Make every rank's copies of ``tensors`` (parameters, buffers) rank 0's, in place."""
+        if not self.active:
+            return
+        with torch.no_grad():
+            for t in {id(t): t for t in tensors}.values():
+                dist.broadcast(t.data, src=0)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is True on any rank."""
+        if not self.active:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device_of_group())
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def device_of_group(self) -> torch.device:
+        """Where this group's collectives take their tensors (nccl: the rank's GPU)."""
+        return torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _rows(batch: Batch, lo: int, hi: int) -> Batch:
+    mask = batch.mask[lo:hi] if batch.mask is not None else None
+    return Batch(batch.x[lo:hi], batch.index[lo:hi], mask)
+
+
+def refuse_rank_local_state(estimator) -> None:
+    """Estimators that keep running statistics of each batch (NVIL's signal mean and variance, the
+    moving-average baseline) would keep one per rank under several processes: refused.
+
+    Raises:
+        ConfigError: naming the estimator and what to use instead.
+    """
+    if getattr(estimator, "rank_local_state", False):
+        name = type(estimator).registry_name
+        raise ConfigError(
+            f"estimator '{name}' keeps running statistics of each batch's learning signal, which would differ "
+            "between processes; train it in one process, or use 'vimco' / 'rloo' under torchrun"
+        )
