@@ -5,9 +5,10 @@ Model: the IWAE paper's 784-200-200-50 tanh MLP, Bernoulli decoder, dynamic bina
 Adam 1e-3. Every (implementation, workload, repeat) runs in a fresh subprocess, in an interleaved
 order, so that allocator state and peak RSS are each run's own and machine drift hits every
 implementation. Reported per run: seconds per 50k-image epoch (extrapolated from --train-size),
-peak RSS, minor page faults, and the 1-minute load average before the run; a run is flagged
-"disturbed" when other load was present (load average > cores - 0.5 before it) or when it took
-over 1.3x the median of its cell. Ratios are medians over repeats, to the hand-written loop.
+peak RSS of the process (loading MNIST's pickle sets a floor of ~520 MB for all), minor page faults
+during the epoch, and the CPU other processes used meanwhile (from /proc/stat); a run is flagged
+"disturbed" when others used over 10 % of the machine or when it took over 1.3x the median of its
+cell. Ratios are medians over repeats, to the hand-written loop.
 
     VAELAB_DATA=../shared/data python benchmarks/bench_workloads.py [--repeats 3] [--train-size 20000]
     python benchmarks/bench_workloads.py --no-flush-denormal ...   # as peers ship (flush-denormal off)
@@ -96,7 +97,9 @@ def step_loop(x_train, k: int, seed: int) -> float:
     import torch
 
     from vaelab.data import iterate_batches
+    from vaelab.estimators import ESTIMATORS
     from vaelab.models import build_model
+    from vaelab.objectives import OBJECTIVES
     from vaelab.train import train_step
 
     torch.manual_seed(seed)
@@ -104,12 +107,13 @@ def step_loop(x_train, k: int, seed: int) -> float:
     model = build_model(cfg.model, (1, 28, 28))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     kl = "analytic" if k == 1 else "mc"
-    objective = "elbo" if k == 1 else "iwae"
+    # objects, built once: passing registry names makes train_step build them every step
+    objective, estimator = OBJECTIVES.build("elbo" if k == 1 else "iwae"), ESTIMATORS.build("reparam")
     groups = {**model.parameter_groups()}
     g = torch.Generator().manual_seed(seed)
     t = time.perf_counter()
     for batch in iterate_batches(x_train, 100, g, True, True):
-        train_step(model, batch, opt, objective, "reparam", k, kl, groups=groups)
+        train_step(model, batch, opt, objective, estimator, k, kl, groups=groups)
     return time.perf_counter() - t
 
 
@@ -136,19 +140,35 @@ def child(impl: str, workload: str, train_size: int, seed: int, flush: bool) -> 
     from vaelab.data import load_mnist
 
     torch.set_flush_denormal(flush)
-    x = load_mnist(None).train[:train_size]
+    x = load_mnist(None).train[:train_size].clone()  # the rest of MNIST is freed
     fn = {"hand-written loop": hand_written, "vaelab train_step loop": step_loop, "vaelab fit": vaelab_fit}[impl]
+    before = resource.getrusage(resource.RUSAGE_SELF)
     seconds = fn(x, WORKLOADS[workload], seed)
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": ru.ru_maxrss / 1024, "minor_faults": ru.ru_minflt}))
+    print(
+        json.dumps({"seconds": seconds, "peak_rss_mb": ru.ru_maxrss / 1024, "minor_faults": ru.ru_minflt - before.ru_minflt})
+    )
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all processes have spent busy since boot (/proc/stat; 0 where unavailable)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(impl: str, workload: str, args, seed: int) -> dict:
-    load = os.getloadavg()[0]
     cmd = [sys.executable, __file__, "--child", impl, workload, str(args.train_size), str(seed), str(int(args.flush))]
+    busy0, own0, t0 = _busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ).stdout.strip().splitlines()[-1]
+    busy1, own1, wall = _busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - t0
+    own = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)
     r = json.loads(out)
-    r.update(impl=impl, workload=workload, repeat=seed, load_before=load)
+    # CPU that other processes used while this run ran, as a share of the machine: other load
+    r.update(impl=impl, workload=workload, repeat=seed, other_load=max(0.0, busy1 - busy0 - own) / (wall * os.cpu_count()))
     r["s_per_50k"] = r["seconds"] * 50000 / args.train_size
     return r
 
@@ -161,7 +181,7 @@ def summarize(rows: list[dict], cores: int) -> dict:
     for (w, impl), rs in cells.items():
         med = statistics.median(r["s_per_50k"] for r in rs)
         for r in rs:
-            r["disturbed"] = r["load_before"] > cores - 0.5 or r["s_per_50k"] > 1.3 * med
+            r["disturbed"] = r["other_load"] > 0.1 or r["s_per_50k"] > 1.3 * med
         table[f"{w} | {impl}"] = {
             "median_s_per_epoch": med,
             "runs": [round(r["s_per_50k"], 3) for r in rs],

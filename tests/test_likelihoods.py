@@ -36,6 +36,14 @@ def test_bernoulli_log_prob_is_negative_binary_cross_entropy():
     torch.testing.assert_close(lik.distribution(logits).log_prob(x), expected)
 
 
+def test_bernoulli_fast_path_on_image_shaped_samples():
+    """(K, B, C, H, W) logits against (B, C, H, W) images: the flattened fast path equals the distribution's."""
+    lik = BernoulliLikelihood((1, 4, 3))
+    logits, x = torch.randn(5, 2, 1, 4, 3), torch.bernoulli(torch.full((2, 1, 4, 3), 0.4))
+    torch.testing.assert_close(lik.log_prob(logits, x), lik.distribution(logits).log_prob(x))
+    assert lik.log_prob(logits, x).shape == (5, 2)
+
+
 def test_bernoulli_rejects_non_binary_data():
     with pytest.raises(DataError, match="binary"):
         BernoulliLikelihood(2).check_data(torch.tensor([[0.0, 0.3]]))

@@ -200,6 +200,16 @@ def paired_difference(out: Path, a: str, b: str) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
 
 
+def finish(out: Path, name: str, b: Budget, results: dict, pairs: list, wall: float, report: str, t0: float, log) -> dict:
+    """Write a comparison study's results.json / .csv and its ``report`` (markdown) as report.md;
+    log where, and return the payload."""
+    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "paired": pairs}
+    write_results(out, payload)
+    (out / "report.md").write_text(report)
+    log(f"{name}: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
+    return payload
+
+
 def write_results(out: Path, payload: dict) -> None:
     """results.json and results.csv (one row per model) in ``out``."""
     (out / "results.json").write_text(json.dumps(payload, indent=2))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data import load_data
-from ._study import Budget, Job, mnist_config, paired_difference, run_jobs, write_results
+from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jobs
 
 BUDGETS = {
     "small": Budget(
@@ -112,11 +112,7 @@ def run(
         for k in DATASETS
         for p in ("mog", "vamp")
     ]
-    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "paired": pairs}
-    write_results(out, payload)
-    (out / "report.md").write_text(_report(b, jobs, results, pairs, wall))
-    log(f"prior-benchmarks: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
-    return payload
+    return finish(out, "prior-benchmarks", b, results, pairs, wall, _report(b, jobs, results, pairs, wall), t0, log)
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float) -> str:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from ..config import RunConfig
-from ._study import Budget, Job, mnist_config, paired_difference, run_jobs, write_results
+from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jobs
 
 BUDGETS = {
     "small": Budget(
@@ -123,11 +123,7 @@ def run(
         (results[i.name]["label"], results[v.name]["label"], *paired_difference(out, i.name, v.name))
         for v, i in zip(jobs[::2], jobs[1::2])  # IWAE against the VAE with the same K
     ]
-    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "paired": pairs}
-    write_results(out, payload)
-    (out / "report.md").write_text(_report(b, jobs, results, pairs, wall))
-    log(f"vr-bounds: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
-    return payload
+    return finish(out, "vr-bounds", b, results, pairs, wall, _report(b, jobs, results, pairs, wall), t0, log)
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float) -> str:
