@@ -51,6 +51,39 @@ def test_wrong_dimensionality_is_rejected_and_images_keep_their_shape(tmp_path):
     assert load_data(_array_cfg(tmp_path / "img.npy")).x_shape == (3, 5)
 
 
+def test_memory_mapped_npy_stays_on_disk_and_trains(tmp_path):
+    """data.mmap: the training split reads the file itself (a write to the file shows through), the
+    split is contiguous, and training runs on it."""
+    from vaelab.train import fit
+
+    x = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    splits = load_data(_array_cfg(tmp_path / "x.npy", mmap=True))
+    assert (splits.train.shape[0], splits.valid.shape[0], splits.test.shape[0]) == (210, 30, 60)
+    torch.testing.assert_close(splits.test, torch.from_numpy(x[240:]))  # file order: test last
+    on_disk = np.load(tmp_path / "x.npy", mmap_mode="r+")
+    on_disk[7, 2] = 123.0
+    on_disk.flush()
+    assert splits.train[7, 2].item() == 123.0  # not a copy
+    cfg = RunConfig().override({"data.kind": "array", "data.path": str(tmp_path / "x.npy"), "data.mmap": True})
+    res = fit(cfg.override({"train.epochs": 1, "model.encoder.hidden": [8]}), tmp_path / "r", quiet=True, tensorboard=False)
+    assert res.history[0]["train_elbo"] < 0
+
+
+def test_memory_mapped_input_refuses_what_it_cannot_map(tmp_path):
+    np.save(tmp_path / "f64.npy", np.zeros((10, 2)))
+    with pytest.raises(DataError, match="float32"):
+        load_data(_array_cfg(tmp_path / "f64.npy", mmap=True))
+    np.savez(tmp_path / "x.npz", x=np.zeros((10, 2), np.float32))
+    with pytest.raises(DataError, match=r"needs a \.npy"):
+        load_data(_array_cfg(tmp_path / "x.npz", mmap=True))
+    bad = np.zeros((10, 2), np.float32)
+    bad[4, 0] = np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    with pytest.raises(DataError, match="NaN/inf values in rows 0"):
+        load_data(_array_cfg(tmp_path / "inf.npy", mmap=True))
+
+
 def test_non_binary_data_with_bernoulli_decoder(tmp_path):
     np.save(tmp_path / "x.npy", np.full((50, 4), 2.5))
     with pytest.raises(DataError, match="binary"):

@@ -70,6 +70,8 @@ class Dist:
         if "RANK" not in os.environ or "MASTER_ADDR" not in os.environ:
             raise ConfigError("WORLD_SIZE > 1 without RANK / MASTER_ADDR: launch with torchrun --nproc-per-node N")
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":  # nccl's object collectives use the current device: one GPU per rank
+            torch.cuda.set_device(local)
         if not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,17 +94,60 @@ def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) ->
 
 
 @DATASETS.register("array")
-def array_dataset(seed: int = 0, path: str = "", valid_fraction: float = 0.1, test_fraction: float = 0.2) -> DataSplits:
+def array_dataset(
+    seed: int = 0, path: str = "", valid_fraction: float = 0.1, test_fraction: float = 0.2, mmap: bool = False
+) -> DataSplits:
     """A user's array file, split at random with ``data.seed``.
 
     Args:
         path: the .npz (key ``x``, optional labels ``y``), .npy or .csv file; N points along axis 0.
         valid_fraction: fraction of the points held out for validation.
         test_fraction: fraction held out for test.
+        mmap: for a float32 .npy larger than memory: the training split stays on disk, memory-mapped,
+            and mini-batches read their rows from it. The split is then contiguous (train, valid, test
+            in file order; shuffle the file beforehand), and valid / test are read into memory.
     """
     if not path:
         raise ConfigError("data kind 'array' needs data.path (an .npz, .npy or .csv file), e.g. --path x.npz")
+    if mmap:
+        return mmap_splits(Path(path), valid_fraction, test_fraction)
     x, y = load_array(path)
     splits = split_array(x, y, valid_fraction, test_fraction, seed)
     splits.info["source"] = str(path)
     return splits
+
+
+MMAP_CHUNK = 16384  # rows checked for NaN/inf at a time: the check streams, it never holds the file
+
+
+def mmap_splits(path: Path, valid_fraction: float, test_fraction: float) -> DataSplits:
+    """Contiguous train / valid / test splits of a float32 .npy whose training rows stay on disk.
+
+    Raises:
+        DataNotFoundError: no such file. DataError: not a float32 .npy of N points, NaN/inf values,
+        or too few points for the fractions.
+    """
+    if not path.is_file():
+        raise DataNotFoundError(f"data file not found: {path}")
+    if path.suffix.lower() != ".npy":
+        raise DataError(f"{path}: data.mmap needs a .npy file (an .npz or .csv is read whole)")
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy raises several types on foreign bytes
+        raise DataError(f"{path}: could not read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if a.dtype != np.float32 or a.ndim < 2:
+        raise DataError(f"{path}: data.mmap needs float32 data of shape (N, ...), got {a.dtype} {a.shape}; convert it once")
+    for start in range(0, a.shape[0], MMAP_CHUNK):
+        if not np.isfinite(a[start : start + MMAP_CHUNK]).all():
+            raise DataError(f"{path}: NaN/inf values in rows {start}..{start + MMAP_CHUNK - 1}; remove or impute them")
+    n = a.shape[0]
+    n_test, n_valid = int(round(test_fraction * n)), int(round(valid_fraction * n))
+    n_train = n - n_test - n_valid
+    if n_train < 1:
+        raise DataError(f"data: {n} points are too few for valid_fraction={valid_fraction}, test_fraction={test_fraction}")
+    with warnings.catch_warnings():  # read-only by design: nothing writes into training data
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        train = torch.from_numpy(a[:n_train])
+    valid, test = (torch.from_numpy(np.array(a[i:j])) for i, j in ((n_train, n_train + n_valid), (n_train + n_valid, n)))
+    info = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test, "source": str(path), "mmap": True}
+    return DataSplits(train, valid, test, info=info)
