@@ -13,8 +13,9 @@ PIWAE and the learned baselines take two or three (one per parameter group, with
 surrogates), and its mean over ranks is wrong when the ranks' shares differ in size (the last batch).
 Reducing one flat buffer after all backward passes serves every estimator with one collective per
 step; the price is that communication does not overlap the backward pass (for these MLPs the
-reduction is latency-bound anyway: docs/performance.md). The same buffer carries the batch statistics and two flags (a
-non-finite bound anywhere, a stop request anywhere), so the ranks agree on every decision.
+reduction is latency-bound anyway: docs/performance.md). The same buffer carries the batch
+statistics and two flags (a non-finite bound anywhere, a stop request anywhere), so the ranks agree
+on every decision.
 """
 
 from __future__ import annotations
@@ -105,15 +106,16 @@ class Dist:
         """
         grads = [p.grad for p in params]
         dev = stats.device
-        zero = [torch.zeros(p.numel(), device=dev) for p in params]
-        parts = [g.reshape(-1) * weight if g is not None else z for g, z in zip(grads, zero)]
+        parts = [
+            g.reshape(-1) * weight if g is not None else torch.zeros(p.numel(), device=dev) for p, g in zip(params, grads)
+        ]
         has = torch.tensor([float(g is not None) for g in grads], device=dev)
         buf = torch.cat([*parts, stats * weight, has, torch.tensor(list(flags), device=dev, dtype=stats.dtype)])
         dist.all_reduce(buf)
         offset = 0
-        for p in params:
+        for p in params:  # views into this step's fresh buffer: no copy
             n = p.numel()
-            p.grad = buf[offset : offset + n].view_as(p).clone()
+            p.grad = buf[offset : offset + n].view_as(p)
             offset += n
         k = stats.numel()
         out_stats, out_has = buf[offset : offset + k], buf[offset + k : offset + k + len(params)]
