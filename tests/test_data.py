@@ -134,6 +134,23 @@ def test_batches_carry_the_index_of_each_point():
     assert sorted(seen) == list(range(10))
 
 
+def test_dynamic_binarization_is_a_function_of_the_passed_generator_alone():
+    """The draws come from a generator on the data's device seeded from the one passed (the CUDA path
+    is this code: torch.bernoulli refuses a generator on another device), not from the global RNG."""
+    from vaelab.data import iterate_batches
+
+    x = torch.rand(50, 1, 3, 3)
+
+    def one_pass(global_seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(global_seed)
+        return [b.x for b in iterate_batches(x, 8, torch.Generator().manual_seed(7), dynamic_binarization=True)]
+
+    a, b = one_pass(0), one_pass(1)
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and set(torch.cat(a).unique().tolist()) == {0.0, 1.0}
+    other = [b.x for b in iterate_batches(x, 8, torch.Generator().manual_seed(8), dynamic_binarization=True)]
+    assert not all(torch.equal(u, v) for u, v in zip(a, other))
+
+
 def test_static_mnist_from_shared_data(data_dir):
     s = load_data(RunConfig().override({"data.kind": "static-mnist", "data.data_dir": str(data_dir)}).data, "bernoulli")
     assert s.train.shape == (50000, 1, 28, 28) and s.valid.shape[0] == 10000 and s.test.shape[0] == 10000

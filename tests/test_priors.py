@@ -150,3 +150,36 @@ def test_vamp_pseudo_inputs_are_constrained_after_training_on_binary_data(tmp_pa
     raw, u = res.model.prior.pseudo_inputs, res.model.prior.inputs
     assert ((raw < 0) | (raw > 1)).float().mean() > 0.01  # the optimizer pushed values out of range ...
     assert ((u >= 0) & (u <= 1)).all()  # ... and the prior only ever sees them clipped
+
+
+def test_diagonal_normal_is_the_normal_of_its_log_variance_in_value_and_gradient():
+    from torch.distributions import Independent, Normal
+
+    from vaelab.distributions import stopped
+    from vaelab.distributions.latents import DiagonalNormal
+
+    torch.manual_seed(0)
+    loc, logvar = torch.randn(3, 4, requires_grad=True), (2 * torch.randn(3, 4)).requires_grad_()
+    z = torch.randn(5, 3, 4)  # (S, B, D)
+    ours, ref = DiagonalNormal(loc, logvar), Normal(loc, torch.exp(0.5 * logvar))
+    torch.testing.assert_close(ours.log_prob(z), ref.log_prob(z))
+    g_ours = torch.autograd.grad(ours.log_prob(z).sum(), [loc, logvar])
+    g_ref = torch.autograd.grad(ref.log_prob(z).sum(), [loc, logvar])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b)
+    assert type(ours.expand((2, 3, 4))) is Normal and ours.expand((2, 3, 4)).batch_shape == (2, 3, 4)
+    assert type(stopped(Independent(ours, 1)).base_dist) is Normal
+    torch.testing.assert_close(ours.entropy(), ref.entropy())
+    with pytest.raises(ValueError, match="one shape"):
+        DiagonalNormal(loc, logvar[:, :2])
+
+
+def test_standard_normal_log_prob_and_kl_match_torch_for_any_normal_posterior():
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    torch.manual_seed(0)
+    p = StandardNormalPrior(GaussianLatent(4))
+    z = 3 * torch.randn(6, 5, 4)
+    torch.testing.assert_close(p.log_prob(z), p.distribution().log_prob(z))
+    q = Independent(Normal(torch.randn(5, 4), torch.rand(5, 4) + 0.1), 1)  # a plain Normal: no logvar kept
+    torch.testing.assert_close(p.analytic_kl(q), kl_divergence(q, p.distribution()))

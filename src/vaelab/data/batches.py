@@ -30,6 +30,7 @@ def iterate_batches(
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    binarize_gen = _on_device(generator, x.device) if dynamic_binarization else None
     chunks = _bucketed(order, lengths(x), batch_size, generator if shuffle else None) if bucket else order.split(batch_size)
     for index in chunks:
         xb = x[index]
@@ -39,8 +40,23 @@ def iterate_batches(
             yield Batch(xb[:, :width], index, mask[:, :width])
             continue
         if dynamic_binarization:
-            xb = torch.bernoulli(xb, generator=generator)
+            xb = torch.bernoulli(xb, generator=binarize_gen)
         yield Batch(xb, index)
+
+
+def _on_device(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator on the data's device for this pass's binarization draws, seeded from ``generator``
+    (which keeps the shuffle on the CPU, the same order on every device and rank).
+
+    ``torch.bernoulli`` refuses a generator on another device, and moving every batch to the CPU to
+    draw would be a host round trip per step. Deriving the seed from ``generator`` keeps a pass
+    replayable from that generator's state alone (mid-epoch resume) and makes the CPU path the
+    same code as the GPU one.
+    """
+    if generator is None:
+        return None
+    seed = int(torch.randint(2**62, (), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 POOL = 50  # batches per sorting pool: long enough to group lengths, short enough to stay random

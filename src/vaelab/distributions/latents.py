@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 LATENTS = Registry("latent family")
+LOG_2PI = math.log(2 * math.pi)
 
 
 class LatentFamily(nn.Module):
@@ -88,6 +89,31 @@ def _noise(shape, like: Tensor, generator: torch.Generator | None, kind: str) ->
     return fn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
+class DiagonalNormal(Normal):
+    """N(loc, exp(logvar)) elementwise, built from the encoder's log-variance and keeping it.
+
+    A :class:`~torch.distributions.Normal` in every respect (``scale = exp(logvar / 2)``; KL rules,
+    ``stopped`` and ``expand`` see a Normal), plus ``logvar``: the closed-form KL then needs no
+    log of the scale. The constructor skips ``Normal``'s broadcasting of loc against scale, since
+    both halves come from one ``chunk``; together these save ~2 % of a VAE step on the IWAE-paper
+    MLP (docs/performance.md).
+    """
+
+    def __init__(self, loc: Tensor, logvar: Tensor):
+        if loc.shape != logvar.shape:
+            raise ValueError(f"loc {tuple(loc.shape)} and logvar {tuple(logvar.shape)} must have one shape")
+        self.loc, self.logvar, self.scale = loc, logvar, torch.exp(0.5 * logvar)
+        Distribution.__init__(self, loc.shape, validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        # -1/2 ((v - mu)^2 / s^2 + log s^2 + log 2 pi): the same value as Normal.log_prob with half its
+        # operations on the (S, B, D) samples, from the stored logvar
+        return -0.5 * ((value - self.loc).pow(2) * torch.exp(-self.logvar) + self.logvar + LOG_2PI)
+
+    def expand(self, batch_shape, _instance=None) -> Normal:
+        return Normal(self.loc.expand(batch_shape), self.scale.expand(batch_shape), validate_args=False)
+
+
 @LATENTS.register("gaussian")
 class GaussianLatent(LatentFamily):
     """Diagonal Gaussian N(mu, diag sigma^2); the encoder outputs (mu, log sigma^2).
@@ -105,7 +131,7 @@ class GaussianLatent(LatentFamily):
 
     def distribution(self, params: Tensor) -> Independent:
         mean, logvar = params.chunk(2, dim=-1)
-        return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
+        return Independent(DiagonalNormal(mean, logvar), 1, validate_args=False)
 
     def draw(self, q, n, generator=None):
         # written out rather than q.rsample: the same draw without Normal.rsample's shape bookkeeping,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
+from .latents import LOG_2PI
 from .prior import PRIORS, Prior
 
 
@@ -27,6 +30,14 @@ class StandardNormalPrior(Prior):
     def distribution(self) -> Independent:
         return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
 
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log N(z; 0, I) = -1/2 (|z|^2 + D log 2 pi) in nats: z (..., *event_shape) -> (...).
+
+        Written out: three operations on the (S, B, D) samples, where ``Normal.log_prob`` with a unit
+        scale spends seven; a test checks it against ``distribution().log_prob``."""
+        event_dims = tuple(range(-len(self.event_shape), 0))
+        return -0.5 * (z.pow(2).sum(event_dims) + math.prod(self.event_shape) * LOG_2PI)
+
     def analytic_kl(self, q: Distribution) -> Tensor:
         """KL(N(mu, diag s^2) || N(0, I)) = 1/2 sum_d (mu^2 + s^2 - 1 - log s^2), shape q.batch_shape, nats.
 
@@ -37,5 +48,7 @@ class StandardNormalPrior(Prior):
             return super().analytic_kl(q)
         if tuple(q.event_shape) != self.event_shape:
             raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
-        mu, s = q.base_dist.loc, q.base_dist.scale
-        return 0.5 * (mu.pow(2) + s.pow(2) - 1 - 2 * s.log()).sum(-1)
+        base = q.base_dist
+        logvar = getattr(base, "logvar", None)  # a DiagonalNormal keeps the encoder's log s^2
+        logvar = 2 * base.scale.log() if logvar is None else logvar
+        return 0.5 * (base.loc.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
