@@ -1,0 +1,117 @@
+"""vaelab's `train_step` against the hand-written step, interleaved in one process: the overhead per step.
+
+The fresh-process epochs of `bench_workloads.py` include each process's warm-up and vary 10-30 % run to
+run on a shared 2-core machine; here both steps run in one process on the same batches, in blocks of
+--block steps, alternating which goes first, for --rounds rounds, and the median of the per-round
+ratios is reported (resolution about 1 % on the VAE). This is the measurement behind the speed
+changes recorded in docs/design.md ("Speed").
+
+    VAELAB_DATA=../shared/data python benchmarks/bench_step_ab.py [--k 1 5 50] [--rounds 40]
+
+Writes benchmarks/results/step_ab.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import impls  # noqa: E402
+
+
+def steps(k: int):
+    """(hand-written step, vaelab step), each a function of a (B, 1, 28, 28) binary batch."""
+    from vaelab.data import Batch
+    from vaelab.estimators import ESTIMATORS
+    from vaelab.models import build_model
+    from vaelab.objectives import OBJECTIVES
+    from vaelab.train import train_step
+
+    torch.manual_seed(0)
+    enc, dec = impls._mlp_pair()
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
+
+    def hand(xb):
+        x = xb.reshape(xb.shape[0], -1)  # (B, 784)
+        if k == 1:
+            mu, logvar = enc(x).chunk(2, dim=-1)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
+            loss = -(rec - 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)).mean()
+        else:
+            log_w = impls._log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50))  # (K, B)
+            loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model = build_model(impls._model_cfg(k).model, (1, 28, 28))
+    opt2 = torch.optim.Adam(model.parameters(), lr=1e-3)
+    objective, estimator = OBJECTIVES.build("elbo" if k == 1 else "iwae"), ESTIMATORS.build("reparam")
+    groups, kl = {**model.parameter_groups()}, "analytic" if k == 1 else "mc"
+
+    def ours(xb):
+        train_step(model, Batch(xb, None), opt2, objective, estimator, k, kl, groups=groups)
+
+    return hand, ours
+
+
+def ab(k: int, x, rounds: int, block: int) -> dict:
+    hand, ours = steps(k)
+    g = torch.Generator().manual_seed(0)
+    times: dict[str, list[float]] = {"hand": [], "vaelab": []}
+    for r in range(rounds + 2):  # the first two rounds warm up
+        batches = [torch.bernoulli(x[torch.randint(0, x.shape[0], (100,), generator=g)], generator=g) for _ in range(block)]
+        for name, fn in (("hand", hand), ("vaelab", ours)) if r % 2 == 0 else (("vaelab", ours), ("hand", hand)):
+            t = time.perf_counter()
+            for xb in batches:
+                fn(xb)
+            if r >= 2:
+                times[name].append((time.perf_counter() - t) / block)
+    ratios = [v / h for h, v in zip(times["hand"], times["vaelab"])]
+    q = statistics.quantiles(ratios, n=4)
+    return {
+        "k": k,
+        "hand_ms": 1e3 * statistics.median(times["hand"]),
+        "vaelab_ms": 1e3 * statistics.median(times["vaelab"]),
+        "median_ratio": statistics.median(ratios),
+        "ratio_iqr": [q[0], q[2]],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 5, 50])
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--block", type=int, default=10)
+    args = ap.parse_args()
+    from vaelab.data import load_mnist
+
+    torch.set_flush_denormal(True)
+    x = load_mnist(None).train[:5000].clone()
+    rows = []
+    for k in args.k:
+        rounds = args.rounds if k < 50 else max(6, args.rounds // 5)  # an IWAE-50 step is 15x a VAE step
+        rows.append(r := ab(k, x, rounds, args.block))
+        print(
+            f"K={k:3}: hand-written {r['hand_ms']:.2f} ms/step, vaelab train_step {r['vaelab_ms']:.2f} ms/step, "
+            f"median ratio {r['median_ratio']:.3f} (IQR {r['ratio_iqr'][0]:.3f}-{r['ratio_iqr'][1]:.3f})",
+            flush=True,
+        )
+    out = HERE / "results" / "step_ab.json"
+    out.write_text(json.dumps({"args": vars(args), "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
