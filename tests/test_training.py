@@ -147,6 +147,22 @@ def test_fit_restores_the_callers_denormal_setting(tmp_path):
     torch.set_flush_denormal(True)  # the suite's default (conftest)
 
 
+def test_the_denormal_probe_does_not_depend_on_the_setting_at_import():
+    import importlib
+
+    import vaelab.numerics
+
+    torch.set_flush_denormal(True)
+    importlib.reload(vaelab.numerics)  # the probe is made while flushing is on
+    try:
+        torch.set_flush_denormal(False)
+        assert not vaelab.numerics.flush_denormal_enabled()
+        torch.set_flush_denormal(True)
+        assert vaelab.numerics.flush_denormal_enabled()
+    finally:
+        torch.set_flush_denormal(True)  # the suite's default (conftest)
+
+
 def test_fit_from_initial_weights(tmp_path):
     a = fit(tiny(**{"train.epochs": 3}), tmp_path / "a", quiet=True, tensorboard=False)
     b = fit(

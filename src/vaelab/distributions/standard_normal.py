@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from .latents import LOG_2PI
+from .latents import LOG_2PI, DiagonalNormal
 from .prior import PRIORS, Prior
 
 
@@ -49,6 +49,5 @@ class StandardNormalPrior(Prior):
         if tuple(q.event_shape) != self.event_shape:
             raise ValueError(f"analytic KL: q has event shape {tuple(q.event_shape)}, the prior {self.event_shape}")
         base = q.base_dist
-        logvar = getattr(base, "logvar", None)  # a DiagonalNormal keeps the encoder's log s^2
-        logvar = 2 * base.scale.log() if logvar is None else logvar
+        logvar = base.logvar if isinstance(base, DiagonalNormal) else 2 * base.scale.log()  # log s^2
         return 0.5 * (base.loc.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
