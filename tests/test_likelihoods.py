@@ -67,3 +67,36 @@ def test_bernoulli_fast_log_prob_equals_torch_distributions(shape):
     params = torch.randn(5, 3, *shape)  # (S, B, *event)
     x = torch.bernoulli(torch.full((3, *shape), 0.5))
     torch.testing.assert_close(lik.log_prob(params, x), lik.distribution(params).log_prob(x))
+
+
+def _reference_bernoulli(logits, x):
+    return torch.distributions.Independent(torch.distributions.Bernoulli(logits=logits, validate_args=False), 1).log_prob(x)
+
+
+@pytest.mark.parametrize("x_kind", ["binary", "intensities"])
+def test_fused_bernoulli_log_prob_matches_torch_distributions_value_and_gradients(x_kind):
+    """bernoulli_log_prob against torch.distributions: value, d/dlogits, d/dx and second derivatives,
+    with (B, D) data broadcasting against (S, B, D) logits, large logits included."""
+    from vaelab.distributions.likelihoods import bernoulli_log_prob
+
+    g = torch.Generator().manual_seed(0)
+    logits = (8 * torch.randn(4, 3, 6, generator=g, dtype=torch.float64)).requires_grad_()  # (S, B, D)
+    logits.data[0, 0, :2] = torch.tensor([40.0, -40.0], dtype=torch.float64)  # softplus's linear branch
+    x = torch.rand(3, 6, generator=g, dtype=torch.float64)  # (B, D)
+    x = (torch.bernoulli(x, generator=g) if x_kind == "binary" else x).requires_grad_()
+    ours, ref = bernoulli_log_prob(logits, x), _reference_bernoulli(logits, x)
+    torch.testing.assert_close(ours, ref)
+    w = torch.randn(4, 3, generator=g, dtype=torch.float64)  # a non-uniform upstream gradient
+    for a, b in zip(torch.autograd.grad((w * ours).sum(), (logits, x)), torch.autograd.grad((w * ref).sum(), (logits, x))):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
+    assert torch.autograd.gradgradcheck(bernoulli_log_prob, (logits, x))
+
+
+def test_bernoulli_likelihood_gradient_in_float32_matches_bce():
+    lik = BernoulliLikelihood((1, 4, 3))
+    logits = torch.randn(5, 2, 1, 4, 3).mul(5).requires_grad_()  # (S, B, C, H, W)
+    x = torch.bernoulli(torch.full((2, 1, 4, 3), 0.4))
+    (grad,) = torch.autograd.grad(lik.log_prob(logits, x).sum(), logits)
+    (ref,) = torch.autograd.grad(_reference_bernoulli(logits.flatten(2), x.flatten(1)).sum(), logits)
+    torch.testing.assert_close(grad, ref)
