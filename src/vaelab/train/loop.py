@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import config as config_mod
 from .. import faults
+from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
 from ..distributed import Dist, refuse_rank_local_state
@@ -294,6 +295,7 @@ def fit(
     owned = not torch.distributed.is_initialized()  # a process group fit joins, it also leaves
     dist = Dist.from_env(device, cfg.train.dist_timeout)
     device = dist.device(device)
+    tune_malloc(cfg.train.malloc, device)
     if dist.is_main and (not resume or run_dir.is_dir()):  # resume never creates a directory: a typo stays an error
         check_writable(run_dir)
     locked = run_lock(run_dir) if dist.is_main and run_dir.is_dir() else contextlib.nullcontext()
