@@ -16,7 +16,7 @@ from .latents import (
     RelaxedBernoulliLatent,
     RelaxedCategoricalLatent,
 )
-from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood
+from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood, bernoulli_log_prob
 from .mog import MixtureOfGaussiansPrior
 from .prior import PRIORS, Prior
 from .standard_normal import StandardNormalPrior
@@ -42,6 +42,7 @@ __all__ = [
     "RelaxedCategoricalLatent",
     "StandardNormalPrior",
     "VampPrior",
+    "bernoulli_log_prob",
     "register_stopped",
     "stopped",
 ]

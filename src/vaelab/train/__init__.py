@@ -4,6 +4,7 @@
 logging, checkpointing and divergence handling; ``RunWriter`` is the only place that writes files.
 """
 
+from ..allocator import tune_malloc
 from ..numerics import denormals_flushed, flush_denormal_enabled
 from .callbacks import Checkpointer, DivergenceGuard, EpochCallback, MetricsLogger, Validation
 from .io import RunWriter
@@ -36,5 +37,6 @@ __all__ = [
     "resolve_kl",
     "scheduled_lr",
     "train_step",
+    "tune_malloc",
     "warmup_beta",
 ]
