@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -52,18 +50,7 @@ def steps(k: int, compiled: bool = False):
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
 
     def hand(xb):
-        x = xb.reshape(xb.shape[0], -1)  # (B, 784)
-        if k == 1:
-            mu, logvar = enc(x).chunk(2, dim=-1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
-            loss = -(rec - 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)).mean()
-        else:
-            log_w = impls._log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50))  # (K, B)
-            loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        impls.hand_written_step(enc, dec, opt, xb.reshape(xb.shape[0], -1), k)  # (B, 784)
 
     model = build_model(impls._model_cfg(k).model, (1, 28, 28))
     opt2 = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -35,6 +35,22 @@ def _log_w(enc_out, dec, x, eps):
     return rec + log_pz - log_qz
 
 
+def hand_written_step(enc, dec, opt, x, k: int) -> None:
+    """One optimizer step on a (B, 784) binary batch: the negative ELBO (K = 1) or IWAE-K bound."""
+    if k == 1:  # the analytic-KL ELBO, as vaelab uses for a one-sample Gaussian ELBO
+        mu, logvar = enc(x).chunk(2, dim=-1)  # (B, 50) each
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+        loss = -(rec - kl).mean()
+    else:
+        log_w = _log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50))  # (K, B)
+        loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def hand_written(x_train, k: int, seed: int) -> float:
     """The smallest honest epoch in plain PyTorch: same model, same work per step."""
     torch.manual_seed(seed)
@@ -46,18 +62,7 @@ def hand_written(x_train, k: int, seed: int) -> float:
     perm = torch.randperm(x_train.shape[0], generator=g)
     for i in range(0, x_train.shape[0], 100):
         x = torch.bernoulli(x_train[perm[i : i + 100]], generator=g)  # (B, 784)
-        if k == 1:  # the analytic-KL ELBO, as vaelab uses for a one-sample Gaussian ELBO
-            mu, logvar = enc(x).chunk(2, dim=-1)  # (B, 50) each
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
-            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
-            loss = -(rec - kl).mean()
-        else:
-            log_w = _log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50))  # (K, B)
-            loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        hand_written_step(enc, dec, opt, x, k)
     return time.perf_counter() - t
 
 
