@@ -144,6 +144,13 @@ class TrainConfig:
         ("constant", "iwae", "iwae-2"),
     )
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
+    optimizer_impl: str = _f(
+        "auto",
+        "torch's optimizer implementation: 'fused' (one kernel per parameter: adam, sgd; adagrad on "
+        "CPU), 'foreach' (one op per update term over all parameters), 'for-loop' (ops per parameter); "
+        "'auto' = fused where torch has it for this optimizer and device, else torch's default",
+        ("auto", "fused", "foreach", "for-loop"),
+    )
     grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
     divergence_retries: int = _f(
         3,

@@ -73,7 +73,7 @@ class Loop:
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         check_schedules(t)
         self.optimizer, self.groups = build_optimizer(
-            t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups()
+            t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups(), t.optimizer_impl
         )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)  # the same on every rank: one global order

@@ -134,7 +134,11 @@ def load_optimizer_state(loop, ckpt: dict) -> None:
             stacklevel=4,
         )
         return
-    loop.optimizer.load_state_dict(ckpt["optimizer"])
+    # the implementation (fused, foreach) is this run's train.optimizer_impl, not the checkpoint's:
+    # torch's load_state_dict would otherwise take it from the saved param groups
+    impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach")}
+    state = ckpt["optimizer"]
+    loop.optimizer.load_state_dict({**state, "param_groups": [{**g, **impl} for g in state["param_groups"]]})
 
 
 def _migrate_state(state: dict) -> dict:

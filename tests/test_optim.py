@@ -1,0 +1,57 @@
+"""train.optimizer_impl: torch's fused optimizer kernels where they exist, chosen and kept on resume."""
+
+import pytest
+import torch
+from conftest import tiny_config as tiny
+
+from vaelab.checkpoint import load_checkpoint
+from vaelab.errors import ConfigError
+from vaelab.models import build_model
+from vaelab.train import fit
+from vaelab.train.optim import build_optimizer, impl_options
+
+
+def test_auto_is_fused_where_torch_has_the_kernel():
+    assert impl_options("adam", "auto", "cpu") == {"fused": True}
+    assert impl_options("adagrad", "auto", "cpu") == {"fused": True}
+    assert impl_options("adagrad", "auto", "cuda") == {}  # torch's fused Adagrad is CPU-only
+    assert impl_options("rmsprop", "auto", "cpu") == {}
+    assert impl_options("sgd", "foreach", "cpu") == {"foreach": True}
+    assert impl_options("sgd", "for-loop", "cpu") == {"foreach": False}
+
+
+def test_fused_where_torch_has_none_is_an_error():
+    with pytest.raises(ConfigError, match="rmsprop has a fused kernel in no implementation"):
+        impl_options("rmsprop", "fused", "cpu")
+    with pytest.raises(ConfigError, match="adagrad has a fused kernel on cpu only, not on cuda"):
+        impl_options("adagrad", "fused", "cuda")
+    with pytest.raises(ConfigError, match="optimizer_impl must be one of"):
+        impl_options("adam", "fast", "cpu")
+
+
+def test_build_optimizer_applies_the_choice_to_every_group():
+    model = build_model(tiny().model, (2,))
+    opt, groups = build_optimizer("adam", model, 1e-3)
+    assert len(opt.param_groups) == len([g for g in groups.values() if g]) > 1
+    assert all(g["fused"] is True for g in opt.param_groups)
+    opt, _ = build_optimizer("adam", model, 1e-3, impl="for-loop")
+    assert all(not g["fused"] and g["foreach"] is False for g in opt.param_groups)
+
+
+def _params(res):
+    return torch.cat([p.detach().flatten() for p in res.model.parameters()])
+
+
+def test_fused_and_for_loop_train_the_same_model(tmp_path):
+    fused = fit(tiny(**{"train.optimizer_impl": "fused"}), tmp_path / "a", quiet=True, tensorboard=False)
+    loop = fit(tiny(**{"train.optimizer_impl": "for-loop"}), tmp_path / "b", quiet=True, tensorboard=False)
+    torch.testing.assert_close(_params(fused), _params(loop), rtol=1e-4, atol=1e-5)
+
+
+def test_resume_keeps_this_runs_implementation(tmp_path):
+    fit(tiny(**{"train.epochs": 1, "train.optimizer_impl": "for-loop"}), tmp_path / "r", quiet=True, tensorboard=False)
+    assert all(not g["fused"] for g in load_checkpoint(tmp_path / "r" / "last.pt")["optimizer"]["param_groups"])
+    fit(tiny(**{"train.epochs": 2}), tmp_path / "r", resume=True, quiet=True, tensorboard=False)
+    assert all(g["fused"] is True for g in load_checkpoint(tmp_path / "r" / "last.pt")["optimizer"]["param_groups"])
+    with pytest.raises(ConfigError, match="rmsprop"):
+        fit(tiny(**{"train.optimizer": "rmsprop", "train.optimizer_impl": "fused"}), tmp_path / "x", quiet=True)
