@@ -93,6 +93,20 @@ def test_fused_bernoulli_log_prob_matches_torch_distributions_value_and_gradient
     assert torch.autograd.gradgradcheck(bernoulli_log_prob, (logits, x))
 
 
+def test_fused_bernoulli_log_prob_with_data_broadcasting_over_logits():
+    """The other broadcast: (B, D) logits scored against (S, B, D) data."""
+    from vaelab.distributions.likelihoods import bernoulli_log_prob
+
+    g = torch.Generator().manual_seed(1)
+    logits = (4 * torch.randn(3, 6, generator=g, dtype=torch.float64)).requires_grad_()  # (B, D)
+    x = torch.rand(4, 3, 6, generator=g, dtype=torch.float64).requires_grad_()  # (S, B, D)
+    ours, ref = bernoulli_log_prob(logits, x), _reference_bernoulli(logits, x)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(torch.autograd.grad(ours.sum(), (logits, x)), torch.autograd.grad(ref.sum(), (logits, x))):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
+
+
 def test_bernoulli_likelihood_gradient_in_float32_matches_bce():
     lik = BernoulliLikelihood((1, 4, 3))
     logits = torch.randn(5, 2, 1, 4, 3).mul(5).requires_grad_()  # (S, B, C, H, W)
