@@ -75,3 +75,19 @@ def test_fit_applies_the_configured_mode(monkeypatch, tmp_path):
     )
     fit(cfg, tmp_path / "run", data=DataSplits(train=x, valid=x[:4], test=x[:4]), quiet=True, tensorboard=False)
     assert seen == [("system", "cpu")]
+
+
+def test_importance_sampling_applies_its_mode(monkeypatch):
+    import torch
+
+    from vaelab.config import RunConfig
+    from vaelab.evaluation import loglik
+    from vaelab.models import build_model
+
+    seen = []
+    monkeypatch.setattr(loglik, "tune_malloc", lambda mode, device: seen.append((mode, torch.device(device).type)))
+    model = build_model(RunConfig().override({"data.kind": "mnist", "model.likelihood": "bernoulli"}).model, (6,))
+    x = torch.bernoulli(torch.full((4, 6), 0.5))
+    loglik.importance_sampled_log_likelihood(model, x, k=3)
+    loglik.importance_sampled_log_likelihood(model, x, k=3, malloc="system")
+    assert seen == [("auto", "cpu"), ("system", "cpu")]

@@ -11,8 +11,9 @@ varying from process to process. Fixed thresholds keep them in the heap between 
 would otherwise go back to the OS at once (docs/performance.md, "Memory allocator").
 
 The setting is process-wide and glibc offers no way back to its adaptive mode, so it is applied
-only through ``train.malloc`` (default "auto": on a CPU device under glibc) and stays for the
-rest of the process. It retains at most ``TRIM_THRESHOLD`` bytes of freed memory.
+only through ``train.malloc`` and the ``malloc`` argument of
+:func:`vaelab.evaluation.importance_sampled_log_likelihood` (default "auto": on a CPU device under
+glibc), and stays for the rest of the process. It retains at most ``TRIM_THRESHOLD`` bytes of freed memory.
 """
 
 from __future__ import annotations

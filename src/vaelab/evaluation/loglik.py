@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from ..allocator import tune_malloc
 from ..distributed import Dist
 from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
@@ -73,6 +74,7 @@ def importance_sampled_log_likelihood(
     device: str | torch.device | None = None,
     proposal: Tensor | None = None,
     dist: Dist | None = None,
+    malloc: str = "auto",
 ) -> LogLikelihoodResult:
     """log p(x) ~= logsumexp_k log w_k - log K with z_k ~ q(z|x) (Burda et al. 2016, Sec. 5.2;
     Rezende et al. 2014, App. E).
@@ -105,10 +107,15 @@ def importance_sampled_log_likelihood(
             points is scored by rank j mod W and the per-point estimates are summed over ranks, so
             every rank returns the whole result. Each batch's samples come from a generator seeded
             by (seed, j), which makes the numbers independent of the number of processes.
+        malloc: glibc's malloc thresholds, as ``train.malloc`` (:func:`vaelab.allocator.tune_malloc`):
+            "auto" fixes them on a CPU device, so each chunk's ~4 MB decoder outputs stay in the heap
+            instead of being mapped and page-faulted in anew (0.17-0.35 M minor faults for 100 MNIST
+            points at K = 5000, ~1 k when tuned, 10-20 % of the time). Process-wide and kept after
+            the call; "system" leaves glibc's defaults.
     Returns:
         :class:`LogLikelihoodResult` in nats.
     Raises:
-        ValueError: if k < 1, or ``proposal`` is not (N, latent.n_params).
+        ValueError: if k < 1, ``proposal`` is not (N, latent.n_params), or ``malloc`` is unknown.
         DataError: x is not (N, *model.x_shape), has NaN/inf, or is outside the likelihood's support.
     """
     if k < 1:
@@ -120,6 +127,7 @@ def importance_sampled_log_likelihood(
     if max_rows is None:
         max_rows = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64))))
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    tune_malloc(malloc, device)
     with denormals_flushed(device):
         return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist or Dist())
 

@@ -46,7 +46,7 @@ class Validation:
             loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": epoch, **diag.summary()})
         if self.iwae_k:
             out["valid_iwae"] = importance_sampled_log_likelihood(
-                loop.model, x[: self.iwae_points], k=self.iwae_k, seed=self.seed
+                loop.model, x[: self.iwae_points], k=self.iwae_k, seed=self.seed, malloc=loop.cfg.train.malloc
             ).mean
         return out
 
