@@ -79,20 +79,14 @@ class _BernoulliLogProb(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
         ctx.save_for_backward(logits, x)
-        nll = F.softplus(logits)  # (..., D), then softplus(l) - x l in the same buffer: one pass fewer
-        ctx.logits_full = nll.shape == torch.broadcast_shapes(nll.shape, x.shape)
-        if ctx.logits_full:
-            nll.addcmul_(logits, x, value=-1)
-        else:  # x has more sample axes than the logits
-            nll = torch.addcmul(nll, logits, x, value=-1)
-        return nll.sum(-1).neg_()
+        return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         logits, x = ctx.saved_tensors
         g = grad.unsqueeze(-1)  # (..., 1)
         grad_x = (logits * g).sum_to_size(x.shape) if ctx.needs_input_grad[1] else None
-        if torch.is_grad_enabled() or not ctx.logits_full:  # create_graph, or broadcast logits: out of place
+        if torch.is_grad_enabled() or logits.shape[:-1] != grad.shape:  # create_graph, or x has more axes
             return ((x - torch.sigmoid(logits)) * g).sum_to_size(logits.shape), grad_x
         grad_logits = torch.sigmoid(logits)  # one (..., D) buffer, updated in place
         return grad_logits.neg_().add_(x).mul_(g), grad_x
@@ -102,11 +96,10 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     """log prod_d Bernoulli(x_d; sigmoid(l_d)) = sum_d x_d l_d - log(1 + e^{l_d}), in nats.
 
     Equal to ``Independent(Bernoulli(logits=l), 1).log_prob(x)`` in value and gradient (including
-    second derivatives), for any x in [0, 1]. The forward is a softplus pass and an in-place
-    multiply-add into the same (..., D) buffer, where ``binary_cross_entropy_with_logits`` runs
-    log-sigmoid; the backward allocates one (..., D) buffer. On the IWAE-paper MLP's (50, 100, 784)
-    logits the forward takes 8.1 ms against 10.3 ms for BCE and 10.9 ms for a separate
-    ``(l * x).sum(-1) - softplus(l).sum(-1)`` (docs/performance.md).
+    second derivatives), for any x in [0, 1], including (B, D) logits against (S, B, D) data. The
+    closed form needs one softplus pass where ``binary_cross_entropy_with_logits`` runs log-sigmoid,
+    and its backward allocates one (..., D) buffer: on the IWAE-paper MLP at K = 50 the likelihood's
+    forward and backward take ~10 % less time (benchmarks/bench_step_ab.py, docs/performance.md).
 
     Args:
         logits: (..., D) decoder outputs, e.g. (S, B, D).
