@@ -21,7 +21,7 @@ def test_auto_is_fused_where_torch_has_the_kernel():
 
 
 def test_fused_where_torch_has_none_is_an_error():
-    with pytest.raises(ConfigError, match="rmsprop has a fused kernel in no implementation"):
+    with pytest.raises(ConfigError, match="rmsprop has no fused kernel"):
         impl_options("rmsprop", "fused", "cpu")
     with pytest.raises(ConfigError, match="adagrad has a fused kernel on cpu only, not on cuda"):
         impl_options("adagrad", "fused", "cuda")

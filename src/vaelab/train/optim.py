@@ -50,11 +50,8 @@ def impl_options(name: str, impl: str, device: torch.device | str) -> dict[str, 
     dev = torch.device(device).type
     fusable = dev in FUSED.get(name, ())
     if impl == "fused" and not fusable:
-        where = f"on {', '.join(FUSED[name])} only" if name in FUSED else "in no implementation"
-        raise ConfigError(
-            f"train.optimizer_impl = 'fused': torch's {name} has a fused kernel {where}, not on {dev}; "
-            "use 'auto', 'foreach' or 'for-loop'"
-        )
+        has = f"a fused kernel on {', '.join(FUSED[name])} only, not on {dev}" if name in FUSED else "no fused kernel"
+        raise ConfigError(f"train.optimizer_impl = 'fused': torch's {name} has {has}; use 'auto', 'foreach' or 'for-loop'")
     if impl == "fused" or (impl == "auto" and fusable):
         return {"fused": True}
     if impl == "auto":
