@@ -24,10 +24,11 @@ import warnings
 
 import torch
 
+from .config import MALLOC_MODES
+
 MMAP_THRESHOLD = 32 * 2**20  #: blocks at least this large are still mmapped (e.g. K = 500 decoder outputs)
 TRIM_THRESHOLD = 256 * 2**20  #: free memory at the heap's top beyond this goes back to the OS
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h> parameter numbers
-MODES = ("auto", "tuned", "system")
 _applied = False
 
 
@@ -52,8 +53,8 @@ def tune_malloc(mode: str = "auto", device: torch.device | str = "cpu") -> bool:
         "tuned" where the C library is not glibc (macOS, musl): the option cannot take effect.
     """
     global _applied
-    if mode not in MODES:
-        raise ValueError(f"train.malloc must be one of {MODES}, got {mode!r}")
+    if mode not in MALLOC_MODES:
+        raise ValueError(f"train.malloc must be one of {MALLOC_MODES}, got {mode!r}")
     if mode == "system" or (mode == "auto" and torch.device(device).type != "cpu"):
         return _applied
     if _applied:

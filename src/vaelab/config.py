@@ -56,6 +56,13 @@ class Component:
         return {"kind": self.kind, **self.options}
 
 
+#: choices of options that the code applying them also checks (the functions are callable outside
+#: a config): one tuple each, read from here by models/init.py, allocator.py and train/optim.py
+DECODER_BIAS_MODES = ("auto", "data-mean", "default")
+MALLOC_MODES = ("auto", "tuned", "system")
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+
+
 def _f(default, help: str, choices: tuple | None = None):
     meta = {"help": help, "choices": choices}
     if isinstance(default, (list, dict)):
@@ -105,7 +112,7 @@ class ModelConfig:
         "decoder output bias at the start: 'data-mean' (p(x|z) starts at the training data's per-dimension "
         "mean, as in Burda et al.'s code), 'default' (PyTorch's init), 'auto' (data-mean where the decoder "
         "and likelihood allow it)",
-        ("auto", "data-mean", "default"),
+        DECODER_BIAS_MODES,
     )
 
 
@@ -149,7 +156,7 @@ class TrainConfig:
         "torch's optimizer implementation: 'fused' (one kernel per parameter: adam, sgd; adagrad on "
         "CPU), 'foreach' (one op per update term over all parameters), 'for-loop' (ops per parameter); "
         "'auto' = fused where torch has it for this optimizer and device, else torch's default",
-        ("auto", "fused", "foreach", "for-loop"),
+        OPTIMIZER_IMPLS,
     )
     grad_clip: float = _f(0.0, "clip the gradient norm of each parameter group to this value (0 = off)")
     divergence_retries: int = _f(
@@ -189,7 +196,7 @@ class TrainConfig:
         "glibc malloc thresholds (process-wide, kept after training): 'tuned' keeps freed temporaries "
         "under 32 MiB in the heap instead of unmapping them (fewer page faults per step), 'system' "
         "leaves glibc's adaptive defaults, 'auto' = tuned on a CPU device",
-        choices=("auto", "tuned", "system"),
+        choices=MALLOC_MODES,
     )
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..config import DECODER_BIAS_MODES
 from ..errors import ConfigError
-
-MODES = ("auto", "data-mean", "default")
 
 
 def output_bias(decoder: nn.Module, n_outputs: int) -> nn.Parameter | None:
@@ -43,8 +42,8 @@ def init_decoder_bias(model, x_train: Tensor, mode: str = "auto") -> bool:
     Raises:
         ConfigError: an unknown mode, or "data-mean" where it cannot take effect.
     """
-    if mode not in MODES:
-        raise ConfigError(f"model.decoder_bias must be one of {MODES}, got {mode!r}")
+    if mode not in DECODER_BIAS_MODES:
+        raise ConfigError(f"model.decoder_bias must be one of {DECODER_BIAS_MODES}, got {mode!r}")
     if mode == "default":
         return False
     params = model.likelihood.marginal_params(x_train)

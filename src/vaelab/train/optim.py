@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import OPTIMIZER_IMPLS
 from ..errors import ConfigError
 from ..models import check_groups
 
@@ -31,7 +32,6 @@ def resolve_device(name: str) -> torch.device:
 
 #: torch optimizers with a fused kernel, and the device types it runs on (torch 2.13)
 FUSED = {"adam": ("cpu", "cuda"), "sgd": ("cpu", "cuda"), "adagrad": ("cpu",)}
-IMPLS = ("auto", "fused", "foreach", "for-loop")
 
 
 def impl_options(name: str, impl: str, device: torch.device | str) -> dict[str, bool]:
@@ -45,8 +45,8 @@ def impl_options(name: str, impl: str, device: torch.device | str) -> dict[str, 
     Raises:
         ConfigError: an unknown implementation, or 'fused' where torch has no fused kernel.
     """
-    if impl not in IMPLS:
-        raise ConfigError(f"train.optimizer_impl must be one of {IMPLS}, got {impl!r}")
+    if impl not in OPTIMIZER_IMPLS:
+        raise ConfigError(f"train.optimizer_impl must be one of {OPTIMIZER_IMPLS}, got {impl!r}")
     dev = torch.device(device).type
     fusable = dev in FUSED.get(name, ())
     if impl == "fused" and not fusable:
