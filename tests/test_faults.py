@@ -179,6 +179,35 @@ def test_a_second_signal_aborts_at_once(tmp_path):
     assert p.returncode == EXIT_ABORTED and err.startswith("aborted;"), err
 
 
+_INTERRUPTED_SAVE = """
+import gc, sys, torch, torch.serialization as S
+from vaelab.checkpoint import save_checkpoint
+
+def interrupted(self, *exc):  # the second signal's KeyboardInterrupt, landing before the zip is finished
+    raise KeyboardInterrupt
+for opener in (S._open_zipfile_writer_file, S._open_zipfile_writer_buffer):
+    opener.__exit__ = interrupted
+try:
+    save_checkpoint({"model": {"w": torch.ones(1000)}, "config": {}}, sys.argv[1])
+except KeyboardInterrupt:
+    pass
+gc.collect()  # the unfinished writer is destroyed here
+print("survived")
+"""
+
+
+def test_an_interrupt_inside_torch_save_neither_aborts_the_process_nor_touches_the_checkpoint(tmp_path):
+    """Given a Python file object, torch.save's unfinished zip writer wrote to it from its destructor
+    after the file was closed, and the process died of SIGABRT instead of exiting with status 130."""
+    from vaelab.checkpoint import save_checkpoint
+
+    save_checkpoint({"model": {"w": torch.zeros(3)}, "config": {}}, tmp_path / "last.pt")
+    p = subprocess.run([sys.executable, "-c", _INTERRUPTED_SAVE, str(tmp_path / "last.pt")], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "survived", p.stderr
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.zeros(3))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
+
+
 def test_an_in_process_signal_raises_training_interrupted(tmp_path):
     def stop_now(epoch, model, row):
         os.kill(os.getpid(), signal.SIGINT)

@@ -23,11 +23,13 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
+        # a path, not a Python file object: torch then writes from C++. Given a file object, a
+        # second Ctrl-C landing in torch.save's __exit__ left its zip writer unfinished, and the
+        # writer's destructor later wrote to the closed file and aborted the process (SIGABRT)
+        torch.save(payload, tmp)
+        _fsync(tmp, os.O_RDWR)
         faults.point("checkpoint.before_rename")
         os.replace(tmp, path)
         faults.point("checkpoint.after_rename")
@@ -39,9 +41,12 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (POSIX; directories cannot be opened on Windows)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
+    if os.name == "posix":
+        _fsync(folder, os.O_RDONLY)
+
+
+def _fsync(path: str | Path, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
