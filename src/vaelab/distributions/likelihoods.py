@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
@@ -103,12 +102,11 @@ class _BernoulliLogProb(torch.autograd.Function):
         ctx.save_for_backward(logits, x)
         # softplus(l) = relu(l) - log sigmoid(|l|): the same value as F.softplus to float32
         # rounding, without its log1p on every element (the likelihood's forward in ~0.7x the time)
-        t = logits * x  # (..., D), the one buffer of the forward when x does not add axes
+        t = logits * x  # (..., D)
         dot = t.sum(-1)
-        if t.shape != logits.shape:  # (B, D) logits against (S, B, D) data
-            return dot - F.relu(logits).sum(-1) + _sum_log_sigmoid_abs(logits)
-        relu_sum = torch.clamp(logits, min=0, out=t).sum(-1)
-        return dot - relu_sum + _sum_log_sigmoid_abs(logits, out=t)
+        buf = t if t.shape == logits.shape else None  # reused unless x adds axes ((S, B, D) data)
+        relu_sum = torch.clamp(logits, min=0, out=buf).sum(-1)
+        return dot - relu_sum + _sum_log_sigmoid_abs(logits, out=buf)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
