@@ -1,6 +1,7 @@
 """Two stochastic layers: exact log p(x) of a linear-Gaussian hierarchy matched by IS; every
 objective trains with every prior; the IWAE learning-rate schedule."""
 
+import contextlib
 import math
 
 import pytest
@@ -157,7 +158,9 @@ def test_every_bound_trains_with_every_prior(tmp_path, prior, objective, k, m):
             "train.num_threads": 1,
         }
     )
-    res = fit(cfg, tmp_path / "run", quiet=True, tensorboard=False)
+    biased = estimator == "stl" and objective != "elbo"  # STL with K > 1 (Tucker et al. 2019): warned
+    with pytest.warns(UserWarning, match="'stl' is biased") if biased else contextlib.nullcontext():
+        res = fit(cfg, tmp_path / "run", quiet=True, tensorboard=False)
     first, last = res.history[0], res.history[-1]
     assert last["valid_iwae"] > first["valid_iwae"] and last["train_bound"] > first["train_bound"]
     assert last["valid_iwae"] >= last["valid_elbo"] - 0.5

@@ -222,8 +222,9 @@ def test_importance_sampled_log_likelihood_is_above_the_elbo_for_every_sentence(
 
 def test_kl_annealing_schedules():
     assert [kl_weight(1.0, "linear", 100, s) for s in (0, 50, 100, 300)] == [0.0, 0.5, 1.0, 1.0]
-    sig = [kl_weight(1.0, "sigmoid", 100, s) for s in (0, 50, 100)]
-    assert sig[0] < 0.01 and sig[1] == pytest.approx(0.5) and sig[2] > 0.99
+    sig = [kl_weight(1.0, "sigmoid", 100, s) for s in (0, 10, 50, 100, 150)]
+    assert sig[0] == 0.0 and sig[2] == pytest.approx(0.5) and sig[3] == sig[4] == 1.0  # exactly 0 and 1 at the ends
+    assert 0 < sig[1] < 0.05 and sig == sorted(sig)
     cyc = [kl_weight(2.0, "cyclical", 100, s, 0.5) for s in (0, 25, 50, 99, 100, 125)]
     assert cyc == [0.0, 1.0, 2.0, 2.0, 0.0, 1.0]  # rises over half of each 100-step cycle, then restarts
     assert kl_weight(0.7, "sigmoid", 0, 10) == 0.7

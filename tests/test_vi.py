@@ -170,6 +170,8 @@ def test_bad_input_and_options_give_one_line_errors():
         GaussianMixture(5).fit(np.zeros((3, 2)))
     with pytest.raises(ConfigError, match="kappa"):
         UnitVarianceMixture(2, kappa=0.4)
+    with pytest.raises(ConfigError, match="tau > 0"):  # rho_0 = 0^(-kappa) would divide by zero
+        UnitVarianceMixture(2, algorithm="svi", tau=0.0)
     with pytest.raises(ConfigError, match="not available"):
         GaussianMixture(2, algorithm="svi")
     with pytest.raises(ConfigError, match="not fitted"):

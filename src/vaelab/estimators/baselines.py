@@ -75,7 +75,7 @@ class RLOO(_LeaveOneOut):
             if m < 2:
                 raise ConfigError(
                     "estimator 'rloo' needs at least two independent groups of samples (the ELBO with "
-                    "n_samples >= 2, or miwae with groups >= 2); for iwae use 'vimco'"
+                    "n_samples >= 2, or miwae with groups >= 2); use 'vimco' for iwae, 'reinforce_ema' for any bound"
                 )
             v = grouped(log_w, m)  # (m, B)
             loo = (v.sum(0, keepdim=True) - v) / (m - 1)  # (m, B): mean of the others
@@ -114,7 +114,7 @@ class VIMCO(_LeaveOneOut):
             if k < 2:
                 raise ConfigError(
                     "estimator 'vimco' needs K >= 2 samples per group of a multi-sample bound "
-                    "(objective iwae / miwae with n_samples >= 2)"
+                    "(objective iwae / miwae with n_samples >= 2); use 'rloo' for the elbo, 'reinforce_ema' for any bound"
                 )
             g = log_w.view(m, k, b)  # (M, K, B)
             bound = torch.logsumexp(g, dim=1, keepdim=True) - math.log(k)  # (M, 1, B)

@@ -55,14 +55,14 @@ class DisARM(Estimator):
         if model.latent.support != "binary" or model.n_layers != 1:
             raise ConfigError(
                 "estimator 'disarm' serves one layer of bernoulli latents; for categorical or "
-                "several layers use 'vimco', 'rloo' or 'nvil'"
+                "several layers use 'reinforce_ema', 'vimco', 'rloo' or 'nvil' (for relaxed latents 'reparam')"
             )
 
     def check_objective(self, objective, n_samples):
         if type(objective).registry_name != "elbo":
             raise ConfigError(
                 "estimator 'disarm' estimates the ELBO's gradient (objective elbo); for "
-                f"{type(objective).registry_name} use 'vimco'"
+                f"{type(objective).registry_name} use 'reinforce_ema' (or 'vimco' for iwae / miwae / piwae)"
             )
 
     def __call__(self, terms, objective) -> BoundEstimate:

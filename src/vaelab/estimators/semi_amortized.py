@@ -60,7 +60,8 @@ class SemiAmortized(Estimator):
         if end_to_end:
             gen.set_state(noise)
             through = model.log_weight_terms(x, s, gen, posterior=model.latent.distribution(lam_k)).log_w
-            inference = straight_through(bound.detach(), combine(through, objective.terms(s)))
+            # the encoder ascends its own bound (PIWAE: MIWAE, not the decoder's IWAE)
+            inference = straight_through(bound.detach(), combine(through, objective.inference_terms(s)))
         else:
             inference = straight_through(bound.detach(), -kl_divergence(q_k, model.latent.distribution(lam0)))
         amortized = combine(terms.log_w, objective.terms(s)).detach()

@@ -5,13 +5,31 @@ for the ELBO. For IWAE-type bounds with K > 1 this is biased (Tucker et al. 2019
 
 from __future__ import annotations
 
+import warnings
+
 from ..objectives import combine
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 
 
 @ESTIMATORS.register("stl")
 class STL(Estimator):
-    """Path-only encoder gradient; the decoder's gradient is unchanged."""
+    """Path-only encoder gradient; the decoder's gradient is unchanged.
+
+    Warns (UserWarning) when the encoder's bound has a group of K > 1 samples (IWAE, MIWAE, PIWAE,
+    CIWAE with beta < 1): the dropped score term no longer has zero mean there (Tucker et al. 2019,
+    Sec. 3), so the gradient is biased; 'dreg' is the unbiased path-only estimator for those bounds.
+    """
+
+    def check_objective(self, objective, n_samples: int) -> None:
+        s = n_samples * objective.groups
+        if any(s // m > 1 for c, m in objective.inference_terms(s) if c):
+            warnings.warn(
+                f"estimator 'stl' is biased for {type(objective).registry_name} with K = {n_samples} > 1 "
+                "samples per group (Tucker et al. 2019, Sec. 3); use 'dreg' for an unbiased path-only gradient "
+                "('reparam' where the prior depends on the encoder, e.g. vamp)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __call__(self, terms, objective) -> BoundEstimate:
         log_w, log_w_stopped = terms.log_w, terms.log_w_stopped  # (S, B) each, equal values

@@ -196,7 +196,8 @@ class Loop:
             local, weight = self.dist.share(batch)  # (the whole batch, 1.0) in one process
             try:
                 s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, t.n_samples,
-                               self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight))  # fmt: skip
+                               self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight),
+                               self._global_mean(weight))  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
@@ -248,6 +249,12 @@ class Loop:
             return stats, bool(out[0] == 0)
 
         return sync
+
+    def _global_mean(self, weight: float):
+        """Under torchrun, a share's mean -> the global batch's (weights B_r / B summed over ranks)."""
+        if not self.dist.active:
+            return None
+        return lambda t: self.dist.sum_(t * weight)
 
     @property
     def objective_name(self) -> str:

@@ -27,12 +27,17 @@ def warmup_beta(beta: float, warmup_steps: int, step: int) -> float:
     return beta * min(1.0, step / warmup_steps) if warmup_steps else beta
 
 
+def _logistic(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
 def kl_weight(beta: float, anneal: str, steps: int, step: int, cycle_ratio: float = 0.5) -> float:
     """KL weight after ``step`` optimizer steps (``steps`` = 0: always ``beta``).
 
     - "linear": beta * min(1, step / steps) (Bowman et al. 2016, Sec. 3.1).
-    - "sigmoid": beta / (1 + exp(-10 (step / steps - 1/2))): 0.007 beta at step 0, 0.993 beta at
-      ``steps``, the logistic schedule of Bowman et al.'s released code.
+    - "sigmoid": the logistic curve sigma(10 (t - 1/2)) of Bowman et al.'s released code, t = step /
+      steps, shifted and scaled to run from exactly 0 at step 0 to exactly beta at ``steps`` (the
+      raw curve gives 0.007 and 0.993: the ELBO would never be trained at weight 1), beta after.
     - "cyclical": Fu et al. 2019, eq. 5 with cycles of ``steps`` steps: tau = (step mod steps) / steps,
       beta * min(1, tau / cycle_ratio), so beta rises over the first ``cycle_ratio`` of every cycle.
     """
@@ -41,7 +46,9 @@ def kl_weight(beta: float, anneal: str, steps: int, step: int, cycle_ratio: floa
     if anneal == "linear":
         return warmup_beta(beta, steps, step)
     if anneal == "sigmoid":
-        return beta / (1.0 + math.exp(-10.0 * (step / steps - 0.5)))
+        t = min(1.0, step / steps)
+        lo, hi = _logistic(-5.0), _logistic(5.0)
+        return beta * (_logistic(10.0 * (t - 0.5)) - lo) / (hi - lo)
     tau = (step % steps) / steps
     return beta * min(1.0, tau / cycle_ratio)
 

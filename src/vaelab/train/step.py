@@ -16,7 +16,7 @@ from torch import Tensor
 from ..data import Batch
 from ..distributions.prior import kl_per_variable
 from ..errors import ConfigError, TrainingDivergedError
-from ..estimators import ESTIMATORS, BoundEstimate, Estimator
+from ..estimators import ESTIMATORS, BoundEstimate, Estimator, straight_through
 from ..numerics import denormals_flushed
 from ..objectives import ELBO, OBJECTIVES, Objective, elbo
 
@@ -68,18 +68,25 @@ def compute_bound(
     kl: str = "mc",
     beta: float = 1.0,
     free_bits: float = 0.0,
+    global_mean: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[BoundEstimate, dict]:
     """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
 
     Draws S = objective.groups * n_samples samples per point. With ``kl == "analytic"`` or
-    beta != 1 (ELBO, reparam only) the ELBO is fed log p(x|z_s) - beta KL; otherwise the estimator
-    works on the true log-weights log p(x, h_s) - log q(h_s|x). With ``free_bits`` = lambda > 0
-    the gradient is that of E[log p(x|z)] - beta sum_j max(lambda, KL_j), KL_j the batch mean of
-    dimension j's KL (Kingma et al. 2016, App. C.8), while the value stays the true ELBO.
+    beta != 1 (ELBO, reparam only) the gradient is that of the ELBO fed log p(x|z_s) - beta KL;
+    otherwise the estimator works on the true log-weights log p(x, h_s) - log q(h_s|x). With
+    ``free_bits`` = lambda > 0 the gradient is that of E[log p(x|z)] - beta sum_j max(lambda, KL_j),
+    KL_j the batch mean of dimension j's KL (Kingma et al. 2016, App. C.8). The value (``bound``)
+    is always the true bound at beta = 1; the training objective, where it differs, is reported as
+    ``train_objective``.
 
+    Args:
+        global_mean: under several processes, maps this rank's share-mean of a statistic to the
+            global batch's mean (free bits decide which dimensions are clamped from the global
+            batch, so that the step equals the single-process one).
     Returns:
-        (estimate, {"elbo", "rec", "kl", "bound", + the estimator's reported values (e.g.
-        "relaxed_bound")}: 0-d tensors, the ELBO always at beta = 1).
+        (estimate, {"elbo", "rec", "kl", "bound", + "train_objective" when beta != 1 or free bits, + the
+        estimator's reported values (e.g. "relaxed_bound")}: 0-d tensors).
     """
     if (kl == "analytic" or beta != 1.0 or free_bits) and not _plain_elbo(objective, estimator):
         raise ConfigError(
@@ -90,25 +97,33 @@ def compute_bound(
     terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
     rec = terms.log_px_z  # (S, B)
     kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
-    if free_bits:
-        surrogate = elbo(rec) - beta * free_bits_kl(model, terms, free_bits)  # (B,)
-        est = BoundEstimate(elbo(rec - kl_s).detach(), surrogate, surrogate)
-    elif kl == "analytic" or beta != 1.0:
-        bound = elbo(rec - beta * kl_s if beta != 1.0 else rec - kl_s)  # (B,)
-        est = BoundEstimate(bound.detach(), bound, bound)
+    if free_bits or kl == "analytic" or beta != 1.0:
+        true = elbo(rec - kl_s).detach()  # (B,) the ELBO at beta = 1: what is logged
+        if free_bits:
+            trained = elbo(rec) - beta * free_bits_kl(model, terms, free_bits, global_mean)  # (B,)
+        else:
+            trained = elbo(rec - beta * kl_s)  # (B,)
+        surrogate = straight_through(true, trained)
+        shaped = {"train_objective": trained.detach()} if free_bits or beta != 1.0 else {}
+        est = BoundEstimate(true, surrogate, surrogate, reported=shaped)
     else:
         est = estimator(terms, objective)
     with torch.no_grad():
         rec_m, kl_m = rec.mean(), kl_s.mean()
-        elbo_m = rec_m - kl_m
-        bound = elbo_m if kl == "analytic" and beta == 1.0 else est.value.mean()  # the same number then
-        stats = {"rec": rec_m, "kl": kl_m, "bound": bound, "elbo": elbo_m}
+        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
         stats.update({k: v.mean() for k, v in est.reported.items()})
     return est, stats
 
 
-def free_bits_kl(model, terms, free_bits: float) -> Tensor:
-    """sum_j max(lambda, mean_b KL(q(z_j|x_b) || N(0, 1))), a 0-d tensor in nats (Kingma et al. 2016).
+def free_bits_kl(model, terms, free_bits: float, global_mean: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """A surrogate for sum_j max(lambda, KL_j), KL_j = mean_b KL(q(z_j|x_b) || p(z_j)) over the
+    batch, in nats (Kingma et al. 2016, App. C.8), with that gradient: dimension j's batch-mean KL
+    where KL_j >= lambda, nothing where it is clamped.
+
+    Which dimensions are clamped is decided from ``global_mean`` of this share's per-dimension
+    means (the global batch's KL_j under torchrun), so that each rank's gradient, weighted by its
+    share and summed, is the single-process gradient. The value is this share's: only the gradient
+    is used.
 
     Raises:
         ConfigError: no per-dimension KL in closed form (several layers, a mixture or VampPrior).
@@ -119,7 +134,9 @@ def free_bits_kl(model, terms, free_bits: float) -> Tensor:
             "train.free_bits needs one latent layer whose posterior and prior factorize with a "
             "per-dimension KL in closed form (e.g. Gaussian under standard_normal); set free_bits = 0"
         )
-    return kl_dims.mean(0).clamp(min=free_bits).sum()
+    local = kl_dims.mean(0)  # (D,)
+    decided = global_mean(local.detach()) if global_mean is not None else local.detach()  # (D,)
+    return torch.where(decided >= free_bits, local, torch.full_like(local, free_bits)).sum()
 
 
 def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
@@ -151,6 +168,7 @@ def train_step(
     groups: dict[str, list[Tensor]] | None = None,
     free_bits: float = 0.0,
     sync: Callable[[Tensor, bool], tuple[Tensor, bool]] | None = None,
+    global_mean: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
@@ -172,13 +190,15 @@ def train_step(
             backward passes with the stacked batch statistics and whether this rank's bound is finite;
             it reduces the gradients in place and returns the global statistics and verdict
             (:class:`~vaelab.train.distributed.Dist`).
+        global_mean: under several processes, this rank's share-mean of a statistic -> the global
+            batch's (free bits decide their clamp from it; see :func:`compute_bound`).
     Raises:
         TrainingDivergedError: the bound is NaN/inf (on any rank); the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
-        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta, free_bits)
+        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta, free_bits, global_mean)
         vec = torch.stack(list(stats.values()))  # (n_stats,)
         values = dict(zip(stats, vec.tolist()))
         finite = math.isfinite(values["bound"])

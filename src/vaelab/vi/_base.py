@@ -59,7 +59,7 @@ class MixtureFitter:
         n_init: random restarts; the one with the highest final ELBO is kept.
         init: "kmeans++" (hard assignment to k-means++ seeds) or "random" (random responsibilities).
         batch_size: SVI's minibatch size.
-        tau: SVI's step-size delay: rho_t = (t + tau)^(-kappa), tau >= 0.
+        tau: SVI's step-size delay: rho_t = (t + tau)^(-kappa), t = 0, 1, ...; tau > 0 (rho_0 = tau^(-kappa)).
         kappa: SVI's forgetting rate, in (0.5, 1] (the Robbins–Monro conditions).
         seed: seeds restart r with ``seed + r``.
         dtype: the arithmetic's dtype (float64 by default, as scikit-learn).
@@ -99,8 +99,11 @@ class MixtureFitter:
             raise ConfigError(f"init {init!r}: choose 'kmeans++' or 'random'")
         if n_components < 1 or max_iter < 1 or n_init < 1 or batch_size < 1:
             raise ConfigError("n_components, max_iter, n_init and batch_size must be >= 1")
-        if not 0.5 < kappa <= 1.0 or tau < 0:
-            raise ConfigError(f"SVI step sizes need 0.5 < kappa <= 1 and tau >= 0 (got kappa={kappa}, tau={tau})")
+        if not 0.5 < kappa <= 1.0 or not tau > 0:
+            raise ConfigError(
+                f"SVI step sizes need 0.5 < kappa <= 1 and tau > 0 (got kappa={kappa}, tau={tau}); "
+                "the first step size is tau^(-kappa)"
+            )
         if tol < 0:
             raise ConfigError(f"tol must be >= 0, got {tol}")
         self.n_components, self.algorithm, self.max_iter, self.tol = n_components, algorithm, max_iter, tol
