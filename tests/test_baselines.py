@@ -150,9 +150,16 @@ def test_estimators_refuse_sample_counts_they_cannot_use(tmp_path, estimator, ob
 def test_the_moving_average_baseline_tracks_the_signal():
     est = ESTIMATORS.build("reinforce_ema", {"decay": 0.5})
     obj = OBJECTIVES.build("elbo")
-    for value in (4.0, 4.0, 4.0):
-        est.signals(torch.full((2, 3), value), obj.terms(2))
-    assert est.baselines[0] == pytest.approx(4.0)
+    batches = [torch.tensor([[1.0, 3.0, 8.0], [3.0, 5.0, 0.0]]), torch.full((2, 3), 10.0), torch.full((2, 3), -2.0)]
+    expected, b = [], None
+    for log_w in batches:  # a varying input: each batch's mean enters after the batch has used the old b
+        signals = est.signals(log_w, obj.terms(2))
+        torch.testing.assert_close(signals, (log_w - (b if b is not None else 0.0)) / 2)  # c/m = 1/2 per sample
+        mean = float(log_w.mean())
+        b = mean if b is None else 0.5 * b + 0.5 * mean
+        expected.append(b)
+        assert est.baselines[0] == pytest.approx(b)
+    assert expected == pytest.approx([10 / 3, 10 / 6 + 5, (10 / 6 + 5) / 2 - 1])
     with pytest.raises(ConfigError, match="decay must be in"):
         ESTIMATORS.build("reinforce_ema", {"decay": 1.0})
 

@@ -36,7 +36,9 @@ KILLS = (
 )
 
 
-def _cli(args, run_cfg, tmp_path, fault=None, **kw):
+def _cli(args, run_cfg, tmp_path, fault=None, sigint=signal.SIG_DFL, **kw):
+    """``vaelab train`` in a subprocess that starts with SIGINT at ``sigint`` (SIG_DFL: Python installs
+    its KeyboardInterrupt handler; SIG_IGN: a background job's), whatever this process inherited."""
     conf = tmp_path / "c.toml"
     conf.write_text(config_mod.dumps(run_cfg))
     env = {**os.environ, "VAELAB_FAULT": fault or ""}
@@ -46,8 +48,18 @@ def _cli(args, run_cfg, tmp_path, fault=None, **kw):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
         **kw,
     )
+
+
+@pytest.fixture
+def sigint_handled():
+    """This process's SIGINT at Python's KeyboardInterrupt handler for the test (pytest started from a
+    background job inherits SIG_IGN), and the inherited disposition back afterwards."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
 
 
 def _numbers(history):
@@ -167,16 +179,28 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
     _assert_same_run(resumed, run, full, tmp_path / "full")
 
 
-def test_a_second_signal_aborts_at_once(tmp_path):
+def _sigint_and_sigterm_together(tmp_path, sigint):
     cfg = tiny(**{"train.epochs": 400, "data.n_train": 2000, "train.log_every": 1, "train.diagnostics": False})
-    p = _cli(["--out", str(tmp_path / "r")], cfg, tmp_path)
+    p = _cli(["--out", str(tmp_path / "r")], cfg, tmp_path, sigint=sigint)
     _wait_for_lines(tmp_path / "r" / "metrics.jsonl", 3, p)
     os.kill(p.pid, signal.SIGSTOP)  # both signals are pending when it runs again (two SIGINTs would merge)
     p.send_signal(signal.SIGINT)
     p.send_signal(signal.SIGTERM)
     os.kill(p.pid, signal.SIGCONT)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == EXIT_ABORTED and err.startswith("aborted;"), err
+    return p.returncode, err
+
+
+def test_a_second_signal_aborts_at_once(tmp_path):
+    code, err = _sigint_and_sigterm_together(tmp_path, signal.SIG_DFL)
+    assert code == EXIT_ABORTED and err.startswith("aborted;"), err
+
+
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """A background job (SIGINT ignored, as under nohup or `cmd &`) is not stopped by SIGINT: of SIGINT
+    and SIGTERM pending together, only SIGTERM counts, a first signal: a graceful stop, not an abort."""
+    code, err = _sigint_and_sigterm_together(tmp_path, signal.SIG_IGN)
+    assert code == EXIT_STOPPED and err.startswith("stopped: stopped by SIGTERM"), err
 
 
 _INTERRUPTED_SAVE = """
@@ -208,7 +232,7 @@ def test_an_interrupt_inside_torch_save_neither_aborts_the_process_nor_touches_t
     assert sorted(f.name for f in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
 
 
-def test_an_in_process_signal_raises_training_interrupted(tmp_path):
+def test_an_in_process_signal_raises_training_interrupted(tmp_path, sigint_handled):
     def stop_now(epoch, model, row):
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -276,7 +300,7 @@ def test_an_interrupt_masked_by_a_library_error_is_still_an_abort():
     assert _caused_by_interrupt(masked) and not _caused_by_interrupt(RuntimeError("plain"))
 
 
-def test_a_second_sigint_raises_at_once_and_the_handlers_are_restored():
+def test_a_second_sigint_raises_at_once_and_the_handlers_are_restored(sigint_handled):
     from vaelab.train.interrupt import StopRequest
 
     before = signal.getsignal(signal.SIGTERM)
@@ -288,3 +312,19 @@ def test_a_second_sigint_raises_at_once_and_the_handlers_are_restored():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1.0)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_sigint_stays_ignored_and_is_restored_exactly():
+    from vaelab.train.interrupt import StopRequest
+
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopRequest() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # discarded by the kernel
+            time.sleep(0.01)
+            assert stop.signum is None
+            assert signal.getsignal(signal.SIGTERM) == stop._handle  # SIGTERM still stops the run
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
