@@ -255,6 +255,20 @@ def test_free_bits_stop_the_kl_gradient_below_lambda_and_report_the_true_elbo():
         torch.testing.assert_close(a, b if b is not None else torch.zeros_like(a))
     _, stats = grads(0.0)
     assert float(stats_fb["bound"]) == pytest.approx(float(stats["elbo"]), abs=1e-5)  # logged: the true ELBO
+    # lambda between the dimensions' batch-mean KLs: the clamped ones lose their KL gradient, the others keep it
+    from vaelab.distributions.prior import kl_per_variable
+
+    torch.manual_seed(3)
+    terms = model.log_weight_terms(x, 1)
+    kl_dims = kl_per_variable(terms.posterior, model.prior).mean(0)  # (D,)
+    lam = float(kl_dims.detach().median())
+    kept = kl_dims >= lam
+    assert 0 < int(kept.sum()) < len(kl_dims)
+    g_part, _ = grads(lam)
+    target = terms.log_px_z.mean() - kl_dims[kept].sum()
+    g_ref = torch.autograd.grad(target, enc, allow_unused=True)
+    for a, b in zip(g_part, g_ref):
+        torch.testing.assert_close(a, b if b is not None else torch.zeros_like(a))
     with pytest.raises(ConfigError, match="free bits"):
         compute_bound(model, x, *resolve("iwae", "reparam"), 2, "mc", 1.0, 0.5)
 
