@@ -31,12 +31,25 @@ def main() -> None:
     try:
         for i in range(args.rounds):
             for name, disp in (("default", signal.SIG_DFL), ("ignored", signal.SIG_IGN)):
-                cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_faults.py", "-k", SELECT]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-rf",
+                    "-p",
+                    "no:cacheprovider",
+                    "tests/test_faults.py",
+                    "-k",
+                    SELECT,
+                ]
                 p = subprocess.run(
                     cmd, capture_output=True, text=True, preexec_fn=lambda d=disp: signal.signal(signal.SIGINT, d)
                 )
                 runs, failed = runs + 1, failed + (p.returncode != 0)
                 print(f"round {i + 1} SIGINT {name}: exit {p.returncode}; {p.stdout.strip().splitlines()[-1]}", flush=True)
+                if p.returncode:
+                    print(p.stdout[-6000:], p.stderr[-2000:], sep="\n", flush=True)
     finally:
         load.terminate()
     print(f"{runs} runs, {failed} failed")
