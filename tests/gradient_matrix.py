@@ -2,15 +2,16 @@
 docs/estimators.md (not a test module).
 
 Each cell is a registered estimator, a registered objective (at a sample layout where every
-bound is non-trivial: K >= 2 per group) and a discrete latent family or its relaxation, on a
-tiny model whose latent states can all be enumerated. A cell is either *refused* (the estimator's
-``check`` / ``check_objective`` raise a one-line ConfigError that names an alternative) or
-*tested* against a reference gradient; there is no third state.
+bound is non-trivial: K >= 2 per group) and a registered latent family (Bernoulli, categorical,
+their relaxations, Gaussian), on a tiny model whose discrete latent states can all be
+enumerated. A cell is either *refused* (the estimator's ``check`` / ``check_objective`` raise a
+one-line ConfigError that names an alternative) or *tested* against a reference gradient; there
+is no third state.
 
 Reference gradients: for Bernoulli / categorical latents the exact gradient of the exact bound, by
-enumerating every tuple of K latent states; for their relaxations (continuous, not enumerable)
-the mean of the reparameterization gradient over many draws, which every other estimator of the
-same bound must match.
+enumerating every tuple of K latent states; for the continuous families (the relaxations and the
+Gaussian) the mean of the reparameterization gradient over many draws, which every other estimator
+of the same bound must match.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ FAMILIES = {  # latent options; (D, C) small enough to enumerate C^D states, K-t
     "categorical": {"kind": "categorical", "dim": 2, "classes": 3},
     "relaxed_bernoulli": {"kind": "relaxed_bernoulli", "dim": 2, "temperature": 0.5},
     "relaxed_categorical": {"kind": "relaxed_categorical", "dim": 2, "classes": 3, "temperature": 0.5},
+    "gaussian": {"kind": "gaussian", "dim": 2},
 }
-PRIOR = {"bernoulli": "bernoulli", "categorical": "categorical"}
+PRIOR = {"bernoulli": "bernoulli", "categorical": "categorical", "gaussian": "standard_normal"}
 #: objective -> (options, K = train.n_samples): S = groups * K samples per point
 LAYOUTS = {
     "elbo": ({}, 3),
@@ -54,7 +56,8 @@ SHARPNESS = 3.0  # parameters scaled up: sharp q and p(x|z), a learning signal w
 
 
 def discrete(family: str) -> bool:
-    return not family.startswith("relaxed")
+    """Whether the family's states can be enumerated (the reference is then exact)."""
+    return family in ("bernoulli", "categorical")
 
 
 def build(family: str, seed: int = 0):

@@ -4,8 +4,8 @@ gradient checked against a reference (tests/gradient_matrix.py describes the cel
 - Discrete latents (Bernoulli, categorical): the exact gradient of the exact bound, by enumeration.
   Unbiased estimators: every coordinate within Z_CRIT standard errors. Relaxed estimators (gumbel):
   the bias is measured and must shrink as tau falls.
-- Relaxed latent families (continuous): the mean reparameterization gradient over many draws; every
-  other unbiased estimator of the same bound must agree with it. STL with K > 1 warns.
+- Continuous families (the relaxations, Gaussian): the mean reparameterization gradient over many
+  draws; every other unbiased estimator of the same bound must agree with it. STL with K > 1 warns.
 - Power: deliberately broken estimators (the pre-fix NVIL normalization and Gumbel densities, a
   score-function estimator without its pathwise term) fail the same checks.
 """
@@ -107,7 +107,7 @@ def test_relaxed_gradient_bias_shrinks_with_the_temperature(cell, hard):
 
 
 @pytest.mark.parametrize("cell", [c for c in ACCEPTED if not G.discrete(c[2])], ids=_id)
-def test_relaxed_families_agree_with_the_reparameterization_gradient(cell):
+def test_continuous_families_agree_with_the_reparameterization_gradient(cell):
     est_name, obj_name, family = cell
     ref, ref_se = _reparam_reference(obj_name, family)
     obj, k = G.objective(obj_name)
@@ -209,6 +209,12 @@ def _status(est_name, obj_name, family) -> str:
             return "reference"
         return "biased: warns" if est_name == "stl" and _multi_sample(obj_name) else "= reparam"
     return "exact"
+
+
+def test_the_matrix_covers_every_registered_latent_family():
+    from vaelab.distributions import LATENTS
+
+    assert sorted(G.FAMILIES) == sorted(LATENTS.names()), "a new latent family: add it to tests/gradient_matrix.py"
 
 
 def test_the_docs_table_is_the_matrix():

@@ -55,7 +55,7 @@ class DisARM(Estimator):
         if model.latent.support != "binary" or model.n_layers != 1:
             raise ConfigError(
                 "estimator 'disarm' serves one layer of bernoulli latents; for categorical or "
-                "several layers use 'reinforce_ema', 'vimco', 'rloo' or 'nvil' (for relaxed latents 'reparam')"
+                "several layers use 'reinforce_ema', 'vimco', 'rloo' or 'nvil' (for continuous latents 'reparam')"
             )
 
     def check_objective(self, objective, n_samples):
