@@ -5,6 +5,7 @@ directory it leaves must hold a loadable last.pt (when any was written) and read
 resume must finish with exactly the numbers and weights of an uninterrupted run.
 """
 
+import ctypes
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,13 +181,39 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
     _assert_same_run(resumed, run, full, tmp_path / "full")
 
 
+def _to_main_thread(pid: int, sig: int) -> None:
+    """Send ``sig`` to the main thread of process ``pid`` (tgkill). A process-directed signal may be
+    taken by one of torch's worker threads, which can be preempted between taking it and running
+    Python's C-level handler: under load the second signal then reached Python after the first had
+    already stopped the run (exit 75 instead of 130, 1 run in 12 of the signal loop)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill"):  # not glibc: the process-directed signal
+        os.kill(pid, sig)
+    elif libc.tgkill(pid, pid, sig) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {sig})")
+
+
+def _wait_stopped(pid: int, timeout: float = 60.0) -> None:
+    """Until the process is in the stopped state (T in /proc/PID/stat)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rindex(")") + 2] == "T":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never stopped")
+
+
 def _sigint_and_sigterm_together(tmp_path, sigint):
+    """SIGINT and SIGTERM pending together at the child's main thread (two SIGINTs would merge): the
+    child is stopped first, both are sent to its main thread, then it continues."""
     cfg = tiny(**{"train.epochs": 400, "data.n_train": 2000, "train.log_every": 1, "train.diagnostics": False})
     p = _cli(["--out", str(tmp_path / "r")], cfg, tmp_path, sigint=sigint)
     _wait_for_lines(tmp_path / "r" / "metrics.jsonl", 3, p)
-    os.kill(p.pid, signal.SIGSTOP)  # both signals are pending when it runs again (two SIGINTs would merge)
-    p.send_signal(signal.SIGINT)
-    p.send_signal(signal.SIGTERM)
+    os.kill(p.pid, signal.SIGSTOP)
+    _wait_stopped(p.pid)
+    _to_main_thread(p.pid, signal.SIGINT)
+    _to_main_thread(p.pid, signal.SIGTERM)
     os.kill(p.pid, signal.SIGCONT)
     _, err = p.communicate(timeout=120)
     return p.returncode, err
