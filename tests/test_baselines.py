@@ -5,6 +5,7 @@ than plain REINFORCE, and caught when their baseline peeks at the sample."""
 import json
 import math
 
+import gradient_matrix
 import pytest
 import torch
 from test_discrete import (
@@ -28,18 +29,9 @@ def draws(estimator, objective, k, n=2000, seed=0):
     """n gradient estimates, each parameter from its own group's surrogate (as in training), and the
     exact gradient."""
     model, x = binary_model(), binary_data()
-    params = list(model.parameters())
-    inference = {id(p) for p in model.parameter_groups()["inference"]}
-    torch.manual_seed(seed)
-    out = []
-    for _ in range(n):
-        est = estimator(model.log_weight_terms(x, k, reparameterize=False), objective)
-        g_inf = torch.autograd.grad(est.inference.mean(), params, retain_graph=True, allow_unused=True)
-        g_gen = torch.autograd.grad(est.generative.mean(), params, allow_unused=True)
-        picked = [gi if id(p) in inference else gg for p, gi, gg in zip(params, g_inf, g_gen)]
-        out.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(params, picked)]))
-    exact = _flat_grad(exact_bound(model, x, 1 if type(objective).registry_name == "elbo" else k).mean(), params)
-    return torch.stack(out).double(), exact
+    d = gradient_matrix.draws(model, x, estimator, objective, k, chunks=n, replicas=1, seed=seed)  # (n, P)
+    bound = exact_bound(model, x, 1 if type(objective).registry_name == "elbo" else k)  # (B,)
+    return d, _flat_grad(bound.mean(), list(model.parameters()))
 
 
 CASES = [("reinforce_ema", "elbo", 1), ("reinforce_ema", "iwae", 2), ("rloo", "elbo", 3), ("vimco", "iwae", 3)]

@@ -122,15 +122,14 @@ def test_nproc_shorthand_and_refusals(tmp_path):
 def _free_bits_gradient(model, x, shares, decide_globally):
     """The free-bits ELBO gradient as a torchrun step forms it: each share's gradient weighted by its
     size and summed (what Dist.reduce_step does), z = E_q[z] so that only the clamp decision differs."""
+    from vaelab.distributions.prior import kl_per_variable
     from vaelab.estimators import ESTIMATORS
     from vaelab.objectives import OBJECTIVES
     from vaelab.train import compute_bound
 
     parts = list(torch.tensor_split(x, shares))
-    means = []
-    for part in parts:  # each share's per-dimension KL means, as the all-reduce would see them
-        q = model.posterior(part)
-        means.append(torch.distributions.kl_divergence(q.base_dist, torch.distributions.Normal(0.0, 1.0)).mean(0).detach())
+    # each share's per-dimension KL means (B_r, D) -> (D,), as the all-reduce would see them
+    means = [kl_per_variable(model.posterior(part), model.prior).mean(0).detach() for part in parts]
     global_kl = sum(m * len(p) / len(x) for m, p in zip(means, parts))
     total = [torch.zeros_like(p) for p in model.parameters()]
     for part in parts:

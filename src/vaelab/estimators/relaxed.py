@@ -110,6 +110,7 @@ class GumbelSoftmax(Estimator):
         self.temperature, self.hard = temperature, hard
         self.anneal_rate, self.min_temperature, self.anneal_every = anneal_rate, min_temperature, anneal_every
         self.steps = 0
+        self._categorical = False  # set by check(model): check_objective warns for categorical latents only
 
     @property
     def current_temperature(self) -> float:
@@ -141,9 +142,7 @@ class GumbelSoftmax(Estimator):
         bound with K > 1 samples per group (tests/test_gradient_matrix.py measures ~8-9 % relative
         bias at tau = 1, 0.5 and 0.1 for IWAE-3 and MIWAE(2, 2), where the soft relaxation's falls
         from 17 % to 2-3 %)."""
-        s = n_samples * objective.groups
-        multi = any(s // m > 1 for c, m in objective.inference_terms(s) if c)
-        if self.hard and multi and getattr(self, "_categorical", False):
+        if self.hard and self._categorical and objective.encoder_is_multi_sample(n_samples):
             warnings.warn(
                 "estimator 'gumbel' with hard = true (straight-through) stays biased for categorical latents "
                 f"under {type(objective).registry_name} with K = {n_samples} > 1 however low the temperature; "

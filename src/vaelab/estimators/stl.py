@@ -21,8 +21,7 @@ class STL(Estimator):
     """
 
     def check_objective(self, objective, n_samples: int) -> None:
-        s = n_samples * objective.groups
-        if any(s // m > 1 for c, m in objective.inference_terms(s) if c):
+        if objective.encoder_is_multi_sample(n_samples):
             warnings.warn(
                 f"estimator 'stl' is biased for {type(objective).registry_name} with K = {n_samples} > 1 "
                 "samples per group (Tucker et al. 2019, Sec. 3); use 'dreg' for an unbiased path-only gradient "

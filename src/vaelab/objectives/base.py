@@ -38,6 +38,12 @@ class Objective:
         """The bound the inference network ascends (PIWAE differs from :meth:`terms`)."""
         return self.terms(s)
 
+    def encoder_is_multi_sample(self, n_samples: int) -> bool:
+        """Whether the bound the inference network ascends has a group of K > 1 samples (IWAE-type),
+        where estimators that drop the score term's zero-mean part (STL, straight-through) are biased."""
+        s = n_samples * self.groups
+        return any(s // m > 1 for c, m in self.inference_terms(s) if c)
+
     def __call__(self, log_w: Tensor) -> Tensor:
         """The bound per point, (S, B) -> (B,), nats."""
         return combine(log_w, self.terms(log_w.shape[0]))
