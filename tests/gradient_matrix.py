@@ -27,7 +27,7 @@ from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
 from vaelab.estimators import ESTIMATORS
 from vaelab.models import build_model
-from vaelab.objectives import OBJECTIVES
+from vaelab.objectives import OBJECTIVES, renyi
 
 D_X, BATCH = 4, 2
 FAMILIES = {  # latent options; (D, C) small enough to enumerate C^D states, K-tuples of them
@@ -45,6 +45,8 @@ LAYOUTS = {
     "miwae": ({"groups": 2}, 2),
     "piwae": ({"groups": 2}, 2),
     "ciwae": ({"beta": 0.5}, 3),
+    "vr": ({"alpha": 0.5}, 3),
+    "vr_max": ({}, 3),
 }
 #: options every cell uses; nvil's normalization is tested for direction on its own
 ESTIMATOR_OPTIONS = {
@@ -122,9 +124,9 @@ def states(family: str, model) -> torch.Tensor:
     return F.one_hot(idx, latent.classes).float()
 
 
-def exact_iwae(model, x, family: str, k: int) -> torch.Tensor:
-    """Exact IWAE-k per point (k = 1: the ELBO), differentiable: sum over all N^k state tuples of
-    q(z_1..z_k|x) (log mean_k w_k). Returns (B,) nats."""
+def exact_iwae(model, x, family: str, k: int, alpha: float = 0.0) -> torch.Tensor:
+    """Exact IWAE-k (or VR-alpha with k samples) per point (k = 1: the ELBO), differentiable: sum over
+    all N^k state tuples of q(z_1..z_k|x) (log mean_k w_k). Returns (B,) nats."""
     z = states(family, model)
     log_pxz = model.conditional(z.unsqueeze(1)).log_prob(x) + model.prior.log_prob(z).unsqueeze(1)  # (N, B)
     log_q = model.posterior(x).log_prob(z.unsqueeze(1))  # (N, B)
@@ -132,13 +134,13 @@ def exact_iwae(model, x, family: str, k: int) -> torch.Tensor:
     n = z.shape[0]
     tuples = torch.cartesian_prod(*[torch.arange(n)] * k).view(-1, k)  # (N^k, k)
     log_prob = log_q[tuples].sum(1)  # (N^k, B): log q of the tuple
-    value = torch.logsumexp(log_w[tuples], dim=1) - math.log(k)  # (N^k, B)
+    value = renyi(log_w[tuples], alpha, dim=1)  # (N^k, B)
     return (log_prob.exp() * value).sum(0)
 
 
 def exact_terms(model, x, family: str, terms, s: int) -> torch.Tensor:
-    """sum_j c_j E[MIWAE(m_j groups of S/m_j)] = sum_j c_j IWAE-(S/m_j) exactly: (B,)."""
-    return sum(c * exact_iwae(model, x, family, s // m) for c, m in terms if c)
+    """sum_j c_j E[MIWAE_alpha_j(m_j groups of S/m_j)] = sum_j c_j VR_alpha_j-(S/m_j) exactly: (B,)."""
+    return sum(c * exact_iwae(model, x, family, s // m, alpha) for c, m, alpha in terms if c)
 
 
 def exact_gradient(model, x, family: str, obj, k: int) -> torch.Tensor:

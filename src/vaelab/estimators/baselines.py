@@ -5,13 +5,11 @@ baseline that does not depend on that sample, so the expected gradient is unchan
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..objectives import grouped
+from ..objectives import grouped, renyi
 from .base import ESTIMATORS
 from .score_function import Reinforce, learning_signals, spread
 
@@ -51,8 +49,8 @@ class MovingAverageBaseline(Reinforce):
 
     def signals(self, log_w, terms):
         out = learning_signals(log_w, terms)
-        for j, (c, m) in enumerate(terms):
-            values = grouped(log_w, m)  # (m, B): each group's bound
+        for j, (c, m, alpha) in enumerate(terms):
+            values = grouped(log_w, m, alpha)  # (m, B): each group's bound
             b = self.baselines.get(j)
             if b is not None:
                 out = out - (c / m) * b
@@ -71,45 +69,46 @@ class RLOO(_LeaveOneOut):
     def signals(self, log_w, terms):
         s = log_w.shape[0]
         out = 0.0
-        for c, m in terms:
+        for c, m, alpha in terms:
             if m < 2:
                 raise ConfigError(
                     "estimator 'rloo' needs at least two independent groups of samples (the ELBO with "
                     "n_samples >= 2, or miwae with groups >= 2); use 'vimco' for iwae, 'reinforce_ema' for any bound"
                 )
-            v = grouped(log_w, m)  # (m, B)
+            v = grouped(log_w, m, alpha)  # (m, B)
             loo = (v.sum(0, keepdim=True) - v) / (m - 1)  # (m, B): mean of the others
             out = out + spread((c / m) * (v - loo), s)
         return out
 
 
-def vimco_baselines(log_w: Tensor) -> Tensor:
+def vimco_baselines(log_w: Tensor, alpha: float = 0.0) -> Tensor:
     """VIMCO's per-sample baselines L_{-k} for one group (Mnih & Rezende 2016, eq. 8-9).
 
     Args:
         log_w: (..., K, B) log-weights, K >= 2.
+        alpha: the order of the group's Renyi bound (0: IWAE; -inf: VR-max).
     Returns:
-        (..., K, B): L_{-k} = log (1/K)(sum_{j != k} w_j + w^_{-k}), with log w^_{-k} the mean of the
-        other K - 1 log-weights (their geometric mean).
+        (..., K, B): L_{-k} = the group's bound with w_k replaced by w^_{-k}, the geometric mean of
+        the other K - 1 weights (for IWAE: log (1/K)(sum_{j != k} w_j + w^_{-k})).
     """
     k = log_w.shape[-2]
     others_mean = (log_w.sum(-2, keepdim=True) - log_w) / (k - 1)  # (..., K, B)
     eye = torch.eye(k, dtype=torch.bool, device=log_w.device).view(*([1] * (log_w.dim() - 2)), k, k, 1)
     rows = log_w.unsqueeze(-3).expand(*log_w.shape[:-2], k, k, log_w.shape[-1])  # row i: all K log-weights
     replaced = torch.where(eye, others_mean.unsqueeze(-2), rows)  # row i: w_i replaced by w^_{-i}
-    return torch.logsumexp(replaced, dim=-2) - math.log(k)
+    return renyi(replaced, alpha, dim=-2)
 
 
 @ESTIMATORS.register("vimco")
 class VIMCO(_LeaveOneOut):
     """VIMCO (Mnih & Rezende 2016): for a multi-sample bound, sample k's learning signal is
     L - L_{-k}, the bound minus the bound with w_k replaced by the geometric mean of the others.
-    Applies to IWAE / MIWAE terms with K >= 2 samples per group."""
+    Applies to IWAE / MIWAE / VR-alpha terms with K >= 2 samples per group."""
 
     def signals(self, log_w, terms):
         s, b = log_w.shape
         out = 0.0
-        for c, m in terms:
+        for c, m, alpha in terms:
             k = s // m
             if k < 2:
                 raise ConfigError(
@@ -117,6 +116,6 @@ class VIMCO(_LeaveOneOut):
                     "(objective iwae / miwae with n_samples >= 2); use 'rloo' for the elbo, 'reinforce_ema' for any bound"
                 )
             g = log_w.view(m, k, b)  # (M, K, B)
-            bound = torch.logsumexp(g, dim=1, keepdim=True) - math.log(k)  # (M, 1, B)
-            out = out + (c / m) * (bound - vimco_baselines(g)).reshape(s, b)
+            bound = renyi(g, alpha, dim=1).unsqueeze(1)  # (M, 1, B)
+            out = out + (c / m) * (bound - vimco_baselines(g, alpha)).reshape(s, b)
         return out

@@ -4,9 +4,18 @@ For one IWAE-K group, grad_phi IWAE = E[sum_k w~_k^2 d log w_k / d h_k  d h_k / 
 surrogate sum_k stop(w~_k^2) log_w_stopped_k with w~ = softmax_k(log_w). A bound that is a sum
 of MIWAE terms (``objectives.base``) gets the sum of their group-wise surrogates: the ELBO
 (groups of one, w~ = 1) reduces to STL, MIWAE averages over groups, CIWAE mixes by beta.
+
+For a group's Renyi bound of order alpha (VR-alpha, Li & Turner 2016) the same argument gives the
+weights alpha w~_k + (1 - alpha) w~_k^2 with w~ = softmax_k((1 - alpha) log_w): the pathwise
+gradient sum_k w~_k d log w_k, minus the score term E[w~_k d_phi log q(z_k)] rewritten by the
+reparameterization identity as (1 - alpha) w~_k (1 - w~_k) d log w_k / d z_k dz_k / d phi. At
+alpha = 0 this is Tucker et al.'s eq. 7; as alpha -> 1 the weights tend to 1/K (STL). VR-max
+(alpha = -inf) is refused: its weight is an indicator of z, where the identity does not hold.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -16,25 +25,27 @@ from ..objectives import combine, group
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 
 
-def dreg_iwae_surrogate(log_w: Tensor, log_w_stopped: Tensor) -> Tensor:
-    """DReG surrogate for IWAE-K per data point (Tucker et al. 2019, eq. 7).
+def dreg_iwae_surrogate(log_w: Tensor, log_w_stopped: Tensor, alpha: float = 0.0) -> Tensor:
+    """DReG surrogate for IWAE-K (alpha = 0) or VR-alpha per data point (Tucker et al. 2019, eq. 7).
 
     Args:
         log_w: (..., K, B) log-weights (only their values are used).
         log_w_stopped: (..., K, B) log-weights with q's parameters detached.
+        alpha: the Renyi order, finite.
     Returns:
-        (..., B) tensor sum_k stop(w~_k^2) log_w_stopped_k (its value is not a bound).
+        (..., B) tensor sum_k stop(alpha w~_k + (1 - alpha) w~_k^2) log_w_stopped_k (not a bound).
     """
-    w_norm = torch.softmax(log_w.detach(), dim=-2)  # (..., K, B)
-    return (w_norm.pow(2) * log_w_stopped).sum(dim=-2)
+    w_norm = torch.softmax((1.0 - alpha) * log_w.detach(), dim=-2)  # (..., K, B)
+    weight = w_norm.pow(2) if alpha == 0.0 else alpha * w_norm + (1.0 - alpha) * w_norm.pow(2)
+    return (weight * log_w_stopped).sum(dim=-2)
 
 
 def dreg_surrogate(log_w: Tensor, log_w_stopped: Tensor, terms) -> Tensor:
     """sum_j c_j mean over the m_j groups of the DReG surrogate: (S, B) -> (B,)."""
     out = torch.zeros_like(log_w[0])  # (B,)
-    for c, m in terms:
+    for c, m, alpha in terms:
         g, g_stopped = group(log_w, m), group(log_w_stopped, m)  # (M, K, B)
-        out = out + c * dreg_iwae_surrogate(g, g_stopped).mean(dim=0)
+        out = out + c * dreg_iwae_surrogate(g, g_stopped, alpha).mean(dim=0)
     return out
 
 
@@ -48,6 +59,13 @@ class DReG(Estimator):
             raise ConfigError(
                 "estimator 'dreg' assumes log p(x, h) does not depend on the encoder, but the "
                 f"'{type(model.prior).registry_name}' prior does; use 'reparam' or 'stl' with it"
+            )
+
+    def check_objective(self, objective, n_samples: int) -> None:
+        if any(t.alpha == -math.inf and n_samples > 1 for t in objective.inference_terms(n_samples * objective.groups)):
+            raise ConfigError(
+                "estimator 'dreg' is undefined for VR-max (its sample weight is an indicator of z, where the "
+                "reparameterization identity behind DReG fails); use 'reparam' (Li & Turner's VR-max estimator)"
             )
 
     def __call__(self, terms, objective) -> BoundEstimate:

@@ -94,8 +94,8 @@ class NVIL(Reinforce):
 
     def signals(self, log_w: Tensor, terms) -> Tensor:
         self.check_objective_terms(terms)
-        (c, m), s = terms[0], log_w.shape[0]
-        v = grouped(log_w, m)  # (m, B) each group's bound, detached
+        (c, m, alpha), s = terms[0], log_w.shape[0]
+        v = grouped(log_w, m, alpha)  # (m, B) each group's bound, detached
         assert self._baseline is not None  # set by __call__
         b = self._baseline.detach()
         centered = v - b - self.mean  # (m, B)

@@ -24,11 +24,11 @@ def spread(per_group: Tensor, s: int) -> Tensor:
 
 
 def learning_signals(log_w: Tensor, terms) -> Tensor:
-    """Per-sample learning signals (S, B), detached: sum_j (c_j / m_j) IWAE of z_s's group in term j."""
+    """Per-sample learning signals (S, B), detached: sum_j (c_j / m_j) bound of z_s's group in term j."""
     s = log_w.shape[0]
     out = torch.zeros_like(log_w)
-    for c, m in terms:
-        out = out + spread(grouped(log_w.detach(), m) * (c / m), s)
+    for c, m, alpha in terms:
+        out = out + spread(grouped(log_w.detach(), m, alpha) * (c / m), s)
     return out
 
 

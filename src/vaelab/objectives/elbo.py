@@ -3,7 +3,7 @@
 from torch import Tensor
 
 from ._checks import check_log_w
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, Objective, Term
 
 
 def elbo(log_w: Tensor) -> Tensor:
@@ -27,4 +27,4 @@ class ELBO(Objective):
     """The S-sample Monte Carlo ELBO: S groups of one sample (Kingma & Welling 2014, eq. 3)."""
 
     def terms(self, s):
-        return [(1.0, s)]
+        return [Term(1.0, s)]

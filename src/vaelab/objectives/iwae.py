@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_log_w
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, Objective, Term
 
 
 def iwae(log_w: Tensor) -> Tensor:
@@ -31,4 +31,4 @@ class IWAE(Objective):
     """The IWAE bound on all S samples (Burda et al. 2016, eq. 8)."""
 
     def terms(self, s):
-        return [(1.0, 1)]
+        return [Term(1.0, 1)]

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ._checks import check_log_w
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, Objective, Term
 from .iwae import iwae
 
 
@@ -87,7 +87,7 @@ class MIWAE(Objective):
         self.groups = _groups_ok(groups)
 
     def terms(self, s):
-        return [(1.0, self.groups)]
+        return [Term(1.0, self.groups)]
 
 
 @OBJECTIVES.register("piwae")
@@ -100,10 +100,10 @@ class PIWAE(MIWAE):
     """
 
     def terms(self, s):
-        return [(1.0, 1)]
+        return [Term(1.0, 1)]
 
     def inference_terms(self, s):
-        return [(1.0, self.groups)]
+        return [Term(1.0, self.groups)]
 
 
 @OBJECTIVES.register("ciwae")
@@ -120,4 +120,4 @@ class CIWAE(Objective):
         self.beta = beta
 
     def terms(self, s):
-        return [(self.beta, s), (1.0 - self.beta, 1)]
+        return [Term(self.beta, s), Term(1.0 - self.beta, 1)]
