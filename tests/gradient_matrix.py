@@ -36,8 +36,11 @@ FAMILIES = {  # latent options; (D, C) small enough to enumerate C^D states, K-t
     "relaxed_bernoulli": {"kind": "relaxed_bernoulli", "dim": 2, "temperature": 0.5},
     "relaxed_categorical": {"kind": "relaxed_categorical", "dim": 2, "classes": 3, "temperature": 0.5},
     "gaussian": {"kind": "gaussian", "dim": 2},
+    "planar": {"kind": "planar", "dim": 2, "n_flows": 2},
+    "iaf": {"kind": "iaf", "dim": 2, "n_flows": 2, "hidden": [4], "context": 2},
 }
 PRIOR = {"bernoulli": "bernoulli", "categorical": "categorical", "gaussian": "standard_normal"}
+PRIOR |= {"planar": "standard_normal", "iaf": "standard_normal"}
 #: objective -> (options, K = train.n_samples): S = groups * K samples per point
 LAYOUTS = {
     "elbo": ({}, 3),

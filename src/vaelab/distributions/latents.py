@@ -42,6 +42,11 @@ class LatentFamily(nn.Module):
     support = "real"
     has_rsample = True
     relaxed = False
+    #: False when no prior has a closed-form KL against this family's q (normalizing flows)
+    closed_form_kl = True
+    #: False when log q(z|x) is known only at the family's own samples (flows): score-function
+    #: estimators, which score a detached sample, refuse such families
+    scores_any_point = True
 
     def __init__(self, dim: int):
         super().__init__()
@@ -79,6 +84,11 @@ class LatentFamily(nn.Module):
     def mean(self, q: Distribution) -> Tensor:
         """E_q[z], shape (*batch, *event)."""
         return q.mean
+
+    def density_everywhere(self, q: Distribution) -> Distribution:
+        """A distribution with a density at every point standing in for q where one is needed (a
+        VampPrior's components): q itself, except for flows (``flows.py``)."""
+        return q
 
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}"

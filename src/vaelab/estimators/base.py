@@ -62,6 +62,12 @@ class Estimator:
             ConfigError: naming the estimator and what to use instead.
         """
         name = type(self).registry_name
+        if not self.pathwise and not model.latent.scores_any_point:
+            raise ConfigError(
+                f"estimator '{name}' scores log q(z|x) at a detached sample, but latent family "
+                f"'{type(model.latent).registry_name}' has a density only at its own samples (a flow without a "
+                "closed-form inverse); use 'reparam', 'stl' or 'dreg'"
+            )
         if self.pathwise and not model.reparameterized:
             raise ConfigError(
                 f"estimator '{name}' differentiates through the samples, but latent family "

@@ -44,7 +44,7 @@ class Reinforce(Estimator):
     elbo_score_only = False
 
     def check(self, model) -> None:
-        pass
+        super().check(model)  # pathwise = False: refuses only families scored at their own samples
 
     def signals(self, log_w: Tensor, terms) -> Tensor:
         """Detached per-sample learning signals (S, B) multiplying grad log q(z_s|x)."""

@@ -122,6 +122,11 @@ class VAE(nn.Module):
         return 1 + len(self.upper_encoders)
 
     @property
+    def has_analytic_kl(self) -> bool:
+        """Whether KL(q(z|x) || p(z)) has a closed form: one layer, a prior with one, a family allowing it."""
+        return self.prior.has_analytic_kl and self.n_layers == 1 and self.latent.closed_form_kl
+
+    @property
     def reparameterized(self) -> bool:
         """True when every stochastic layer is drawn with ``rsample`` (gradients flow through z)."""
         return self.latent.has_rsample and all(e.family.has_rsample for e in self.inference_layers)
@@ -165,6 +170,7 @@ class VAE(nn.Module):
         """q(z_L|x) through the means of the lower layers: the VampPrior's components."""
         q = self.posterior(x)
         h = self.latent.mean(q)  # (B, *event_1)
+        q = self.latent.density_everywhere(q)
         for layer in self.upper_encoders:
             q = layer(h)
             h = q.mean  # (B, D_l)

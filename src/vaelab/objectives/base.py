@@ -12,6 +12,7 @@ description, so a new bound needs no estimator code.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -43,6 +44,13 @@ class Objective:
     groups: int = 1
     registry_name: str = ""  # set by OBJECTIVES.register
 
+    def __init_subclass__(cls, **kwargs):
+        # a bound may return plain (c, m) pairs (alpha = 0): estimators always see Term triples
+        super().__init_subclass__(**kwargs)
+        for name in ("terms", "inference_terms"):
+            if name in vars(cls):
+                setattr(cls, name, _as_terms(vars(cls)[name]))
+
     def terms(self, s: int) -> Terms:
         """The bound on S samples per point (the value that is logged and reported)."""
         raise NotImplementedError
@@ -63,6 +71,14 @@ class Objective:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+def _as_terms(method):
+    @functools.wraps(method)
+    def wrapped(self, s: int) -> Terms:
+        return [Term(*t) for t in method(self, s)]
+
+    return wrapped
 
 
 def renyi(g: Tensor, alpha: float, dim: int) -> Tensor:

@@ -44,7 +44,7 @@ def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> st
         ConfigError: 'analytic' asked for where it does not apply.
     """
     plain = _plain_elbo(objective, estimator)
-    closed = model.prior.has_analytic_kl and model.n_layers == 1
+    closed = model.has_analytic_kl
     if kl == "auto":
         return "analytic" if plain and closed and model.reparameterized else "mc"
     if kl == "analytic" and not closed:
