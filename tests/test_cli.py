@@ -127,13 +127,26 @@ def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
     assert main(["reproduce", "vr-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     payload = json.loads((out / "results.json").read_text())
-    assert len(payload["models"]) == 6 and len(payload["paired"]) == 3
+    assert len(payload["models"]) == 9 and len(payload["paired"]) == 9
     for m in payload["models"].values():  # ours beside Li & Turner's Table 2
         assert f"| {m['label']} | {m['log_px']:.2f} | {m['log_px_se']:.2f} |" in report
-    assert "| 1380.30 ± 4.60 |" in report and "| -117.21 |" in report
+    assert "| 1380.30 ± 4.60 |" in report and "| -117.21 |" in report and "| 1377.40 ± 4.59 |" in report
+    assert 'kind = "vr_max"' in (out / "runs" / "caltech-silhouettes_vr-max_k50" / "config.toml").read_text()
     frey = (out / "runs" / "frey_iwae_k5" / "config.toml").read_text()
     assert 'kind = "frey"' in frey and 'variance = "per_datapoint"' in frey and "n_samples = 5" in frey
     assert "n_samples = 50" in (out / "runs" / "caltech-silhouettes_vae_k50" / "config.toml").read_text()
+
+
+def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
+    out = tmp_path / "flows"
+    assert main(["reproduce", "flows-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "results.json").read_text())
+    assert len(payload["models"]) == 4 and len(payload["paired"]) == 3
+    for m in payload["models"].values():
+        assert f"| {m['label']} | {m['log_px']:.2f} | {m['log_px_se']:.2f} | {m['elbo']:.2f} | {m['gap']:.2f} |" in report
+    assert "| planar, K = 40 |" in report and "unverified" in report
+    assert 'kind = "iaf"' in (out / "runs" / "iaf2" / "config.toml").read_text()
 
 
 def test_train_without_a_validation_split(tmp_path, data_dir, capsys):

@@ -42,7 +42,8 @@ def evaluate_model(
             KL from the importance-weighted proposal Q to the posterior (paired s.e.).
         active_units, active_units_per_layer: Burda et al.'s A_u > 10^-2 count, total and per layer.
         kl_mc: E_x KL(q(h|x) || p(h)), one-sample Monte Carlo.
-        per_point_log_px: with ``per_point=True``, the N per-point estimates (for paired comparisons).
+        per_point_log_px, per_point_elbo: with ``per_point=True``, the N per-point estimates of log p(x)
+            and of the ELBO (for paired comparisons).
 
     Under torchrun pass ``dist`` (:class:`~vaelab.distributed.Dist`): the IS estimate, the costly
     part, is shared out by batches; every rank returns the same dict.
@@ -72,6 +73,7 @@ def evaluate_model(
     out["units"] = "nats per data point"
     if per_point:
         out["per_point_log_px"] = ll.per_point.tolist()
+        out["per_point_elbo"] = ll.per_point_elbo.tolist()
     return out
 
 

@@ -16,4 +16,5 @@ EXPERIMENTS = {
     "ptb-vae": "vaelab.experiments.ptb_vae",
     "prior-benchmarks": "vaelab.experiments.prior_benchmarks",
     "vr-bounds": "vaelab.experiments.vr_bounds",
+    "flows-mnist": "vaelab.experiments.flows_mnist",
 }

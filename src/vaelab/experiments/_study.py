@@ -101,6 +101,7 @@ def _worker(args: tuple) -> dict:
     train_s = time.perf_counter() - t0
     ev = evaluate_model(res.model, test_subset(data.test, budget.n_test), k=budget.k_is, iwae_k=64, per_point=True)
     np.save(run_dir / "test_log_px.npy", np.asarray(ev.pop("per_point_log_px"), dtype=np.float64))
+    np.save(run_dir / "test_elbo.npy", np.asarray(ev.pop("per_point_elbo"), dtype=np.float64))
     ev.update(split="test", checkpoint="last")
     write_evaluation(run_dir, "test", ev)
     return {
@@ -194,10 +195,17 @@ def _indexed(job: tuple):
     return i, fn(a)
 
 
-def paired_difference(out: Path, a: str, b: str) -> tuple[float, float]:
-    """Mean and s.e. of log p_hat(x) of run a minus run b over the same test points (nats)."""
-    d = np.load(out / "runs" / a / "test_log_px.npy") - np.load(out / "runs" / b / "test_log_px.npy")
+def paired_difference(out: Path, a: str, b: str, what: str = "log_px") -> tuple[float, float]:
+    """Mean and s.e. of log p_hat(x) (``what = "log_px"``), the ELBO ("elbo") or the gap log p_hat(x) -
+    ELBO ("gap") of run a minus run b over the same test points (nats)."""
+    d = _per_point(out / "runs" / a, what) - _per_point(out / "runs" / b, what)
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def _per_point(run: Path, what: str) -> np.ndarray:
+    if what == "gap":
+        return np.load(run / "test_log_px.npy") - np.load(run / "test_elbo.npy")
+    return np.load(run / f"test_{what}.npy")
 
 
 def finish(out: Path, name: str, b: Budget, results: dict, pairs: list, wall: float, report: str, t0: float, log) -> dict:
