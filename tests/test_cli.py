@@ -174,13 +174,13 @@ def test_reproduce_discrete_mnist_quick(tmp_path, data_dir, capsys):
     assert main(["reproduce", "discrete-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     payload = json.loads((out / "results.json").read_text())
-    assert len(payload["models"]) == 16
+    assert len(payload["models"]) == 18
     for m in payload["models"].values():  # every estimator on both SBNs, its measured numbers in the table
         assert f"| {m['nll']:.2f} | {m['log_px_se']:.2f} | {m['elbo']:.2f} |" in report
         assert [g["step"] for g in m["grad_variance"]] == [5, 10]
     for model in ("linear", "nonlinear"):
         ratios = payload["variance_ratios"][model]
-        assert ratios["step"] == 10 and ratios["reinforce"] == 1.0 and len(ratios) == 9
+        assert ratios["step"] == 10 and ratios["reinforce"] == 1.0 and len(ratios) == 10
         assert f"{ratios['vimco5']:.3g}" in report
     assert (out / "grad_variance.png").stat().st_size > 10_000 and (out / "elbo_vs_time.png").stat().st_size > 10_000
     assert main(["reproduce", "discrete-mnist", "--budget", "paper", "--out", str(out)]) == 2

@@ -6,6 +6,7 @@ are checked against the reparameterization reference in tests/test_gradient_matr
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -189,3 +190,40 @@ def test_flow_runs_train_resume_bit_exact_and_two_ranks_equal_one(tmp_path, flag
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+COMBINATIONS = {
+    "planar-two-layers": {
+        "model.latent": {"kind": "planar", "dim": 2},
+        "model.upper_z_dims": [2],
+        "model.upper_hidden": [8],
+    },
+    "iaf-vamp": {"model.latent": {"kind": "iaf", "dim": 2}, "model.prior": {"kind": "vamp", "components": 10}},
+    "planar-mog-elbo-stl": {
+        "model.latent": {"kind": "planar", "dim": 2},
+        "model.prior": "mog",
+        "train.objective": "elbo",
+        "train.n_samples": 2,
+        "train.estimator": "stl",
+    },
+    "iaf-vr-dreg": {
+        "model.latent": {"kind": "iaf", "dim": 2},
+        "train.objective": {"kind": "vr", "alpha": -0.5},
+        "train.n_samples": 3,
+        "train.estimator": "dreg",
+    },
+}
+
+
+@pytest.mark.parametrize("over", COMBINATIONS.values(), ids=list(COMBINATIONS))
+def test_flows_train_with_every_continuous_prior_layers_and_bounds(tmp_path, over):
+    """Two stochastic layers (p(z_1|z_2) is then a Gaussian: a flow's density is known only at its own
+    samples), the VampPrior (its components are the flows' base Gaussians), a MoG, VR-alpha with DReG."""
+    from conftest import tiny_config
+
+    from vaelab.train import fit
+
+    res = fit(tiny_config(**over), tmp_path / "r", quiet=True, tensorboard=False)
+    assert all(math.isfinite(r["valid_elbo"]) for r in res.history)
+    terms = res.model.log_weight_terms(res.data.test[:4], 3)
+    assert torch.isfinite(terms.log_w).all() and terms.log_w.shape == (3, 4)

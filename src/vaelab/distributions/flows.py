@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Transform, TransformedDistribution, constraints
 
 from ..errors import ConfigError
-from .latents import LOG_2PI, DiagonalNormal, LatentFamily, _noise
+from .latents import LOG_2PI, DiagonalNormal, GaussianLatent, LatentFamily, _noise
 from .stopped import register_stopped
 
 
@@ -128,6 +128,9 @@ class FlowLatent(LatentFamily):
         for t in q.transforms:
             z = t._call(z)  # uncached: the samples' cache stays intact
         return z
+
+    def conditional_family(self) -> LatentFamily:
+        return GaussianLatent(self.dim)  # p(z_1 | z_2) is scored at q's samples: it needs a density everywhere
 
     def density_everywhere(self, q: Distribution) -> Distribution:
         """The base Gaussian q_0(z_0|x): what a VampPrior mixes (its components need log q anywhere)."""

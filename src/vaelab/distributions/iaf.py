@@ -70,6 +70,7 @@ class IAFTransform(FlowTransform):
     def __init__(self, made: MADE, h: Tensor, params: dict | None = None):
         super().__init__()
         self.made, self.h, self.params = made, h, params
+        self._last: tuple[Tensor, Tensor] | None = None  # (z, s) of the latest _call: the log-det reuses s
 
     def _net(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         if self.params is None:
@@ -81,11 +82,14 @@ class IAFTransform(FlowTransform):
 
     def _call(self, z):
         m, s = self._ms(z)
+        self._last = (z, s)
         sigma = torch.sigmoid(s)
         return sigma * z + (1.0 - sigma) * m
 
     def log_abs_det_jacobian(self, x, y):
-        return nn.functional.logsigmoid(self._ms(x)[1]).sum(-1)
+        last = self._last
+        s = last[1] if last is not None and last[0] is x else self._ms(x)[1]
+        return nn.functional.logsigmoid(s).sum(-1)
 
     def inverse_jacobian_transpose(self, x, v):
         # the full (N, D, D) Jacobian by vmap(jacrev) over rows, then one triangular-by-permutation solve

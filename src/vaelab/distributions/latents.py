@@ -85,6 +85,11 @@ class LatentFamily(nn.Module):
         """E_q[z], shape (*batch, *event)."""
         return q.mean
 
+    def conditional_family(self) -> LatentFamily:
+        """The family of a generative conditional p(z | z_above) on this layer's values: this one, except
+        for flows, whose density is known only at their own samples (a diagonal Gaussian then)."""
+        return self
+
     def density_everywhere(self, q: Distribution) -> Distribution:
         """A distribution with a density at every point standing in for q where one is needed (a
         VampPrior's components): q itself, except for flows (``flows.py``)."""

@@ -29,16 +29,22 @@ class PlanarTransform(FlowTransform):
             wu = (w * u).sum(-1, keepdim=True)  # (B, 1)
             u = u + (MARGIN + F.softplus(wu) - 1.0 - wu) * w / w.pow(2).sum(-1, keepdim=True).clamp_min(1e-12)
         self.u, self.w, self.b = u, w, b.unsqueeze(-1)  # u^, w (B, D); b (B, 1)
+        self.wu = (w * self.u).sum(-1)  # (B,) w^T u^, so that u^T psi = h'(.) w^T u^ costs O(1) per sample
+        self._last: tuple[Tensor, Tensor] | None = None  # (z, tanh(w^T z + b)) of the latest _call
 
     def _call(self, z):
-        return z + self.u * torch.tanh((z * self.w).sum(-1, keepdim=True) + self.b)  # (..., B, D)
+        t = torch.tanh((z * self.w).sum(-1, keepdim=True) + self.b)  # (..., B, 1)
+        self._last = (z, t)
+        return z + self.u * t  # (..., B, D)
 
     def _psi(self, z: Tensor) -> Tensor:
         """psi(z) = h'(w^T z + b) w (their eq. 11), (..., B, D)."""
         return (1.0 - torch.tanh((z * self.w).sum(-1, keepdim=True) + self.b).pow(2)) * self.w
 
     def log_abs_det_jacobian(self, x, y):
-        return torch.log1p((self._psi(x) * self.u).sum(-1))  # log |1 + u^T psi| (eq. 12); > -1 by A.1
+        last = self._last
+        t = last[1] if last is not None and last[0] is x else torch.tanh((x * self.w).sum(-1, keepdim=True) + self.b)
+        return torch.log1p((1.0 - t.squeeze(-1).pow(2)) * self.wu)  # log |1 + u^T psi| (eq. 12); > 0 by A.1
 
     def inverse_jacobian_transpose(self, x, v):
         # J^T = I + psi u^T; Sherman-Morrison: (I + psi u^T)^{-1} v = v - psi (u^T v) / (1 + u^T psi)

@@ -4,7 +4,8 @@ VIMCO / REBAR / RELAX literature.
 
 Linear SBN (one affine map each way) and nonlinear SBN (two hidden layers of 200 tanh units each
 way), 200 Bernoulli latents with a Ber(0.5) prior, Bernoulli decoder, Adam 3e-4, batch 50, trained
-with REINFORCE, a moving-average baseline, NVIL, RLOO (K = 5), VIMCO (K = 5), DisARM, Gumbel-softmax
+with REINFORCE, a moving-average baseline, NVIL, RLOO (K = 5), VIMCO (K = 5), reweighted wake-sleep
+(K = 5: wake-theta on IWAE-5, wake-phi; Le et al. 2019 compare it with VIMCO on these SBNs), DisARM, Gumbel-softmax
 and straight-through Gumbel-softmax (tau annealed 1.0 -> 0.5, Jang et al.'s schedule). Reported: test
 NLL by importance sampling with q as the proposal, the test ELBO, the encoder gradient's variance
 against the training step (each run's own estimator and parameters) and the validation ELBO
@@ -34,6 +35,7 @@ ESTIMATORS = {
     "nvil": ("NVIL", {"train.estimator": "nvil"}),
     "rloo5": ("RLOO (K = 5)", {"train.estimator": "rloo", "train.n_samples": 5}),
     "vimco5": ("VIMCO (K = 5, IWAE-5 bound)", {"train.estimator": "vimco", "train.objective": "iwae", "train.n_samples": 5}),
+    "rws5": ("RWS wake-φ (K = 5)", {"train.estimator": "rws", "train.objective": "iwae", "train.n_samples": 5}),
     "disarm": ("DisARM (one antithetic pair)", {"train.estimator": "disarm"}),
     "gumbel": ("Gumbel-softmax", {"train.estimator": {"kind": "gumbel", **ANNEAL}}),
     "st": ("straight-through Gumbel", {"train.estimator": {"kind": "gumbel", "hard": True, **ANNEAL}}),
@@ -154,7 +156,7 @@ def run(
     pairs = [
         (results[a]["label"], results[c]["label"], *paired_difference(out, a, c))
         for m in ("linear", "nonlinear")
-        for a, c in [(f"{m}_vimco5", f"{m}_nvil"), (f"{m}_nvil", f"{m}_reinforce")]
+        for a, c in [(f"{m}_vimco5", f"{m}_nvil"), (f"{m}_nvil", f"{m}_reinforce"), (f"{m}_rws5", f"{m}_vimco5")]
         if a in results and c in results
     ]
     _figures(out, results)

@@ -104,7 +104,7 @@ def _upper_layers(cfg: ModelConfig, latent) -> tuple[list, list]:
     for i, (lo, hi) in enumerate(zip(dims[:-1], dims[1:])):
         in_ndim = len(latent.event_shape) if i == 0 else 1
         enc.append(StochasticLayer(MLP((lo,), (2 * hi,), hidden, act), GaussianLatent(hi), in_ndim))
-        lower = latent if i == 0 else GaussianLatent(lo)
+        lower = latent.conditional_family() if i == 0 else GaussianLatent(lo)
         dec.append(StochasticLayer(MLP((hi,), (lower.n_params,), hidden[::-1], act), lower))
     return enc, dec
 
