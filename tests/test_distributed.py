@@ -32,12 +32,21 @@ BATCH_COUPLED = {  # options whose gradient looks at the whole batch: global und
     "kl-annealing+clipping": ["--set", "train.kl_warmup_steps=3", "--set", "train.grad_clip=0.5"],
     "vimco": ["--objective", "iwae", "--n-samples", "3", "--estimator", "vimco"],
 }
+NEW_BOUNDS = {  # issue 30's objectives and estimator: per-point, so 2 ranks must give the 1-rank result
+    "vr-alpha-dreg": ["--objective", "vr", "--set", "train.objective.alpha=-0.5", "--n-samples", "3", "--estimator", "dreg"],
+    "rws": ["--objective", "iwae", "--n-samples", "3", "--estimator", "rws"],
+}
 
 
 @pytest.mark.parametrize(
     "bound",
-    [["--objective", "elbo"], ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"], *BATCH_COUPLED.values()],
-    ids=["elbo", "iwae-dreg", *BATCH_COUPLED],
+    [
+        ["--objective", "elbo"],
+        ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"],
+        *BATCH_COUPLED.values(),
+        *NEW_BOUNDS.values(),
+    ],
+    ids=["elbo", "iwae-dreg", *BATCH_COUPLED, *NEW_BOUNDS],
 )
 def test_two_ranks_of_50_equal_one_rank_of_100(tmp_path, bound):
     """With z = E_q[z] (no sampling noise) the result depends on the data order and the gradient
