@@ -41,6 +41,10 @@ class Budget:
     overrides: dict = field(default_factory=dict)  # config keys set for every job of this budget
 
 
+#: the smoke-test budget of ``--quick`` (numbers not meaningful)
+QUICK = Budget("quick", epochs=1, n_test=50, k_is=50, n_train=500, valid_iwae_k=0, workers=1, note="smoke test")
+
+
 @dataclass(frozen=True)
 class Job:
     name: str  # run directory name

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ._study import Budget, Job, finish, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, finish, paired_difference, run_jobs
 
 BUDGETS = {
     "small": Budget("small", epochs=30, n_test=2000, note="30 epochs, batch 100, Adam 1e-3; IS on 2,000 random test images"),
@@ -62,7 +62,7 @@ def run(
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
     b = BUDGETS[budget]
     if quick:
-        b = Budget("quick", epochs=1, n_test=50, k_is=50, n_train=500, valid_iwae_k=0, workers=1, note="smoke test")
+        b = QUICK
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_for()

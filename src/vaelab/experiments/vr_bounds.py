@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from ..config import RunConfig
-from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, finish, mnist_config, paired_difference, run_jobs
 
 BUDGETS = {
     "small": Budget(
@@ -117,7 +117,7 @@ def run(
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
     b = BUDGETS[budget]
     if quick:
-        b = Budget("quick", epochs=1, n_test=50, k_is=50, n_train=500, valid_iwae_k=0, workers=1, note="smoke test")
+        b = QUICK
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs_for(b.name)
