@@ -84,3 +84,17 @@ def test_the_reparameterization_gradient_of_vr_max_is_the_best_samples():
     log_w = _log_w().requires_grad_()
     vr(log_w, -math.inf).sum().backward()
     assert torch.equal(log_w.grad, (log_w == log_w.max(0, keepdim=True).values).double())
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 2.0])
+def test_dregs_alpha_weights_agree_with_the_reparameterization_gradient_off_the_matrix_layout(alpha):
+    """alpha < 0 (weights alpha w~ + (1 - alpha) w~^2 can be negative) and alpha > 1, on the Gaussian
+    family of the matrix: DReG's mean gradient equals the reparameterization gradient's."""
+    import gradient_matrix as G
+
+    model, x = G.build("gaussian")
+    obj = OBJECTIVES.build("vr", {"alpha": alpha})
+    ref = G.draws(model, x, ESTIMATORS.build("reparam"), obj, 3, chunks=100, replicas=400, seed=1)
+    d = G.draws(model, x, ESTIMATORS.build("dreg"), obj, 3)
+    z = G.z_scores(d, ref.mean(0), ref.std(0) / math.sqrt(ref.shape[0]))
+    assert z.max() < 5.5, float(z.max())
