@@ -14,7 +14,7 @@ from torch import nn
 from torch.autograd.functional import jacobian
 
 from vaelab.distributions import LATENTS, stopped
-from vaelab.distributions.planar import MARGIN, PlanarTransform
+from vaelab.distributions.planar import MARGIN, PlanarTransform, constrain
 from vaelab.errors import ConfigError
 from vaelab.evaluation import importance_sampled_log_likelihood
 from vaelab.models import VAE
@@ -56,7 +56,7 @@ def test_log_density_of_a_sample_is_the_base_density_minus_the_jacobian_log_det(
 def _single(t, b):
     """Step t restricted to data point b (its per-point parameters sliced)."""
     if isinstance(t, PlanarTransform):
-        return PlanarTransform(t.u[b], t.w[b], t.b[b, 0], constrained=True)
+        return PlanarTransform(t.u[b], t.w[b], t.b[b], constrained=True)
     return type(t)(t.made, t.h[b], t.params)
 
 
@@ -77,15 +77,20 @@ def test_each_steps_log_det_matches_its_jacobian(kind):
 def test_planar_constraint_keeps_every_step_invertible(seed):
     """App. A.1: w^T u^ > -1 for any u, w, so 1 + u^T psi > 0; u = -c w (the worst case) included."""
     g = torch.Generator().manual_seed(seed)
-    w = 3 * torch.randn(50, 4, generator=g, dtype=torch.float64)
+    w = 3 * torch.randn(50, 4, generator=g, dtype=torch.float64)  # 50 (u, w) pairs of dimension 4
     u = torch.cat([3 * torch.randn(25, 4, generator=g, dtype=torch.float64), -5 * w[25:]])
-    t = PlanarTransform(u, w, torch.randn(50, generator=g, dtype=torch.float64))
-    assert ((t.w * t.u).sum(-1) > -1 + 0.99 * MARGIN).all()
+    b = torch.randn(50, generator=g, dtype=torch.float64)
     z = 4 * torch.randn(1000, 50, 4, generator=g, dtype=torch.float64)
-    assert (1 + (t._psi(z) * t.u).sum(-1) > 0).all()
-    # and the raw u is not invertible: without the constraint some determinants change sign
-    raw = PlanarTransform(u, w, t.b.squeeze(-1), constrained=True)
-    assert (1 + (raw._psi(z) * raw.u).sum(-1) < 0).any()
+
+    def one_plus_u_psi(u_used):  # 1 + u^T psi(z) = 1 + (1 - tanh^2(w^T z + b)) w^T u, (1000, 50)
+        return 1 + (1 - torch.tanh((z * w).sum(-1) + b).pow(2)) * (w * u_used).sum(-1)
+
+    u_hat = constrain(u, w)
+    assert ((w * u_hat).sum(-1) > -1 + 0.99 * MARGIN).all()
+    assert (one_plus_u_psi(u_hat) > 0).all()
+    assert (one_plus_u_psi(u) < 0).any()  # without the constraint some determinants change sign
+    t = PlanarTransform(u.unsqueeze(1), w.unsqueeze(1), b.unsqueeze(1))  # one step per pair
+    assert torch.equal(t.u.squeeze(1), u_hat)
 
 
 def test_iaf_steps_are_autoregressive_in_alternating_orders():

@@ -14,45 +14,63 @@ from .latents import LATENTS
 MARGIN = 1e-3
 
 
+def constrain(u: Tensor, w: Tensor) -> Tensor:
+    """u^ = u + (m(w^T u) - w^T u) w / |w|^2 with m(a) = -1 + MARGIN + softplus(a) (App. A.1), on the last
+    axis of any (..., D) pair: w^T u^ > -1 + MARGIN."""
+    wu = torch.linalg.vecdot(w, u).unsqueeze(-1)  # (..., 1)
+    return u + (MARGIN + F.softplus(wu) - 1.0 - wu) * w / w.pow(2).sum(-1, keepdim=True).clamp_min(1e-12)
+
+
 class PlanarTransform(FlowTransform):
-    """f(z) = z + u^ tanh(w^T z + b), with u^ = u + (m(w^T u) - w^T u) w / |w|^2 and m(a) = -1 + log(1 +
-    e^a) (their App. A.1; here plus ``MARGIN``), so w^T u^ > -1 and f is invertible for every u, w.
+    """K planar steps f_k(z) = z + u^_k tanh(w_k^T z + b_k) (their eq. 10) as one transform: the steps run
+    in sequence, their log-determinants in one vectorized pass (a Transform per step cost ~2x the ops).
+    u^ = u + (m(w^T u) - w^T u) w / |w|^2 with m(a) = -1 + log(1 + e^a) (App. A.1; here plus ``MARGIN``),
+    so w^T u^ > -1 and every step is invertible for every u, w.
 
     Args:
-        u, w: (B, D) per-point parameters (amortized: output by the encoder).
-        b: (B,).
+        u, w: (..., K, D) per-point parameters (amortized: output by the encoder).
+        b: (..., K).
+        constrained: u is already u^ (:func:`constrain`).
     """
 
     def __init__(self, u: Tensor, w: Tensor, b: Tensor, constrained: bool = False):
         super().__init__()
-        if not constrained:
-            wu = (w * u).sum(-1, keepdim=True)  # (B, 1)
-            u = u + (MARGIN + F.softplus(wu) - 1.0 - wu) * w / w.pow(2).sum(-1, keepdim=True).clamp_min(1e-12)
-        self.u, self.w, self.b = u, w, b.unsqueeze(-1)  # u^, w (B, D); b (B, 1)
-        self.wu = (w * self.u).sum(-1)  # (B,) w^T u^, so that u^T psi = h'(.) w^T u^ costs O(1) per sample
-        self._last: tuple[Tensor, Tensor] | None = None  # (z, tanh(w^T z + b)) of the latest _call
+        self.u = u if constrained else constrain(u, w)  # (..., K, D)
+        self.w, self.b = w, b
+        self.wu = torch.linalg.vecdot(w, self.u)  # (..., K) w^T u^: u^T psi = h'(.) w^T u^, O(1) per sample
+        self._steps = list(zip(self.u.unbind(-2), w.unbind(-2), b.unbind(-1)))  # one unbind, not K selects
+        self._last: tuple[Tensor, Tensor] | None = None  # (z, tanh(w_k^T z_k + b_k) for every k) of the latest call
+
+    def _forward(self, z: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """z_K, the inputs [z_0 .. z_{K-1}] and the activations [tanh(w_k^T z_{k-1} + b_k)] ((..., B, 1) each)."""
+        inputs, acts = [], []
+        for u, w, b in self._steps:
+            t = torch.tanh(torch.linalg.vecdot(z, w) + b).unsqueeze(-1)  # (..., B, 1)
+            inputs.append(z)
+            acts.append(t)
+            z = torch.addcmul(z, u, t)  # z + u^ t, (..., B, D)
+        return z, inputs, acts
 
     def _call(self, z):
-        t = torch.tanh((z * self.w).sum(-1, keepdim=True) + self.b)  # (..., B, 1)
-        self._last = (z, t)
-        return z + self.u * t  # (..., B, D)
-
-    def _psi(self, z: Tensor) -> Tensor:
-        """psi(z) = h'(w^T z + b) w (their eq. 11), (..., B, D)."""
-        return (1.0 - torch.tanh((z * self.w).sum(-1, keepdim=True) + self.b).pow(2)) * self.w
+        y, _, acts = self._forward(z)
+        self._last = (z, torch.cat(acts, dim=-1))  # (..., B, K)
+        return y
 
     def log_abs_det_jacobian(self, x, y):
         last = self._last
-        t = last[1] if last is not None and last[0] is x else torch.tanh((x * self.w).sum(-1, keepdim=True) + self.b)
-        return torch.log1p((1.0 - t.squeeze(-1).pow(2)) * self.wu)  # log |1 + u^T psi| (eq. 12); > 0 by A.1
+        t = last[1] if last is not None and last[0] is x else torch.cat(self._forward(x)[2], dim=-1)
+        return torch.log1p((1.0 - t.pow(2)) * self.wu).sum(-1)  # sum_k log |1 + u^T psi_k| (eq. 12); > 0 by A.1
 
     def inverse_jacobian_transpose(self, x, v):
-        # J^T = I + psi u^T; Sherman-Morrison: (I + psi u^T)^{-1} v = v - psi (u^T v) / (1 + u^T psi)
-        psi = self._psi(x)
-        return v - psi * ((self.u * v).sum(-1, keepdim=True) / (1.0 + (self.u * psi).sum(-1, keepdim=True)))
+        # J = J_K ... J_1, J_k^T = I + psi_k u_k^T; Sherman-Morrison on each, J_1^{-T} first
+        _, inputs, acts = self._forward(x)
+        for (u, w, _), t in zip(self._steps, acts):
+            psi = (1.0 - t.pow(2)) * w  # (..., B, D)
+            v = v - psi * (torch.linalg.vecdot(u, v) / (1.0 + torch.linalg.vecdot(u, psi))).unsqueeze(-1)
+        return v
 
     def detached(self):
-        return PlanarTransform(self.u.detach(), self.w.detach(), self.b.squeeze(-1).detach(), constrained=True)
+        return PlanarTransform(self.u.detach(), self.w.detach(), self.b.detach(), constrained=True)
 
 
 @LATENTS.register("planar")
@@ -75,4 +93,4 @@ class PlanarLatent(FlowLatent):
     def transforms(self, flow_params):
         steps = flow_params.reshape(*flow_params.shape[:-1], self.n_flows, 2 * self.dim + 1)  # (B, K, 2D + 1)
         u, w, b = steps.split([self.dim, self.dim, 1], dim=-1)
-        return [PlanarTransform(u[..., k, :], w[..., k, :], b[..., k, 0]) for k in range(self.n_flows)]
+        return [PlanarTransform(u, w, b[..., 0])]  # the K steps as one transform
