@@ -176,9 +176,9 @@ FLOW_RUNS = {
 
 
 @pytest.mark.parametrize("flags", FLOW_RUNS.values(), ids=list(FLOW_RUNS))
-def test_flow_runs_train_resume_bit_exact_and_two_ranks_equal_one(tmp_path, flags):
-    """Through the CLI: 2 epochs in one go equal 1 epoch + resume (bit-exact), and 2 gloo ranks of 50
-    equal 1 rank of 100 with z the image of the base mean (no sampling noise)."""
+def test_flow_runs_train_resume_bit_exact_evaluate_and_two_ranks_equal_one(tmp_path, flags):
+    """Through the CLI: 2 epochs in one go equal 1 epoch + resume (bit-exact), evaluate runs, and 2 gloo
+    ranks of 50 equal 1 rank of 100 with z the image of the base mean (no sampling noise)."""
     from test_distributed import SMALL, TRAIN, _run, _weights
 
     args = [*TRAIN, *SMALL, *flags]
@@ -189,6 +189,9 @@ def test_flow_runs_train_resume_bit_exact_and_two_ranks_equal_one(tmp_path, flag
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "half")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    ev = _run(["evaluate", str(tmp_path / "full"), "--k", "100", "--limit", "40"])
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "log p(x) by IS, K=100" in ev.stdout and (tmp_path / "full" / "evaluation_test.json").is_file()
     one = _run([*args, "--epochs", "2", "--out", str(tmp_path / "one")], NOISE_FREE="1")
     two = _run([*args, "--epochs", "2", "--out", str(tmp_path / "two")], nproc=2, NOISE_FREE="1")
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
