@@ -18,7 +18,9 @@ class MADE(nn.Module):
     where output i of m and of s depends on z_j only for j before i in ``order`` (and on all of h).
 
     Args:
-        dim: D. context: H, the width of h. hidden: widths of the masked hidden layers.
+        dim: D.
+        context: H, the width of h.
+        hidden: widths of the masked hidden layers.
         order: the autoregressive order of the D inputs (a permutation of 0..D-1).
     """
 

@@ -28,7 +28,8 @@ class PlanarTransform(FlowTransform):
     so w^T u^ > -1 and every step is invertible for every u, w.
 
     Args:
-        u, w: (..., K, D) per-point parameters (amortized: output by the encoder).
+        u: (..., K, D) per-point parameters (amortized: output by the encoder).
+        w: (..., K, D), likewise.
         b: (..., K).
         constrained: u is already u^ (:func:`constrain`).
     """
