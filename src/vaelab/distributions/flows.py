@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Transform, TransformedDistribution, constraints
 
 from ..errors import ConfigError
-from .latents import LOG_2PI, DiagonalNormal, GaussianLatent, LatentFamily, _noise
+from .latents import DiagonalNormal, GaussianLatent, LatentFamily, _noise
 from .stopped import register_stopped
 
 
@@ -154,8 +154,8 @@ class _StoppedFlow(Distribution):
         steps = [t.detached() for t in q.transforms]
         with torch.enable_grad():
             z0 = xs[0].detach().requires_grad_()
-            f = -0.5 * ((z0 - base.loc.detach()).pow(2) * torch.exp(-base.logvar.detach()) + base.logvar.detach() + LOG_2PI)
-            f, x = f.sum(-1), z0  # (S, B): log q_0(z_0)
+            f = DiagonalNormal(base.loc.detach(), base.logvar.detach()).log_prob(z0).sum(-1)  # (S, B): log q_0(z_0)
+            x = z0
             for t in steps:
                 y = t._call(x)
                 f = f - t.log_abs_det_jacobian(x, y)

@@ -82,11 +82,16 @@ class IAFTransform(FlowTransform):
     def _ms(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return self._net(z, self.h.expand(*z.shape[:-1], self.h.shape[-1]))
 
-    def _call(self, z):
-        m, s = self._ms(z)
-        self._last = (z, s)
+    def _step(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(sigma * z + (1 - sigma) * m, s) for [m, s] = MADE(z, h)."""
+        m, s = self._net(z, h)
         sigma = torch.sigmoid(s)
-        return sigma * z + (1.0 - sigma) * m
+        return sigma * z + (1.0 - sigma) * m, s
+
+    def _call(self, z):
+        y, s = self._step(z, self.h.expand(*z.shape[:-1], self.h.shape[-1]))
+        self._last = (z, s)
+        return y
 
     def log_abs_det_jacobian(self, x, y):
         last = self._last
@@ -98,12 +103,7 @@ class IAFTransform(FlowTransform):
         d = x.shape[-1]
         rows, hs = x.reshape(-1, d), self.h.expand(*x.shape[:-1], self.h.shape[-1]).reshape(-1, self.h.shape[-1])
 
-        def step(z, h):
-            m, s = self._net(z, h)
-            sigma = torch.sigmoid(s)
-            return sigma * z + (1.0 - sigma) * m
-
-        jac = vmap(jacrev(step))(rows, hs)  # (N, D, D)
+        jac = vmap(jacrev(lambda z, h: self._step(z, h)[0]))(rows, hs)  # (N, D, D)
         out = torch.linalg.solve(jac.transpose(-1, -2), v.reshape(-1, d, 1))
         return out.reshape(v.shape)
 
