@@ -36,6 +36,10 @@ NEW_BOUNDS = {  # issue 30's objectives and estimator: per-point, so 2 ranks mus
     "vr-alpha-dreg": ["--objective", "vr", "--set", "train.objective.alpha=-0.5", "--n-samples", "3", "--estimator", "dreg"],
     "rws": ["--objective", "iwae", "--n-samples", "3", "--estimator", "rws"],
 }
+LABELLED = {  # issue 31: a rank's share of a mixed batch may hold only unlabelled or mostly labelled rows
+    "m2": ["--set", "model.labels=semi-supervised", "--set", "data.labelled=20", "--objective", "iwae", "--n-samples", "2"],
+    "cvae": ["--set", "model.labels=conditional", "--set", "model.conditional_prior=true"],
+}
 
 
 @pytest.mark.parametrize(
@@ -45,8 +49,9 @@ NEW_BOUNDS = {  # issue 30's objectives and estimator: per-point, so 2 ranks mus
         ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"],
         *BATCH_COUPLED.values(),
         *NEW_BOUNDS.values(),
+        *LABELLED.values(),
     ],
-    ids=["elbo", "iwae-dreg", *BATCH_COUPLED, *NEW_BOUNDS],
+    ids=["elbo", "iwae-dreg", *BATCH_COUPLED, *NEW_BOUNDS, *LABELLED],
 )
 def test_two_ranks_of_50_equal_one_rank_of_100(tmp_path, bound):
     """With z = E_q[z] (no sampling noise) the result depends on the data order and the gradient

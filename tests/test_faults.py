@@ -137,6 +137,9 @@ FAMILIES = {
     "two-layer": {"model.upper_z_dims": [2], "model.upper_hidden": [8], "train.objective": "iwae", "train.n_samples": 3},
     "piwae-dreg": {"train.objective": {"kind": "piwae", "groups": 2}, "train.n_samples": 2, "train.estimator": "dreg"},
     "dynamic-binarization": {"data.kind": "digits", "model.likelihood": "bernoulli", "train.batch_size": 200},
+    # issue 31: the labelled and unlabelled streams replay from the epoch's generator state
+    "m2-mixed-batches": {"model.labels": "semi-supervised", "data.labelled": 20, "train.labelled_batch": 6},
+    "cvae-class-prior": {"model.labels": "conditional", "model.conditional_prior": True},
 }
 
 

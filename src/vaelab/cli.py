@@ -183,13 +183,14 @@ def cmd_evaluate(args) -> None:
 
     torch.set_flush_denormal(True)
     cfg, model, data = _load(args)
-    x = getattr(data, args.split)
+    x, y = getattr(data, args.split), getattr(data, f"{args.split}_labels")
     if args.limit:
-        x = x[: args.limit]
+        x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
+    y = y if getattr(model, "labels", "none") != "none" else None
     dist = Dist.from_env(next(model.parameters()).device)  # under torchrun: the IS estimate is shared out
     try:
         result = evaluate_model(
-            model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed, dist=dist
+            model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed, dist=dist, y=y
         )
     finally:
         dist.close()
@@ -244,11 +245,27 @@ def cmd_sample(args) -> None:
     if model.autoregressive:
         print_sentences(model, args)
         return
-    x = model.sample(args.n, mean=not args.noise)
+    y = sample_labels(model, args.label, args.n)
+    x = model.sample(args.n, mean=not args.noise, **({"y": y} if y is not None else {}))
     out = Path(args.out or Path(args.run_dir) / "samples.png")
     np.save(out.with_suffix(".npy"), x.numpy())
-    save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z))")
+    given = f", class {args.label}" if args.label is not None else ""
+    save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z){given})")
     print(f"wrote {out} and {out.with_suffix('.npy')}")
+
+
+def sample_labels(model, label: int | None, n: int):
+    """(n,) copies of ``label`` for a labelled model; None for an unlabelled one (then --label is an error)."""
+    import torch
+
+    c = getattr(model, "n_classes", 0)
+    if label is None:
+        return None
+    if not c:
+        raise ConfigError('--label applies to a model trained with model.labels = "conditional" or "semi-supervised"')
+    if not 0 <= label < c:
+        raise ConfigError(f"--label must be a class in 0..{c - 1}, got {label}")
+    return torch.full((n,), label, dtype=torch.long)
 
 
 def print_sentences(model, args) -> None:
@@ -271,7 +288,7 @@ def print_sentences(model, args) -> None:
 def cmd_plot(args) -> None:
     import torch
 
-    from .plotting import save_latent_scatter, save_samples_figure, save_training_curves
+    from .plotting import save_class_grid, save_latent_scatter, save_samples_figure, save_training_curves
 
     run = Path(args.run_dir)
     made = []
@@ -280,6 +297,9 @@ def cmd_plot(args) -> None:
         made.append("curves.png")
     cfg, model, data = _load(args)
     torch.manual_seed(0)
+    if getattr(model, "n_classes", 0) and not model.autoregressive:
+        save_class_grid(model, run / "classes.png", f"E[x|z, y]: one row per class y, z ~ p(z) ({run.name})")
+        made.append("classes.png")
     if not model.autoregressive:  # sentences are printed by `vaelab sample`, not drawn
         save_samples_figure(
             model.sample(64),
@@ -289,8 +309,9 @@ def cmd_plot(args) -> None:
         )
         made.append("samples.png")
     if model.z_dim >= 2:
-        mean = model.posterior_means(data.test[:5000])[0]
         labels = data.test_labels[:5000] if data.test_labels is not None else None
+        cond = {"y": labels} if getattr(model, "labels", "none") == "conditional" else {}
+        mean = model.posterior_means(data.test[:5000], **cond)[0]
         save_latent_scatter(mean.detach(), labels, run / "latent.png", "test-set latent means (first 2 dims)")
         made.append("latent.png")
     print(f"wrote {', '.join(made)} in {run}")
@@ -411,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--label", type=int, help="labelled models: generate this class (default: classes drawn uniformly)")
     s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
     s.add_argument(
         "--method",

@@ -85,6 +85,11 @@ class DataConfig:
     )
     data_dir: str = _f("", "folder holding the data files (default: $VAELAB_DATA)")
     seed: int = _f(0, "seed for generating / splitting / test-binarizing the data")
+    labelled: int = _f(
+        0,
+        "semi-supervised models: how many training labels to keep, the same number per class, drawn with "
+        "data.seed (e.g. 100 for MNIST); the other training points are unlabelled (0 = keep every label)",
+    )
     options: dict = _f({}, "the loader's own options (n_train, split, path, ...)")
 
 
@@ -107,6 +112,21 @@ class ModelConfig:
         "2-layer model (empty = one layer); the prior is on the top layer",
     )
     upper_hidden: list = _f([100, 100], "hidden widths (tanh MLPs) between consecutive stochastic layers")
+    labels: str = _f(
+        "none",
+        "'conditional': a CVAE q(z|x, y), p(x|z, y) on labelled data (Sohn et al. 2015); 'semi-supervised': "
+        "Kingma et al. 2014's M2, y latent where unlabelled, with a classifier q(y|x); 'none': labels unused",
+        ("none", "conditional", "semi-supervised"),
+    )
+    conditional_prior: bool = _f(False, "labelled models: a learned Gaussian p(z|y) per class instead of the prior")
+    classifier: Component | None = field(
+        default=None,
+        metadata={
+            "registry": "NETWORKS",
+            "help": "semi-supervised models: the network x -> class logits of q(y|x) "
+            "(default: the encoder's kind and options)",
+        },
+    )
     decoder_bias: str = _f(
         "auto",
         "decoder output bias at the start: 'data-mean' (p(x|z) starts at the training data's per-dimension "
@@ -166,6 +186,16 @@ class TrainConfig:
     )
     divergence_lr_factor: float = _f(0.5, "learning-rate factor applied at each divergence roll-back, in (0, 1]")
     batch_size: int = _f(100, "mini-batch size; the loss is the batch mean of the negative bound")
+    labelled_batch: int = _f(
+        0,
+        "semi-supervised models: labelled points joining each batch of batch_size unlabelled ones "
+        "(0 = the labelled points spread evenly over an epoch, as in Kingma et al.'s code)",
+    )
+    classification_weight: float = _f(
+        0.1,
+        "semi-supervised models: weight of the labelled points' mean log q(y|x) beside the per-point bound, "
+        "Kingma et al. 2014's alpha / N (eq. 9; the paper's alpha = 0.1 N)",
+    )
     epochs: int = _f(10, "training epochs")
     seed: int = _f(0, "seed for parameter init, sampling and shuffling")
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
@@ -222,7 +252,7 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-DATA_COMMON = ("kind", "binarize", "data_dir", "seed")
+DATA_COMMON = ("kind", "binarize", "data_dir", "seed", "labelled")
 
 #: vaelab 0.1's flat keys -> where they live now
 MOVED = {
@@ -392,9 +422,19 @@ def _check_values(cfg: RunConfig) -> None:
         "grad_clip",
         "num_threads",
         "grad_variance_every",
+        "labelled_batch",
+        "classification_weight",
     ):
         if getattr(t, key) < 0:
             raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")
+    if cfg.data.labelled < 0:
+        raise ConfigError(f"config key 'data.labelled' must be >= 0, got {cfg.data.labelled}")
+    if cfg.model.labels != "semi-supervised" and (cfg.data.labelled or t.labelled_batch or cfg.model.classifier):
+        raise ConfigError(
+            'data.labelled, train.labelled_batch and [model.classifier] apply to model.labels = "semi-supervised" only'
+        )
+    if cfg.model.conditional_prior and cfg.model.labels == "none":
+        raise ConfigError("model.conditional_prior needs a labelled model (model.labels)")
     if t.grad_variance_draws < 2:
         raise ConfigError(f"config key 'train.grad_variance_draws' must be >= 2, got {t.grad_variance_draws}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):

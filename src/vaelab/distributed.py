@@ -174,8 +174,7 @@ class Dist:
 
 
 def _rows(batch: Batch, lo: int, hi: int) -> Batch:
-    mask = batch.mask[lo:hi] if batch.mask is not None else None
-    return Batch(batch.x[lo:hi], batch.index[lo:hi], mask)
+    return batch.map(lambda t: t[lo:hi])
 
 
 def refuse_rank_local_state(estimator) -> None:

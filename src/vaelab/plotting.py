@@ -57,6 +57,26 @@ def save_samples_figure(x: torch.Tensor, path: str | Path, title: str, reference
     plt.close(fig)
 
 
+@torch.no_grad()
+def save_class_grid(model, path: str | Path, title: str, per_class: int = 10) -> None:
+    """A labelled model's generations E[x|z, y] as a grid: row y holds ``per_class`` draws z ~ p(z) for class y."""
+    c = model.n_classes
+    y = torch.arange(c).unsqueeze(1).expand(c, per_class).reshape(-1)  # (C*per_class,) row-major by class
+    x = model.sample(c * per_class, y=y.to(next(model.parameters()).device)).cpu()
+    shape = image_shape(x)
+    if not shape:
+        raise ValueError("a class grid needs image data")
+    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 0.6, c * 0.6 + 0.6))
+    ax.imshow(image_grid(x, shape, ncol=per_class), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([(i + 0.5) * shape[-2] for i in range(c)], [str(i) for i in range(c)])
+    ax.set_xticks([])
+    ax.set_ylabel("class y")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def read_metrics_csv(path: str | Path) -> dict[str, list[float]]:
     cols: dict[str, list[float]] = {}
     with open(path, newline="") as f:

@@ -17,18 +17,34 @@ class Batch:
         index: (B,) int64 positions of the points in their split, so per-datapoint parameters
             (non-amortized VI) can be looked up.
         mask: optional (B, *x_shape) or (B, T) bool mask of valid entries (padded sequences).
+        y: optional (B,) int64 class labels, -1 where a point is unlabelled (models that read labels).
+        weight: optional (B,) weights of the points' bounds, chosen so that the weighted batch mean
+            estimates the mean over the training set (semi-supervised batches over-sample the few
+            labelled points; :func:`vaelab.data.labels.semi_supervised_batches`).
+        label_weight: optional (B,) weights of the classification term: B / B_labelled on the
+            labelled points, 0 on the others, so its batch mean is the labelled points' mean.
     """
 
     x: Tensor
     index: Tensor
     mask: Tensor | None = None
+    y: Tensor | None = None
+    weight: Tensor | None = None
+    label_weight: Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
-        mask = self.mask.to(device) if self.mask is not None else None
-        return Batch(self.x.to(device), self.index.to(device), mask)
+        return self.map(lambda t: t.to(device))
+
+    def map(self, fn) -> Batch:
+        """A batch with ``fn`` applied to every tensor it holds (each (B, ...): rows stay aligned)."""
+        opt = {k: (fn(v) if v is not None else None) for k, v in self._optional().items()}
+        return Batch(fn(self.x), fn(self.index), **opt)
+
+    def _optional(self) -> dict:
+        return {"mask": self.mask, "y": self.y, "weight": self.weight, "label_weight": self.label_weight}
 
     @classmethod
     def of(cls, x: Tensor) -> Batch:

@@ -3,6 +3,7 @@ the amortization gap and ELBO surgery."""
 
 from .active_units import LatentDiagnostics, latent_diagnostics
 from .amortization_gap import AmortizationGapResult, amortization_gap, elbo_per_point, optimize_posteriors
+from .classify import ClassificationResult, classification_error
 from .elbo import evaluate_elbo
 from .grad_variance import gradient_variance
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
@@ -11,6 +12,8 @@ from .suite import evaluate_model, summary_lines, write_evaluation
 from .surgery import SurgeryResult, elbo_surgery
 
 __all__ = [
+    "ClassificationResult",
+    "classification_error",
     "AmortizationGapResult",
     "SurgeryResult",
     "amortization_gap",

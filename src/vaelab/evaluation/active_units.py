@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..distributions.prior import kl_per_variable
 from ..numerics import eval_rows
+from ._labels import labels_of
 
 
 @dataclass
@@ -42,26 +43,33 @@ class LatentDiagnostics:
 
 @torch.no_grad()
 def latent_diagnostics(
-    model, x: Tensor, threshold: float = 1e-2, batch_size: int = 1000, n_samples: int = 20, seed: int = 0
+    model,
+    x: Tensor,
+    threshold: float = 1e-2,
+    batch_size: int = 1000,
+    n_samples: int = 20,
+    seed: int = 0,
+    y: Tensor | None = None,
 ) -> LatentDiagnostics:
     """Active units (Burda et al. 2016, Sec. 5.2: A_u = Cov_x(E_{u~q(u|x)}[u]) > 10^-2) and KL.
 
     E_q[z_1|x] is the mean of q(z_1|x) (for one-hot latents, each class probability counts as a
     unit); for upper layers it is averaged over ``n_samples`` draws of the layers below
-    (:meth:`VAE.posterior_means`). Units: nats.
+    (:meth:`VAE.posterior_means`). Units: nats. A conditional model reads labels y (N,); a
+    semi-supervised one without y uses E_q[z|x] = sum_y q(y|x) E[z|x, y] and its KL includes y's.
     """
     gen = torch.Generator(device=x.device).manual_seed(seed)
     means, kls, kl_mc, batch_size = [], [], 0.0, eval_rows(model, batch_size)
-    factorized = model.n_layers == 1
+    factorized = model.n_layers == 1 and getattr(model, "labels", "none") == "none"  # p(z|y) or q(y|x): no per-dim KL
     for start in range(0, x.shape[0], batch_size):
-        xb = x[start : start + batch_size]
-        means.append(model.posterior_means(xb, n_samples, gen))  # per layer (B, D_l)
+        xb, yb = x[start : start + batch_size], labels_of(y, start, batch_size)
+        means.append(model.posterior_means(xb, n_samples, gen, **yb))  # per layer (B, D_l)
         if factorized:
             per_dim = kl_per_variable(model.posterior(xb), model.prior)  # (B, D) or None
             factorized = per_dim is not None
             if per_dim is not None:
                 kls.append(per_dim)
-        terms = model.log_weight_terms(xb, 1, gen)
+        terms = model.log_weight_terms(xb, 1, gen, **yb)
         kl_mc += float((terms.log_qz - terms.log_pz).sum())
     per_layer = [torch.cat([m[j] for m in means]).var(dim=0) for j in range(model.n_layers)]  # (D_l,) each
     activity = torch.cat(per_layer)

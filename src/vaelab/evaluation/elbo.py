@@ -6,15 +6,18 @@ import torch
 from torch import Tensor
 
 from ..numerics import denormals_flushed, eval_rows
+from ._labels import labels_of
 
 
 @torch.no_grad()
-def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed: int = 0) -> float:
+def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed: int = 0, y: Tensor | None = None) -> float:
     """Single-sample ELBO averaged over x (nats per point), its RNG seeded; NaN for empty x.
 
     Args:
         model: a VAE; x: (N, *x_shape) data.
         kl: "analytic" (closed-form KL, Kingma & Welling 2014 eq. 7; one layer only) or "mc".
+        y: (N,) labels for a conditional model (the ELBO on log p(x|y)); a semi-supervised model
+            without y is scored on log p(x) with y ~ q(y|x) sampled.
     """
     if x.shape[0] == 0:
         return float("nan")
@@ -25,7 +28,7 @@ def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed
         torch.manual_seed(seed)
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
-            terms = model.log_weight_terms(xb, 1)
+            terms = model.log_weight_terms(xb, 1, **labels_of(y, start, batch_size))
             total += float((terms.log_px_z - terms.kl(analytic=kl == "analytic")).sum())
     model.train(was)
     return total / x.shape[0]

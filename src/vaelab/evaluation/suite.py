@@ -14,6 +14,7 @@ from torch import Tensor
 from ..data.text import lengths
 from ._stats import mean_se
 from .active_units import latent_diagnostics
+from .classify import classification_error
 from .loglik import importance_sampled_log_likelihood
 
 
@@ -26,6 +27,7 @@ def evaluate_model(
     seed: int = 0,
     per_point: bool = False,
     dist=None,
+    y: Tensor | None = None,
 ) -> dict:
     """All evaluation numbers for one model on data x (N, *x_shape), in nats per data point.
 
@@ -45,14 +47,23 @@ def evaluate_model(
         per_point_log_px, per_point_elbo: with ``per_point=True``, the N per-point estimates of log p(x)
             and of the ELBO (for paired comparisons).
 
+    With labels y (N,): a conditional model is scored on log p(x|y) (``conditioned`` = True); a
+    semi-supervised one on log p(x) (labels unseen), and its classifier's ``error`` / ``error_se``
+    (argmax q(y|x) against y, binomial s.e.) are added.
+
     Under torchrun pass ``dist`` (:class:`~vaelab.distributed.Dist`): the IS estimate, the costly
     part, is shared out by batches; every rank returns the same dict.
     Raises:
         DataError: x has the wrong shape, NaNs, or values outside the likelihood's support.
     """
-    ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k, dist=dist)
-    diag = latent_diagnostics(model, x[:10000], seed=seed)
-    out: dict[str, Any] = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim}
+    labels = getattr(model, "labels", "none")
+    cond = y if labels == "conditional" else None
+    ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k, dist=dist, y=cond)
+    diag = latent_diagnostics(model, x[:10000], seed=seed, y=cond[:10000] if cond is not None else None)
+    out: dict[str, Any] = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim, "conditioned": cond is not None}
+    if labels == "semi-supervised" and y is not None:
+        cls = classification_error(model, x, y)
+        out["error"], out["error_se"] = cls.error, cls.se
     out["log_px"], out["log_px_se"] = mean_se(ll.per_point)
     out["log_px_std"] = ll.std
     out["nll"] = -out["log_px"]
@@ -104,6 +115,12 @@ def summary_lines(r: dict) -> list[str]:
         f"  gap log p(x) - ELBO (KL(q||p(h|x))): {r['gap']:.3f} ± {r['gap_se']:.3f}; "
         f"-KL(Q||P) = IWAE-{r['iwae_k']} - log p(x): {r['neg_kl_QP']:.3f} ± {r['neg_kl_QP_se']:.3f}",
         f"  active units: {r['active_units']} ({r['active_units_per_layer']} per layer); KL(q||p): {r['kl_mc']:.3f} nats",
+        *(
+            [f"  classifier q(y|x): error {100 * r['error']:.2f} ± {100 * r['error_se']:.2f} % (s.e.)"]
+            if "error" in r
+            else []
+        ),
+        *(["  (log p(x|y): conditioned on the labels)"] if r.get("conditioned") else []),
     ]
 
 

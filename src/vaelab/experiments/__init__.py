@@ -17,4 +17,5 @@ EXPERIMENTS = {
     "prior-benchmarks": "vaelab.experiments.prior_benchmarks",
     "vr-bounds": "vaelab.experiments.vr_bounds",
     "flows-mnist": "vaelab.experiments.flows_mnist",
+    "semi-supervised-mnist": "vaelab.experiments.semi_supervised_mnist",
 }

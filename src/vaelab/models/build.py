@@ -6,8 +6,10 @@ from torch import Tensor
 
 from ..config import Component, ModelConfig
 from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
+from ..distributions.class_prior import ClassConditionalPrior
 from ..errors import ConfigError
 from ..nets import MLP, NETWORKS
+from ..nets.conditioned import Conditioned
 from .layers import StochasticLayer
 from .vae import VAE
 
@@ -21,7 +23,11 @@ def decoder_component(cfg: ModelConfig) -> Component:
 
 
 def build_model(
-    cfg: ModelConfig, x_shape: tuple[int, ...], pseudo_init: Tensor | None = None, vocab_size: int | None = None
+    cfg: ModelConfig,
+    x_shape: tuple[int, ...],
+    pseudo_init: Tensor | None = None,
+    vocab_size: int | None = None,
+    n_classes: int = 0,
 ) -> VAE:
     """A VAE for data with event shape ``x_shape`` as ``cfg`` describes it.
 
@@ -30,6 +36,7 @@ def build_model(
         x_shape: the data's event shape, e.g. (2,) or (1, 28, 28).
         pseudo_init: (C, *x_shape) training points to initialize a VampPrior's pseudo-inputs.
         vocab_size: the vocabulary size V of a text data set (token sequences), else None.
+        n_classes: C, the number of classes a labelled model (``cfg.labels``) reads; 0 otherwise.
     Returns:
         the model, with ``model.spec`` = what a checkpoint needs to rebuild it.
     Raises:
@@ -41,23 +48,12 @@ def build_model(
         cfg.likelihood.kind, cfg.likelihood.options, "model.likelihood", event_shape=x_shape, vocab_size=vocab_size
     )
     latent = LATENTS.build(cfg.latent.kind, cfg.latent.options, "model.latent")
-    encoder = NETWORKS.build(
-        cfg.encoder.kind,
-        cfg.encoder.options,
-        "model.encoder",
-        in_shape=x_shape,
-        out_shape=(latent.n_params,),
-        vocab_size=vocab_size,
-    )
-    dec = decoder_component(cfg)
-    decoder = NETWORKS.build(
-        dec.kind,
-        dec.options,
-        "model.decoder",
-        in_shape=(latent.flat_dim,),
-        out_shape=likelihood.param_shape,
-        vocab_size=vocab_size,
-    )
+    n_classes = n_classes if cfg.labels != "none" else 0
+    if cfg.labels != "none" and vocab_size:
+        raise ConfigError('labelled text models are not supported: set model.labels = "none"')
+    net = _network(n_classes, vocab_size)
+    encoder = net(cfg.encoder, "model.encoder", x_shape, (latent.n_params,))
+    decoder = net(decoder_component(cfg), "model.decoder", (latent.flat_dim,), likelihood.param_shape)
     upper_enc, upper_dec = _upper_layers(cfg, latent)
     top = upper_enc[-1].family if upper_enc else latent
     prior = PRIORS.build(
@@ -69,9 +65,30 @@ def build_model(
         x_range=likelihood.x_range,
         pseudo_init=pseudo_init,
     )
-    model = VAE(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec)
-    model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape), "vocab_size": vocab_size}
+    classifier = class_prior = None
+    if cfg.labels == "semi-supervised":
+        cls = cfg.classifier or Component(cfg.encoder.kind, dict(cfg.encoder.options))
+        classifier = NETWORKS.build(
+            cls.kind, cls.options, "model.classifier", in_shape=x_shape, out_shape=(n_classes,), vocab_size=None
+        )
+    if cfg.conditional_prior:
+        class_prior = ClassConditionalPrior(top, n_classes)
+    model = VAE(
+        encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec, n_classes, cfg.labels, classifier, class_prior
+    )
+    model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape), "vocab_size": vocab_size, "n_classes": n_classes}
     return model
+
+
+def _network(n_classes: int, vocab_size: int | None):
+    """A builder of registered networks, each made to read the label when the model is labelled."""
+
+    def build(comp: Component, where: str, in_shape, out_shape):
+        if n_classes:
+            return Conditioned(comp.kind, comp.options, in_shape, out_shape, n_classes, where)
+        return NETWORKS.build(comp.kind, comp.options, where, in_shape=in_shape, out_shape=out_shape, vocab_size=vocab_size)
+
+    return build
 
 
 def check_text(cfg: ModelConfig, vocab_size: int | None) -> None:

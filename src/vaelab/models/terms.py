@@ -33,8 +33,11 @@ class LogWeightTerms:
     anyway costs ~10% of a training step on the IWAE-paper MLP.
     """
 
-    def __init__(self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None):
+    def __init__(
+        self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None, prior=None
+    ):
         self.zs, self.log_px_z, self._posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
+        self._prior = prior if prior is not None else model.prior  # p(z_L), or p(z_L|y) of a labelled model
 
     @property
     def z(self) -> Tensor:
@@ -51,7 +54,7 @@ class LogWeightTerms:
     @cached_property
     def log_pz(self) -> Tensor:
         m = self._model
-        log_p = m.prior.log_prob(self.zs[-1])  # (S, B)
+        log_p = self._prior.log_prob(self.zs[-1])  # (S, B)
         for layer, z_lower, z_upper in zip(m.upper_decoders, self.zs[:-1], self.zs[1:]):
             log_p = log_p + layer(z_upper).log_prob(z_lower)  # p(z_l | z_{l+1})
         return log_p
@@ -84,4 +87,42 @@ class LogWeightTerms:
             return self.log_qz - self.log_pz
         if self._model.n_layers != 1:
             raise ValueError("analytic KL needs one stochastic layer")
-        return self._model.prior.analytic_kl(self.posterior).expand_as(self.log_px_z)
+        return self._prior.analytic_kl(self.posterior).expand_as(self.log_px_z)
+
+
+class SampledLabelTerms:
+    """Log-weight terms of a semi-supervised model (M2) whose labels are unobserved: the latent is
+    h = (y, z), drawn y_s ~ q(y|x), z_s ~ q(z|x, y_s), so that
+
+        log w_s = log p(x|y_s, z_s) + log p(z_s) + log p(y_s) - log q(z_s|x, y_s) - log q(y_s|x)
+
+    (Kingma et al. 2014, eq. 7, with the sum over y sampled rather than enumerated). Its mean is an
+    unbiased estimate of the unlabelled bound U(x), its log-mean-exp an IS estimate of log p(x).
+    Only the values are meant for evaluation: y is discrete, so gradients through these terms are
+    not an estimator of anything (training enumerates y, :mod:`vaelab.objectives.semi_supervised`).
+
+    Attributes (each (S, B), nats): ``log_px_z``, ``log_pz`` (z and y), ``log_qz`` (z and y), ``log_w``.
+    """
+
+    def __init__(self, inner: LogWeightTerms, log_qy: Tensor, log_py: float, shape: tuple[int, int], x: Tensor):
+        self._inner, self.log_qy, self.log_py, self._shape, self.x = inner, log_qy, log_py, shape, x  # log_qy (S, B)
+        self.log_px_z = inner.log_px_z.reshape(shape)  # (1, S*B) -> (S, B), s-major as drawn
+        self.reparameterized = False
+
+    @cached_property
+    def log_pz(self) -> Tensor:
+        return self._inner.log_pz.reshape(self._shape) + self.log_py
+
+    @cached_property
+    def log_qz(self) -> Tensor:
+        return self._inner.log_qz.reshape(self._shape) + self.log_qy
+
+    @property
+    def log_w(self) -> Tensor:
+        return self.log_px_z + self.log_pz - self.log_qz
+
+    def kl(self, analytic: bool = False) -> Tensor:
+        """KL(q(y, z|x) || p(y, z)) per sample (S, B): z's closed form (``analytic``) or
+        log q - log p, plus log q(y_s|x) - log p(y_s)."""
+        kl_z = self._inner.kl(analytic).reshape(self._shape)
+        return kl_z + self.log_qy - self.log_py

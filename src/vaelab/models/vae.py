@@ -7,6 +7,7 @@ objective).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, cast
 
 import torch
@@ -15,8 +16,9 @@ from torch.distributions import Distribution
 
 from ..data.batch import Batch
 from ..distributions import PRIORS, LatentFamily, Likelihood, Prior
+from ..distributions.class_prior import ClassConditionalPrior
 from ..errors import ConfigError, DataError
-from .terms import LogWeightTerms
+from .terms import LogWeightTerms, SampledLabelTerms
 
 if TYPE_CHECKING:
     from .layers import StochasticLayer
@@ -47,6 +49,14 @@ class VAE(nn.Module):
             this model's encoder (through the lower layers' means when L > 1).
         upper_encoders: L-1 :class:`~vaelab.models.layers.StochasticLayer` q(z_l | z_{l-1}).
         upper_decoders: L-1 layers p(z_{l-1} | z_l), l = 2..L, in the same order.
+        n_classes: C > 0 makes the model read class labels y in 0..C-1: ``encoder(x, y)`` and
+            ``decoder(z, y)`` are then :class:`~vaelab.nets.conditioned.Conditioned` networks.
+        labels: "conditional" (a CVAE, Sohn et al. 2015: y is always observed, log p(x|y) is bounded)
+            or "semi-supervised" (Kingma et al. 2014's M2: p(x, y, z) = p(x|y, z) p(z) p(y) with a
+            uniform p(y), y latent where unobserved and ``classifier`` giving q(y|x)); "none" with C = 0.
+        classifier: M2's network x -> C logits of q(y|x) (an inference parameter).
+        class_prior: an optional learned p(z|y) (:class:`~vaelab.distributions.class_prior.ClassConditionalPrior`)
+            in place of ``prior``, for a one-layer conditional model.
 
     Raises:
         ConfigError: mismatched layers, or a prior whose event shape or support does not fit.
@@ -62,6 +72,8 @@ class VAE(nn.Module):
     prior: Prior
     upper_encoders: nn.ModuleList  # of StochasticLayer
     upper_decoders: nn.ModuleList
+    classifier: nn.Module | None
+    class_prior: nn.Module | None
 
     @property
     def inference_layers(self) -> list[StochasticLayer]:
@@ -77,10 +89,16 @@ class VAE(nn.Module):
         prior: Prior | None = None,
         upper_encoders=(),
         upper_decoders=(),
+        n_classes: int = 0,
+        labels: str = "none",
+        classifier: nn.Module | None = None,
+        class_prior: nn.Module | None = None,
     ):
         super().__init__()
         if len(upper_encoders) != len(upper_decoders):
             raise ConfigError("a multi-layer VAE needs one generative layer per upper inference layer")
+        check_labels(n_classes, labels, classifier, class_prior, len(upper_encoders))
+        self.n_classes, self.labels, self.classifier, self.class_prior = n_classes, labels, classifier, class_prior
         self.encoder, self.decoder, self.latent, self.likelihood = encoder, decoder, latent, likelihood
         self.upper_encoders = nn.ModuleList(upper_encoders)
         self.upper_decoders = nn.ModuleList(upper_decoders)
@@ -93,6 +111,8 @@ class VAE(nn.Module):
             )
         self.prior = prior
         attach = getattr(prior, "attach_encoder", None)  # the VampPrior's q(z|u) is this model's encoder
+        if attach is not None and n_classes:
+            raise ConfigError("a VampPrior's pseudo-inputs carry no labels: use another prior for a labelled model")
         if attach is not None:
             attach(self.top_posterior)
         self.spec: dict | None = None  # set by build_model: what a checkpoint needs to rebuild this model
@@ -124,7 +144,8 @@ class VAE(nn.Module):
     @property
     def has_analytic_kl(self) -> bool:
         """Whether KL(q(z|x) || p(z)) has a closed form: one layer, a prior with one, a family allowing it."""
-        return self.prior.has_analytic_kl and self.n_layers == 1 and self.latent.closed_form_kl
+        prior_closed = self.class_prior is not None or self.prior.has_analytic_kl
+        return prior_closed and self.n_layers == 1 and self.latent.closed_form_kl
 
     @property
     def reparameterized(self) -> bool:
@@ -144,12 +165,18 @@ class VAE(nn.Module):
                 submodule must say where it belongs by overriding this method).
         """
         groups = {
-            "inference": [*self.encoder.parameters(), *self.latent.parameters(), *self.upper_encoders.parameters()],
+            "inference": [
+                *self.encoder.parameters(),
+                *self.latent.parameters(),
+                *self.upper_encoders.parameters(),
+                *(self.classifier.parameters() if self.classifier is not None else []),
+            ],
             "generative": [
                 *self.decoder.parameters(),
                 *self.likelihood.parameters(),
                 *self.prior.parameters(),
                 *self.upper_decoders.parameters(),
+                *(self.class_prior.parameters() if self.class_prior is not None else []),
             ],
         }
         check_groups(self, groups)
@@ -162,9 +189,50 @@ class VAE(nn.Module):
         return self.parameter_groups()["generative"]
 
     # --- distributions ------------------------------------------------------------------------
-    def posterior(self, x: Tensor) -> Distribution:
-        """q(z_1|x): batch shape (B,), event shape ``latent.event_shape``."""
-        return self.latent.distribution(self.encoder(x).reshape(x.shape[0], -1))
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """q(z_1|x) (q(z_1|x, y) for a labelled model, y (B,)): batch shape (B,), event shape ``latent.event_shape``.
+
+        Raises:
+            DataError: a labelled model without labels y, or labels for a model that reads none.
+        """
+        params = self.encoder(x, self._check_y(y, x.shape[0])) if self.n_classes else self._plain(self.encoder, x, y)
+        return self.latent.distribution(params.reshape(x.shape[0], -1))
+
+    def _plain(self, net: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
+        if y is not None:
+            raise DataError('labels y were given to a model that reads none (model.labels = "none")')
+        return net(inp)
+
+    def _check_y(self, y: Tensor | None, n: int) -> Tensor:
+        if y is None:
+            raise DataError(f"this {self.labels} model needs labels y (B,) here; pass y")
+        if y.shape != (n,) or y.dtype != torch.long:
+            raise DataError(f"labels y must be an int64 tensor of shape ({n},), got {y.dtype} {tuple(y.shape)}")
+        if n and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
+            raise DataError(f"labels y must lie in 0..{self.n_classes - 1}, got [{int(y.min())}, {int(y.max())}]")
+        return y
+
+    def classify(self, x: Tensor) -> Tensor:
+        """log q(y|x) of a semi-supervised model (Kingma et al. 2014's classifier), (B, C) nats.
+
+        Raises:
+            ConfigError: the model has no classifier.
+        """
+        if self.classifier is None:
+            raise ConfigError('only a model.labels = "semi-supervised" model has a classifier q(y|x)')
+        return torch.log_softmax(self.classifier(x).reshape(x.shape[0], self.n_classes), -1)
+
+    @property
+    def log_py(self) -> float:
+        """log p(y) of M2's uniform class prior, nats."""
+        return -math.log(self.n_classes)
+
+    def prior_given(self, y: Tensor | None):
+        """The prior the top layer is scored under: p(z|y) (batch (B,)) with a class prior, else p(z)."""
+        return self._class_prior().given(y) if self.class_prior is not None and y is not None else self.prior
+
+    def _class_prior(self) -> ClassConditionalPrior:
+        return cast("ClassConditionalPrior", self.class_prior)
 
     def top_posterior(self, x: Tensor) -> Distribution:
         """q(z_L|x) through the means of the lower layers: the VampPrior's components."""
@@ -181,13 +249,14 @@ class VAE(nn.Module):
         """True when the decoder reads the previous tokens of x (text): decode needs x."""
         return getattr(self.decoder, "autoregressive", False)
 
-    def decode(self, z: Tensor, x: Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, x: Tensor | None = None, y: Tensor | None = None) -> Tensor:
         """Decoder outputs for z_1 of shape (..., *latent event) -> (..., *likelihood.param_shape).
 
         Leading axes are flattened first: ``nn.Linear`` on a 2-D input is one fused addmm,
         while on (K, B, D) it falls back to matmul + add, ~15% slower per training step.
         An autoregressive decoder also gets x (B, T) for teacher forcing and returns logits
-        (..., T', V) up to the batch's longest sentence.
+        (..., T', V) up to the batch's longest sentence. A labelled model's decoder reads y, whose
+        shape is a suffix of z's leading axes (e.g. (B,) for z (S, B, D)): it is expanded over the rest.
 
         Raises:
             ConfigError: an autoregressive decoder without x.
@@ -199,12 +268,17 @@ class VAE(nn.Module):
                     "this decoder reads the previous tokens: call decode(z, x), or generate text with vaelab.text.generate"
                 )
             return self.decoder(z.reshape(*lead, self.latent.flat_dim), x)
-        params = self.decoder(z.reshape(-1, self.latent.flat_dim))  # (S*B, n_outputs)
+        flat = z.reshape(-1, self.latent.flat_dim)  # (S*B, D)
+        if self.n_classes:
+            y = self._check_y(y, lead[-1] if lead else 1)
+            params = self.decoder(flat, y.expand(lead).reshape(-1))  # y (B,) -> (S*B,)
+        else:
+            params = self._plain(self.decoder, flat, y)  # (S*B, n_outputs)
         return params.reshape(*lead, *self.likelihood.param_shape)
 
-    def conditional(self, z: Tensor) -> Distribution:
-        """p(x|z_1): batch shape z's leading axes, event shape ``x_shape``."""
-        return self.likelihood.distribution(self.decode(z))
+    def conditional(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x|z_1) (p(x|z_1, y) for a labelled model): batch shape z's leading axes, event shape ``x_shape``."""
+        return self.likelihood.distribution(self.decode(z, y=y))
 
     def _flat(self, z: Tensor) -> Tensor:
         return z.reshape(*z.shape[: z.dim() - len(self.latent.event_shape)], self.latent.flat_dim)
@@ -217,7 +291,8 @@ class VAE(nn.Module):
         generator: torch.Generator | None = None,
         posterior: Distribution | None = None,
         reparameterize: bool = True,
-    ) -> LogWeightTerms:
+        y: Tensor | None = None,
+    ) -> LogWeightTerms | SampledLabelTerms:
         """Draw S = ``n_samples`` samples h ~ q(h|x) and score them.
 
         Samples are drawn with ``rsample`` when the latent family allows it, else with ``sample``
@@ -230,11 +305,19 @@ class VAE(nn.Module):
             posterior: a precomputed q(z_1|x) for this x (saves an encoder pass when chunking).
             reparameterize: False detaches the samples (score-function estimators, whose
                 gradient must not also flow through a reparameterized z).
+            y: (B,) labels of a labelled model: the terms of log p(x, z | y) (CVAE) or of
+                log p(x, y, z) without the constant log p(y) (M2). A semi-supervised model without y
+                draws y ~ q(y|x) per sample (h = (y, z): the terms then bound log p(x); see
+                :class:`~vaelab.models.terms.SampledLabelTerms`).
         Returns:
             :class:`LogWeightTerms` with (S, B) terms.
+        Raises:
+            DataError: a conditional model without y, or y for a model that reads no labels.
         """
         x = x.x if isinstance(x, Batch) else x
-        q = self.posterior(x) if posterior is None else posterior
+        if self.labels == "semi-supervised" and y is None:
+            return self._sampled_label_terms(x, n_samples, generator, reparameterize)
+        q = self.posterior(x, y) if posterior is None else posterior
         z = self.latent.draw(q, n_samples, generator)  # (S, B, *event)
         z = z if reparameterize else z.detach()
         zs, posteriors = [z], [q]
@@ -243,37 +326,74 @@ class VAE(nn.Module):
             posteriors.append(q_l)
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
             zs.append(z_l if reparameterize else z_l.detach())
-        log_px_z = self.likelihood.log_prob(self.decode(z, x), x)  # (S, B): x (B, *x_shape) broadcasts
-        return LogWeightTerms(self, zs, log_px_z, posteriors, x)
+        log_px_z = self.likelihood.log_prob(self.decode(z, x, y), x)  # (S, B): x (B, *x_shape) broadcasts
+        return LogWeightTerms(self, zs, log_px_z, posteriors, x, self.prior_given(y))
+
+    def _sampled_label_terms(self, x: Tensor, s: int, generator, reparameterize: bool) -> SampledLabelTerms:
+        """M2 with y unobserved: y_s ~ q(y|x), z_s ~ q(z|x, y_s), one joint sample per s."""
+        b = x.shape[0]
+        log_qy = self.classify(x)  # (B, C)
+        y = torch.multinomial(log_qy.exp(), s, replacement=True, generator=generator).T  # (S, B)
+        x_rep = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])  # (S*B, *x_shape), s-major
+        inner = self.log_weight_terms(x_rep, 1, generator, reparameterize=reparameterize, y=y.reshape(-1))
+        return SampledLabelTerms(cast(LogWeightTerms, inner), log_qy.gather(1, y.T).T, self.log_py, (s, b), x)
 
     # --- generation and diagnostics -----------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> Tensor:
-        """Generate n points: h ~ p(h), then E[x|z_1] (``mean=True``) or x ~ p(x|z_1). Shape (n, *x_shape)."""
-        z = self.prior.sample(n)  # (n, *event_L)
+    def sample(self, n: int, mean: bool = True, y: Tensor | None = None) -> Tensor:
+        """Generate n points: h ~ p(h), then E[x|z_1] (``mean=True``) or x ~ p(x|z_1). Shape (n, *x_shape).
+
+        A labelled model generates class y_i for point i (y (n,) int64); without y the classes are
+        drawn uniformly (M2's p(y); for a CVAE, whose p(y) is not modelled, a uniform choice).
+        """
+        if self.n_classes and y is None:
+            y = torch.randint(self.n_classes, (n,), device=next(self.parameters()).device)
+        if self.n_classes:
+            y = self._check_y(y, n)
+        else:
+            self._no_labels(y)
+        z = self._class_prior().sample(cast(Tensor, y)) if self.class_prior is not None else self.prior.sample(n)
         for layer in reversed(self.upper_decoders):
             z = layer(z).sample()  # (n, D_{l-1})
-        params = self.decode(z)
+        params = self.decode(z, y=y)
         return self.likelihood.mean(params) if mean else self.likelihood.distribution(params).sample()
 
-    @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """E[x | z = E_q[z_1|x]], shape (B, *x_shape)."""
-        return self.likelihood.mean(self.decode(self.latent.mean(self.posterior(x))))
+    def _no_labels(self, y: Tensor | None) -> None:
+        if y is not None:
+            raise DataError('labels y were given to a model that reads none (model.labels = "none")')
 
     @torch.no_grad()
-    def posterior_means(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> list[Tensor]:
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E[x | z = E_q[z_1|x, y], y], shape (B, *x_shape); M2 without y uses y = argmax q(y|x)."""
+        if self.labels == "semi-supervised" and y is None:
+            y = self.classify(x).argmax(-1)
+        return self.likelihood.mean(self.decode(self.latent.mean(self.posterior(x, y)), y=y))
+
+    @torch.no_grad()
+    def posterior_means(
+        self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None, y: Tensor | None = None
+    ) -> list[Tensor]:
         """E_q[z_l | x] for every layer, each flattened to (B, numbers per sample of layer l).
 
         Layer 1 is exact (the mean of q(z_1|x)); for l > 1, E_q[z_l|x] = E_{q(z_{l-1}|x)}[mu_l(z_{l-1})]
-        is averaged over ``n_samples`` draws of the lower layers.
+        is averaged over ``n_samples`` draws of the lower layers. A labelled model reads y (B,); M2
+        without y gives E_q[z_1|x] = sum_y q(y|x) E[z_1|x, y], exact by enumeration.
         """
-        means = [self._flat(self.latent.mean(self.posterior(x)))]  # (B, D_1)
+        if self.labels == "semi-supervised" and y is None:
+            return [self._label_mixture_mean(x)]
+        means = [self._flat(self.latent.mean(self.posterior(x, y)))]  # (B, D_1)
         if self.n_layers > 1:
-            terms = self.log_weight_terms(x, n_samples, generator)
+            terms = cast(LogWeightTerms, self.log_weight_terms(x, n_samples, generator, y=y))
             for q in terms._posteriors[1:]:
                 means.append(q.mean.mean(0))  # (S, B, D_l) -> (B, D_l)
         return means
+
+    def _label_mixture_mean(self, x: Tensor) -> Tensor:
+        b, c = x.shape[0], self.n_classes
+        x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])  # (C*B, *x_shape), class-major
+        ys = torch.arange(c, device=x.device).unsqueeze(1).expand(c, b).reshape(-1)  # (C*B,)
+        mu = self._flat(self.latent.mean(self.posterior(x_rep, ys))).reshape(c, b, -1)  # (C, B, D)
+        return (self.classify(x).exp().T.unsqueeze(-1) * mu).sum(0)  # (B, D)
 
     def check_input(self, x: Tensor, name: str = "data") -> None:
         """Raise :class:`DataError` if x is not (N, *x_shape), finite, and in the likelihood's support."""
@@ -283,6 +403,21 @@ class VAE(nn.Module):
         if bad:
             raise DataError(f"{name}: {bad} NaN/inf values; remove or impute them before training")
         self.likelihood.check_data(x, name)
+
+
+LABEL_MODES = ("none", "conditional", "semi-supervised")
+
+
+def check_labels(n_classes: int, labels: str, classifier, class_prior, n_upper: int) -> None:
+    """Raise :class:`ConfigError` when the label options do not fit together."""
+    if labels not in LABEL_MODES:
+        raise ConfigError(f"model.labels must be one of {LABEL_MODES}, got {labels!r}")
+    if (labels == "none") != (n_classes == 0):
+        raise ConfigError(f'model.labels = "{labels}" with {n_classes} classes: a labelled model needs C >= 1 classes')
+    if (classifier is not None) != (labels == "semi-supervised"):
+        raise ConfigError('a classifier q(y|x) belongs to a model.labels = "semi-supervised" model, and it needs one')
+    if class_prior is not None and n_upper:
+        raise ConfigError("model.conditional_prior applies to one-layer models (the prior is on z_L)")
 
 
 def check_groups(model: nn.Module, groups: dict[str, list]) -> None:

@@ -13,7 +13,7 @@ import torch
 from .. import faults
 from ..data.bundle import binarize_fixed
 from ..errors import TrainingDivergedError
-from ..evaluation import importance_sampled_log_likelihood, latent_diagnostics
+from ..evaluation import classification_error, importance_sampled_log_likelihood, latent_diagnostics
 from ..evaluation.elbo import evaluate_elbo
 from ..evaluation.grad_variance import gradient_variance
 
@@ -39,14 +39,22 @@ class Validation:
         row.update(loop.dist.broadcast(self._measure(loop, x, row["epoch"]) if loop.dist.is_main else None))
 
     def _measure(self, loop, x, epoch: int) -> dict:
-        out = {"valid_elbo": evaluate_elbo(loop.model, x, loop.kl, seed=self.seed)}
+        y = loop.y_valid if loop.labels == "conditional" else None  # M2 is validated on log p(x), labels unseen
+        out = {"valid_elbo": evaluate_elbo(loop.model, x, loop.kl, seed=self.seed, y=y)}
+        if loop.labels == "semi-supervised" and loop.y_valid is not None:
+            out["valid_error"] = classification_error(loop.model, x, loop.y_valid).error
         if self.diagnostics and x.shape[0] > 1:
-            diag = latent_diagnostics(loop.model, x[:10000])
+            diag = latent_diagnostics(loop.model, x[:10000], y=y[:10000] if y is not None else None)
             out["active_units"] = diag.active_units
             loop.writer.append_jsonl("diagnostics.jsonl", {"epoch": epoch, **diag.summary()})
         if self.iwae_k:
             out["valid_iwae"] = importance_sampled_log_likelihood(
-                loop.model, x[: self.iwae_points], k=self.iwae_k, seed=self.seed, malloc=loop.cfg.train.malloc
+                loop.model,
+                x[: self.iwae_points],
+                k=self.iwae_k,
+                seed=self.seed,
+                malloc=loop.cfg.train.malloc,
+                y=y[: self.iwae_points] if y is not None else None,
             ).mean
         return out
 

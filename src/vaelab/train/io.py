@@ -37,6 +37,7 @@ CSV_FIELDS = [
     "train_time_s",
     "epoch_time_s",
     "total_time_s",
+    "valid_error",
 ]
 
 
@@ -136,7 +137,7 @@ class RunWriter:
         self._csv_file.flush()
         self._jsonl.flush()
         if self.tb:
-            for k in ("valid_elbo", "train_elbo", "active_units", "valid_iwae"):
+            for k in ("valid_elbo", "train_elbo", "active_units", "valid_iwae", "valid_error"):
                 if row.get(k) is not None:
                     self.tb.add_scalar(f"epoch/{k}", row[k], row["epoch"])
             self.tb.flush()

@@ -21,6 +21,7 @@ from .. import faults
 from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
+from ..data.labels import label_tensors, labelled_batches, semi_supervised_batches
 from ..distributed import Dist, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
@@ -29,6 +30,7 @@ from ..objectives import OBJECTIVES
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
+from .labelled import check_semi_supervised
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
@@ -76,6 +78,9 @@ class Loop:
             t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups(), t.optimizer_impl
         )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
+        check_semi_supervised(t, model)
+        self.labels = getattr(model, "labels", "none")
+        self.y_train, self.y_valid, self.labelled = label_tensors(self.labels, data, cfg.data, device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)  # the same on every rank: one global order
         self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.stop_agreed = False  # under torchrun: a stop requested on any rank, as of the last step
@@ -189,7 +194,8 @@ class Loop:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
-        beta, n_batches = t.beta, math.ceil(self.x_train.shape[0] / t.batch_size)
+        n_points = self.x_train.shape[0] - (self.labelled.numel() if self.labels == "semi-supervised" else 0)
+        beta, n_batches = t.beta, math.ceil((n_points or self.x_train.shape[0]) / t.batch_size)
         bar = tqdm(total=n_batches, initial=st.batch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
         for batch in self._epoch_batches():
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
@@ -197,7 +203,7 @@ class Loop:
             try:
                 s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, t.n_samples,
                                self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight),
-                               self._global_mean(weight))  # fmt: skip
+                               self._global_mean(weight), t.classification_weight)  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
@@ -217,9 +223,15 @@ class Loop:
             self.shuffle_gen.set_state(st.epoch_rng)
         else:
             st.batch, st.epoch_rng, st.sums, st.n_seen = 0, self.shuffle_gen.get_state(), [0.0] * 4, 0
-        t = self.cfg.train
-        batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, self.data.dynamic_binarization,
-                                  bucket="pad_id" in self.data.info)  # fmt: skip
+        t, dyn = self.cfg.train, self.data.dynamic_binarization
+        if self.labels == "semi-supervised":
+            batches = semi_supervised_batches(self.x_train, self.y_train, self.labelled, t.batch_size, t.labelled_batch,
+                                              self.shuffle_gen, dyn)  # fmt: skip
+        elif self.labels == "conditional":
+            batches = labelled_batches(self.x_train, self.y_train, t.batch_size, self.shuffle_gen, dyn)
+        else:
+            batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, dyn,
+                                      bucket="pad_id" in self.data.info)  # fmt: skip
         return itertools.islice(batches, st.batch, None)
 
     def _after_step(self, s: dict, b: int, schedule: dict, n_batches: int) -> None:

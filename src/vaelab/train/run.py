@@ -21,6 +21,7 @@ from .._version import __version__ as _version
 from ..checkpoint import load_checkpoint
 from ..config import RunConfig
 from ..data import DataSplits, load_data
+from ..data.labels import n_classes
 from ..distributions import PRIORS
 from ..errors import CheckpointError
 from ..models import build_model, init_decoder_bias
@@ -67,7 +68,8 @@ def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = No
                 raise config_mod.ConfigError(
                     f"model.prior.components = {c} pseudo-inputs but only {data.train.shape[0]} training points"
                 )
-        model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo, vocab_size=data.info.get("vocab_size"))
+        c = n_classes(data.train_labels) if cfg.model.labels != "none" else 0
+        model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo, vocab_size=data.info.get("vocab_size"), n_classes=c)
         if "vocab" in data.info:
             model.spec["vocab"] = list(data.info["vocab"])  # the checkpoint alone can print sentences
     else:
@@ -214,7 +216,9 @@ def _rebuild(ckpt: dict, cfg: RunConfig, data: DataSplits | None, path: Path):
         )
     if spec is not None:
         model_cfg = config_mod.from_dict({"model": spec["model"]}).model
-        model = build_model(model_cfg, tuple(spec["x_shape"]), vocab_size=spec.get("vocab_size"))
+        model = build_model(
+            model_cfg, tuple(spec["x_shape"]), vocab_size=spec.get("vocab_size"), n_classes=spec.get("n_classes", 0)
+        )
         if "vocab" in spec and model.spec is not None:
             model.spec["vocab"] = spec["vocab"]
         return model

@@ -69,6 +69,7 @@ def compute_bound(
     beta: float = 1.0,
     free_bits: float = 0.0,
     global_mean: Callable[[Tensor], Tensor] | None = None,
+    classification_weight: float = 0.1,
 ) -> tuple[BoundEstimate, dict]:
     """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
 
@@ -84,6 +85,8 @@ def compute_bound(
         global_mean: under several processes, maps this rank's share-mean of a statistic to the
             global batch's mean (free bits decide which dimensions are clamped from the global
             batch, so that the step equals the single-process one).
+        classification_weight: a semi-supervised model's alpha / N (Kingma et al. 2014, eq. 9);
+            see :func:`vaelab.train.labelled.semi_supervised_bound`.
     Returns:
         (estimate, {"elbo", "rec", "kl", "bound", + "train_objective" when beta != 1 or free bits, + the
         estimator's reported values (e.g. "relaxed_bound")}: 0-d tensors).
@@ -93,8 +96,24 @@ def compute_bound(
             "an analytic KL, beta != 1 or free bits apply to the ELBO with estimator 'reparam' only, "
             f"not to {type(objective).registry_name} with {type(estimator).registry_name}"
         )
+    labels = getattr(model, "labels", "none")
+    if labels == "semi-supervised":
+        from .labelled import semi_supervised_bound
+
+        return semi_supervised_bound(model, batch, objective, estimator, n_samples, kl, beta, classification_weight)
     x = batch.x if isinstance(batch, Batch) else batch
-    terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise)
+    y = {"y": batch.y if isinstance(batch, Batch) else None} if labels == "conditional" else {}
+    terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise, **y)
+    est, rec, kl_s = estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mean)
+    with torch.no_grad():
+        rec_m, kl_m = rec.mean(), kl_s.mean()
+        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
+        stats.update({k: v.mean() for k, v in est.reported.items()})
+    return est, stats
+
+
+def estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mean) -> tuple[BoundEstimate, Tensor, Tensor]:
+    """The estimate on given terms, and its (S, B) log p(x|z) and KL terms (see :func:`compute_bound`)."""
     rec = terms.log_px_z  # (S, B)
     kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
     if free_bits or kl == "analytic" or beta != 1.0:
@@ -108,11 +127,7 @@ def compute_bound(
         est = BoundEstimate(true, surrogate, surrogate, reported=shaped)
     else:
         est = estimator(terms, objective)
-    with torch.no_grad():
-        rec_m, kl_m = rec.mean(), kl_s.mean()
-        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
-        stats.update({k: v.mean() for k, v in est.reported.items()})
-    return est, stats
+    return est, rec, kl_s
 
 
 def free_bits_kl(model, terms, free_bits: float, global_mean: Callable[[Tensor], Tensor] | None = None) -> Tensor:
@@ -169,6 +184,7 @@ def train_step(
     free_bits: float = 0.0,
     sync: Callable[[Tensor, bool], tuple[Tensor, bool]] | None = None,
     global_mean: Callable[[Tensor], Tensor] | None = None,
+    classification_weight: float = 0.1,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
@@ -192,13 +208,16 @@ def train_step(
             (:class:`~vaelab.train.distributed.Dist`).
         global_mean: under several processes, this rank's share-mean of a statistic -> the global
             batch's (free bits decide their clamp from it; see :func:`compute_bound`).
+        classification_weight: a semi-supervised model's alpha / N (see :func:`compute_bound`).
     Raises:
         TrainingDivergedError: the bound is NaN/inf (on any rank); the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
-        est, stats = compute_bound(model, batch, objective, estimator, n_samples, kl, beta, free_bits, global_mean)
+        est, stats = compute_bound(
+            model, batch, objective, estimator, n_samples, kl, beta, free_bits, global_mean, classification_weight
+        )
         vec = torch.stack(list(stats.values()))  # (n_stats,)
         values = dict(zip(stats, vec.tolist()))
         finite = math.isfinite(values["bound"])

@@ -1,0 +1,241 @@
+"""`vaelab reproduce semi-supervised-mnist`: Kingma et al. 2014's M2 and stacked M1+M2 with few labels
+on MNIST (their Table 1), and the classifier's test error against the number of labels.
+
+M2: q(z|x, y), p(x|y, z), q(y|x) each an MLP with one hidden layer of 500 softplus units, z of 50
+dimensions, a Bernoulli decoder on dynamically binarized MNIST (50,000 training / 10,000 validation
+images), the labels a balanced subset drawn with ``data.seed``, the classification weight
+alpha = 0.1 per point (the paper's alpha = 0.1 N), Adam. M1+M2: an M1 VAE (784-500-500-50 softplus)
+is trained first; M2 (hidden 500, z = 50, Gaussian decoder with a learned per-dimension variance) is
+then trained on M1's posterior means of its active units. Test error: argmax_y q(y|x) on the 10,000
+test images, mean and standard deviation over seeds (each seed draws its own labelled subset).
+
+Budgets: ``small`` (10 epochs of M2, 30 of M1+M2 on features, 3 seeds, the curve with 1 seed; ~1 h on a
+2-core CPU), ``medium`` (100 / 300 epochs), ``paper`` (the authors' 3,000 passes, Adam 3e-4; weeks here).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..data import load_data
+from ..evaluation import classification_error
+from ..train import fit
+from ._study import run_pool, write_results
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    m2_epochs: int
+    stacked_epochs: int
+    m1_epochs: int
+    seeds: tuple = (0, 1, 2)
+    curve_labels: tuple = (600, 1000, 3000)
+    curve_seeds: tuple = (0,)
+    lr: float = 1e-3
+    labelled_batch: int = 100
+    n_train: int = 50000
+    workers: int = 2
+    note: str = ""
+    m2_overrides: dict = field(default_factory=dict)
+
+
+BUDGETS = {
+    "small": Budget("small", 10, 30, 10, note="M2 10 epochs, M1 10 + M2-on-features 30 epochs, Adam 1e-3, 3 seeds"),
+    "medium": Budget("medium", 100, 300, 100, note="M2 100 epochs, M1 100 + M2-on-features 300 epochs, Adam 1e-3"),
+    "paper": Budget("paper", 3000, 3000, 3000, lr=3e-4, note="the authors' 3,000 passes and Adam 3e-4 (nips14-ssl code)"),
+}
+QUICK = Budget("quick", 1, 1, 1, seeds=(0,), curve_labels=(), n_train=2000, workers=1, note="smoke test")
+
+#: Kingma et al. 2014, Table 1 (MNIST, 100 labels, test error %, mean ± std over runs). Not reached in a
+#: primary source from this machine (the paper's text was not in the search index): printed as unverified.
+#: Verified in the authors' code (github.com/dpkingma/nips14-ssl, learn_yz_x_ss.py / exp_ssl.py): alpha = 0.1
+#: scaling log q(y|x) by alpha * N / N_l with the objective divided by N, 3,000 passes, Adam 3e-4, n_z = 50.
+PAPER_UNVERIFIED = {"M2": (11.97, 1.71), "M1+M2": (3.33, 0.14)}
+
+
+def _base(data_dir: str | None, b: Budget, seed: int) -> dict:
+    return {
+        "data.kind": "mnist",
+        "data.data_dir": data_dir or "",
+        "data.seed": seed,
+        "train.seed": seed,
+        "train.lr": b.lr,
+        "train.batch_size": 100,
+        "train.num_threads": 1,
+        "train.log_every": 500,
+        "train.diagnostics": False,
+        "model.latent.dim": 50,
+    }
+
+
+def m2_config(data_dir, b: Budget, seed: int, labels: int) -> RunConfig:
+    return RunConfig().override(
+        {
+            **_base(data_dir, b, seed),
+            "data.binarize": "dynamic",
+            "data.split": "50k-10k-10k",
+            "data.labelled": labels,
+            "model.labels": "semi-supervised",
+            "model.encoder": {"kind": "mlp", "hidden": [500], "activation": "softplus"},
+            "model.likelihood": "bernoulli",
+            "train.epochs": b.m2_epochs,
+            "train.labelled_batch": min(b.labelled_batch, labels),
+            **b.m2_overrides,
+        }
+    )
+
+
+def m1_config(data_dir, b: Budget) -> RunConfig:
+    return RunConfig().override(
+        {
+            **_base(data_dir, b, 0),
+            "data.binarize": "dynamic",
+            "data.split": "50k-10k-10k",
+            "model.encoder": {"kind": "mlp", "hidden": [500, 500], "activation": "softplus"},
+            "model.likelihood": "bernoulli",
+            "train.epochs": b.m1_epochs,
+        }
+    )
+
+
+def stacked_config(m1_run: Path, data_dir, b: Budget, seed: int, labels: int) -> RunConfig:
+    return RunConfig().override(
+        {
+            **_base(data_dir, b, seed),
+            "data.kind": "encoded",
+            "data.run": str(m1_run),
+            "data.labelled": labels,
+            "data.binarize": "none",
+            "model.labels": "semi-supervised",
+            "model.encoder": {"kind": "mlp", "hidden": [500], "activation": "softplus"},
+            "model.likelihood": {"kind": "gaussian", "variance": "per_dim"},
+            "train.epochs": b.stacked_epochs,
+            "train.labelled_batch": min(b.labelled_batch, labels),
+        }
+    )
+
+
+def _train(args: tuple) -> dict:
+    name, cfg, run_dir, n_train = args
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    data = load_data(cfg.data, cfg.model.likelihood.kind)
+    if n_train < data.train.shape[0]:
+        keep = torch.randperm(data.train.shape[0], generator=torch.Generator().manual_seed(0))[:n_train]
+        data.train, data.train_labels = data.train[keep], data.train_labels[keep]
+    t0 = time.perf_counter()
+    res = fit(cfg, run_dir, data=data, quiet=True, tensorboard=False)
+    err = classification_error(res.model, data.test, data.test_labels) if cfg.model.labels != "none" else None
+    return {
+        "name": name,
+        "train_seconds": time.perf_counter() - t0,
+        "epochs": cfg.train.epochs,
+        "test_error": err.error if err else None,
+        "test_error_se": err.se if err else None,
+        "valid_error": [r.get("valid_error") for r in res.history],
+        "valid_elbo": res.history[-1]["valid_elbo"],
+    }
+
+
+def run(
+    out_dir: str | Path = "results/semi-supervised-mnist",
+    quick: bool = False,
+    data_dir: str | None = None,
+    budget: str = "small",
+    log=print,
+) -> dict:
+    """Train M1, then every M2 / M1+M2 run over the worker pool; write report.md and results.json / .csv."""
+    b = QUICK if quick else BUDGETS[budget]
+    out = Path(out_dir)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    load_data(m1_config(data_dir, b).data, "bernoulli")  # fail fast if MNIST is missing
+    log(f"semi-supervised-mnist, budget '{b.name}': M1 ({b.m1_epochs} epochs) first")
+    m1 = _train(("m1", m1_config(data_dir, b), _fresh(runs / "m1"), b.n_train))
+    jobs = [(f"m2-100-s{s}", m2_config(data_dir, b, s, 100), 6.0) for s in b.seeds]
+    jobs += [(f"m1m2-100-s{s}", stacked_config(runs / "m1", data_dir, b, s, 100), 1.0) for s in b.seeds]
+    jobs += [(f"m2-{n}-s{s}", m2_config(data_dir, b, s, n), 6.0) for n in b.curve_labels for s in b.curve_seeds]
+    jobs.sort(key=lambda j: -j[2])
+    log(f"training {len(jobs)} semi-supervised models on {b.workers} worker process(es)")
+    args = [(name, cfg, _fresh(runs / name), b.n_train) for name, cfg, _ in jobs]
+    results = {r["name"]: r for r in run_pool(_train, args, [c for *_, c in jobs], b.workers, [j[0] for j in jobs])}
+    results["m1"] = m1
+    wall = time.perf_counter() - t0
+    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "commit": _commit()}
+    write_results(out, payload)
+    (out / "report.md").write_text(_report(b, results, wall, payload["commit"]))
+    log(f"semi-supervised-mnist: done in {wall:.0f} s; report in {out / 'report.md'}")
+    return payload
+
+
+def _fresh(path: Path) -> Path:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def _summary(results: dict, prefix: str) -> tuple[float, float, int]:
+    errs = [100 * r["test_error"] for n, r in results.items() if n.startswith(prefix)]
+    return statistics.mean(errs), (statistics.stdev(errs) if len(errs) > 1 else float("nan")), len(errs)
+
+
+def _report(b: Budget, results: dict, wall: float, commit: str) -> str:
+    lines = [
+        "# Semi-supervised MNIST (Kingma et al. 2014, M2 and M1+M2) — `vaelab reproduce semi-supervised-mnist`",
+        "",
+        f"Budget **{b.name}**: {b.note}; {b.labelled_batch} labelled points join every batch of 100 unlabelled ones "
+        f"(row weights keep the bound unbiased). Commit `{commit}`; wall time {wall / 60:.1f} min on {b.workers} "
+        "worker processes (1 thread each). Test error of argmax q(y|x) on the 10,000 MNIST test images, %.",
+        "",
+        "| model, 100 labels | test error % | std over seeds | seeds | train time / run | paper (unverified) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, prefix in (("M2", "m2-100-"), ("M1+M2", "m1m2-100-")):
+        m, s, n = _summary(results, prefix)
+        t = statistics.mean(r["train_seconds"] for k, r in results.items() if k.startswith(prefix))
+        pm, ps = PAPER_UNVERIFIED[label]
+        lines.append(f"| {label} | {m:.2f} | {s:.2f} | {n} | {t / 60:.1f} min | {pm} ± {ps} |")
+    curve = sorted({int(k.split("-")[1]) for k in results if k.startswith("m2-")})
+    lines += [
+        "",
+        "M2 test error against the number of labels (balanced):",
+        "",
+        "| labels | test error % | runs |",
+        "|---|---|---|",
+    ]
+    for n_lab in curve:
+        m, _, k = _summary(results, f"m2-{n_lab}-")
+        lines.append(f"| {n_lab} | {m:.2f} | {k} |")
+    m1 = results["m1"]
+    lines += [
+        "",
+        f"M1 (784-500-500-50 softplus VAE, {m1['epochs']} epochs, {m1['train_seconds'] / 60:.1f} min): validation ELBO "
+        f"{m1['valid_elbo']:.2f} nats; M1+M2 reads the posterior means of its active units (docs/semi_supervised.md).",
+        "",
+        "Paper column: Kingma et al. 2014, Table 1, MNIST with 100 labels, quoted as the issue gives it and printed "
+        "as unverified (the paper's table was not reachable from this machine). The authors trained 3,000 passes "
+        "(their code); this budget trains a small fraction of that, so the gap to the paper measures the budget "
+        "first. The hyperparameters checked in the authors' code are listed in the module docstring.",
+    ]
+    return "\n".join(lines) + "\n"
