@@ -8,6 +8,7 @@ Resume and two ranks are in test_faults.py / test_distributed.py (FAMILIES, LABE
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -270,3 +271,55 @@ def test_learned_conditional_prior_is_trained_and_scored_per_class(noise_free):
     torch.testing.assert_close(terms.log_pz[0], expected)
     p = torch.distributions.Independent(torch.distributions.Normal(model.class_prior.loc[y], 1.0), 1)
     torch.testing.assert_close(terms.kl(analytic=True)[0], torch.distributions.kl_divergence(terms.posterior, p))
+
+
+def _exact_unlabelled(model, x, k: int, iwae: bool) -> torch.Tensor:
+    """U(x) with the expectation over K-tuples of a binary z enumerated exactly (differentiable in
+    q(z|x, y)'s parameters too), for every class: the reference for score-function estimators."""
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=2)))  # (4, 2)
+    b = x.shape[0]
+    tuples = torch.tensor(list(itertools.product(range(4), repeat=k)))  # (T, K)
+    log_qy, per_class = model.classify(x), []
+    for c in range(model.n_classes):
+        y = torch.full((b,), c)
+        z = states.unsqueeze(1).expand(4, b, 2)  # (4, B, 2)
+        log_q = model.posterior(x, y).log_prob(z)  # (4, B)
+        log_w = model.likelihood.log_prob(model.decode(z, y=y), x) + model.prior.log_prob(z) - log_q  # (4, B)
+        lw, lq = log_w[tuples], log_q[tuples].sum(1)  # (T, K, B), (T, B)
+        bound = torch.logsumexp(lw, 1) - math.log(k) if iwae else lw.mean(1)  # (T, B)
+        per_class.append((lq.exp() * bound).sum(0))  # (B,)
+    return unlabelled_bound(torch.stack(per_class), log_qy, model.log_py)
+
+
+@pytest.mark.parametrize(
+    "estimator,objective,k", [("reinforce", ELBO(), 1), ("vimco", IWAE(), 2)], ids=["reinforce", "vimco"]
+)
+def test_score_function_gradients_of_m2_agree_with_exact_enumeration(estimator, objective, k):
+    """A discrete z: each per-class bound by a score-function estimator, the sum over y exact. The mean
+    of R estimates of every parameter's gradient is within 5 standard errors of the exact gradient."""
+    model = _model(**{"model.latent": {"kind": "bernoulli", "dim": 2}, "model.prior": "bernoulli"})
+    with torch.no_grad():  # sharp q(z|x, y) and p(x|z, y): gradients well above the estimators' noise
+        for p in model.parameters():
+            p.mul_(3.0)
+    x = torch.bernoulli(torch.full((2, D_X), 0.5), generator=torch.Generator().manual_seed(7))
+    est_obj = ESTIMATORS.build(estimator)
+    groups = model.parameter_groups()
+    exact = _exact_unlabelled(model, x, k, isinstance(objective, IWAE)).mean()
+    params = [*groups["inference"], *groups["generative"]]
+    reference = torch.autograd.grad(exact, params)
+    torch.manual_seed(0)
+    draws = []
+    for _ in range(1000):
+        est, _ = compute_bound(model, x, objective, est_obj, k)
+        g_inf = torch.autograd.grad(est.inference.mean(), groups["inference"], retain_graph=True)
+        g_gen = torch.autograd.grad(est.generative.mean(), groups["generative"])
+        draws.append(torch.cat([g.flatten() for g in (*g_inf, *g_gen)]))
+    g = torch.stack(draws)  # (R, P)
+    mean, se = g.mean(0), g.std(0) / math.sqrt(g.shape[0])
+    ref = torch.cat([r.flatten() for r in reference])
+    z = (mean - ref).abs() / (se + 1e-4)
+    assert (z < 5).all(), f"max {z.max():.1f} s.e. off"
+    n_enc = sum(p.numel() for p in model.encoder.parameters())
+    at = sum(p.numel() for p in model.classifier.parameters())  # the encoder follows the classifier in the group
+    ratio = ref[at : at + n_enc].abs() / (se[at : at + n_enc] + 1e-9)
+    assert ratio.max() > 10  # power: q(z|x, y)'s gradient is resolved

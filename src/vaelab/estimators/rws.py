@@ -54,6 +54,10 @@ class ReweightedWakeSleep(Estimator):
 
     def check(self, model) -> None:
         super().check(model)
+        if self.phase == "sleep" and getattr(model, "labels", "none") != "none":
+            raise ConfigError(
+                'estimator \'rws\' with phase = "sleep" dreams x without a label; use phase = "wake" for a labelled model'
+            )
         if self.phase == "sleep" and (model.n_layers != 1 or model.autoregressive):
             raise ConfigError(
                 "estimator 'rws' with phase = \"sleep\" dreams from one stochastic layer and a non-autoregressive "

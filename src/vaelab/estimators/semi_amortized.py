@@ -46,6 +46,8 @@ class SemiAmortized(Estimator):
     def check(self, model) -> None:
         super().check(model)
         check_refinable(model)
+        if getattr(model, "labels", "none") != "none":
+            raise ConfigError("estimator 'savae' refines q(z|x) without a label; use 'reparam' for a labelled model")
 
     def __call__(self, terms, objective) -> BoundEstimate:
         model, x = terms._model, terms.x
