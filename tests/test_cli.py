@@ -149,6 +149,32 @@ def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
     assert 'kind = "iaf"' in (out / "runs" / "iaf2" / "config.toml").read_text()
 
 
+def test_reproduce_semi_supervised_mnist_quick(tmp_path, data_dir):
+    out = tmp_path / "ssl"
+    assert main(["reproduce", "semi-supervised-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "results.json").read_text())
+    assert set(payload["models"]) == {"m1", "m2-100-s0", "m1m2-100-s0"} and payload["commit"]
+    m2 = payload["models"]["m2-100-s0"]
+    assert f"| M2 | {100 * m2['test_error']:.2f} |" in report and "unverified" in report
+    assert 'kind = "encoded"' in (out / "runs" / "m1m2-100-s0" / "config.toml").read_text()
+
+
+def test_a_semi_supervised_run_evaluates_samples_a_class_and_plots_the_class_grid(tmp_path, data_dir, capsys):
+    run = str(tmp_path / "m2")
+    sets = ["model.labels=semi-supervised", "data.labelled=50", "train.labelled_batch=10", "train.batch_size=50"]
+    argv = ["train", "--dataset", "digits", "--data-dir", str(data_dir), "--epochs", "2", "--out", run, "--quiet"]
+    assert main([*argv, "--likelihood", "bernoulli", *[a for s in sets for a in ("--set", s)]]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", run, "--k", "10", "--limit", "30", "--data-dir", str(data_dir)]) == 0
+    assert "classifier q(y|x): error" in capsys.readouterr().out
+    assert main(["sample", run, "--label", "3", "-n", "4"]) == 0
+    assert main(["sample", run, "--label", "10", "-n", "4"]) == 2
+    assert "--label must be a class in 0..9" in capsys.readouterr().err
+    assert main(["plot", run, "--data-dir", str(data_dir)]) == 0
+    assert (tmp_path / "m2" / "classes.png").is_file()
+
+
 def test_train_without_a_validation_split(tmp_path, data_dir, capsys):
     """Frey faces have no validation split by default (Li & Turner): the summary says so."""
     argv = ["train", "--dataset", "frey", "--data-dir", str(data_dir), "--epochs", "1", "--out", str(tmp_path / "f")]

@@ -47,9 +47,7 @@ def load_encoded(
     feats = [_means(model, x) for x in (raw.train, raw.valid, raw.test)]  # (N, D) each
     dims = torch.arange(feats[0].shape[1]) if keep == "all" else torch.nonzero(feats[0].var(0) > ACTIVE).flatten()
     if dims.numel() == 0:
-        raise DataError(
-            f"{run}: no latent dimension of the model is active (variance of E_q[z|x] > {ACTIVE}); train it longer"
-        )
+        raise DataError(f"{run}: no latent dimension is active (variance of E_q[z|x] > {ACTIVE}); train M1 longer")
     train, valid, test = (f[:, dims] for f in feats)
     info = {"source": f"E_q[z|x] of {run} ({checkpoint}.pt) on {c.kind}", "dims_kept": int(dims.numel())}
     return DataSplits(train, valid, test, raw.train_labels, raw.valid_labels, raw.test_labels, info=info)
