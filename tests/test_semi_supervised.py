@@ -338,3 +338,24 @@ def test_the_docs_python_example_runs_as_written(data_dir, tmp_path, monkeypatch
     exec(compile(code, "semi_supervised.md", "exec"), scope)
     assert scope["err"].error < 0.5 and scope["threes"].shape == (8, 1, 8, 8)
     assert (tmp_path / "runs" / "m2-digits" / "best.pt").is_file()
+
+
+def test_a_conv_network_reads_the_label_as_channels_and_text_models_refuse_labels():
+    cfg = RunConfig().override(
+        {
+            "model.labels": "conditional",
+            "model.encoder": {"kind": "conv", "channels": [4, 8]},
+            "model.latent": {"kind": "gaussian", "dim": 2},
+            "model.likelihood": "bernoulli",
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (1, 8, 8), n_classes=3)
+    assert model.encoder.channels and tuple(model.encoder.net.in_shape) == (1 + 3, 8, 8)  # image + 3 label planes
+    x = torch.rand(4, 1, 8, 8)
+    q0, q1 = model.posterior(x, torch.zeros(4, dtype=torch.long)), model.posterior(x, torch.ones(4, dtype=torch.long))
+    assert not torch.allclose(q0.mean, q1.mean)  # the label reaches the conv encoder
+    assert model.sample(5, y=torch.arange(5) % 3).shape == (5, 1, 8, 8)
+    text = RunConfig().override({"model.labels": "conditional", "model.encoder": "lstm", "model.likelihood": "categorical"})
+    with pytest.raises(ConfigError, match="labelled text models"):
+        build_model(text.model, (12,), vocab_size=20, n_classes=3)
