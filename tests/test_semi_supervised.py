@@ -359,3 +359,15 @@ def test_a_conv_network_reads_the_label_as_channels_and_text_models_refuse_label
     text = RunConfig().override({"model.labels": "conditional", "model.encoder": "lstm", "model.likelihood": "categorical"})
     with pytest.raises(ConfigError, match="labelled text models"):
         build_model(text.model, (12,), vocab_size=20, n_classes=3)
+
+
+def test_decoder_label_use_is_zero_for_a_decoder_that_ignores_the_label():
+    from vaelab.evaluation import decoder_label_use
+
+    model = _model(labels="conditional")
+    x, y = torch.bernoulli(torch.full((20, D_X), 0.5), generator=torch.Generator().manual_seed(3)), torch.arange(20) % C
+    assert abs(decoder_label_use(model, x, y).nats) > 1e-3
+    first = next(m for m in model.decoder.net.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        first.weight[:, 2:] = 0.0  # the one-hot columns (z has 2 dimensions)
+    assert decoder_label_use(model, x, y).nats == 0.0

@@ -3,7 +3,7 @@ the amortization gap and ELBO surgery."""
 
 from .active_units import LatentDiagnostics, latent_diagnostics
 from .amortization_gap import AmortizationGapResult, amortization_gap, elbo_per_point, optimize_posteriors
-from .classify import ClassificationResult, classification_error
+from .classify import ClassificationResult, LabelUse, classification_error, decoder_label_use
 from .elbo import evaluate_elbo
 from .grad_variance import gradient_variance
 from .loglik import LogLikelihoodResult, importance_sampled_log_likelihood
@@ -13,7 +13,9 @@ from .surgery import SurgeryResult, elbo_surgery
 
 __all__ = [
     "ClassificationResult",
+    "LabelUse",
     "classification_error",
+    "decoder_label_use",
     "AmortizationGapResult",
     "SurgeryResult",
     "amortization_gap",

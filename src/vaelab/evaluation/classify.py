@@ -44,3 +44,32 @@ def classification_error(model, x: Tensor, y: Tensor, batch_size: int = 1000) ->
     n = x.shape[0]
     err = wrong / max(n, 1)
     return ClassificationResult(err, math.sqrt(err * (1 - err) / max(n, 1)), n)
+
+
+@dataclass
+class LabelUse:
+    """nats: mean over points of log p(x|z, y) - log p(x|z, y'); se: its standard error; n: points."""
+
+    nats: float
+    se: float
+    n: int
+
+
+@torch.no_grad()
+def decoder_label_use(model, x: Tensor, y: Tensor, seed: int = 0) -> LabelUse:
+    """How much a labelled model's decoder reads y, in nats per point: the mean over points of
+    log p(x | z, y) - log p(x | z, y'), z = E_q[z|x, y] and y' a label drawn uniformly from the other
+    classes. Near 0: the decoder ignores the label (z carries the class), so M2's unlabelled bound
+    gives q(y|x) little signal; large: generation is class-conditional.
+
+    Raises:
+        DataError: x and y of different lengths.
+    """
+    if y.shape != (x.shape[0],):
+        raise DataError(f"labels: expected shape ({x.shape[0]},), got {tuple(y.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    other = (y + torch.randint(1, model.n_classes, y.shape, generator=g)) % model.n_classes  # (N,) != y
+    z = model.latent.mean(model.posterior(x, y))  # (N, *event)
+    diff = model.likelihood.log_prob(model.decode(z, y=y), x) - model.likelihood.log_prob(model.decode(z, y=other), x)
+    n = x.shape[0]
+    return LabelUse(float(diff.mean()), float(diff.std() / math.sqrt(max(n, 1))), n)
