@@ -212,7 +212,8 @@ def refresh_report(out_dir: str | Path, data_dir: str | None = None) -> None:
         payload["post_hoc"] = {"label_use_added_by_commit": _commit(), "runs": added}
     write_results(out, payload)
     report = _report(b, payload["models"], payload["wall_seconds"], payload["commit"])
-    (out / "report.md").write_text(report + _ablation_lines(payload.get("ablation", {})) + _post_hoc(payload))
+    note = f"\n{payload['ablation_note']}\n" if payload.get("ablation_note") else ""
+    (out / "report.md").write_text(report + _ablation_lines(payload.get("ablation", {})) + note + _post_hoc(payload))
 
 
 def add_ablation(out_dir: str | Path, run_dir: str | Path, label: str, command: str, data_dir: str | None = None) -> None:
