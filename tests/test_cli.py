@@ -158,6 +158,12 @@ def test_reproduce_semi_supervised_mnist_quick(tmp_path, data_dir):
     m2 = payload["models"]["m2-100-s0"]
     assert f"| M2 | {100 * m2['test_error']:.2f} |" in report and "unverified" in report
     assert 'kind = "encoded"' in (out / "runs" / "m1m2-100-s0" / "config.toml").read_text()
+    from vaelab.experiments.semi_supervised_mnist import add_ablation
+
+    add_ablation(out, out / "runs" / "m2-100-s0", "the same run again", "vaelab train ...", str(data_dir))
+    again = json.loads((out / "results.json").read_text())["ablation"]["m2-100-s0"]
+    assert again["test_error"] == m2["test_error"] and again["label_use_nats"] == pytest.approx(m2["label_use_nats"])
+    assert "| the same run again |" in (out / "report.md").read_text()
 
 
 def test_a_semi_supervised_run_evaluates_samples_a_class_and_plots_the_class_grid(tmp_path, data_dir, capsys):
