@@ -33,6 +33,22 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
+def test_resume_rewrites_a_metrics_csv_written_by_an_older_version_with_todays_columns(tmp_path):
+    """metrics.csv gained valid_error (issue 31): a resume rebuilds the file from the checkpoint's history,
+    so a run started before gets the current header and every row fits it."""
+    import csv
+
+    from vaelab.train.io import CSV_FIELDS
+
+    fit(tiny(**{"train.epochs": 1}), tmp_path / "r", quiet=True, tensorboard=False)
+    path = tmp_path / "r" / "metrics.csv"
+    rows = list(csv.reader(path.read_text().splitlines()))
+    path.write_text("\n".join(",".join(v for k, v in zip(rows[0], r) if k != "valid_error") for r in rows) + "\n")
+    fit(tiny(**{"train.epochs": 2}), tmp_path / "r", resume=True, quiet=True, tensorboard=False)
+    after = list(csv.reader(path.read_text().splitlines()))
+    assert after[0] == CSV_FIELDS and len(after) == 3 and all(len(r) == len(CSV_FIELDS) for r in after)
+
+
 def test_run_directory_contents_and_labels(tmp_path):
     res = fit(tiny(**{"train.kl_warmup_steps": 4, "train.beta": 0.5}), tmp_path / "r", quiet=True)
     names = {p.name for p in (tmp_path / "r").iterdir()}
