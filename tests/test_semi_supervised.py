@@ -371,3 +371,9 @@ def test_decoder_label_use_is_zero_for_a_decoder_that_ignores_the_label():
     with torch.no_grad():
         first.weight[:, 2:] = 0.0  # the one-hot columns (z has 2 dimensions)
     assert decoder_label_use(model, x, y).nats == 0.0
+
+
+def test_train_step_refuses_free_bits_for_m2_instead_of_ignoring_them():
+    model = _model()
+    with pytest.raises(ConfigError, match="free bits"):
+        compute_bound(model, torch.zeros(2, D_X), ELBO(), ESTIMATORS.build("reparam"), 1, free_bits=0.1)

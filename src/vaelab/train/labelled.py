@@ -50,7 +50,6 @@ def semi_supervised_bound(
         "classifier_nll"}). The bound's batch mean estimates the mean bound per training point.
     Raises:
         DataError: labels outside -1..C-1.
-        ConfigError: free bits (a batch-level clamp over mixed rows is not defined here).
     """
     x = batch.x if isinstance(batch, Batch) else batch
     b, c = x.shape[0], model.n_classes

@@ -100,6 +100,9 @@ def compute_bound(
     if labels == "semi-supervised":
         from .labelled import semi_supervised_bound
 
+        if free_bits:
+            raise ConfigError("free bits are not defined for a semi-supervised model's mixed rows; set free_bits = 0")
+
         return semi_supervised_bound(model, batch, objective, estimator, n_samples, kl, beta, classification_weight)
     x = batch.x if isinstance(batch, Batch) else batch
     y = {"y": batch.y if isinstance(batch, Batch) else None} if labels == "conditional" else {}
