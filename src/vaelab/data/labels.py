@@ -61,12 +61,13 @@ def label_tensors(labels: str, data, data_cfg, device) -> tuple[Tensor | None, T
     Raises:
         DataError: a labelled model on data without labels, or an impossible ``data.labelled``.
     """
+    none = torch.zeros(0, dtype=torch.long)
     if labels == "none":
-        return None, None, torch.zeros(0, dtype=torch.long)
+        return None, None, none
     n_classes(data.train_labels)
     y_valid = data.valid_labels.to(device) if data.valid_labels is not None else None
-    picked = balanced_subset(data.train_labels, data_cfg.labelled, data_cfg.seed) if labels == "semi-supervised" else None
-    return data.train_labels.to(device), y_valid, picked if picked is not None else torch.zeros(0, dtype=torch.long)
+    picked = balanced_subset(data.train_labels, data_cfg.labelled, data_cfg.seed) if labels == "semi-supervised" else none
+    return data.train_labels.to(device), y_valid, picked
 
 
 def labelled_batches(

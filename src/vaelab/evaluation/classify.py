@@ -32,8 +32,7 @@ def classification_error(model, x: Tensor, y: Tensor, batch_size: int = 1000) ->
     Raises:
         DataError: x and y of different lengths.
     """
-    if y.shape != (x.shape[0],):
-        raise DataError(f"labels: expected shape ({x.shape[0]},), got {tuple(y.shape)}")
+    _check_labels(x, y)
     was = model.training
     model.eval()
     wrong = 0
@@ -65,11 +64,15 @@ def decoder_label_use(model, x: Tensor, y: Tensor, seed: int = 0) -> LabelUse:
     Raises:
         DataError: x and y of different lengths.
     """
-    if y.shape != (x.shape[0],):
-        raise DataError(f"labels: expected shape ({x.shape[0]},), got {tuple(y.shape)}")
+    _check_labels(x, y)
     g = torch.Generator().manual_seed(seed)
     other = (y + torch.randint(1, model.n_classes, y.shape, generator=g)) % model.n_classes  # (N,) != y
     z = model.latent.mean(model.posterior(x, y))  # (N, *event)
     diff = model.likelihood.log_prob(model.decode(z, y=y), x) - model.likelihood.log_prob(model.decode(z, y=other), x)
     n = x.shape[0]
     return LabelUse(float(diff.mean()), float(diff.std() / math.sqrt(max(n, 1))), n)
+
+
+def _check_labels(x: Tensor, y: Tensor) -> None:
+    if y.shape != (x.shape[0],):
+        raise DataError(f"labels: expected shape ({x.shape[0]},), got {tuple(y.shape)}")

@@ -184,8 +184,7 @@ def run(
     results["m1"] = m1
     wall = time.perf_counter() - t0
     payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "commit": commit}
-    write_results(out, payload)
-    (out / "report.md").write_text(_report(b, results, wall, payload["commit"]))
+    _write(out, b, payload)
     log(f"semi-supervised-mnist: done in {wall:.0f} s; report in {out / 'report.md'}")
     return payload
 
@@ -193,39 +192,44 @@ def run(
 def refresh_report(out_dir: str | Path, data_dir: str | None = None) -> None:
     """Rewrite report.md from results.json, measuring the decoder label use of any run that lacks it
     (runs saved by an earlier version of this study); results.json records what was added, and when."""
-    from ..train import load_run
-
     out = Path(out_dir)
     payload = json.loads((out / "results.json").read_text())
     b = replace(BUDGETS.get(payload["budget"]["name"], QUICK), **payload["budget"])
     added = []
     for name, r in payload["models"].items():
         if name != "m1" and r.get("label_use_nats") is None:
-            cfg, model, _ = load_run(out / "runs" / name, "last", load_data_too=False)
-            data = load_data(
-                cfg.override({"data.data_dir": data_dir}).data if data_dir else cfg.data, cfg.model.likelihood.kind
-            )
+            model, data = _run_and_data(out / "runs" / name, data_dir)
             use = decoder_label_use(model, *_label_use_points(data))
             r["label_use_nats"], r["label_use_se"] = use.nats, use.se
             added.append(name)
     if added:
         payload["post_hoc"] = {"label_use_added_by_commit": _commit(), "runs": added}
+    _write(out, b, payload)
+
+
+def _write(out: Path, b: Budget, payload: dict) -> None:
+    """results.json / .csv and report.md: the study's table, then any ablations, their note, post-hoc lines."""
     write_results(out, payload)
     report = _report(b, payload["models"], payload["wall_seconds"], payload["commit"])
     note = f"\n{payload['ablation_note']}\n" if payload.get("ablation_note") else ""
     (out / "report.md").write_text(report + _ablation_lines(payload.get("ablation", {})) + note + _post_hoc(payload))
 
 
+def _run_and_data(run_dir: str | Path, data_dir: str | None):
+    """A saved run's model (last.pt) and its data, read from its [data] table (``data_dir`` overriding)."""
+    from ..train import load_run
+
+    cfg, model, _ = load_run(run_dir, "last", load_data_too=False)
+    data_cfg = cfg.override({"data.data_dir": data_dir}).data if data_dir else cfg.data
+    return model, load_data(data_cfg, cfg.model.likelihood.kind)
+
+
 def add_ablation(out_dir: str | Path, run_dir: str | Path, label: str, command: str, data_dir: str | None = None) -> None:
     """Record a run trained apart from the study (e.g. ``vaelab train --config runs/m2-100-s0/config.toml
     --set train.classification_weight=1``): its test error and decoder label use join results.json under
     "ablation" and report.md's ablation table (rewritten by :func:`refresh_report`)."""
-    from ..train import load_run
-
     out = Path(out_dir)
-    cfg, model, _ = load_run(run_dir, "last", load_data_too=False)
-    data_cfg = cfg.override({"data.data_dir": data_dir}).data if data_dir else cfg.data
-    data = load_data(data_cfg, cfg.model.likelihood.kind)
+    model, data = _run_and_data(run_dir, data_dir)
     err, use = classification_error(model, data.test, data.test_labels), decoder_label_use(model, *_label_use_points(data))
     payload = json.loads((out / "results.json").read_text())
     payload.setdefault("ablation", {})[Path(run_dir).name] = {

@@ -199,8 +199,7 @@ class VAE(nn.Module):
         return self.latent.distribution(params.reshape(x.shape[0], -1))
 
     def _plain(self, net: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
-        if y is not None:
-            raise DataError('labels y were given to a model that reads none (model.labels = "none")')
+        self._no_labels(y)
         return net(inp)
 
     def _check_y(self, y: Tensor | None, n: int) -> Tensor:
@@ -334,8 +333,7 @@ class VAE(nn.Module):
         b = x.shape[0]
         log_qy = self.classify(x)  # (B, C)
         y = torch.multinomial(log_qy.exp(), s, replacement=True, generator=generator).T  # (S, B)
-        x_rep = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])  # (S*B, *x_shape), s-major
-        inner = self.log_weight_terms(x_rep, 1, generator, reparameterize=reparameterize, y=y.reshape(-1))
+        inner = self.log_weight_terms(tile_rows(x, s), 1, generator, reparameterize=reparameterize, y=y.reshape(-1))
         return SampledLabelTerms(cast(LogWeightTerms, inner), log_qy.gather(1, y.T).T, self.log_py, (s, b), x)
 
     # --- generation and diagnostics -----------------------------------------------------------
@@ -346,10 +344,9 @@ class VAE(nn.Module):
         A labelled model generates class y_i for point i (y (n,) int64); without y the classes are
         drawn uniformly (M2's p(y); for a CVAE, whose p(y) is not modelled, a uniform choice).
         """
-        if self.n_classes and y is None:
-            y = torch.randint(self.n_classes, (n,), device=next(self.parameters()).device)
         if self.n_classes:
-            y = self._check_y(y, n)
+            dev = next(self.parameters()).device
+            y = self._check_y(y if y is not None else torch.randint(self.n_classes, (n,), device=dev), n)
         else:
             self._no_labels(y)
         z = self._class_prior().sample(cast(Tensor, y)) if self.class_prior is not None else self.prior.sample(n)
@@ -390,9 +387,7 @@ class VAE(nn.Module):
 
     def _label_mixture_mean(self, x: Tensor) -> Tensor:
         b, c = x.shape[0], self.n_classes
-        x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])  # (C*B, *x_shape), class-major
-        ys = torch.arange(c, device=x.device).unsqueeze(1).expand(c, b).reshape(-1)  # (C*B,)
-        mu = self._flat(self.latent.mean(self.posterior(x_rep, ys))).reshape(c, b, -1)  # (C, B, D)
+        mu = self._flat(self.latent.mean(self.posterior(*every_class(x, c)))).reshape(c, b, -1)  # (C, B, D)
         return (self.classify(x).exp().T.unsqueeze(-1) * mu).sum(0)  # (B, D)
 
     def check_input(self, x: Tensor, name: str = "data") -> None:
@@ -403,6 +398,17 @@ class VAE(nn.Module):
         if bad:
             raise DataError(f"{name}: {bad} NaN/inf values; remove or impute them before training")
         self.likelihood.check_data(x, name)
+
+
+def tile_rows(x: Tensor, n: int) -> Tensor:
+    """n copies of the batch x (B, ...) stacked copy-major: (n*B, ...), row i*B + b = x[b]."""
+    return x.unsqueeze(0).expand(n, *x.shape).reshape(n * x.shape[0], *x.shape[1:])
+
+
+def every_class(x: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:
+    """Every point of x (B, ...) once per class, class-major: ((C*B, ...) rows, (C*B,) labels 0..0, 1..1, ...)."""
+    ys = torch.arange(n_classes, device=x.device).unsqueeze(1).expand(n_classes, x.shape[0]).reshape(-1)
+    return tile_rows(x, n_classes), ys
 
 
 LABEL_MODES = ("none", "conditional", "semi-supervised")

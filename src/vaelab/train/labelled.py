@@ -11,6 +11,7 @@ from torch import Tensor
 from ..data import Batch
 from ..errors import ConfigError, DataError
 from ..estimators import BoundEstimate, straight_through
+from ..models.vae import every_class
 from ..objectives.semi_supervised import labelled_bound, unlabelled_bound
 from .step import estimate
 
@@ -25,10 +26,7 @@ def enumerated_rows(x: Tensor, y: Tensor, n_classes: int) -> tuple[Tensor, Tenso
         (rows_x (R, *x_shape), rows_y (R,), labelled (B,) bool), R = B_l + C * B_u.
     """
     lab = y >= 0
-    x_u, c = x[~lab], n_classes
-    b_u = x_u.shape[0]
-    x_rep = x_u.unsqueeze(0).expand(c, *x_u.shape).reshape(c * b_u, *x.shape[1:])  # (C*B_u, *x_shape)
-    y_rep = torch.arange(c, device=x.device).unsqueeze(1).expand(c, b_u).reshape(-1)  # (C*B_u,) 0..0,1..1,...
+    x_rep, y_rep = every_class(x[~lab], n_classes)  # (C*B_u, *x_shape), (C*B_u,)
     return torch.cat([x[lab], x_rep]), torch.cat([y[lab], y_rep]), lab
 
 
