@@ -332,3 +332,22 @@ def test_reproduce_amortization_gap_quick(tmp_path, data_dir):
         assert f"{r['optimized_elbo']:.2f}" in report and f"{r['surgery']['mutual_info']:.2f}" in report
     for name in ("vae", "savae"):
         assert res[name]["amortization_gap"] > -0.2  # q* starts from the encoder's lambda
+
+
+def test_pixel_data_defaults_to_a_bernoulli_decoder_unless_a_likelihood_is_named(tmp_path, capsys):
+    from vaelab import config as config_mod
+
+    def trained(*extra, data=("--dataset", "digits")):
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
+        assert main(["train", *data, "--epochs", "0", "--quiet", "--out", str(out), *extra]) == 0
+        return config_mod.load(out / "config.toml").model.likelihood.kind, capsys.readouterr().out
+
+    kind, said = trained()
+    assert kind == "bernoulli" and "likelihood: bernoulli (the default for digits" in said
+    assert trained("--likelihood", "gaussian")[0] == "gaussian"
+    assert trained("--set", "model.likelihood.variance=per_dim")[0] == "gaussian"  # an option of the default names it
+    (tmp_path / "g.toml").write_text('[model]\nlikelihood = "gaussian"\n')
+    kind, said = trained("--config", str(tmp_path / "g.toml"))
+    assert kind == "gaussian" and "likelihood:" not in said
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32))
+    assert trained(data=("--path", str(tmp_path / "x.npy")))[0] == "gaussian"  # a user's real-valued array

@@ -145,3 +145,20 @@ def test_data_of_the_wrong_shape_for_a_model_is_a_clear_error(tmp_path):
     model = VAE(nn.Flatten(), nn.Linear(2, 64), GaussianLatent(1), BernoulliLikelihood((64,)))
     with pytest.raises(ValueError, match=r"expected shape \(N, 64\), got \(\d+, 1, 8, 8\)"):
         fit(_cfg(), tmp_path / "r", model=model, data=data, quiet=True)
+
+
+def test_a_network_of_the_wrong_width_is_named_with_the_width_it_needs():
+    """8 encoder outputs for GaussianLatent(8) would otherwise be split into a 4-d latent and the
+    error would surface later, blaming the decoder."""
+    from torch import nn
+
+    from vaelab.distributions import BernoulliLikelihood, GaussianLatent
+    from vaelab.errors import ConfigError
+
+    x = torch.zeros(3, 4)
+    bad_enc = VAE(nn.Linear(4, 8), nn.Linear(8, 4), latent=GaussianLatent(8), likelihood=BernoulliLikelihood((4,)))
+    with pytest.raises(ConfigError, match=r"encoder \(Linear\) outputs 8 .* needs 16"):
+        bad_enc.posterior(x)
+    bad_dec = VAE(nn.Linear(4, 16), nn.Linear(8, 5), latent=GaussianLatent(8), likelihood=BernoulliLikelihood((4,)))
+    with pytest.raises(ConfigError, match=r"decoder \(Linear\) outputs 5 .* needs 4"):
+        bad_dec.decode(torch.zeros(2, 3, 8))

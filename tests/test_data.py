@@ -172,3 +172,29 @@ def test_static_mnist_text_format_corruption_and_missing_files(tmp_path, monkeyp
     (tmp_path / "binarized_mnist_test.amat").write_text("0 1 2\n")
     with pytest.raises(DataError, match="expected 10 rows of 784 binary pixels"):
         load_static_mnist(tmp_path)
+
+
+def test_standardize_uses_training_statistics_and_records_the_log_jacobian(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(400, 3)) * [50.0, 0.01, 1.0] + [1000.0, -5.0, 0.0]).astype(np.float32)
+    x[:, 2] = 7.0  # a constant dimension keeps std 1
+    np.save(tmp_path / "x.npy", x)
+    d = load_data(_array_cfg(tmp_path / "x.npy", standardize=True), "gaussian")
+    assert torch.allclose(d.train.mean(0), torch.zeros(3), atol=1e-3)
+    assert torch.allclose(d.train.std(0), torch.tensor([1.0, 1.0, 0.0]), atol=1e-3)
+    mean, std = torch.tensor(d.info["standardize_mean"]), torch.tensor(d.info["standardize_std"])
+    assert std[2] == 1 and abs(float(std[0]) - 50) < 5 and abs(float(mean[0]) - 1000) < 10
+    # log N(x_raw; mean, diag std^2) = log N(x_std; 0, I) + log-Jacobian: the record converts a bound to raw nats
+    normal = torch.distributions.Normal
+    raw = d.test * std + mean
+    lhs = normal(mean.double(), std.double()).log_prob(raw.double()).sum(-1)
+    rhs = normal(0.0, 1.0).log_prob(d.test.double()).sum(-1) + d.info["standardize_log_jacobian"]
+    assert torch.allclose(lhs, rhs, atol=1e-3)
+    with pytest.raises(DataError, match="real-valued"):
+        load_data(_array_cfg(tmp_path / "x.npy", standardize=True), "bernoulli")
+
+
+def test_unscaled_user_data_offers_standardization(tmp_path):
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).normal(size=(50, 4)) * 100).astype(np.float32))
+    with pytest.warns(UserWarning, match="data.standardize = true"):
+        load_data(_array_cfg(tmp_path / "x.npy"), "gaussian")

@@ -394,3 +394,79 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     torch.save({"model": {}, "config": {}, "payload": _Boom()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="corrupt or unreadable"):
         load_checkpoint(tmp_path / "evil.pt")  # weights_only=True: the pickle's code never runs
+
+
+# --- every numeric CLI option, at parse time ---------------------------------------------------------
+
+
+def _numeric_options():
+    """(subcommand, option string, the action) for every option of every subcommand that takes a number."""
+    import argparse
+
+    from vaelab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.option_strings and action.type is not None and action.type not in (str,):
+                yield name, action.option_strings[0], action
+
+
+NUMERIC = list(_numeric_options())
+
+
+def test_every_numeric_option_is_validated_at_parse_time():
+    from vaelab.cli_types import positive_float
+
+    plain = [(c, o) for c, o, a in NUMERIC if a.type in (int, float)]
+    # [train]'s own fields are checked by the config (one-line ConfigError); every other number by its type
+    train_fields = {"--" + f.name.replace("_", "-") for f in config_mod.fields(config_mod.TrainConfig)}
+    assert [(c, o) for c, o in plain if not (c == "train" and o in train_fields)] == []
+    assert any(a.type is positive_float for _, _, a in NUMERIC)
+
+
+BAD_TEXT = st.one_of(
+    st.integers(-(2**70), 2**70).map(str), st.floats(allow_nan=True, allow_subnormal=False).map(str), st.text(max_size=4)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(option=st.sampled_from([(c, o) for c, o, a in NUMERIC if a.type not in (int, float)]), value=BAD_TEXT)
+def test_numeric_options_reject_bad_values_with_one_line(option, value):
+    command, flag = option
+    argv = [command, *(["RUN"] if command in ("evaluate", "sample", "plot") else []), f"{flag}={value}"]
+    if command == "reproduce":
+        argv.insert(1, "two-gaussians")
+    from vaelab.cli import build_parser
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:
+            assert e.code == 2
+            last = err.getvalue().strip().splitlines()[-1]
+            assert f"argument {flag}" in last and "Traceback" not in err.getvalue(), err.getvalue()
+            return
+    got = getattr(args, next(a.dest for c, o, a in NUMERIC if (c, o) == option))
+    for v in got if isinstance(got, list) else [got]:
+        assert v >= 0 and v == v and v != float("inf")  # accepted values are in range
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["evaluate", "RUN", "--k", "0"], "--k: must be >= 1"),
+        (["evaluate", "RUN", "--batch-size", "0"], "--batch-size: must be >= 1"),
+        (["evaluate", "RUN", "--limit", "-1"], "--limit: must be >= 0"),
+        (["evaluate", "RUN", "--k-iwae", "0"], "--k-iwae: must be >= 1"),
+        (["sample", "RUN", "-n", "0"], "-n: must be >= 1"),
+        (["sample", "RUN", "-n", "-3"], "-n: must be >= 1"),
+        (["train", "--nproc", "0"], "--nproc: must be >= 1"),
+    ],
+)
+def test_newcomer_numbers_exit_2_before_touching_the_run(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and f"argument {says}" in last, last

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import config as config_mod
+from .cli_types import POSITIVE, SEED, integer, positive_float
 from .errors import EXIT_ABORTED, EXIT_ERROR, EXIT_STOPPED, ConfigError, TrainingInterrupted, VaelabError
 
 EPILOG = "All reported quantities are in nats per data point; NLL is reported positive."
@@ -29,11 +31,11 @@ SLOTS = {
     "estimator": ("train.estimator", "ESTIMATORS"),
 }
 #: common options with flags of their own: flag -> (config key, type, help)
-SHORTCUTS = {
-    "z-dim": ("model.latent.dim", int, "latent dimension (model.latent.dim)"),
-    "hidden": ("model.encoder.hidden", int, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
-    "prior-components": ("model.prior.components", int, "MoG components / VampPrior pseudo-inputs"),
-    "n-groups": ("train.objective.groups", int, "M groups of K samples for miwae / piwae"),
+SHORTCUTS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "z-dim": ("model.latent.dim", POSITIVE, "latent dimension (model.latent.dim)"),
+    "hidden": ("model.encoder.hidden", POSITIVE, "encoder MLP widths, e.g. --hidden 200 200 (model.encoder.hidden)"),
+    "prior-components": ("model.prior.components", POSITIVE, "MoG components / VampPrior pseudo-inputs"),
+    "n-groups": ("train.objective.groups", POSITIVE, "M groups of K samples for miwae / piwae"),
     "path": (
         "data.path",
         str,
@@ -53,8 +55,15 @@ def _flag_type(f):
         "float": float,
         "str": str,
         "list": float,
-        "bool": lambda s: {"true": True, "false": False, "1": True, "0": False}[s.lower()],
+        "bool": _boolean,
     }[f.type]
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
 def registry_help() -> str:
@@ -114,14 +123,29 @@ def config_from_args(args) -> config_mod.RunConfig:
     if "data.path" in overrides and "data.kind" not in overrides and cfg.data.kind != "array":
         overrides["data.kind"] = "array"  # a path means a user's array file, never a silently ignored option
     overrides.update(config_mod.parse_set(args.set or []))
-    return config_mod.with_overrides(cfg, overrides) if overrides else cfg
+    cfg = config_mod.with_overrides(cfg, overrides) if overrides else cfg
+    return _default_likelihood(cfg, args, overrides)
+
+
+def _default_likelihood(cfg: config_mod.RunConfig, args, overrides: dict) -> config_mod.RunConfig:
+    """A data set of pixel intensities gets a Bernoulli decoder when neither the config file nor a flag
+    names a likelihood (a unit-variance Gaussian on [0, 1] pixels is a poor default), said in one line."""
+    from .data.registry import default_likelihood
+
+    given = any(k == "model.likelihood" or k.startswith("model.likelihood.") for k in overrides)
+    if args.config and not given:
+        given = "likelihood" in config_mod.read_toml(args.config).get("model", {})
+    kind = default_likelihood(cfg.data.kind)
+    if given or kind == cfg.model.likelihood.kind:
+        return cfg
+    if not int(os.environ.get("RANK", "0")):
+        print(f"likelihood: {kind} (the default for {cfg.data.kind}'s pixel intensities; --likelihood gaussian to change)")
+    return cfg.override({"model.likelihood": kind})
 
 
 def cmd_train(args) -> int | None:
     from .train import fit
 
-    if args.nproc < 1:
-        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.nproc > 1:
         return _torchrun(args)
     if args.resume:
@@ -378,7 +402,7 @@ def _train_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
         "--nproc",
-        type=int,
+        type=POSITIVE,
         default=1,
         help="train with N processes (data-parallel, torch.distributed): shorthand for "
         "torchrun --standalone --nproc-per-node N -m vaelab train ...",
@@ -395,21 +419,21 @@ def _evaluate_parser(sub) -> None:
         description="Writes evaluation_SPLIT.json and .csv into the run directory.",
     )
     _run_args(e)
-    e.add_argument("--k", type=int, default=5000, help="importance samples per data point (default 5000)")
-    e.add_argument("--k-iwae", type=int, default=64, help="also report the IWAE-k bound for this k (default 64)")
+    e.add_argument("--k", type=POSITIVE, default=5000, help="importance samples per data point (default 5000)")
+    e.add_argument("--k-iwae", type=POSITIVE, default=64, help="also report the IWAE-k bound for this k (default 64)")
     e.add_argument("--snr", action="store_true", help="also measure the gradient SNR vs K (snr.json, snr.png)")
-    e.add_argument("--snr-ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K values for --snr")
-    e.add_argument("--snr-batch", type=int, default=32, help="data points in the --snr mini-batch")
+    e.add_argument("--snr-ks", type=POSITIVE, nargs="+", default=[1, 4, 16, 64, 256], help="K values for --snr")
+    e.add_argument("--snr-batch", type=POSITIVE, default=32, help="data points in the --snr mini-batch")
     e.add_argument(
         "--snr-draws",
-        type=int,
+        type=integer(2, "a variance needs two draws"),
         default=256,
         help="gradient draws R per K for --snr; SNRs near sqrt(2/(pi R)) are indistinguishable from 0",
     )
     e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
-    e.add_argument("--batch-size", type=int, default=100, help="data points per pass (memory ~ K x batch)")
-    e.add_argument("--limit", type=int, default=0, help="evaluate only the first N points (0 = all)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the importance sampler")
+    e.add_argument("--batch-size", type=POSITIVE, default=100, help="data points per pass (memory ~ K x batch)")
+    e.add_argument("--limit", type=integer(0, "0 = all"), default=0, help="evaluate only the first N points (0 = all)")
+    e.add_argument("--seed", type=SEED, default=0, help="seed of the importance sampler")
     e.add_argument("--data-dir", help="override the data folder recorded in the run")
     e.set_defaults(func=cmd_evaluate)
 
@@ -429,10 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate from a trained model", epilog=EPILOG)
     _run_args(s)
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=POSITIVE, default=64, help="number of samples (default 64)")
     s.add_argument("--noise", action="store_true", help="sample x ~ p(x|z) instead of the decoder mean")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed")
-    s.add_argument("--label", type=int, help="labelled models: generate this class (default: classes drawn uniformly)")
+    s.add_argument("--seed", type=SEED, default=0, help="sampling seed")
+    s.add_argument(
+        "--label",
+        type=integer(0, "classes count from 0"),
+        help="labelled models: generate this class (default: classes drawn uniformly)",
+    )
     s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
     s.add_argument(
         "--method",
@@ -440,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="greedy",
         help="text models: decoding of each z ~ p(z) (default greedy); sentences go to stdout",
     )
-    s.add_argument("--max-length", type=int, default=50, help="text models: words per sentence at most")
+    s.add_argument("--max-length", type=POSITIVE, default=50, help="text models: words per sentence at most")
     s.set_defaults(func=cmd_sample)
 
     pl = sub.add_parser("plot", help="training curves, samples and latent map of a run", epilog=EPILOG)
@@ -465,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--budget-minutes",
-        type=float,
+        type=positive_float,
         default=30.0,
         help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)",
     )

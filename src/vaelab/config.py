@@ -90,6 +90,12 @@ class DataConfig:
         "semi-supervised models: how many training labels to keep, the same number per class, drawn with "
         "data.seed (e.g. 100 for MNIST); the other training points are unlabelled (0 = keep every label)",
     )
+    standardize: bool = _f(
+        False,
+        "real-valued data: subtract the training split's per-dimension mean and divide by its std (constant "
+        "dimensions keep std 1); log-likelihoods are then of the standardized data (run.json records the "
+        "log-Jacobian that converts them to the raw data's nats)",
+    )
     options: dict = _f({}, "the loader's own options (n_train, split, path, ...)")
 
 
@@ -252,7 +258,7 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-DATA_COMMON = ("kind", "binarize", "data_dir", "seed", "labelled")
+DATA_COMMON = ("kind", "binarize", "data_dir", "seed", "labelled", "standardize")
 
 #: vaelab 0.1's flat keys -> where they live now
 MOVED = {
@@ -507,20 +513,28 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def read_toml(path: str | Path) -> dict:
+    """The raw table of a TOML file.
+
+    Raises:
+        ConfigError: missing file or invalid TOML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: invalid TOML ({e})") from None
+
+
 def load(path: str | Path) -> RunConfig:
     """Read and validate a TOML config file.
 
     Raises:
         ConfigError: missing or invalid file, or any error of :func:`from_dict`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        d = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: invalid TOML ({e})") from None
-    return from_dict(d)
+    return from_dict(read_toml(path))
 
 
 def dumps(cfg: RunConfig, header: str = "") -> str:

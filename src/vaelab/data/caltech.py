@@ -14,7 +14,7 @@ from ..errors import DataError
 from .arrays import read_mat
 from .bundle import DataSplits
 from .download import ENV, check_sha256, checked_file, download_verified
-from .registry import DATASETS
+from .registry import DATASETS, pixel_intensities
 
 FILENAME = "caltech101_silhouettes_28_split1.mat"
 SHA256 = "eb6735e8d84b1850fabc5590124aab1755e90c9fd28123585324398405e1e42a"
@@ -41,6 +41,7 @@ def read_caltech(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @DATASETS.register("caltech-silhouettes")
+@pixel_intensities
 def load_caltech_silhouettes(data_dir: str | Path | None = None) -> DataSplits:
     """Caltech-101 silhouettes as (N, 1, 28, 28) float32 {0, 1} images (1 = object) with labels 0..100.
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from .arrays import split_array
-from .registry import DATASETS
+from .registry import DATASETS, pixel_intensities
 
 
 @DATASETS.register("digits")
+@pixel_intensities
 def load_digits(seed: int = 0, valid_fraction: float = 0.1, test_fraction: float = 0.2):
     """Digits as (N, 1, 8, 8) images scaled to [0, 1] (pixel / 16), split with ``data.seed``; labels kept.
 

@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError, DataError
 from .bundle import DataSplits
 from .download import ENV, download_verified, find_data_file, sha256_of
-from .registry import DATASETS
+from .registry import DATASETS, pixel_intensities
 
 FILENAME = "mnist.pkl.gz"
 #: SHA-256 of the copy in the workplace's shared/data (checked against the MNIST test bytes there).
@@ -52,6 +52,7 @@ def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
 
 
 @DATASETS.register("mnist")
+@pixel_intensities
 def load_mnist(data_dir: str | Path | None = None, split: str = "50k-10k-10k") -> DataSplits:
     """MNIST intensities in [0, 1) as (N, 1, 28, 28) float32 images, with labels.
 

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .bundle import DataSplits
 from .download import ENV, checked_file
-from .registry import DATASETS
+from .registry import DATASETS, pixel_intensities
 
 SHA256 = {
     "images_background.npz": "8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199",
@@ -62,6 +62,7 @@ def _read(path: Path, chunk: int = 2000) -> tuple[Tensor, Tensor]:
 
 
 @DATASETS.register("omniglot")
+@pixel_intensities
 def load_omniglot(data_dir: str | Path | None = None, seed: int = 0, n_valid: int = 1345) -> DataSplits:
     """Omniglot as (N, 1, 28, 28) ink intensities in [0, 1] with character labels (0..1622).
 

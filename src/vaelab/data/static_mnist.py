@@ -14,7 +14,7 @@ from ..errors import DataError
 from .arrays import read_mat
 from .bundle import DataSplits
 from .download import ENV, check_sha256, download_verified, find_data_file
-from .registry import DATASETS
+from .registry import DATASETS, pixel_intensities
 
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}
 #: SHA-256 of the MATLAB-format copies in the workplace's shared/data (from the ARM authors' repository);
@@ -62,6 +62,7 @@ def read_amat(path: Path, split: str) -> np.ndarray:
 
 
 @DATASETS.register("static-mnist")
+@pixel_intensities
 def load_static_mnist(data_dir: str | Path | None = None) -> DataSplits:
     """Statically binarized MNIST as (N, 1, 28, 28) float32 {0, 1} images (row-major), no labels."""
     x = {s: torch.from_numpy(read_amat(_find(s, data_dir), s).astype(np.float32)).view(-1, 1, 28, 28) for s in SPLITS}

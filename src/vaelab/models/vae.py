@@ -196,6 +196,7 @@ class VAE(nn.Module):
             DataError: a labelled model without labels y, or labels for a model that reads none.
         """
         params = self.encoder(x, self._check_y(y, x.shape[0])) if self.n_classes else self._plain(self.encoder, x, y)
+        _check_width(self.encoder, "encoder", params, x.shape[0], self.latent.n_params, f"the latent {self.latent!r}")
         return self.latent.distribution(params.reshape(x.shape[0], -1))
 
     def _plain(self, net: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
@@ -273,6 +274,14 @@ class VAE(nn.Module):
             params = self.decoder(flat, y.expand(lead).reshape(-1))  # y (B,) -> (S*B,)
         else:
             params = self._plain(self.decoder, flat, y)  # (S*B, n_outputs)
+        _check_width(
+            self.decoder,
+            "decoder",
+            params,
+            flat.shape[0],
+            math.prod(self.likelihood.param_shape),
+            f"the likelihood {type(self.likelihood).__name__} (parameters {tuple(self.likelihood.param_shape)})",
+        )
         return params.reshape(*lead, *self.likelihood.param_shape)
 
     def conditional(self, z: Tensor, y: Tensor | None = None) -> Distribution:
@@ -398,6 +407,16 @@ class VAE(nn.Module):
         if bad:
             raise DataError(f"{name}: {bad} NaN/inf values; remove or impute them before training")
         self.likelihood.check_data(x, name)
+
+
+def _check_width(net: nn.Module, role: str, out: Tensor, rows: int, width: int, needs: str) -> None:
+    """A network's output must hold ``width`` numbers per row; otherwise say which module and what it needs."""
+    if out.shape[0] != rows or out.numel() != rows * width:
+        got = out.numel() // max(out.shape[0], 1)
+        raise ConfigError(
+            f"the {role} ({type(net).__name__}) outputs {got} numbers per data point {tuple(out.shape[1:])}, "
+            f"but {needs} needs {width}; change the {role}'s last layer to {width} outputs"
+        )
 
 
 def tile_rows(x: Tensor, n: int) -> Tensor:
