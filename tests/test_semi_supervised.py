@@ -325,21 +325,6 @@ def test_score_function_gradients_of_m2_agree_with_exact_enumeration(estimator, 
     assert ratio.max() > 10  # power: q(z|x, y)'s gradient is resolved
 
 
-def test_the_docs_python_example_runs_as_written(data_dir, tmp_path, monkeypatch):
-    """docs/semi_supervised.md's example, unchanged (30 epochs on the 8x8 digits: seconds)."""
-    import re
-    from pathlib import Path
-
-    page = (Path(__file__).parents[1] / "docs" / "semi_supervised.md").read_text()
-    code = re.search(r"## In Python\n\n```python\n(.*?)```", page, re.S).group(1)
-    monkeypatch.setenv("VAELAB_DATA", str(data_dir.resolve()))
-    monkeypatch.chdir(tmp_path)
-    scope: dict = {}
-    exec(compile(code, "semi_supervised.md", "exec"), scope)
-    assert scope["err"].error < 0.5 and scope["threes"].shape == (8, 1, 8, 8)
-    assert (tmp_path / "runs" / "m2-digits" / "best.pt").is_file()
-
-
 def test_a_conv_network_reads_the_label_as_channels_and_text_models_refuse_labels():
     cfg = RunConfig().override(
         {
