@@ -15,6 +15,7 @@ from typing import Any
 from . import config as config_mod
 from .cli_types import POSITIVE, SEED, integer, positive_float
 from .errors import EXIT_ABORTED, EXIT_ERROR, EXIT_STOPPED, ConfigError, TrainingInterrupted, VaelabError
+from .progress import quiet
 
 EPILOG = "All reported quantities are in nats per data point; NLL is reported positive."
 
@@ -435,6 +436,7 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--limit", type=integer(0, "0 = all"), default=0, help="evaluate only the first N points (0 = all)")
     e.add_argument("--seed", type=SEED, default=0, help="seed of the importance sampler")
     e.add_argument("--data-dir", help="override the data folder recorded in the run")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -497,11 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)",
     )
+    r.add_argument("--quiet", action="store_true", help="no progress bars (the study's log lines stay)")
     r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
     d.add_argument("dataset", choices=("mnist", "static-mnist", "ptb", "frey", "caltech-silhouettes"))
     d.add_argument("--data-dir", required=True, help="folder to put the file in")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_download)
     return p
 
@@ -510,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        rc = args.func(args)
+        with quiet(getattr(args, "quiet", False)):
+            rc = args.func(args)
     except TrainingInterrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_STOPPED

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DataError, DataNotFoundError
+from ..progress import bar
 
 ENV = "VAELAB_DATA"
 
@@ -76,7 +76,11 @@ def download_verified(url: str, target: Path, verify: Callable[[Path], None]) ->
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
+            size = int(resp.headers.get("Content-Length") or 0) or None
+            with bar(total=size, desc=f"downloading {target.name}", unit="B", leave=True) as shown:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
+                    shown.update(len(block))
         verify(Path(tmp))
         os.replace(tmp, target)
         return target

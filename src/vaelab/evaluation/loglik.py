@@ -12,6 +12,7 @@ from ..allocator import tune_malloc
 from ..distributed import Dist
 from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
+from ..progress import bar
 from ._labels import labels_of
 
 #: Target size of one chunk's activations; see ``importance_sampled_log_likelihood``.
@@ -159,6 +160,7 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
     iwae_k = max(1, min(iwae_k, k))
     n_blocks = k // iwae_k
     log_w = torch.empty(k, min(batch_size, n), device=device)  # (K, B) reused for every batch
+    shown = bar(total=n, desc=f"IS log p(x), K={k}", unit="pt")
     for j, start in enumerate(range(0, n, batch_size)):
         if j % dist.world != dist.rank:
             continue
@@ -176,6 +178,8 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
         log_px[start : start + b] = iwae(buf).cpu()
         elbo_pts[start : start + b] = elbo(buf).cpu()
         iwae_pts[start : start + b] = miwae(group(buf[: n_blocks * iwae_k], n_blocks)).cpu()  # (M, k, B) blocks
+        shown.update(b * dist.world)
+    shown.close()
     model.train(was_training)
     if dist.active:  # each point was scored on one rank: the sum is exact
         pts = dist.sum_(pts)

@@ -10,6 +10,7 @@ from torch import Tensor
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
+from ..progress import bar
 
 
 def snr_floor(draws: int) -> float:
@@ -59,9 +60,11 @@ def gradient_snr(
     rows = []
     with torch.random.fork_rng(devices=[]), denormals_flushed(x.device):
         torch.manual_seed(seed)
+        shown = bar(total=len(ks) * draws, desc=f"gradient SNR, {estimator}", unit="draw")
         for k in ks:
             g_inf, g_gen = [], []
             for _ in range(draws):
+                shown.update(1)
                 bound = est(model.log_weight_terms(x, k, reparameterize=est.pathwise), obj)
                 g_inf.append(_flat_grads(bound.inference, inf_p))
                 g_gen.append(_flat_grads(bound.generative, gen_p))
@@ -76,6 +79,7 @@ def gradient_snr(
                     "snr_floor": snr_floor(draws),
                 }
             )
+        shown.close()
     return rows
 
 

@@ -19,6 +19,7 @@ import torch
 from ..config import RunConfig
 from ..data import load_data
 from ..evaluation import evaluate_model, write_evaluation
+from ..progress import bar
 from ..train import fit
 
 
@@ -163,24 +164,25 @@ def run_jobs(
 def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]) -> list:
     """``[fn(a) for a in args]`` over ``workers`` spawn processes (longest first), in input order.
 
-    On a terminal, one line per finished job with the time left, estimated from the relative
-    ``costs`` of the jobs still running or queued; silent otherwise.
+    One line per finished job (its log) with the time left, estimated from the relative ``costs``
+    of the jobs still running or queued; on a terminal also one overall bar in cost units with ETA
+    (``vaelab.progress``).
     """
-    show = sys.stdout.isatty()
     t0, done, total = time.perf_counter(), 0.0, sum(costs)
     out = [None] * len(args)
+    overall = bar(total=total, desc=f"{len(args)} runs", unit="cost", leave=True)
 
     def report(i: int) -> None:
         nonlocal done
         done += costs[i]
-        if show:
-            elapsed = time.perf_counter() - t0
-            left = elapsed * (total - done) / done if done else 0.0
-            print(
-                f"  [{sum(o is not None for o in out)}/{len(args)}] {labels[i]} done after {elapsed:.0f} s; "
-                f"about {left / 60:.1f} min left",
-                flush=True,
-            )
+        overall.update(costs[i])
+        elapsed = time.perf_counter() - t0
+        left = elapsed * (total - done) / done if done else 0.0
+        overall.write(
+            f"  [{sum(o is not None for o in out)}/{len(args)}] {labels[i]} done after {elapsed:.0f} s; "
+            f"about {left / 60:.1f} min left"
+        )
+        sys.stdout.flush()
 
     if workers > 1 and len(args) > 1:
         with mp.get_context("spawn").Pool(min(workers, len(args))) as pool:
@@ -191,6 +193,7 @@ def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]
         for i, a in enumerate(args):
             out[i] = fn(a)
             report(i)
+    overall.close()
     return out
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..progress import bar
 
 
 def check_refinable(model) -> None:
@@ -100,7 +101,7 @@ def refine(
         return lam
     lam = params.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([lam], lr=lr) if optimizer == "adam" else torch.optim.SGD([lam], lr=lr)
-    for k in range(steps):
+    for k in bar(range(steps), desc=f"refining q for {x.shape[0]} points", unit="step"):
         with torch.enable_grad():
             (lam.grad,) = torch.autograd.grad(-local_elbo(model, x, lam, n_samples, generator).sum(), lam)
         opt.param_groups[0]["lr"] = lr * rate(k)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..data.text import BOS_ID, EOS_ID, PAD_ID
 from ..errors import ConfigError
+from ..progress import bar
 
 METHODS = ("greedy", "sample", "beam")
 
@@ -55,7 +56,8 @@ def decode_codes(
     try:
         count = z.shape[0] if z is not None else int(n or 1)
         if method == "beam":
-            return [beam_search(dec, None if z is None else z[i : i + 1], beam_width, max_length)[0] for i in range(count)]
+            rows = bar(range(count), desc=f"beam search, width {beam_width}", unit="sentence")
+            return [beam_search(dec, None if z is None else z[i : i + 1], beam_width, max_length)[0] for i in rows]
         return _step_all(dec, z, count, method, max_length, temperature, generator)
     finally:
         dec.train(was)

@@ -19,6 +19,7 @@ from torch import Tensor
 from ..data.text import lengths
 from ..evaluation import elbo_surgery, importance_sampled_log_likelihood, latent_diagnostics
 from ..evaluation._stats import mean_se
+from ..progress import bar
 
 
 def perplexity(log_px: Tensor, n_tokens: Tensor) -> float:
@@ -87,11 +88,16 @@ def evaluate_text_vae(
     xs = x[order]  # similar lengths per pass: less padding, same means
     was = model.training
     model.eval()  # no word dropout
+    stages = bar(total=3, desc="text VAE evaluation (IS, diagnostics, mutual information)", unit="stage")
     try:
         res = importance_sampled_log_likelihood(model, xs, k=k, batch_size=batch_size, seed=seed, iwae_k=min(k, 64))
+        stages.update(1)
         diag = latent_diagnostics(model, xs, batch_size=batch_size, seed=seed)
+        stages.update(1)
         surgery = elbo_surgery(model, xs, n_samples=mi_samples, batch_size=batch_size, seed=seed)
+        stages.update(1)
     finally:
+        stages.close()
         model.train(was)
     kl = float(diag.kl_per_dim.sum()) if diag.kl_per_dim is not None else diag.kl_mc
     n_tok = lengths(xs)

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config as config_mod
-from .. import faults
+from .. import faults, progress
 from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
@@ -319,7 +319,7 @@ def fit(
         check_writable(run_dir)
     locked = run_lock(run_dir) if dist.is_main and run_dir.is_dir() else contextlib.nullcontext()
     try:
-        with locked, denormals_flushed(device), _threads(cfg.train.num_threads):
+        with locked, denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
             loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist)
             cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
             show = not quiet and sys.stderr.isatty() and dist.is_main

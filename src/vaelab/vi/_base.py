@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..progress import bar
 
 
 def step_sizes(t: Tensor | int, tau: float, kappa: float):
@@ -64,6 +65,8 @@ class MixtureFitter:
         seed: seeds restart r with ``seed + r``.
         dtype: the arithmetic's dtype (float64 by default, as scikit-learn).
         device: where the arithmetic runs.
+        verbose: as scikit-learn's: 0 silent; 1 a progress bar over sweeps with the ELBO (on a
+            terminal) and one line per restart when it ends; 2 also one line per sweep.
 
     Fitted attributes: ``elbo_`` (list of floats, nats, one per sweep or epoch; for EM the
     log-likelihood), ``n_iter_``, ``converged_``, ``fit_seconds_``.
@@ -89,6 +92,7 @@ class MixtureFitter:
         seed: int = 0,
         dtype: torch.dtype = torch.float64,
         device: str = "cpu",
+        verbose: int = 0,
     ):
         if algorithm not in self.algorithms:
             raise ConfigError(
@@ -109,6 +113,7 @@ class MixtureFitter:
         self.n_components, self.algorithm, self.max_iter, self.tol = n_components, algorithm, max_iter, tol
         self.n_init, self.init, self.batch_size, self.tau, self.kappa = n_init, init, batch_size, tau, kappa
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
+        self.verbose = verbose
 
     # --- input ------------------------------------------------------------------------------------
     def _check_X(self, X, fitting: bool = False) -> Tensor:
@@ -156,7 +161,14 @@ class MixtureFitter:
             gen = torch.Generator(self.device).manual_seed(self.seed + r)
             resp = init_resp if init_resp is not None else self._init_resp(X, gen)
             self._set_natural(self._natural_from(X, resp, scale=1.0))
+            self._bar = bar(total=self.max_iter, desc=f"{self.algorithm} restart {r + 1}/{self.n_init}", unit="sweep",
+                            show=self.verbose > 0)  # fmt: skip
             trace, converged = self._cavi(X) if self.algorithm in ("cavi", "em") else self._svi(X, gen)
+            self._bar.close()
+            del self._bar  # a fitted estimator stays picklable
+            if self.verbose:
+                word = "converged" if converged else "stopped without converging"
+                print(f"{type(self).__name__} restart {r + 1}: {word} after {len(trace)} sweeps, ELBO {trace[-1]:.4f} nats")
             if best is None or trace[-1] > best[0][-1]:
                 best = (trace, converged, self._get_state())
         assert best is not None  # n_init >= 1
@@ -174,6 +186,10 @@ class MixtureFitter:
         return float(torch.logsumexp(log_rho, 1).sum() + self._penalty())
 
     def _converged(self, trace: list[float], n: int) -> bool:
+        self._bar.update(1)
+        self._bar.set_postfix(elbo=f"{trace[-1]:.4g}", refresh=False)
+        if self.verbose >= 2:
+            print(f"  sweep {len(trace)}: ELBO {trace[-1]:.6f} nats")
         return len(trace) > 1 and abs(trace[-1] - trace[-2]) < self.tol * n
 
     def _cavi(self, X: Tensor) -> tuple[list[float], bool]:
