@@ -108,6 +108,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         }
         if choices:
             kw.update(choices=choices, help=kw["help"][:-1] + f"; one of: {', '.join(choices)})")
+        if f.type == "list" and choices:  # --trackers mlflow tensorboard
+            kw.update(type=str, nargs="+")
         g.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 

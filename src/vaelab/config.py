@@ -61,6 +61,7 @@ class Component:
 DECODER_BIAS_MODES = ("auto", "data-mean", "default")
 MALLOC_MODES = ("auto", "tuned", "system")
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 def _f(default, help: str, choices: tuple | None = None):
@@ -222,6 +223,17 @@ class TrainConfig:
     )
     grad_variance_draws: int = _f(100, "repeated gradient estimates R per measurement")
     grad_variance_points: int = _f(100, "validation points in the fixed mini-batch of each measurement")
+    trackers: list = _f(
+        ["tensorboard"],
+        "experiment trackers fed every epoch's metrics: 'tensorboard' (tb/ in the run directory), 'mlflow' "
+        "(MLFLOW_TRACKING_URI, train.tracking_uri or sqlite:///mlflow.db), 'wandb' (honours WANDB_MODE=offline); "
+        "mlflow and wandb are optional extras: pip install 'vaelab[mlflow]' / 'vaelab[wandb]'",
+        TRACKERS,
+    )
+    tracking_uri: str = _f(
+        "", "MLflow tracking URI when MLFLOW_TRACKING_URI is unset (default: sqlite:///mlflow.db in the working directory)"
+    )
+    experiment: str = _f("vaelab", "MLflow experiment / W&B project the run is logged under")
     device: str = _f("cpu", "torch device ('cpu', 'cuda', 'auto'); under torchrun, 'cuda' is cuda:LOCAL_RANK")
     dist_timeout: float = _f(
         600.0, "under torchrun: seconds a process waits for the others in a collective before the run fails"
@@ -376,9 +388,13 @@ def _section(sec: str, body: dict):
 def _coerce_field(key: str, value: Any, f: dataclasses.Field) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
     value = _coerce(key, value, default)
+    choices = f.metadata.get("choices")
+    if isinstance(value, list) and choices:  # a list of names, each one of the choices
+        if not all(isinstance(v, str) and v in choices for v in value) or len(set(value)) != len(value):
+            raise ConfigError(f"config key '{key}' must be a list of distinct names from {list(choices)}, got {value!r}")
+        return value
     if isinstance(value, list) and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"config key '{key}' must be a list of numbers, got {value!r}")
-    choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"config key '{key}' must be one of {list(choices)}, got {value!r}")
     return value

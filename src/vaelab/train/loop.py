@@ -36,6 +36,7 @@ from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import check_schedules, kl_weight, scheduled_lr
 from .step import resolve_kl, train_step
+from .trackers import close_trackers, start_trackers
 
 
 @dataclass
@@ -321,16 +322,21 @@ def fit(
     try:
         with locked, denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
             loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist)
-            cbs = [*default_callbacks(cfg.train), *callbacks, *([EpochCallback(epoch_callback)] if epoch_callback else [])]
-            show = not quiet and sys.stderr.isatty() and dist.is_main
-            loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
+            trackers, finished = [], False
             try:
+                trackers = start_trackers(cfg, run_dir, resume, dist.is_main)  # a tracker that cannot start: before epoch 1
+                cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
+                       *([EpochCallback(epoch_callback)] if epoch_callback else [])]  # fmt: skip
+                show = not quiet and sys.stderr.isatty() and dist.is_main
+                loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
                 with loop.stop:
                     for epoch in range(loop.state.epoch, cfg.train.epochs):
                         _run_epoch(loop, epoch, cbs, show)
                         loop.stop_if_requested(agree=True)
+                finished = True
             finally:
                 loop.writer.close()
+                close_trackers(trackers, finished)
     finally:
         if owned:
             dist.close()
@@ -372,6 +378,7 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
     if init is not None:
         restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
+    tensorboard = tensorboard and "tensorboard" in cfg.train.trackers
     writer = RunWriter(run_dir, tensorboard, enabled=dist.is_main, fresh=not resume, resume_at=at)
     try:
         loop = Loop(cfg, run_dir, model, data, writer, device, dist)

@@ -1,0 +1,110 @@
+"""Experiment trackers (train.trackers): what training sends to MLflow and W&B is read back with
+their own client / record schema, a resume continues the same tracked run, and a tracker that cannot
+start is a one-line error before the first epoch."""
+
+from pathlib import Path
+
+import pytest
+
+from vaelab import RunConfig, fit
+from vaelab.errors import ConfigError
+
+pytest.importorskip("mlflow")
+pytest.importorskip("wandb")
+
+
+def _cfg(tmp_path: Path, trackers: list, epochs: int = 2, **more) -> RunConfig:
+    return RunConfig().override(
+        {
+            "data.n_train": 200,
+            "model.latent.dim": 2,
+            "model.encoder.hidden": [8],
+            "train.epochs": epochs,
+            "train.batch_size": 50,
+            "train.trackers": trackers,
+            "train.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            **more,
+        }
+    )
+
+
+def test_mlflow_gets_params_metrics_per_step_and_artifacts_and_resume_continues_the_run(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    run = tmp_path / "run"
+    res = fit(_cfg(tmp_path, ["mlflow"]), run, quiet=True)
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (found,) = client.search_runs([client.get_experiment_by_name("vaelab").experiment_id])
+    assert found.info.status == "FINISHED" and found.info.run_name == "run"
+    assert found.data.params["train.lr"] == "0.001" and found.data.params["model.latent.dim"] == "2"
+    history = client.get_metric_history(found.info.run_id, "valid_elbo")
+    assert [(m.step, m.value) for m in history] == [(r["step"], r["valid_elbo"]) for r in res.history]
+    assert {a.path for a in client.list_artifacts(found.info.run_id)} == {"config.toml", "run.json", "metrics.csv"}
+    fit(_cfg(tmp_path, ["mlflow"], epochs=3), run, resume=True, quiet=True)
+    (again,) = client.search_runs([client.get_experiment_by_name("vaelab").experiment_id])
+    assert again.info.run_id == found.info.run_id  # the same tracked run, one more epoch
+    assert len(client.get_metric_history(found.info.run_id, "valid_elbo")) == 3
+
+
+def _wandb_records(path: Path):
+    """The records of a W&B run file (a LevelDB-style log after a 7-byte header), parsed with W&B's own schema."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, block, buf = path.read_bytes(), 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        if left < 7 or (length == 0 and kind == 0):  # block trailer or zero padding
+            pos += left
+            continue
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        buf = chunk if kind in (1, 2) else buf + chunk  # FULL / FIRST start a record, MIDDLE / LAST extend it
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(buf)
+            yield record
+
+
+def test_wandb_offline_run_files_hold_the_config_and_every_epoch_row(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    res = fit(_cfg(tmp_path, ["wandb", "tensorboard"]), run, quiet=True)
+    (log,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    records = list(_wandb_records(log))
+    rows = [
+        {"_step": r.history.step.num, **{i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}}
+        for r in records
+        if r.HasField("history")
+    ]
+    assert [(r["_step"], r["valid_elbo"]) for r in rows] == [(h["step"], h["valid_elbo"]) for h in res.history]
+    config = {u.key: u.value_json for r in records if r.WhichOneof("record_type") == "run" for u in r.run.config.update}
+    assert json.loads(config["train.lr"]) == 0.001
+    assert (run / "tb").is_dir()  # tensorboard alongside
+    run_id = json.loads((run / "trackers.json").read_text())["wandb"]
+    fit(_cfg(tmp_path, ["wandb"], epochs=3), run, resume=True, quiet=True)
+    assert json.loads((run / "trackers.json").read_text())["wandb"] == run_id
+    assert all(p.name.endswith(run_id) for p in run.glob("wandb/offline-run-*"))
+
+
+def test_a_tracker_that_cannot_start_is_one_line_before_the_first_epoch(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ConfigError, match=r"mlflow could not start") as e:
+        fit(_cfg(tmp_path, ["mlflow"], **{"train.tracking_uri": "nosuchscheme://x"}), tmp_path / "a", quiet=True)
+    assert "\n" not in str(e.value) and not (tmp_path / "a" / "last.pt").exists()
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'vaelab\[wandb\]'"):
+        fit(_cfg(tmp_path, ["wandb"]), tmp_path / "b", quiet=True)
+    assert not (tmp_path / "b" / "last.pt").exists()
+
+
+def test_trackers_are_validated_as_names():
+    with pytest.raises(ConfigError, match="distinct names"):
+        RunConfig().override({"train.trackers": ["comet"]})
+    assert RunConfig().train.trackers == ["tensorboard"]
