@@ -361,6 +361,26 @@ def cmd_reproduce(args) -> None:
     mod.run(out, **kwargs)
 
 
+def cmd_sweep(args) -> None:
+    from .sweep import Sweep, read_space, run_sweep
+    from .sweep_report import write_report
+
+    base = config_from_args(args)
+    out = Path(args.out)
+    sweep = Sweep(
+        base=base.to_dict(), space=read_space(args.space, base), out=str(out),
+        storage=args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}", study=args.study or out.name,
+        metric=args.metric, pruner=args.pruner, seed=args.sampler_seed,
+    )  # fmt: skip
+    study = run_sweep(sweep, args.trials, args.workers)
+    report = write_report(study, out, args.metric, args.compare_best, args.k)
+    best = study.best_trial if any(t.value is not None for t in study.get_trials(deepcopy=False)) else None
+    if best is not None:
+        where = best.user_attrs["run_dir"]
+        print(f"best trial {best.number}: {args.metric} {best.value:.3f} nats with {best.params} -> {where}")
+    print(f"{len(study.trials)} trials in {sweep.storage} (study {sweep.study!r}); table and plots in {report}")
+
+
 def cmd_download(args) -> None:
     from .data.caltech import download_caltech_silhouettes
     from .data.frey import download_frey
@@ -442,6 +462,37 @@ def _evaluate_parser(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
 
+def _sweep_parser(sub) -> None:
+    w = sub.add_parser(
+        "sweep",
+        help="hyperparameter search with Optuna (TPE, median pruning) over any config key",
+        epilog=EPILOG,
+        description="Trains one run directory per trial under --out and writes sweep.md with Optuna's plots; "
+        "workers on several machines share a study through one --storage URL (docs/sweeps.md).",
+    )
+    w.add_argument("--config", help="the base TOML config every trial starts from")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key (repeatable)")
+    w.add_argument("--space", required=True, help='search space TOML: one table per config key, e.g. ["train.lr"]')
+    w.add_argument(
+        "--trials", type=integer(0, "0 = only write the report"), default=20,
+        help="trials this command adds to the study, over its --workers (default 20; 0 = only the report)",
+    )  # fmt: skip
+    w.add_argument("--workers", type=POSITIVE, default=1, help="local worker processes sharing the study (default 1)")
+    w.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/optuna.db; PostgreSQL / MySQL for clusters)")
+    w.add_argument("--study", help="study name (default: the name of --out); an existing study is continued")
+    w.add_argument("--out", default="sweeps/latest", help="folder of the trials' run directories (default sweeps/latest)")
+    w.add_argument(
+        "--metric", default="valid_elbo", choices=("valid_elbo", "valid_iwae"), help="maximized (default valid_elbo)"
+    )
+    w.add_argument("--pruner", default="median", choices=("median", "none"), help="stop weak trials early (default median)")
+    w.add_argument("--sampler-seed", type=SEED, help="seed of the TPE sampler (default: unseeded)")
+    w.add_argument("--compare-best", type=integer(0, "0 = none"), default=3, help="evaluate the N best trials (default 3)")
+    w.add_argument("--k", type=POSITIVE, default=1000, help="importance samples for --compare-best (default 1000)")
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(w)
+    w.set_defaults(func=cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vaelab", description="Variational autoencoders and variational inference.", epilog=EPILOG
@@ -504,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars (the study's log lines stay)")
     r.set_defaults(func=cmd_reproduce)
 
+    _sweep_parser(sub)
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
     d.add_argument("dataset", choices=("mnist", "static-mnist", "ptb", "frey", "caltech-silhouettes"))
     d.add_argument("--data-dir", required=True, help="folder to put the file in")

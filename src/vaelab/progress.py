@@ -10,12 +10,16 @@ vanish when done (``leave=False``); the outer bar stays.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
 _quiet = [False]
+# tqdm's default lock includes a multiprocessing semaphore, which spawned workers (studies, sweeps)
+# leak at exit ("resource_tracker: leaked semaphore"); bars are drawn by one thread of one process
+tqdm.set_lock(threading.RLock())
 
 
 @contextmanager
