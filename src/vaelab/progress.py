@@ -14,7 +14,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
+try:  # in Jupyter, tqdm.auto draws widgets with ipywidgets; without it, it warns on every import
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm.std import tqdm
 
 _quiet = [False]
 # tqdm's default lock includes a multiprocessing semaphore, which spawned workers (studies, sweeps)

@@ -138,13 +138,13 @@ def run(
 
     # 1. 2-D latent VAE
     t = time.perf_counter()
-    res2 = fit(cfg.override({"model.latent.dim": 2, "train.epochs": plan.epochs_2d}), runs / "vae_2d", data=data, quiet=True)
+    res2 = fit(cfg.override({"model.latent.dim": 2, "train.epochs": plan.epochs_2d}), runs / "vae_2d", data=data)
     timings["vae_2d_s"] = time.perf_counter() - t
     figures_2d(res2.model, data, out)
 
     # 2. IWAE-paper MLP, IS evaluation with K = 5000
     t = time.perf_counter()
-    res50 = fit(cfg.override({"train.epochs": plan.epochs_iwae}), runs / "vae_iwae_mlp", data=data, quiet=True)
+    res50 = fit(cfg.override({"train.epochs": plan.epochs_iwae}), runs / "vae_iwae_mlp", data=data)
     timings["vae_iwae_mlp_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     ll = importance_sampled_log_likelihood(res50.model, test_subset(data.test, plan.n_test_is), k=plan.k_is, batch_size=100)
@@ -163,7 +163,6 @@ def run(
             ),
             runs / f"opt_{name}",
             data=data,
-            quiet=True,
             tensorboard=False,
             epoch_callback=cb,
         )

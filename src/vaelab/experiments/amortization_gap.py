@@ -130,7 +130,7 @@ def run(
     results = {}
     for name, over in (("vae", {}), ("savae", {"train.estimator": {"kind": "savae", **SAVAE}})):
         t0 = time.perf_counter()
-        res = fit(_config(data_dir, b, **over), out / "runs" / name, data=data, quiet=True, tensorboard=False)
+        res = fit(_config(data_dir, b, **over), out / "runs" / name, data=data, tensorboard=False)
         train_s = time.perf_counter() - t0
         log(f"amortization-gap: trained {name} in {train_s:.0f} s; evaluating")
         results[name] = {"train_seconds": train_s, **_gaps(res.model, x, b, amortized=True)}

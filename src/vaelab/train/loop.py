@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import config as config_mod
 from .. import faults, progress
@@ -27,6 +26,7 @@ from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
+from ..progress import tqdm
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
@@ -327,7 +327,7 @@ def fit(
                 trackers = start_trackers(cfg, run_dir, resume, dist.is_main)  # a tracker that cannot start: before epoch 1
                 cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
                        *([EpochCallback(epoch_callback)] if epoch_callback else [])]  # fmt: skip
-                show = not quiet and sys.stderr.isatty() and dist.is_main
+                show = not progress.is_quiet() and sys.stderr.isatty() and dist.is_main  # fit(quiet=) or --quiet
                 loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
                 with loop.stop:
                     for epoch in range(loop.state.epoch, cfg.train.epochs):
