@@ -76,6 +76,8 @@ class MLflowTracker:
         from mlflow.entities import Param
 
         uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.train.tracking_uri or DEFAULT_MLFLOW_URI
+        if uri.startswith("sqlite:"):
+            _package("sqlalchemy", "mlflow"), _package("alembic", "mlflow")  # mlflow-skinny's SQLite store needs them
         self.client, self.run_dir = mlflow.tracking.MlflowClient(tracking_uri=uri), run_dir
         exp = self.client.get_experiment_by_name(cfg.train.experiment)
         exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(cfg.train.experiment)
