@@ -9,9 +9,6 @@ import pytest
 from vaelab import RunConfig, fit
 from vaelab.errors import ConfigError
 
-pytest.importorskip("mlflow")
-pytest.importorskip("wandb")
-
 
 def _cfg(tmp_path: Path, trackers: list, epochs: int = 2, **more) -> RunConfig:
     return RunConfig().override(

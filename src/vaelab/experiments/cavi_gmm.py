@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from sklearn import mixture as skm
 
+from ..progress import bar
 from ..vi import BayesianGaussianMixture, GaussianMixture, UnitVarianceMixture
 from ..vi._base import kmeans_pp_resp
 
@@ -104,7 +105,7 @@ def _pair(kind: str, x: np.ndarray, resp: np.ndarray, max_iter: int, tol: float)
 
 def scaling(sizes: list[int], log=print) -> list[dict]:
     rows = []
-    for n in sizes:
+    for n in bar(sizes, desc="cavi-gmm: timing vs scikit-learn", unit="size", leave=True):
         x, _ = mixture_data(n, seed=1)
         resp = _init_resp(x, seed=0)
         for kind in ("bayes", "em"):
