@@ -168,8 +168,13 @@ class Dist:
         """Where this group's collectives take their tensors (nccl: the rank's GPU)."""
         return torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
 
-    def close(self) -> None:
+    def close(self, sync: bool = False) -> None:
+        """Leave the process group. ``sync`` (a run that ended normally on every rank): meet at a barrier
+        first, so no rank tears its connections down while another still talks to it (a gloo peer that
+        loses its connection mid-exchange aborts: the SIGABRT seen now and then in CI's 2-rank runs)."""
         if self.active and dist.is_initialized():
+            if sync:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -319,10 +319,11 @@ def fit(
     if dist.is_main and (not resume or run_dir.is_dir()):  # resume never creates a directory: a typo stays an error
         check_writable(run_dir)
     locked = run_lock(run_dir) if dist.is_main and run_dir.is_dir() else contextlib.nullcontext()
+    finished = False
     try:
         with locked, denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
             loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist)
-            trackers, finished = [], False
+            trackers: list = []
             try:
                 trackers = start_trackers(cfg, run_dir, resume, dist.is_main)  # a tracker that cannot start: before epoch 1
                 cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
@@ -339,7 +340,7 @@ def fit(
                 close_trackers(trackers, finished)
     finally:
         if owned:
-            dist.close()
+            dist.close(sync=finished)
     st = loop.state
     return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
 
