@@ -493,19 +493,7 @@ def _sweep_parser(sub) -> None:
     w.set_defaults(func=cmd_sweep)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="vaelab", description="Variational autoencoders and variational inference.", epilog=EPILOG
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    _evaluate_parser(sub)
-    c = sub.add_parser("compare", help="side-by-side markdown table of evaluated runs", epilog=EPILOG)
-    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories evaluated by `vaelab evaluate`")
-    c.add_argument("--split", default="test", choices=("test", "valid", "train"), help="which evaluation (default test)")
-    c.add_argument("--out", help="also write the table to this markdown file")
-    c.set_defaults(func=cmd_compare)
-
+def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="generate from a trained model", epilog=EPILOG)
     _run_args(s)
     s.add_argument("-n", type=POSITIVE, default=64, help="number of samples (default 64)")
@@ -525,6 +513,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-length", type=POSITIVE, default=50, help="text models: words per sentence at most")
     s.set_defaults(func=cmd_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vaelab", description="Variational autoencoders and variational inference.", epilog=EPILOG
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    c = sub.add_parser("compare", help="side-by-side markdown table of evaluated runs", epilog=EPILOG)
+    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories evaluated by `vaelab evaluate`")
+    c.add_argument("--split", default="test", choices=("test", "valid", "train"), help="which evaluation (default test)")
+    c.add_argument("--out", help="also write the table to this markdown file")
+    c.set_defaults(func=cmd_compare)
+
+    _sample_parser(sub)
 
     pl = sub.add_parser("plot", help="training curves, samples and latent map of a run", epilog=EPILOG)
     _run_args(pl)

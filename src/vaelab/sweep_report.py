@@ -9,11 +9,16 @@ from pathlib import Path
 from .compare import compare_runs
 
 
+def ranked(study) -> list:
+    """The trials with a value (finished, or pruned after reporting), best first."""
+    return sorted((t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: -t.value)
+
+
 def trial_table(study, metric: str) -> str:
     """Markdown: one row per trial, best first (finished trials by value, then pruned / failed)."""
     trials = study.get_trials(deepcopy=False)
     keys = sorted({k for t in trials for k in t.params})
-    done = sorted((t for t in trials if t.value is not None), key=lambda t: -t.value)
+    done = ranked(study)
     rest = [t for t in trials if t.value is None]
     lines = [
         f"| trial | state | best {metric} (nats) | epochs | " + " | ".join(keys) + " | run |",
@@ -38,8 +43,7 @@ def compare_best(study, n: int, k: int) -> str:
     from .evaluation import evaluate_model, write_evaluation
     from .train import load_run
 
-    done = sorted((t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: -t.value)[:n]
-    dirs = [t.user_attrs["run_dir"] for t in done]
+    dirs = [t.user_attrs["run_dir"] for t in ranked(study)[:n]]
     for d in dirs:
         _, model, data = load_run(d)
         assert data is not None
@@ -59,7 +63,7 @@ def optuna_plots(study, out: Path) -> list[str]:
     from optuna.visualization import matplotlib as ovm
 
     made = []
-    finished = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
+    finished = ranked(study)
     plots: dict = {"history.png": ovm.plot_optimization_history}
     if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
         plots["importances.png"] = ovm.plot_param_importances

@@ -56,6 +56,11 @@ def _package(name: str, extra: str):
         ) from None
 
 
+def artifacts(run_dir: Path) -> list[Path]:
+    """The files of :data:`ARTIFACTS` that the run directory holds."""
+    return [run_dir / name for name in ARTIFACTS if (run_dir / name).is_file()]
+
+
 def _ids(run_dir: Path) -> dict:
     f = run_dir / "trackers.json"
     return json.loads(f.read_text()) if f.is_file() else {}
@@ -99,9 +104,8 @@ class MLflowTracker:
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in numbers(row).items()])
 
     def close(self, finished: bool) -> None:
-        for name in ARTIFACTS:
-            if (self.run_dir / name).is_file():
-                self.client.log_artifact(self.run_id, str(self.run_dir / name))
+        for path in artifacts(self.run_dir):
+            self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, "FINISHED" if finished else "KILLED")
 
 
@@ -124,9 +128,8 @@ class WandbTracker:
         self.run.log(numbers(row), step=int(row["step"]))
 
     def close(self, finished: bool) -> None:
-        for name in ARTIFACTS:
-            if (self.run_dir / name).is_file():
-                self.run.save(str(self.run_dir / name), base_path=str(self.run_dir), policy="now")
+        for path in artifacts(self.run_dir):
+            self.run.save(str(path), base_path=str(self.run_dir), policy="now")
         self.run.finish(exit_code=0 if finished else 1)
 
 
