@@ -374,7 +374,8 @@ def cmd_sweep(args) -> None:
     )  # fmt: skip
     study = run_sweep(sweep, args.trials, args.workers)
     report = write_report(study, out, args.metric, args.compare_best, args.k)
-    best = study.best_trial if any(t.value is not None for t in study.get_trials(deepcopy=False)) else None
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    best = study.best_trial if complete else None  # Optuna's best is over completed trials; all pruned: none
     if best is not None:
         where = best.user_attrs["run_dir"]
         print(f"best trial {best.number}: {args.metric} {best.value:.3f} nats with {best.params} -> {where}")
