@@ -35,7 +35,7 @@ def _log_w(enc_out, dec, x, eps):
     return rec + log_pz - log_qz
 
 
-def hand_written_step(enc, dec, opt, x, k: int) -> None:
+def hand_written_step(enc, dec, opt, x, k: int, device=None) -> None:
     """One optimizer step on a (B, 784) binary batch: the negative ELBO (K = 1) or IWAE-K bound."""
     if k == 1:  # the analytic-KL ELBO, as vaelab uses for a one-sample Gaussian ELBO
         mu, logvar = enc(x).chunk(2, dim=-1)  # (B, 50) each
@@ -44,7 +44,7 @@ def hand_written_step(enc, dec, opt, x, k: int) -> None:
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
         loss = -(rec - kl).mean()
     else:
-        log_w = _log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50))  # (K, B)
+        log_w = _log_w(enc(x), dec, x, torch.randn(k, x.shape[0], 50, device=x.device))  # (K, B)
         loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -66,11 +66,13 @@ def hand_written(x_train, k: int, seed: int) -> float:
     return time.perf_counter() - t
 
 
-def hand_written_is(x, k: int, seed: int) -> tuple[float, float]:
+def hand_written_is(x, k: int, seed: int, device=None) -> tuple[float, float]:
     """IS log p(x) with K samples per point, 100 points and ~1,300 decoder rows per pass."""
     torch.manual_seed(seed)
-    enc, dec = _mlp_pair()
-    g = torch.Generator().manual_seed(seed)
+    device = device or x.device
+    enc, dec = (m.to(device) for m in _mlp_pair())
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = x.to(device)
     x = x.reshape(x.shape[0], -1)  # (N, 784)
     total = 0.0
     t = time.perf_counter()
@@ -78,11 +80,11 @@ def hand_written_is(x, k: int, seed: int) -> tuple[float, float]:
         for i in range(0, x.shape[0], 100):
             xb = x[i : i + 100]
             enc_out = enc(xb)
-            log_w = torch.empty(k, xb.shape[0])  # (K, B)
+            log_w = torch.empty(k, xb.shape[0], device=device)  # (K, B)
             c = max(1, 1300 // xb.shape[0])
             for s in range(0, k, c):
                 n = min(c, k - s)
-                log_w[s : s + n] = _log_w(enc_out, dec, xb, torch.randn(n, xb.shape[0], 50, generator=g))
+                log_w[s : s + n] = _log_w(enc_out, dec, xb, torch.randn(n, xb.shape[0], 50, generator=g, device=device))
             total += float((torch.logsumexp(log_w, 0) - math.log(k)).sum())
     return time.perf_counter() - t, total / x.shape[0]
 

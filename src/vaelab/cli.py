@@ -6,7 +6,6 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -149,8 +148,13 @@ def _default_likelihood(cfg: config_mod.RunConfig, args, overrides: dict) -> con
 def cmd_train(args) -> int | None:
     from .train import fit
 
-    if args.nproc > 1:
+    if args.nproc > 1 or args.nnodes > 1 or args.max_restarts:
         return _torchrun(args)
+    if not args.resume and _restarted_into(Path(args.out)):
+        args.resume = args.out  # torch's elastic agent restarted the group: continue from last.pt
+        if not int(os.environ.get("RANK", "0")):
+            print(f"restart {os.environ['TORCHELASTIC_RESTART_COUNT']} of {os.environ.get('TORCHELASTIC_MAX_RESTARTS')}: "
+                  f"resuming {args.out} from its last checkpoint", file=sys.stderr)  # fmt: skip
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.toml").is_file():
@@ -175,18 +179,24 @@ def cmd_train(args) -> int | None:
     return None
 
 
+def _restarted_into(run_dir: Path) -> bool:
+    """A worker the elastic agent restarted (``--max-restarts``) whose run directory already holds a run."""
+    from .launch import restart_count
+
+    return restart_count() > 0 and (run_dir / "config.toml").is_file()
+
+
 def _torchrun(args) -> int:
-    """``vaelab train --nproc N ...``: the same command under ``torchrun --standalone --nproc-per-node N``."""
+    """``vaelab train --nproc N [--max-restarts R] [--nnodes M --rdzv-endpoint H:P]``: torch's elastic agent
+    (torchrun's) in this process, running this command without those options (vaelab.launch)."""
+    from .launch import Launch, launch
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise config_mod.ConfigError("--nproc is a shorthand for torchrun; under torchrun already, leave it out")
-    argv, rest = [], iter(args.argv)
-    for a in rest:
-        if a == "--nproc":
-            next(rest, None)
-        elif not a.startswith("--nproc="):
-            argv.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
-    return subprocess.call([*cmd, "-m", "vaelab", *argv])
+    if args.nnodes > 1 and not args.rdzv_endpoint:
+        raise config_mod.ConfigError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (a machine every node reaches)")
+    spec = Launch(args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint or "", args.rdzv_id or "")
+    return launch(spec, args.argv)
 
 
 def _load(args):
@@ -431,6 +441,16 @@ def _train_parser(sub) -> None:
         help="train with N processes (data-parallel, torch.distributed): shorthand for "
         "torchrun --standalone --nproc-per-node N -m vaelab train ...",
     )
+    t.add_argument(
+        "--max-restarts",
+        type=integer(0, "0 = no restarts"),
+        default=0,
+        help="with --nproc: when a process dies, restart the group up to R times; it resumes from last.pt "
+        "(set train.checkpoint_every_steps to lose fewer steps)",
+    )
+    t.add_argument("--nnodes", type=POSITIVE, default=1, help="machines in a multi-machine run (torchrun --nnodes)")
+    t.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="with --nnodes: the c10d rendezvous every machine reaches")
+    t.add_argument("--rdzv-id", metavar="ID", help="with --nnodes: a job id shared by every machine's command")
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
@@ -576,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
         with quiet(getattr(args, "quiet", False)):
             rc = args.func(args)
     except TrainingInterrupted as e:
-        print(f"stopped: {e}", file=sys.stderr)
+        if not int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
+            print(f"stopped: {e}", file=sys.stderr)
         return EXIT_STOPPED
     except VaelabError as e:
         print(f"error: {e}", file=sys.stderr)

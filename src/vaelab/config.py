@@ -246,6 +246,17 @@ class TrainConfig:
         "leaves glibc's adaptive defaults, 'auto' = tuned on a CPU device",
         choices=MALLOC_MODES,
     )
+    precision: str = _f(
+        "fp32",
+        "'bf16' runs the networks under bfloat16 autocast; densities, log-weights and bounds stay float32 "
+        "(docs/performance.md, 'Compiled and mixed-precision steps')",
+        choices=("fp32", "bf16"),
+    )
+    compile: bool = _f(
+        False,
+        "torch.compile the step's bound (model log-weights, objective, estimator; inductor, one graph per K); "
+        "backward and optimizer stay eager",
+    )
 
 
 @dataclass(frozen=True)

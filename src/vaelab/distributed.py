@@ -20,17 +20,19 @@ on every decision.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from .data import Batch
-from .errors import ConfigError
+from .errors import ConfigError, VaelabError
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    store: dist.Store | None = field(default=None, repr=False)
+    timeout_s: float = 600.0
 
     @property
     def active(self) -> bool:
@@ -75,8 +79,51 @@ class Dist:
             torch.cuda.set_device(local)
         if not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
-        return cls(rank, world, local)
+            timeout = datetime.timedelta(seconds=timeout_s)
+            store = _attempt_store(rank, world, timeout)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+            return cls(rank, world, local, dist.PrefixStore("vaelab/liveness", store), timeout_s)
+        return cls(rank, world, local, timeout_s=timeout_s)
+
+    @contextlib.contextmanager
+    def collective(self, what: str) -> Iterator[None]:
+        """Around a collective: a peer that died or hangs (the backend's timeout, ``train.dist_timeout``)
+        ends in one :class:`RankLostError` naming it, not in the backend's traceback.
+
+        Raises:
+            RankLostError: naming the ranks that did not answer a liveness call through the store.
+        """
+        try:
+            yield
+        except dist.DistError as e:
+            raise self._lost(what, e) from None
+        except RuntimeError as e:  # gloo reports a closed connection or a timeout as a plain RuntimeError
+            if "gloo" not in str(e).lower() and "timed out" not in str(e).lower():
+                raise
+            raise self._lost(what, e) from None
+
+    def _lost(self, what: str, err: BaseException) -> RankLostError:
+        silent = self.unresponsive()
+        timed_out = "timed out" in str(err).lower()
+        cause = f"waited train.dist_timeout = {self.timeout_s:g} s" if timed_out else "lost the connection"
+        who = f"rank {', '.join(map(str, silent))}" if silent else "a peer process"
+        return RankLostError(f"{who} stopped answering (hung, stopped or dead): rank {self.rank} {cause} in {what}")
+
+    def unresponsive(self, grace_s: float = 5.0) -> list[int]:
+        """The ranks that do not answer a liveness call through the rendezvous store within ``grace_s``:
+        each live rank that lost a collective sets its key, then waits for the others'."""
+        if self.store is None:
+            return []
+        try:
+            self.store.set(f"alive/{self.rank}", "1")
+            deadline = time.monotonic() + grace_s
+            while True:
+                silent = [r for r in range(self.world) if not self.store.check([f"alive/{r}"])]
+                if not silent or time.monotonic() > deadline:
+                    return silent
+                time.sleep(0.1)
+        except (RuntimeError, dist.DistError):  # the store itself is gone (rank 0 hosted it)
+            return [0]
 
     def device(self, device: torch.device) -> torch.device:
         """One GPU per process: cuda:LOCAL_RANK."""
@@ -111,7 +158,8 @@ class Dist:
         ]
         has = torch.tensor([float(g is not None) for g in grads], device=dev)
         buf = torch.cat([*parts, stats * weight, has, torch.tensor(list(flags), device=dev, dtype=stats.dtype)])
-        dist.all_reduce(buf)
+        with self.collective("the gradient all-reduce"):
+            dist.all_reduce(buf)
         offset = 0
         for p in params:  # views into this step's fresh buffer: no copy
             n = p.numel()
@@ -129,7 +177,8 @@ class Dist:
         if not self.active:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        with self.collective("a broadcast from rank 0"):
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def sum_(self, t: Tensor) -> Tensor:
@@ -137,7 +186,8 @@ class Dist:
         if not self.active:
             return t
         buf = t.to(self.device_of_group()).clone()
-        dist.all_reduce(buf)
+        with self.collective("a sum over ranks"):
+            dist.all_reduce(buf)
         return buf.to(t.device)
 
     def gather(self, obj) -> list:
@@ -145,7 +195,8 @@ class Dist:
         if not self.active:
             return [obj]
         out: list = [None] * self.world
-        dist.all_gather_object(out, obj)
+        with self.collective("a gather over ranks"):
+            dist.all_gather_object(out, obj)
         return out
 
     def sync_tensors(self, tensors: Sequence[Tensor]) -> None:
@@ -161,7 +212,8 @@ class Dist:
         if not self.active:
             return flag
         t = torch.tensor([float(flag)], device=self.device_of_group())
-        dist.all_reduce(t)
+        with self.collective("a vote over ranks"):
+            dist.all_reduce(t)
         return bool(t.item() > 0)
 
     def device_of_group(self) -> torch.device:
@@ -174,8 +226,23 @@ class Dist:
         loses its connection mid-exchange aborts: the SIGABRT seen now and then in CI's 2-rank runs)."""
         if self.active and dist.is_initialized():
             if sync:
-                dist.barrier()
+                with self.collective("the closing barrier"):
+                    dist.barrier()
             dist.destroy_process_group()
+
+
+class RankLostError(VaelabError, RuntimeError):
+    """A peer process of a torchrun group died or stopped answering within ``train.dist_timeout``."""
+
+
+def _attempt_store(rank: int, world: int, timeout: datetime.timedelta) -> dist.Store:
+    """The rendezvous store of this attempt: torchrun's agent keeps one store for every restart of the
+    group, and gloo found the dead attempt's addresses there (a restarted group failed with "Gloo
+    connectFullMesh failed ... Connection refused"); each attempt's keys get their own prefix."""
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # else rank 0 hosts it (a plain env:// launch)
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent and rank == 0, timeout=timeout, multi_tenant=not agent)  # fmt: skip
+    return dist.PrefixStore(f"vaelab/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def _rows(batch: Batch, lo: int, hi: int) -> Batch:

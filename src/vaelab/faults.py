@@ -1,5 +1,7 @@
 """Deterministic fault injection for the crash tests: ``VAELAB_FAULT=POINT:N`` kills the process
-with SIGKILL the N-th time (1-based) execution reaches ``point(POINT)``.
+with SIGKILL the N-th time (1-based) execution reaches ``point(POINT)``; ``POINT:N:stop`` stops it
+with SIGSTOP instead (a hung process). ``VAELAB_FAULT_RANK=r`` arms it on torchrun rank r only, and
+only before the elastic agent's first restart (the restarted group must run through).
 
 The points sit where a real crash hurts most: between a checkpoint's write and its rename, between
 an epoch's metrics row and its checkpoint, halfway through a metrics line. With the variable
@@ -13,6 +15,7 @@ import signal
 from collections import Counter
 
 ENV = "VAELAB_FAULT"
+RANK_ENV = "VAELAB_FAULT_RANK"
 POINTS = (
     "step",
     "checkpoint.before_rename",
@@ -30,12 +33,20 @@ def armed(name: str) -> bool:
     if not spec:
         return False
     target, _, n = spec.partition(":")
+    n = n.split(":")[0]
     if target not in POINTS:
         raise ValueError(f"{ENV}={spec}: unknown fault point {target!r}; one of {', '.join(POINTS)}")
-    if target != name:
+    if target != name or not _this_process():
         return False
     _seen[name] += 1
     return _seen[name] == int(n or 1)
+
+
+def _this_process() -> bool:
+    rank = os.environ.get(RANK_ENV)
+    if rank is None:
+        return True
+    return rank == os.environ.get("RANK", "0") and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
 
 
 def kill() -> None:
@@ -46,4 +57,7 @@ def kill() -> None:
 def point(name: str) -> None:
     """Kill the process here when ``$VAELAB_FAULT`` names this call."""
     if armed(name):
-        kill()
+        if os.environ[ENV].endswith(":stop"):
+            os.kill(os.getpid(), signal.SIGSTOP)
+        else:
+            kill()

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import itertools
 import math
+import os
 import sys
 import time
 import warnings
@@ -21,9 +22,10 @@ from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits, iterate_batches
 from ..data.labels import label_tensors, labelled_batches, semi_supervised_batches
-from ..distributed import Dist, refuse_rank_local_state
+from ..distributed import Dist, RankLostError, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
+from ..models.precision import set_precision
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from ..progress import tqdm
@@ -35,7 +37,7 @@ from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import check_schedules, kl_weight, scheduled_lr
-from .step import resolve_kl, train_step
+from .step import compiled_bound, compute_bound, resolve_kl, train_step
 from .trackers import close_trackers, start_trackers
 
 
@@ -65,6 +67,7 @@ class Loop:
     def __init__(self, cfg: RunConfig, run_dir: Path, model, data: DataSplits, writer: RunWriter, device, dist=None):
         t = cfg.train
         self.cfg, self.run_dir, self.model, self.data, self.writer = cfg, run_dir, model.to(device), data, writer
+        self.device = torch.device(device)
         self.dist = dist if dist is not None else Dist()
         self.objective = OBJECTIVES.build(t.objective.kind, t.objective.options, "train.objective")
         self.estimator = ESTIMATORS.build(t.estimator.kind, t.estimator.options, "train.estimator")
@@ -74,6 +77,8 @@ class Loop:
         self.estimator.check_objective(self.objective, t.n_samples)
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
+        set_precision(self.model, t.precision)
+        self.bound = compiled_bound() if t.compile else compute_bound
         check_schedules(t)
         self.optimizer, self.groups = build_optimizer(
             t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups(), t.optimizer_impl
@@ -107,9 +112,22 @@ class Loop:
 
     def checkpoint_payload(self) -> dict:
         payload = checkpoint_payload(self)
+        cuda = self.cuda_rng()
+        if cuda is not None:  # z's noise is drawn on the GPU: its generator resumes too
+            payload["cuda_rng"] = cuda
         if self.dist.active:  # a collective: every rank saves at the same step
             payload.update(world_size=self.dist.world, torch_rng_ranks=self.dist.gather(torch.get_rng_state()))
+            if cuda is not None:
+                payload["cuda_rng_ranks"] = self.dist.gather(cuda)
         return payload
+
+    def cuda_rng(self) -> torch.Tensor | None:
+        """The generator state of this rank's GPU (None on a CPU device)."""
+        return torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+
+    def set_cuda_rng(self, state: torch.Tensor | None) -> None:
+        if state is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state, self.device)
 
     def save(self, best: bool = False) -> None:
         """Write last.pt (and best.pt) with the state as it is now, mid-epoch or not."""
@@ -135,8 +153,15 @@ class Loop:
         raise TrainingInterrupted(
             f"stopped by {self.stop.name or 'a signal to another rank'} at epoch {st.epoch + 1}, step {st.step}; "
             f"{self.run_dir / 'last.pt'} holds that step; continue with: "
-            f"vaelab train --resume {self.run_dir}"
+            f"vaelab train --resume {self.run_dir}{self._launch_hint()}"
         )
+
+    def _launch_hint(self) -> str:
+        """How the resumed run should be launched: as many processes (per machine) as this one."""
+        if not self.dist.active:
+            return ""
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world))
+        return f" --nproc {local}" + ("" if local == self.dist.world else " (and the same --nnodes launch on every machine)")
 
     def snapshot(self) -> dict:
         """In memory, everything an epoch changes: what a diverged epoch is rolled back to."""
@@ -146,6 +171,7 @@ class Loop:
                 "optimizer": self.optimizer.state_dict(),
                 "estimator": self.estimator.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": self.cuda_rng(),
                 "shuffle_rng": self.shuffle_gen.get_state(),
                 "step": self.state.step,
                 "mid_epoch": self.state.mid_epoch(),
@@ -168,6 +194,7 @@ class Loop:
         self.optimizer.load_state_dict(snap["optimizer"])
         self.estimator.load_state_dict(snap["estimator"])
         torch.set_rng_state(snap["torch_rng"])
+        self.set_cuda_rng(snap["cuda_rng"])
         self.shuffle_gen.set_state(snap["shuffle_rng"])
         self.state.step, self.state.epoch = snap["step"], epoch
         for k, v in copy.deepcopy(snap["mid_epoch"]).items():
@@ -204,7 +231,8 @@ class Loop:
             try:
                 s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, t.n_samples,
                                self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight),
-                               self._global_mean(weight), t.classification_weight)  # fmt: skip
+                               self._global_mean(weight) if t.free_bits else None, t.classification_weight,
+                               self.bound)  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
@@ -330,7 +358,7 @@ def fit(
                        *([EpochCallback(epoch_callback)] if epoch_callback else [])]  # fmt: skip
                 show = not progress.is_quiet() and sys.stderr.isatty() and dist.is_main  # fit(quiet=) or --quiet
                 loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
-                with loop.stop:
+                with loop.stop, _lost_rank_says_where(loop):
                     for epoch in range(loop.state.epoch, cfg.train.epochs):
                         _run_epoch(loop, epoch, cbs, show)
                         loop.stop_if_requested(agree=True)
@@ -341,8 +369,21 @@ def fit(
     finally:
         if owned:
             dist.close(sync=finished)
+    set_precision(loop.model, "fp32")  # the trained model evaluates in float32 (docs/performance.md)
     st = loop.state
     return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _lost_rank_says_where(loop: Loop):
+    """A lost peer (:class:`RankLostError`) names the step it was lost at and the checkpoint left."""
+    try:
+        yield
+    except RankLostError as e:
+        st = loop.state
+        where = f"{loop.run_dir / 'last.pt'} holds step {st.saved_step}" if st.saved_epoch is not None else "no last.pt yet"
+        hint = f"continue with vaelab train --resume {loop.run_dir}{loop._launch_hint()}"
+        raise RankLostError(f"{e} of step {st.step + 1}; {where}: {hint}") from None
 
 
 def _run_epoch(loop: Loop, epoch: int, cbs: list, show: bool) -> None:
@@ -406,6 +447,10 @@ def _resume(loop: Loop, ckpt: dict) -> None:
         setattr(st, k, v)
     loop.lr_scale, loop.retries = ckpt.get("lr_scale", 1.0), ckpt.get("divergence_retries_used", 0)
     torch.set_rng_state(_rank_rng(loop.dist, ckpt))
+    cuda_ranks = ckpt.get("cuda_rng_ranks")
+    loop.set_cuda_rng(
+        cuda_ranks[loop.dist.rank] if cuda_ranks and len(cuda_ranks) == loop.dist.world else ckpt.get("cuda_rng")
+    )
     loop.shuffle_gen.set_state(ckpt["shuffle_rng"])
 
 

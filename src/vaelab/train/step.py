@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -115,6 +116,24 @@ def compute_bound(
     return est, stats
 
 
+def compiled_bound() -> Callable:
+    """:func:`compute_bound` through ``torch.compile`` (inductor; ``dynamic=False``: one graph per K and
+    batch shape, since dynamo's automatic dynamic shapes failed on the noise draw when K changed).
+
+    ``fallback_random``: the compiled graph draws z's noise with torch's own generator, as eager code
+    does, so a compiled step sees the eager step's samples (and a checkpoint's RNG state replays it)."""
+    with warnings.catch_warnings():  # importing inductor warns about torch.jit.script_method
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fn = torch.compile(compute_bound, dynamic=False, options={"fallback_random": True})
+
+    def bound(*args, **kwargs):
+        with warnings.catch_warnings():  # dynamo's tracing trips torch's own deprecation and .grad warnings
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return bound
+
+
 def estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mean) -> tuple[BoundEstimate, Tensor, Tensor]:
     """The estimate on given terms, and its (S, B) log p(x|z) and KL terms (see :func:`compute_bound`)."""
     rec = terms.log_px_z  # (S, B)
@@ -188,6 +207,7 @@ def train_step(
     sync: Callable[[Tensor, bool], tuple[Tensor, bool]] | None = None,
     global_mean: Callable[[Tensor], Tensor] | None = None,
     classification_weight: float = 0.1,
+    bound: Callable = compute_bound,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
@@ -212,13 +232,14 @@ def train_step(
         global_mean: under several processes, this rank's share-mean of a statistic -> the global
             batch's (free bits decide their clamp from it; see :func:`compute_bound`).
         classification_weight: a semi-supervised model's alpha / N (see :func:`compute_bound`).
+        bound: :func:`compute_bound` or a compiled copy of it (``train.compile``).
     Raises:
         TrainingDivergedError: the bound is NaN/inf (on any rank); the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
-        est, stats = compute_bound(
+        est, stats = bound(
             model, batch, objective, estimator, n_samples, kl, beta, free_bits, global_mean, classification_weight
         )
         vec = torch.stack(list(stats.values()))  # (n_stats,)

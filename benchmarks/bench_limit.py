@@ -1,0 +1,261 @@
+"""How close vaelab's step is to the hardware: FLOPs per epoch, the machine's GEMM rate for the same
+shapes, and the step against a hand-written loop that uses the same fused Adam.
+
+Workloads: the IWAE paper's MNIST model (784-200-200-50 tanh MLP, Bernoulli decoder, batch 100):
+VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward passes only).
+
+- **FLOPs** are counted from the layer shapes: a Linear(n_in, n_out) on R rows is 2 R n_in n_out
+  forward; backward is a gradient for the weight (2 R n_in n_out) and for the input (the same; none for
+  the first encoder layer, whose input is x). Elementwise work (tanh, the likelihood, Adam) is not
+  counted: it is memory-bound and small beside the matrix products at K >= 5.
+- **GEMM bound**: the same sequence of bare ``torch.addmm`` / ``torch.mm`` calls a step makes (forward,
+  then both backward products), with the step's shapes and nothing else, timed in a loop. Its time is
+  what the step would take if everything but the matrix products were free; FLOPs / that time is the
+  sustained GEMM rate of this machine for these shapes.
+- **Steps**, interleaved in one process on the same batches, in blocks of --block steps, alternating
+  order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
+  Adam), the hand-written step with ``torch.optim.Adam(fused=True)``, and the hand-written step with
+  torch's default Adam, as people write it. IS: vaelab's ``importance_sampled_log_likelihood`` and the
+  hand-written IS loop of ``impls.py`` on --points test images.
+- **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
+  machine; a round is counted as disturbed above 10 %.
+
+    VAELAB_DATA=../shared/data python benchmarks/bench_limit.py [--rounds 8] [--block 20] [--device cuda]
+
+Writes benchmarks/results/limit[_DEVICE].json and limit[_DEVICE].md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import impls  # noqa: E402
+
+ENC = [(784, 200), (200, 200), (200, 100)]  # (n_in, n_out) per Linear
+DEC = [(50, 200), (200, 200), (200, 784)]
+B, N_TRAIN = 100, 50_000
+
+
+def flops_per_step(k: int, train: bool = True) -> float:
+    """Matrix-product FLOPs of one step on a batch of B (decoder rows K*B)."""
+    total = 0.0
+    for rows, layers in ((B, ENC), (k * B, DEC)):
+        for i, (n_in, n_out) in enumerate(layers):
+            f = 2.0 * rows * n_in * n_out
+            total += f
+            if train:
+                total += f + (f if (layers is DEC or i > 0) else 0.0)  # weight grad + input grad
+    return total
+
+
+def gemm_sequence(k: int, device: torch.device, train: bool = True):
+    """A function that runs the step's matrix products with its shapes, nothing else."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ops = []
+    for rows, layers in ((B, ENC), (k * B, DEC)):
+        for i, (n_in, n_out) in enumerate(layers):
+            x = torch.randn(rows, n_in, generator=g).to(device)
+            w = torch.randn(n_out, n_in, generator=g).to(device)
+            b = torch.randn(n_out, generator=g).to(device)
+            gy = torch.randn(rows, n_out, generator=g).to(device)
+            ops.append((x, w, b, gy, layers is DEC or i > 0))
+
+    def run():
+        for x, w, b, _, _ in ops:
+            torch.addmm(b, x, w.t())
+        if train:
+            for x, w, _, gy, needs_input_grad in reversed(ops):
+                torch.mm(gy.t(), x)  # weight gradient (n_out, n_in)
+                if needs_input_grad:
+                    torch.mm(gy, w)  # input gradient (rows, n_in)
+
+    return run
+
+
+def _busy_seconds() -> float:
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device, reps: int) -> tuple[float, float]:
+    """(seconds per call, other processes' share of the machine meanwhile)."""
+    _sync(device)
+    busy0, own0, t0 = _busy_seconds(), _own_seconds(), time.perf_counter()
+    for _ in range(reps):
+        fn()
+    _sync(device)
+    wall = time.perf_counter() - t0
+    other = max(0.0, _busy_seconds() - busy0 - (_own_seconds() - own0)) / (wall * (os.cpu_count() or 1))
+    return wall / reps, other
+
+
+def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
+    """{arm: f()} for one step each on a fresh batch drawn from x."""
+    from vaelab.data import Batch
+    from vaelab.estimators import ESTIMATORS
+    from vaelab.models import build_model
+    from vaelab.objectives import OBJECTIVES
+    from vaelab.train import train_step
+    from vaelab.train.optim import build_optimizer
+
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.bernoulli(x[torch.randint(0, len(x), (B,), generator=g)], generator=g).to(device) for _ in range(8)]
+    it = {"i": 0}
+
+    def batch():
+        it["i"] += 1
+        return batches[it["i"] % len(batches)]
+
+    arms = {}
+    for name, fused in (("hand-written, fused Adam", True), ("hand-written, default Adam", False)):
+        torch.manual_seed(0)
+        enc, dec = (m.to(device) for m in impls._mlp_pair())
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3, fused=fused or None)
+        arms[name] = lambda enc=enc, dec=dec, opt=opt: impls.hand_written_step(
+            enc, dec, opt, batch().reshape(B, -1), k, device=device
+        )
+    model = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
+    opt2, groups = build_optimizer("adam", model, 1e-3)
+    objective, estimator = OBJECTIVES.build("elbo" if k == 1 else "iwae"), ESTIMATORS.build("reparam")
+    kl = "analytic" if k == 1 else "mc"
+    arms["vaelab train_step"] = lambda: train_step(model, Batch(batch(), None), opt2, objective, estimator, k, kl,
+                                                   groups=groups)  # fmt: skip
+    arms["GEMM bound"] = gemm_sequence(k, device)
+    return arms
+
+
+def interleave(arms: dict, device, rounds: int, block: int) -> dict:
+    times: dict[str, list[float]] = {a: [] for a in arms}
+    other: dict[str, list[float]] = {a: [] for a in arms}
+    names = list(arms)
+    for r in range(rounds + 1):  # round 0 warms up
+        order = names if r % 2 else names[::-1]
+        for a in order:
+            s, o = timed(arms[a], device, block)
+            if r:
+                times[a].append(s)
+                other[a].append(o)
+    return {a: {"s": statistics.median(times[a]), "runs": times[a], "disturbed": sum(o > 0.1 for o in other[a])}
+            for a in names}  # fmt: skip
+
+
+def is_arms(device, x_test: torch.Tensor, points: int) -> dict:
+    from vaelab.evaluation import importance_sampled_log_likelihood
+    from vaelab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(impls._model_cfg(1).model, (1, 28, 28)).to(device)
+    xb = torch.bernoulli(x_test[:points], generator=torch.Generator().manual_seed(2)).to(device)
+    return {
+        "vaelab IS": lambda: importance_sampled_log_likelihood(model, xb, k=5000, seed=0),
+        "hand-written IS": lambda: impls.hand_written_is(xb, 5000, 0, device=device),
+        "GEMM bound": gemm_sequence(5000 * points // B, device, train=False),
+    }
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 5, 50])
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--block", type=int, default=20, help="steps per timed block (IWAE-50: a fifth)")
+    ap.add_argument("--points", type=int, default=100, help="test images for IS with K = 5,000")
+    ap.add_argument("--device", default="cpu")
+    return ap.parse_args()
+
+
+def main() -> None:
+    from vaelab import progress
+    from vaelab.data import load_mnist
+
+    args = parse_args()
+    device = torch.device(args.device)
+    torch.set_flush_denormal(True)
+    data = load_mnist(None)
+    x = data.train[:5000].clone()
+    rows = []
+    with progress.quiet():
+        for k in args.k:
+            res = interleave(train_arms(k, device, x), device, args.rounds, max(2, args.block // (5 if k >= 50 else 1)))
+            rows.append(_row("VAE" if k == 1 else f"IWAE-{k}", flops_per_step(k) * N_TRAIN / B, res, N_TRAIN / B))
+            print(_line(rows[-1]), flush=True)
+        res = interleave(is_arms(device, data.test, args.points), device, max(3, args.rounds // 2), 1)
+        per_point = 10_000 / args.points  # scaled to the 10,000-image test set
+        rows.append(_row("IS K=5000", flops_per_step(5000 * args.points // B, train=False) * per_point, res, per_point))
+        print(_line(rows[-1]), flush=True)
+    write(rows, args)
+
+
+def _row(workload: str, flops: float, res: dict, scale: float) -> dict:
+    """Seconds per epoch (training: 50k images; IS: the 10k test images) and the ratios."""
+    s = {a: v["s"] * scale for a, v in res.items()}
+    ours = s.get("vaelab train_step", s.get("vaelab IS"))
+    ref = s.get("hand-written, fused Adam", s.get("hand-written IS"))
+    return {"workload": workload, "tflop": flops / 1e12, "s": s, "gemm_gflops": flops / s["GEMM bound"] / 1e9,
+            "vs_fused_loop": ours / ref, "vs_gemm_bound": ours / s["GEMM bound"],
+            "disturbed": {a: v["disturbed"] for a, v in res.items()},
+            "runs": {a: v["runs"] for a, v in res.items()}}  # fmt: skip
+
+
+def _line(r: dict) -> str:
+    return (f"{r['workload']}: {r['tflop']:.3f} TFLOP/epoch, GEMM bound {r['s']['GEMM bound']:.2f} s "
+            f"({r['gemm_gflops']:.0f} GFLOP/s), vaelab {r['vs_fused_loop']:.3f}x the fused-Adam loop, "
+            f"{r['vs_gemm_bound']:.2f}x the GEMM bound; "
+            + ", ".join(f"{a} {v:.2f} s" for a, v in r["s"].items()))  # fmt: skip
+
+
+def write(rows: list[dict], args) -> None:
+    dev = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+    commit = git.stdout.strip() or "unknown"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
+    if args.device.startswith("cuda"):
+        machine += f", {torch.cuda.get_device_name()}"
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit, "torch": torch.__version__, "machine": machine,
+            "args": vars(args)}  # fmt: skip
+    (HERE / "results" / f"limit{dev}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+    lines = [f"Limit benchmark (`benchmarks/bench_limit.py`), {meta['date']}, commit {commit}, torch {meta['torch']}, "
+             f"{meta['machine']}; {args.rounds} interleaved rounds, medians; seconds per epoch (training 50k images, "
+             "IS the 10k test images).", "",
+             "| workload | TFLOP / epoch | GEMM bound (s) | GEMM GFLOP/s | vaelab (s) | hand-written, fused Adam (s) | "
+             "hand-written, default Adam (s) | vaelab / fused loop | vaelab / GEMM bound | disturbed rounds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        s = r["s"]
+        ours = s.get("vaelab train_step", s.get("vaelab IS"))
+        fused = s.get("hand-written, fused Adam", s.get("hand-written IS"))
+        default = s.get("hand-written, default Adam")
+        lines.append(f"| {r['workload']} | {r['tflop']:.3f} | {s['GEMM bound']:.2f} | {r['gemm_gflops']:.0f} | {ours:.2f} | "
+                     f"{fused:.2f} | {'' if default is None else f'{default:.2f}'} | {r['vs_fused_loop']:.3f} | "
+                     f"{r['vs_gemm_bound']:.2f} | {sum(r['disturbed'].values())} |")  # fmt: skip
+    (HERE / "results" / f"limit{dev}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
