@@ -61,11 +61,13 @@ def flops_per_step(k: int, train: bool = True) -> float:
     return total
 
 
-def gemm_sequence(k: int, device: torch.device, train: bool = True):
-    """A function that runs the step's matrix products with its shapes, nothing else."""
+def gemm_sequence(k: int, device: torch.device, train: bool = True, chunk: int = 0):
+    """A function that runs the step's matrix products with its shapes, nothing else; ``chunk`` > 0
+    runs the decoder on that many rows at a time, as the IS evaluator does (K*B rows in all)."""
     g = torch.Generator(device="cpu").manual_seed(0)
     ops = []
-    for rows, layers in ((B, ENC), (k * B, DEC)):
+    calls = max(1, k * B // chunk) if chunk else 1
+    for rows, layers in ((B, ENC), ((chunk if chunk else k * B), DEC)):
         for i, (n_in, n_out) in enumerate(layers):
             x = torch.randn(rows, n_in, generator=g).to(device)
             w = torch.randn(n_out, n_in, generator=g).to(device)
@@ -74,8 +76,9 @@ def gemm_sequence(k: int, device: torch.device, train: bool = True):
             ops.append((x, w, b, gy, layers is DEC or i > 0))
 
     def run():
-        for x, w, b, _, _ in ops:
-            torch.addmm(b, x, w.t())
+        for i, (x, w, b, _, _) in enumerate(ops):
+            for _ in range(calls if i >= len(ENC) else 1):
+                torch.addmm(b, x, w.t())
         if train:
             for x, w, _, gy, needs_input_grad in reversed(ops):
                 torch.mm(gy.t(), x)  # weight gradient (n_out, n_in)
@@ -167,21 +170,25 @@ def interleave(arms: dict, device, rounds: int, block: int) -> dict:
 
 def is_arms(device, x_test: torch.Tensor, points: int) -> dict:
     from vaelab.evaluation import importance_sampled_log_likelihood
+    from vaelab.evaluation.loglik import CHUNK_BYTES
     from vaelab.models import build_model
+    from vaelab.numerics import eval_rows
 
     torch.manual_seed(0)
     model = build_model(impls._model_cfg(1).model, (1, 28, 28)).to(device)
+    chunk = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * 784 + 64))))  # the evaluator's decoder rows per call
     xb = torch.bernoulli(x_test[:points], generator=torch.Generator().manual_seed(2)).to(device)
     return {
         "vaelab IS": lambda: importance_sampled_log_likelihood(model, xb, k=5000, seed=0),
         "hand-written IS": lambda: impls.hand_written_is(xb, 5000, 0, device=device),
-        "GEMM bound": gemm_sequence(5000 * points // B, device, train=False),
+        "GEMM bound": gemm_sequence(5000 * points // B, device, train=False, chunk=chunk),
     }
 
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--k", type=int, nargs="+", default=[1, 5, 50])
+    ap.add_argument("--k", type=int, nargs="*", default=[1, 5, 50], help="training workloads (none: IS only)")
+    ap.add_argument("--merge", action="store_true", help="keep the other workloads' rows of an earlier run")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--block", type=int, default=20, help="steps per timed block (IWAE-50: a fifth)")
     ap.add_argument("--points", type=int, default=100, help="test images for IS with K = 5,000")
@@ -208,7 +215,16 @@ def main() -> None:
         per_point = 10_000 / args.points  # scaled to the 10,000-image test set
         rows.append(_row("IS K=5000", flops_per_step(5000 * args.points // B, train=False) * per_point, res, per_point))
         print(_line(rows[-1]), flush=True)
+    if args.merge:
+        path = HERE / "results" / f"limit{_suffix(args)}.json"
+        new = {r["workload"] for r in rows}
+        rows = [r for r in json.loads(path.read_text())["rows"] if r["workload"] not in new] + rows
+        rows.sort(key=lambda r: ["VAE", "IWAE-5", "IWAE-50", "IS K=5000"].index(r["workload"]))
     write(rows, args)
+
+
+def _suffix(args) -> str:
+    return "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
 
 
 def _row(workload: str, flops: float, res: dict, scale: float) -> dict:
@@ -230,7 +246,7 @@ def _line(r: dict) -> str:
 
 
 def write(rows: list[dict], args) -> None:
-    dev = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+    dev = _suffix(args)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
     commit = git.stdout.strip() or "unknown"
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
