@@ -170,13 +170,14 @@ def interleave(arms: dict, device, rounds: int, block: int) -> dict:
 
 def is_arms(device, x_test: torch.Tensor, points: int) -> dict:
     from vaelab.evaluation import importance_sampled_log_likelihood
-    from vaelab.evaluation.loglik import CHUNK_BYTES
+    from vaelab.evaluation.loglik import CHUNK_BYTES, CHUNK_BYTES_CUDA
     from vaelab.models import build_model
     from vaelab.numerics import eval_rows
 
     torch.manual_seed(0)
     model = build_model(impls._model_cfg(1).model, (1, 28, 28)).to(device)
-    chunk = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * 784 + 64))))  # the evaluator's decoder rows per call
+    budget = CHUNK_BYTES_CUDA if device.type == "cuda" else CHUNK_BYTES
+    chunk = eval_rows(model, max(64, budget // (4 * (4 * 784 + 64))))  # the evaluator's decoder rows per call
     xb = torch.bernoulli(x_test[:points], generator=torch.Generator().manual_seed(2)).to(device)
     return {
         "vaelab IS": lambda: importance_sampled_log_likelihood(model, xb, k=5000, seed=0),

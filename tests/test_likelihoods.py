@@ -73,8 +73,19 @@ def _reference_bernoulli(logits, x):
     return torch.distributions.Independent(torch.distributions.Bernoulli(logits=logits, validate_args=False), 1).log_prob(x)
 
 
+@pytest.fixture(params=["small", "fused"])
+def likelihood_path(request, monkeypatch):
+    """Both forward paths of bernoulli_log_prob: torch's binary cross-entropy for small logits, the
+    buffered relu / log-sigmoid-product form above SMALL_LIKELIHOOD numbers (forced here with 0)."""
+    from vaelab.distributions import likelihoods
+
+    if request.param == "fused":
+        monkeypatch.setattr(likelihoods, "SMALL_LIKELIHOOD", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("x_kind", ["binary", "intensities"])
-def test_fused_bernoulli_log_prob_matches_torch_distributions_value_and_gradients(x_kind):
+def test_fused_bernoulli_log_prob_matches_torch_distributions_value_and_gradients(x_kind, likelihood_path):
     """bernoulli_log_prob against torch.distributions: value, d/dlogits, d/dx and second derivatives,
     with (B, D) data broadcasting against (S, B, D) logits, large logits included."""
     from vaelab.distributions.likelihoods import bernoulli_log_prob
@@ -93,7 +104,7 @@ def test_fused_bernoulli_log_prob_matches_torch_distributions_value_and_gradient
     assert torch.autograd.gradgradcheck(bernoulli_log_prob, (logits, x))
 
 
-def test_fused_bernoulli_log_prob_with_data_broadcasting_over_logits():
+def test_fused_bernoulli_log_prob_with_data_broadcasting_over_logits(likelihood_path):
     """The other broadcast: (B, D) logits scored against (S, B, D) data."""
     from vaelab.distributions.likelihoods import bernoulli_log_prob
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
@@ -94,12 +95,20 @@ def _sum_log_sigmoid_abs(logits: Tensor, out: Tensor | None = None, halvings: in
     return a[..., :n].log_().sum(-1)
 
 
+#: logits up to this many numbers take torch's fused binary cross-entropy in the forward pass
+SMALL_LIKELIHOOD = 2**18
+
+
 class _BernoulliLogProb(torch.autograd.Function):
     """sum_d x_d l_d - softplus(l_d) with the gradient (x - sigmoid(l)) written out."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
         ctx.save_for_backward(logits, x)
+        if logits.numel() <= SMALL_LIKELIHOOD and x.dim() <= logits.dim():
+            # a VAE step's (1, 100, 784): dispatching the buffer trick's ~20 small ops costs more than
+            # the log1p it saves; torch's one fused kernel (tests/test_likelihoods.py: both paths)
+            return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
         # softplus(l) = relu(l) - log sigmoid(|l|): the same value as F.softplus to float32
         # rounding, without its log1p on every element (the likelihood's forward in ~0.7x the time)
         t = logits * x  # (..., D)

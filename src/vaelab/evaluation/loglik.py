@@ -17,6 +17,8 @@ from ._labels import labels_of
 
 #: Target size of one chunk's activations; see ``importance_sampled_log_likelihood``.
 CHUNK_BYTES = 16 * 2**20
+#: on a GPU: 1,300-row chunks left an H200 launch-bound at 50x its matrix-product time (benchmarks/results.md)
+CHUNK_BYTES_CUDA = 512 * 2**20
 
 
 @dataclass
@@ -86,7 +88,8 @@ def importance_sampled_log_likelihood(
     preallocated and filled chunk by chunk (no concatenation), each chunk scoring
     ``c = max(1, max_rows // B)`` samples, i.e. at most ``max_rows`` decoder rows at a time.
     By default ``max_rows = CHUNK_BYTES / (4 * (4*x_dim + 64))``, about 16 MB of float32
-    activations per chunk (x_dim = numbers per point; 1,300 rows for MNIST, 58,000 for 2-D data). Peak
+    activations per chunk (x_dim = numbers per point; 1,300 rows for MNIST, 58,000 for 2-D data;
+    ``CHUNK_BYTES_CUDA`` = 512 MB on a GPU, where small chunks leave it waiting on kernel launches). Peak
     extra memory is then
     ``4*K*B`` bytes for the buffer plus ~16 MB: for K=5000, B=100 on MNIST, 2 MB + 16 MB. Small
     chunks are also the fast choice on CPU: the 784-wide likelihood terms stay in cache (measured
@@ -130,9 +133,10 @@ def importance_sampled_log_likelihood(
     if proposal is not None and tuple(proposal.shape) != (x.shape[0], model.latent.n_params):
         raise ValueError(f"proposal must be ({x.shape[0]}, {model.latent.n_params}), got {tuple(proposal.shape)}")
     x_dim = math.prod(x.shape[1:])
-    if max_rows is None:
-        max_rows = eval_rows(model, max(64, CHUNK_BYTES // (4 * (4 * x_dim + 64))))
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    if max_rows is None:
+        budget = CHUNK_BYTES_CUDA if device.type == "cuda" else CHUNK_BYTES
+        max_rows = eval_rows(model, max(64, budget // (4 * (4 * x_dim + 64))))
     tune_malloc(malloc, device)
     with denormals_flushed(device):
         return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist or Dist(), y)

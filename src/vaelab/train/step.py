@@ -138,7 +138,10 @@ def estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mea
     """The estimate on given terms, and its (S, B) log p(x|z) and KL terms (see :func:`compute_bound`)."""
     rec = terms.log_px_z  # (S, B)
     kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
-    if free_bits or kl == "analytic" or beta != 1.0:
+    if kl == "analytic" and beta == 1.0 and not free_bits:  # the trained bound is the true one: no surrogate
+        bound = elbo(rec - kl_s)  # (B,)
+        est = BoundEstimate(bound.detach(), bound, bound)
+    elif free_bits or kl == "analytic" or beta != 1.0:
         true = elbo(rec - kl_s).detach()  # (B,) the ELBO at beta = 1: what is logged
         if free_bits:
             trained = elbo(rec) - beta * free_bits_kl(model, terms, free_bits, global_mean)  # (B,)
