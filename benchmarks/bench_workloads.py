@@ -42,9 +42,10 @@ ROOT = HERE.parent
 PEERS_VENV = HERE / "out" / "peers-venv"
 PEER_PACKAGES = ["pythae==0.1.2", "pyro-ppl==1.9.2"]
 WORKLOADS = {"VAE": 1, "IWAE-5": 5, "IWAE-50": 50, "IS K=5000": 5000}
-OURS = ("hand-written", "vaelab train_step", "vaelab")
+OURS = ("hand-written", "hand-written, fused Adam", "vaelab train_step", "vaelab")
 PEERS = ("pythae 0.1.2", "Pyro 1.9.2")
 API = {
+    "hand-written, fused Adam": "the hand-written loop with `torch.optim.Adam(fused=True)`, the optimizer `fit` uses",
     "vaelab train_step": "`vaelab.train.train_step` in a bare loop",
     "vaelab": "`vaelab.train.fit` (checkpoint + metrics files); IS: `importance_sampled_log_likelihood`",
     "pythae 0.1.2": "`BaseTrainer.train()` on `VAE` / `IWAE`; IS: `model.get_nll(x, n_samples=K)`",
@@ -57,7 +58,7 @@ def is_eval(workload: str) -> bool:
 
 
 def impls_for(workload: str, peers: bool) -> list[str]:
-    ours = [i for i in OURS if not (is_eval(workload) and i == "vaelab train_step")]
+    ours = [i for i in OURS if not (is_eval(workload) and i in ("vaelab train_step", "hand-written, fused Adam"))]
     return ours + (list(PEERS) if peers else [])
 
 
