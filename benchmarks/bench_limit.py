@@ -190,6 +190,7 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, nargs="*", default=[1, 5, 50], help="training workloads (none: IS only)")
     ap.add_argument("--merge", action="store_true", help="keep the other workloads' rows of an earlier run")
+    ap.add_argument("--skip-is", action="store_true", help="training workloads only")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--block", type=int, default=20, help="steps per timed block (IWAE-50: a fifth)")
     ap.add_argument("--points", type=int, default=100, help="test images for IS with K = 5,000")
@@ -212,10 +213,12 @@ def main() -> None:
             res = interleave(train_arms(k, device, x), device, args.rounds, max(2, args.block // (5 if k >= 50 else 1)))
             rows.append(_row("VAE" if k == 1 else f"IWAE-{k}", flops_per_step(k) * N_TRAIN / B, res, N_TRAIN / B))
             print(_line(rows[-1]), flush=True)
-        res = interleave(is_arms(device, data.test, args.points), device, max(3, args.rounds // 2), 1)
-        per_point = 10_000 / args.points  # scaled to the 10,000-image test set
-        rows.append(_row("IS K=5000", flops_per_step(5000 * args.points // B, train=False) * per_point, res, per_point))
-        print(_line(rows[-1]), flush=True)
+        if not args.skip_is:
+            res = interleave(is_arms(device, data.test, args.points), device, max(3, args.rounds // 2), 1)
+            per_point = 10_000 / args.points  # scaled to the 10,000-image test set
+            flops = flops_per_step(5000 * args.points // B, train=False) * per_point
+            rows.append(_row("IS K=5000", flops, res, per_point))
+            print(_line(rows[-1]), flush=True)
     if args.merge:
         path = HERE / "results" / f"limit{_suffix(args)}.json"
         new = {r["workload"] for r in rows}
