@@ -76,8 +76,11 @@ def test_ctrl_c_under_nproc_stops_once_with_exit_75(tmp_path):
     exit 75, last.pt at the step it names; the run then resumes under 2 processes to the end."""
     run = tmp_path / "r"
     args = [*TRAIN, "--set", "data.n_train=20000", "--batch-size", "20", "--epochs", "3", "--nproc", "2", "--out", str(run)]
+    # SIGINT at its default in the launcher, whatever pytest inherited (CI runs it as a background job,
+    # with SIGINT ignored, and an ignored SIGINT stays ignored: docs/reliability.md)
     p = subprocess.Popen([sys.executable, "-m", "vaelab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=ENV, start_new_session=True)  # fmt: skip
+                         text=True, env=ENV, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
     while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():  # training has begun
         assert p.poll() is None and time.monotonic() < deadline, p.communicate()[1][-3000:]
