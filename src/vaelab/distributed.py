@@ -242,7 +242,9 @@ def _attempt_store(rank: int, world: int, timeout: datetime.timedelta) -> dist.S
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # else rank 0 hosts it (a plain env:// launch)
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
                           is_master=not agent and rank == 0, timeout=timeout, multi_tenant=not agent)  # fmt: skip
-    return dist.PrefixStore(f"vaelab/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    from .launch import restart_count
+
+    return dist.PrefixStore(f"vaelab/attempt_{restart_count()}", store)
 
 
 def _rows(batch: Batch, lo: int, hi: int) -> Batch:

@@ -46,7 +46,9 @@ def _this_process() -> bool:
     rank = os.environ.get(RANK_ENV)
     if rank is None:
         return True
-    return rank == os.environ.get("RANK", "0") and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+    from .launch import restart_count
+
+    return rank == os.environ.get("RANK", "0") and restart_count() == 0
 
 
 def kill() -> None:

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 from .errors import EXIT_ABORTED, EXIT_ERROR, EXIT_STOPPED
 
-LAUNCHER_FLAGS = {"--nproc": 1, "--max-restarts": 1, "--nnodes": 1, "--rdzv-endpoint": 1, "--rdzv-id": 1}
+LAUNCHER_FLAGS = ("--nproc", "--max-restarts", "--nnodes", "--rdzv-endpoint", "--rdzv-id")  # each takes one value
 # torch's elastic agent logs each forwarded signal at WARNING; the launcher says it once instead
 _QUIET_RECORDS = ("Received %s death signal", "Sending process %s closing signal")
+# a logger's filter sees only the records logged on that logger itself: the two modules that log them
+_QUIET_LOGGERS = ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api")
 
 
 def restart_count() -> int:
@@ -122,10 +124,8 @@ def launch(spec: Launch, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import elastic_launch
 
-    log = logging.getLogger("torch.distributed.elastic")
     quiet = _Quiet()
-    log.addFilter(quiet)
-    for name in ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api"):
+    for name in _QUIET_LOGGERS:
         logging.getLogger(name).addFilter(quiet)
     try:
         with _Signals() as sig:
@@ -139,9 +139,8 @@ def launch(spec: Launch, argv: list[str]) -> int:
             except ChildFailedError as e:
                 return _failed(e)
     finally:
-        for name in ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api"):
+        for name in _QUIET_LOGGERS:
             logging.getLogger(name).removeFilter(quiet)
-        log.removeFilter(quiet)
     return 0
 
 
