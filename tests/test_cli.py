@@ -77,6 +77,20 @@ def test_reproduce_two_gaussians_quick(tmp_path):
     assert "VampPrior (50 pseudo-inputs)" in report
     for name in ("data", "standard_normal", "mog_fixed", "mog_trainable", "vamp"):
         assert (tmp_path / "tg" / f"{name}.png").stat().st_size > 10_000
+    _check_provenance(tmp_path / "tg", report, runs=4)
+
+
+def _check_provenance(out, report: str, runs: int) -> None:
+    """The report ends with its provenance: the commit that ran, the command, each run's full config."""
+    from vaelab.experiments.provenance import git_commit, stamp
+
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["commit"] == git_commit()[0] and f"commit `{prov['commit']}`" in report
+    assert prov["command"].startswith("vaelab reproduce ") and "--quick" in prov["command"]
+    assert len(prov["configs"]) == runs and all("train" in c and "model" in c for c in prov["configs"].values())
+    assert report.count("## Provenance") == 1 and report.rstrip().endswith("`configs`).")
+    stamp(out, prov)  # stamped again (a regenerated report): still one section
+    assert (out / "report.md").read_text() == report
 
 
 def test_reproduce_aevb_mnist_quick(tmp_path, data_dir):

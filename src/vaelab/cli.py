@@ -356,6 +356,7 @@ def cmd_plot(args) -> None:
 
 def cmd_reproduce(args) -> None:
     from .experiments import EXPERIMENTS
+    from .experiments.provenance import stamped_run
 
     mod = importlib.import_module(EXPERIMENTS[args.experiment])
     out = args.out or f"results/{args.experiment}"
@@ -368,7 +369,9 @@ def cmd_reproduce(args) -> None:
                 f"--budget {args.budget} is not defined for {args.experiment}; choose from {', '.join(mod.BUDGETS)}"
             )
         kwargs.update(data_dir=args.data_dir, budget=args.budget)
-    mod.run(out, **kwargs)
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in kwargs.items() if k not in ("quick", "data_dir") and v is not None]
+    command = " ".join(["vaelab reproduce", args.experiment, *flags, *(["--quick"] if args.quick else []), f"--out {out}"])
+    stamped_run(lambda: mod.run(out, **kwargs), Path(out), command, {k: v for k, v in kwargs.items() if k != "data_dir"})
 
 
 def cmd_sweep(args) -> None:
