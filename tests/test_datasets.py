@@ -12,7 +12,7 @@ from vaelab.data.caltech import load_caltech_silhouettes
 from vaelab.data.frey import load_frey
 from vaelab.data.omniglot import downsample, load_omniglot
 from vaelab.data.static_mnist import load_static_mnist
-from vaelab.errors import DataError, DataNotFoundError
+from vaelab.errors import ConfigError, DataError, DataNotFoundError
 
 
 def test_omniglot(data_dir):
@@ -53,6 +53,18 @@ def test_frey(data_dir):
     whole = torch.cat([c.train, c.valid, c.test])  # contiguous: video order kept
     frames_diff = (whole[1:] - whole[:-1]).abs().mean()
     assert float(frames_diff) < float((d.train[1:] - d.train[:-1]).abs().mean())  # random order differs more
+
+
+def test_frey_ten_folds_cover_every_frame_once(data_dir):
+    tests = [load_frey(data_dir, fold=i, valid_fraction=0.1) for i in range(10)]
+    frames = torch.cat([f.test for f in tests]).flatten(1)  # (1965, 560)
+    assert frames.shape[0] == 1965 and torch.unique(frames, dim=0).shape[0] == torch.unique(
+        torch.cat([tests[0].train, tests[0].valid, tests[0].test]).flatten(1), dim=0).shape[0]  # fmt: skip
+    f3 = tests[3]
+    assert (f3.train.shape[0], f3.valid.shape[0], f3.test.shape[0]) == (1591, 177, 197)  # 1965 = 5 x 196 + 5 x 197
+    assert not set(map(tuple, f3.test.flatten(1)[:20].tolist())) & set(map(tuple, f3.train.flatten(1).tolist()))
+    with pytest.raises(ConfigError, match="data.fold must be -1 or in 0..9"):
+        load_frey(data_dir, fold=10)
 
 
 def test_caltech_silhouettes(data_dir):

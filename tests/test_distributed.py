@@ -17,10 +17,31 @@ SMALL = ["--set", "data.n_train=201", "--batch-size", "100"]
 
 
 def _run(args: list[str], nproc: int = 1, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+    """One launch; a launch in which gloo aborted a rank (SIGABRT) is run once more, see _gloo_aborted."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     cmd = [*(launcher if nproc > 1 else [sys.executable]), str(SCRIPT), *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if nproc > 1 and _gloo_aborted(done):
+        print(f"a rank aborted (SIGABRT), run once more; its stderr:\n{done.stderr[:4000]}")  # shown if the test fails
+        _clear_out(args)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return done
+
+
+def _gloo_aborted(done: subprocess.CompletedProcess) -> bool:
+    """About once per full CI run (~40 two-rank launches on its 2 cores) one rank dies of SIGABRT: a C++
+    abort inside torch 2.13's gloo, no Python traceback, rank 0 then killed by the agent. Not pinned down
+    (a closing barrier made it rarer, not gone; 60 launches here did not reproduce it): docs/reliability.md.
+    A vaelab error exits 1, never -6, so only this abort is run again."""
+    return done.returncode != 0 and "(exitcode: -6)" in done.stderr
+
+
+def _clear_out(args: list[str]) -> None:
+    if "--out" in args:
+        import shutil
+
+        shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
 
 
 def _weights(run: Path) -> dict:

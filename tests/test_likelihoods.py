@@ -29,6 +29,23 @@ def test_gaussian_learned_variances():
         GaussianLikelihood(3, variance="sometimes")
 
 
+def test_gaussian_sigmoid_mean_and_no_variance_floor():
+    """Li & Turner's Frey decoder: mean sigmoid(output), log-variance unfloored (min_logvar = -inf)."""
+    lik = GaussianLikelihood(3, variance="per_datapoint", mean="sigmoid", min_logvar=-math.inf)
+    params = torch.tensor([[[0.0, 2.0, -1.0], [-30.0, 0.0, 1.0]]])  # (B, 2, D); log-variance -30 < the default floor -9
+    x = torch.tensor([[0.5, 0.7, 0.2]])
+    mu, sd = torch.sigmoid(params[:, 0]), torch.exp(0.5 * params[:, 1])
+    want = torch.distributions.Normal(mu, sd).log_prob(x).sum(-1)
+    torch.testing.assert_close(lik.distribution(params).log_prob(x), want)
+    torch.testing.assert_close(lik.mean(params), mu)
+    floored = GaussianLikelihood(3, variance="per_datapoint", mean="sigmoid").distribution(params)
+    assert floored.base_dist.scale[0, 0] == pytest.approx(math.exp(-4.5))  # the default floor acts; -inf lifts it
+    data = torch.rand(100, 3) * 0.8 + 0.1
+    torch.testing.assert_close(torch.sigmoid(lik.marginal_params(data)[0]), data.mean(0))  # bias init inverts the sigmoid
+    with pytest.raises(ConfigError, match="model.likelihood.mean"):
+        GaussianLikelihood(3, mean="tanh")
+
+
 def test_bernoulli_log_prob_is_negative_binary_cross_entropy():
     lik = BernoulliLikelihood(4)
     logits, x = torch.randn(3, 4), torch.bernoulli(torch.full((3, 4), 0.5))

@@ -323,3 +323,25 @@ def test_checkpoint_rename_is_made_durable(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real(fd)))
     save_checkpoint({"model": {}, "config": {}}, tmp_path / "c.pt")
     assert synced == [False, True]  # the file's data, then the directory holding the rename
+
+
+def test_early_stopping_stops_at_the_patience_and_returns_the_best_model(tmp_path):
+    """30 points, a wide decoder and lr 0.03 overfit: the validation ELBO peaks, then falls. Training stops
+    `patience` validations after the best one, and the model handed back is best.pt's, not the last one."""
+    over = {"data.n_train": 30, "model.encoder.hidden": [64], "train.lr": 0.03, "train.batch_size": 10, "train.epochs": 300}
+    res = fit(tiny(**over, **{"train.early_stopping": 4}), tmp_path / "r", quiet=True, tensorboard=False)
+    v = [r["valid_elbo"] for r in res.history]
+    best = v.index(max(v))
+    assert len(v) < 300 and len(v) - 1 - best == 4  # stopped at the fourth validation without a gain
+    best_pt = load_checkpoint(tmp_path / "r" / "best.pt")
+    last_pt = load_checkpoint(tmp_path / "r" / "last.pt")
+    assert best_pt["epoch"] == best + 1 and last_pt["epoch"] == len(v)  # last.pt holds the stopping epoch
+    for k, t in res.model.state_dict().items():
+        assert torch.equal(t, best_pt["model"][k]), k
+
+
+def test_early_stopping_without_validation_is_refused(tmp_path):
+    from vaelab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.early_stopping = 3 needs validation, but train.valid_every = 0"):
+        fit(tiny(**{"train.early_stopping": 3, "train.valid_every": 0}), tmp_path / "r", quiet=True, tensorboard=False)

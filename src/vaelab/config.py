@@ -208,6 +208,11 @@ class TrainConfig:
     log_every: int = _f(100, "write metrics.jsonl / TensorBoard every this many steps")
     valid_every: int = _f(1, "validate (ELBO, diagnostics, IWAE-k) every this many epochs (0 = never)")
     checkpoint_every: int = _f(1, "write last.pt / best.pt every this many epochs (0 = never)")
+    early_stopping: int = _f(
+        0,
+        "stop when the validation ELBO (the best.pt criterion) has not improved for this many validations; "
+        "fit then returns best.pt's model (0 = never; needs a validation split)",
+    )
     checkpoint_every_steps: int = _f(
         0,
         "also write last.pt every this many optimizer steps within an epoch, for long "
@@ -450,6 +455,7 @@ def _check_values(cfg: RunConfig) -> None:
         "beta",
         "valid_every",
         "checkpoint_every",
+        "early_stopping",
         "checkpoint_every_steps",
         "valid_iwae_k",
         "grad_clip",

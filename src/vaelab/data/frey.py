@@ -48,6 +48,7 @@ def load_frey(
     test_fraction: float = 0.1,
     valid_fraction: float = 0.0,
     split: str = "random",
+    fold: int = -1,
 ) -> DataSplits:
     """Frey faces as (N, 1, 28, 20) float32 intensities in [0, 1], no labels.
 
@@ -56,6 +57,9 @@ def load_frey(
         valid_fraction: share of the remaining frames held out for validation (Li & Turner: none).
         split: "random" (shuffled with ``data.seed``) or "contiguous" (the last frames of the
             video are test, the ones before them validation: no near-duplicates across splits).
+        fold: k-fold cross-validation (Li & Turner report 10 folds): with ``fold = i`` in
+            0 .. 1/test_fraction - 1 the test set is the i-th block of the shuffled frames; the folds'
+            test sets are disjoint and cover every frame once. -1: the last block (the default split).
     Raises:
         DataNotFoundError, DataError (checksum or layout), ConfigError (options).
     """
@@ -73,6 +77,8 @@ def load_frey(
     n = x.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if split == "random" else torch.arange(n)
     n_test = round(test_fraction * n)
+    if fold != -1:
+        order, n_test = _fold_last(order, fold, round(1 / test_fraction), split)
     n_valid = round(valid_fraction * (n - n_test))
     tr, va, te = order[: n - n_test - n_valid], order[n - n_test - n_valid : n - n_test], order[n - n_test :]
     return DataSplits(
@@ -81,6 +87,16 @@ def load_frey(
         x[te],
         info={"source": str(path), "split": split, "density": "per image, nats, pixels scaled to [0, 1] (byte / 255)"},
     )
+
+
+def _fold_last(order: torch.Tensor, fold: int, folds: int, split: str) -> tuple[torch.Tensor, int]:
+    """``order`` with the ``fold``-th of ``folds`` blocks moved to the end, and that block's size."""
+    if split != "random" or not 0 <= fold < folds:
+        raise ConfigError(f"data.fold must be -1 or in 0..{folds - 1} (1 / data.test_fraction folds) with data.split = "
+                          f"'random', got fold {fold} with split {split!r}")  # fmt: skip
+    n = order.shape[0]
+    lo, hi = fold * n // folds, (fold + 1) * n // folds
+    return torch.cat([order[:lo], order[hi:], order[lo:hi]]), hi - lo
 
 
 def download_frey(data_dir: str | Path, url: str = URL) -> Path:

@@ -188,17 +188,30 @@ class GaussianLikelihood(Likelihood):
             "per_datapoint" (the decoder also outputs log sigma^2(z), Kingma & Welling 2014 App. C.2).
         fixed_variance: sigma^2 when ``variance == "fixed"``.
         min_logvar: learned log-variances are clamped below at this value, because an
-            unbounded Gaussian likelihood can grow without limit on a point it fits exactly.
+            unbounded Gaussian likelihood can grow without limit on a point it fits exactly
+            (``-inf``: no floor, as Li & Turner's released Frey-faces code).
+        mean: "identity" (the decoder's output is the mean) or "sigmoid" (the mean is its sigmoid,
+            in (0, 1): Kingma & Welling 2014 App. C.2 for Frey faces; Li & Turner's code).
     """
 
-    def __init__(self, event_shape, variance: str = "fixed", fixed_variance: float = 1.0, min_logvar: float = -9.0):
+    def __init__(
+        self,
+        event_shape,
+        variance: str = "fixed",
+        fixed_variance: float = 1.0,
+        min_logvar: float = -9.0,
+        mean: str = "identity",
+    ):
         super().__init__(event_shape)
         if variance not in ("fixed", "per_dim", "per_datapoint"):
             raise ConfigError(f"model.likelihood.variance must be 'fixed', 'per_dim' or 'per_datapoint', got {variance!r}")
         if fixed_variance <= 0:
             raise ConfigError(f"model.likelihood.fixed_variance must be > 0, got {fixed_variance}")
+        if mean not in ("identity", "sigmoid"):
+            raise ConfigError(f"model.likelihood.mean must be 'identity' or 'sigmoid', got {mean!r}")
         self.variance = variance
         self.min_logvar = min_logvar
+        self.squash = mean == "sigmoid"
         if variance == "per_dim":
             self.logvar = nn.Parameter(torch.zeros(self.event_shape))
         else:
@@ -211,8 +224,10 @@ class GaussianLikelihood(Likelihood):
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
         if self.variance == "per_datapoint":
             axis = params.dim() - len(self.event_shape) - 1
-            return params.select(axis, 0), params.select(axis, 1)
-        return params, self.logvar
+            mean, logvar = params.select(axis, 0), params.select(axis, 1)
+        else:
+            mean, logvar = params, self.logvar
+        return (torch.sigmoid(mean) if self.squash else mean), logvar
 
     def distribution(self, params: Tensor) -> Independent:
         mean, logvar = self._split(params)
@@ -227,6 +242,8 @@ class GaussianLikelihood(Likelihood):
         """The data mean; with a per-datapoint variance, also the log of the data variance (clamped
         below at ``min_logvar``) in the log-variance half."""
         mean = x.float().mean(0)
+        if self.squash:  # the output whose sigmoid is the data mean
+            mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
         if self.variance != "per_datapoint":
             return mean
         logvar = torch.log(x.float().var(0, unbiased=False)).clamp(min=self.min_logvar)

@@ -12,7 +12,7 @@ import torch
 
 from .. import faults
 from ..data.bundle import binarize_fixed
-from ..errors import TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 from ..evaluation import classification_error, importance_sampled_log_likelihood, latent_diagnostics
 from ..evaluation.elbo import evaluate_elbo
 from ..evaluation.grad_variance import gradient_variance
@@ -78,6 +78,22 @@ class MetricsLogger:
         loop.writer.epoch(row)
 
 
+class EarlyStopping:
+    """Stop when the validation ELBO has not improved for ``patience`` validations (``loop.converged``).
+    Every rank sees rank 0's validation numbers, so every rank stops at the same epoch."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def __call__(self, loop, row: dict) -> None:
+        if not self.patience or row.get("valid_elbo") is None:
+            return
+        seen = [r["valid_elbo"] for r in loop.state.history if r.get("valid_elbo") is not None] + [row["valid_elbo"]]
+        best = max(range(len(seen)), key=seen.__getitem__)  # the first of equal values, as best.pt
+        if len(seen) - 1 - best >= self.patience:
+            loop.converged = True
+
+
 class Checkpointer:
     """last.pt every ``every`` epochs (and after the last one); best.pt on a better validation ELBO."""
 
@@ -91,7 +107,7 @@ class Checkpointer:
         better = v is not None and v > loop.state.best
         if better:
             loop.state.best = v
-        if row["epoch"] % self.every and row["epoch"] != loop.epochs and not better:
+        if row["epoch"] % self.every and row["epoch"] != loop.epochs and not better and not loop.converged:
             return
         faults.point("epoch.logged")
         loop.save(best=better)
@@ -153,6 +169,7 @@ def default_callbacks(t) -> list:
     return [
         Validation(t.valid_every, t.diagnostics, t.valid_iwae_k, t.valid_iwae_points, t.seed),
         DivergenceGuard(),
+        EarlyStopping(t.early_stopping),
         MetricsLogger(),
         Checkpointer(t.checkpoint_every),
     ]
@@ -167,13 +184,25 @@ def default_step_hooks(t) -> list:
     )
 
 
-def warn_no_validation(x_valid: torch.Tensor, every: int) -> None:
+def warn_no_validation(x_valid: torch.Tensor, every: int, early_stopping: int = 0) -> None:
+    """A warning when nothing will be validated; an error when early stopping then could never act.
+
+    Raises:
+        ConfigError: ``train.early_stopping`` without a validation split or with ``valid_every = 0``.
+    """
+    if early_stopping and (not every or x_valid.shape[0] == 0):
+        why = "train.valid_every = 0" if not every else "the validation set is empty"
+        raise ConfigError(
+            f"train.early_stopping = {early_stopping} needs validation, but {why}: give the data a validation "
+            "split (e.g. data.valid_fraction) or set train.early_stopping = 0"
+        )
     if every and x_valid.shape[0] == 0:
         warnings.warn("the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)", stacklevel=3)
 
 
 __all__ = [
     "Checkpointer",
+    "EarlyStopping",
     "DivergenceGuard",
     "EpochCallback",
     "GradientVarianceMonitor",

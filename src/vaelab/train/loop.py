@@ -86,6 +86,7 @@ class Loop:
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         check_semi_supervised(t, model)
         self.labels = getattr(model, "labels", "none")
+        self.converged = False  # set by the EarlyStopping callback
         self.y_train, self.y_valid, self.labelled = label_tensors(self.labels, data, cfg.data, device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)  # the same on every rank: one global order
         self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -362,6 +363,8 @@ def fit(
                     for epoch in range(loop.state.epoch, cfg.train.epochs):
                         _run_epoch(loop, epoch, cbs, show)
                         loop.stop_if_requested(agree=True)
+                        if loop.converged:
+                            break
                 finished = True
             finally:
                 loop.writer.close()
@@ -370,6 +373,8 @@ def fit(
         if owned:
             dist.close(sync=finished)
     set_precision(loop.model, "fp32")  # the trained model evaluates in float32 (docs/performance.md)
+    if loop.converged and (run_dir / "best.pt").is_file():  # early stopping hands back the best validated model
+        loop.model.load_state_dict(read_checkpoint(run_dir / "best.pt")[0]["model"])
     st = loop.state
     return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
 
@@ -424,7 +429,7 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
     writer = RunWriter(run_dir, tensorboard, enabled=dist.is_main, fresh=not resume, resume_at=at)
     try:
         loop = Loop(cfg, run_dir, model, data, writer, device, dist)
-        warn_no_validation(loop.x_valid, cfg.train.valid_every)
+        warn_no_validation(loop.x_valid, cfg.train.valid_every, cfg.train.early_stopping)
     except BaseException:  # a misconfiguration found by the checks (or a warning made an error): close the files
         writer.close()
         raise
