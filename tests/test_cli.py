@@ -151,6 +151,32 @@ def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
     assert "n_samples = 50" in (out / "runs" / "caltech-silhouettes_vae_k50" / "config.toml").read_text()
 
 
+def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch):
+    """The frey-paper budget, shrunk (2 folds, 6 epochs, patience 2): folds, ablations, the mean over folds
+    against Table 2 with its standard error over folds, and early stopping recorded per run."""
+    from dataclasses import replace
+
+    from vaelab.experiments import vr_bounds
+    from vaelab.experiments import vr_bounds_frey as frey
+
+    monkeypatch.setattr(frey, "FOLDS", 2)
+    monkeypatch.setitem(frey.AUTHORS, "train.epochs", 6)
+    monkeypatch.setitem(frey.AUTHORS, "train.early_stopping", 2)
+    monkeypatch.setitem(frey.ABLATIONS, "200-epochs", ("3 epochs", {"train.epochs": 3, "train.early_stopping": 0}))
+    monkeypatch.setitem(vr_bounds.BUDGETS, "frey-paper", replace(frey.BUDGET, k_is=20, workers=1))
+    out = tmp_path / "frey"
+    assert main(["reproduce", "vr-bounds", "--budget", "frey-paper", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    report, models = (out / "report.md").read_text(), json.loads((out / "results.json").read_text())["models"]
+    assert len(models) == 3 + 2 + 4 and "## Provenance" in report
+    vae = [models[f"fold{f}_vae"]["log_px"] for f in range(2)]
+    m, se = sum(vae) / 2, abs(vae[0] - vae[1]) / 2  # s.e. over 2 folds: |a - b| / 2
+    assert f"| VAE K=5 | {m:.2f} ± {se:.2f} | 2 | 1322.96 ± 10.03 |" in report
+    assert models["ablation_200-epochs_vae"]["epochs_trained"] == 3 and models["fold0_vae"]["epochs_trained"] <= 6
+    cfg = (out / "runs" / "ablation_floor_vae" / "config.toml").read_text()
+    assert "min_logvar = -9.0" in cfg and 'mean = "sigmoid"' in cfg and "fold = 0" in cfg
+    assert "min_logvar = -inf" in (out / "runs" / "fold1_iwae" / "config.toml").read_text()
+
+
 def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
     out = tmp_path / "flows"
     assert main(["reproduce", "flows-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0

@@ -115,10 +115,18 @@ def _worker(args: tuple) -> dict:
         "train_seconds": train_s,
         "eval_seconds": time.perf_counter() - t0 - train_s,
         "epochs": cfg.train.epochs,  # a job may override the budget's
+        "epochs_trained": len(res.history),  # fewer with early stopping
+        "best_epoch": _best_epoch(res.history),
         "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
         "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history],
         **ev,
     }
+
+
+def _best_epoch(history: list[dict]) -> int | None:
+    """The epoch of the best validation ELBO (best.pt's), None without validation."""
+    rows = [r for r in history if r.get("valid_elbo") is not None]
+    return max(rows, key=lambda r: r["valid_elbo"])["epoch"] if rows else None
 
 
 def test_subset(x: torch.Tensor, n: int) -> torch.Tensor:
