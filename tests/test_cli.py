@@ -129,11 +129,26 @@ def test_reproduce_prior_benchmarks_quick(tmp_path, data_dir):
     assert main(["reproduce", "prior-benchmarks", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     models = json.loads((out / "results.json").read_text())["models"]
-    assert len(models) == 9 and len(json.loads((out / "results.json").read_text())["paired"]) == 6
+    assert len(models) == 9 and len(json.loads((out / "results.json").read_text())["paired"]) == 9
     for m in models.values():
         assert f"| {m['label']} | {m['nll']:.2f} |" in report
     cfg = (out / "runs" / "caltech-silhouettes_vamp" / "config.toml").read_text()
     assert 'kind = "caltech-silhouettes"' in cfg and 'kind = "vamp"' in cfg
+    assert (
+        "The paper's ordering VampPrior > MoG > N(0, I), each step by more than 3 s.e., in this run: static MNIST: "
+        in report
+    )
+
+
+def test_prior_benchmarks_caltech_paper_budget_is_the_authors_protocol():
+    """The caltech-paper budget: Caltech only, C = 500, lr 5e-4, warm-up over 100 epochs of 41 steps, early stopping 50."""
+    from vaelab.experiments import prior_benchmarks as pb
+
+    jobs, b = pb.jobs_for("caltech-paper"), pb.BUDGETS["caltech-paper"]
+    assert [j.overrides["data.kind"] for j in jobs] == ["caltech-silhouettes"] * 3
+    assert jobs[2].overrides["model.prior"] == {"kind": "vamp", "components": 500}
+    assert b.overrides == {"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 4100}
+    assert (b.epochs, b.k_is, b.batch_size) == (2000, 5000, 100)
 
 
 def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
