@@ -144,6 +144,10 @@ def _report(b: Budget, jobs: list[Job], results: dict, snr: list, wall: float) -
         f"on {results[jobs[0].name]['n']} test images; IWAE-64 is the average IWAE-64 over the disjoint blocks of 64 "
         "of those samples; −KL(Q‖P) = IWAE-64 − log p̂(x) (paired s.e.). Nats.",
         "",
+        "Paper columns: Rainforth et al. 2018, MNIST table, **unverified**: quoted from a third-party copy, the "
+        "paper's table was not reachable from this machine; that copy lists CIWAE at β = 0.05 where we train "
+        "β = 0.5 (docs/how-close.md).",
+        "",
         "| trained as | IWAE-64 | log p̂(x) | −KL(Q‖P) | ELBO | active units | paper IWAE-64 | paper log p̂(x) "
         "| paper −KL(Q‖P) | Δ log p̂ vs IWAE-64 (paired) | train time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
