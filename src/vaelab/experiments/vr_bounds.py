@@ -17,8 +17,9 @@ Models, from the paper's App. D and its released code (github.com/YingzhenLi/VRb
 
 Budgets: ``small`` (Frey 200 epochs, Caltech 30 epochs, batch 100, Adam; ~10 min on a 2-core CPU),
 ``paper`` (Frey 1,000 epochs, the paper does not state its count; Caltech 255 epochs in 2^i stages
-at 1e-3 * 10^(-i/7), batch 20, Adam eps 1e-4; hours). Test log-likelihood by importance sampling
-with K = 5,000 on every test image (Frey 197, Caltech 2,307).
+at 1e-3 * 10^(-i/7), batch 20, Adam eps 1e-4; hours), ``frey-paper`` (Frey faces only, at the
+authors' protocol with cross-validation folds and ablations: vr_bounds_frey). Test log-likelihood
+by importance sampling with K = 5,000 on every test image (Frey 197, Caltech 2,307).
 """
 
 from __future__ import annotations
