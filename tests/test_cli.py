@@ -194,6 +194,11 @@ def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch
     cfg = (out / "runs" / "ablation_floor_vae" / "config.toml").read_text()
     assert "min_logvar = -9.0" in cfg and 'mean = "sigmoid"' in cfg and "fold = 0" in cfg
     assert "min_logvar = -inf" in (out / "runs" / "fold1_iwae" / "config.toml").read_text()
+    paper = {t: vr_bounds.PAPER[("frey", 5, t)] for t in vr_bounds.OBJECTIVE} | {"source": vr_bounds.SOURCE}
+    frey.rebuild(out, paper, wall=60.0, budget=replace(frey.BUDGET, k_is=20))  # from the run directories alone
+    again = (out / "report.md").read_text()
+    assert f"| VAE K=5 | {m:.2f} ± {se:.2f} | 2 | 1322.96 ± 10.03 |" in again
+    assert again.split("Mean over folds")[1].strip() == report.split("## Provenance")[0].split("Mean over folds")[1].strip()
 
 
 def test_reproduce_flows_mnist_quick(tmp_path, data_dir):

@@ -85,13 +85,36 @@ def run(out: Path, data_dir: str | None, base, paper: dict, log=print, budget: B
     t0 = time.perf_counter()
     js = jobs()
     results, wall = run_jobs(js, budget, data_dir, out, log, base=base)
+    return _finish(out, results, wall, paper, budget, t0, log)
+
+
+def rebuild(out: Path, paper: dict, wall: float, budget: Budget = BUDGET, log=print) -> dict:
+    """The report, results.json and results.csv again from the run directories under ``out/runs``
+    (their evaluation_test.json, metrics.csv and per-image log p(x)), without training: for a run whose
+    training finished but whose report was not written."""
+    import csv
+    import json
+
+    results = {}
+    for j in jobs():
+        run = Path(out) / "runs" / j.name
+        rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+        valid = [r for r in rows if r["valid_elbo"]]
+        best = max(valid, key=lambda r: float(r["valid_elbo"]))["epoch"] if valid else None
+        ev = json.loads((run / "evaluation_test.json").read_text())
+        results[j.name] = {"name": j.name, "label": j.label, "epochs": j.overrides["train.epochs"],
+                           "epochs_trained": len(rows), "best_epoch": int(best) if best else None,
+                           "train_seconds": float(rows[-1]["total_time_s"]), **ev}  # fmt: skip
+    return _finish(out, results, wall, paper, budget, time.perf_counter(), log)
+
+
+def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget, t0: float, log) -> dict:
     pairs = [(results[f"fold{f}_iwae"]["label"], results[f"fold{f}_vae"]["label"],
               *paired_difference(out, f"fold{f}_iwae", f"fold{f}_vae")) for f in range(FOLDS)]  # fmt: skip
     pairs += [(results[f"ablation_{a}_vae"]["label"], results["fold0_vae"]["label"],
                *paired_difference(out, f"ablation_{a}_vae", "fold0_vae")) for a in ABLATIONS]  # fmt: skip
-    return finish(
-        out, "vr-bounds (Frey, paper protocol)", BUDGET, results, pairs, wall, report(results, pairs, wall, paper), t0, log
-    )
+    text = report(results, pairs, wall, paper, budget.k_is)
+    return finish(out, "vr-bounds (Frey, paper protocol)", budget, results, pairs, wall, text, t0, log)
 
 
 def across_folds(results: dict, trained: str) -> tuple[float, float, int]:
