@@ -116,14 +116,14 @@ def _worker(args: tuple) -> dict:
         "eval_seconds": time.perf_counter() - t0 - train_s,
         "epochs": cfg.train.epochs,  # a job may override the budget's
         "epochs_trained": len(res.history),  # fewer with early stopping
-        "best_epoch": _best_epoch(res.history),
+        "best_epoch": best_epoch_of(res.history),
         "curve": [(r["epoch"], r["valid_iwae"]) for r in res.history],
         "elbo_vs_time": [(r["total_time_s"], r["valid_elbo"]) for r in res.history],
         **ev,
     }
 
 
-def _best_epoch(history: list[dict]) -> int | None:
+def best_epoch_of(history: list[dict]) -> int | None:
     """The epoch of the best validation ELBO (best.pt's), None without validation."""
     rows = [r for r in history if r.get("valid_elbo") is not None]
     return max(rows, key=lambda r: r["valid_elbo"])["epoch"] if rows else None

@@ -110,15 +110,15 @@ def run(
             note="smoke test: numbers not meaningful",
         )
     base = base_config(data_dir, b)
-    kinds = {j.overrides["data.kind"] for j in jobs_for(b.name)}
-    for kind in kinds - {base.data.kind}:  # fail fast if a data set is missing (run_jobs checks the base's)
+    jobs = jobs_for(b.name)
+    kinds = sorted({j.overrides["data.kind"] for j in jobs}, key=list(DATASETS).index)
+    for kind in set(kinds) - {base.data.kind}:  # fail fast if a data set is missing (run_jobs checks the base's)
         load_data(base.override({"data.kind": kind, "data.data_dir": data_dir or ""}).data, "bernoulli")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = jobs_for(b.name)
     t0 = time.perf_counter()
     results, wall = run_jobs(jobs, b, data_dir, out, log, base=base_config)
-    pairs = _pairs(out, results, sorted({j.overrides["data.kind"] for j in jobs}, key=list(DATASETS).index))
+    pairs = _pairs(out, results, kinds)
     return finish(out, "prior-benchmarks", b, results, pairs, wall, _report(b, jobs, results, pairs, wall), t0, log)
 
 

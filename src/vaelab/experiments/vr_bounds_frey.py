@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._study import Budget, Job, finish, paired_difference, run_jobs
+from ._study import Budget, Job, best_epoch_of, finish, paired_difference, run_jobs
 
 FOLDS = 3  # of the paper's 10: the time this CPU allows (each fold is ~10-20 min per model)
 MAX_EPOCHS, PATIENCE = 2000, 100
@@ -99,11 +99,12 @@ def rebuild(out: Path, paper: dict, wall: float, budget: Budget = BUDGET, log=pr
     for j in jobs():
         run = Path(out) / "runs" / j.name
         rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
-        valid = [r for r in rows if r["valid_elbo"]]
-        best = max(valid, key=lambda r: float(r["valid_elbo"]))["epoch"] if valid else None
+        history = [
+            {"epoch": int(r["epoch"]), "valid_elbo": float(r["valid_elbo"]) if r["valid_elbo"] else None} for r in rows
+        ]
         ev = json.loads((run / "evaluation_test.json").read_text())
         results[j.name] = {"name": j.name, "label": j.label, "epochs": j.overrides["train.epochs"],
-                           "epochs_trained": len(rows), "best_epoch": int(best) if best else None,
+                           "epochs_trained": len(rows), "best_epoch": best_epoch_of(history),
                            "train_seconds": float(rows[-1]["total_time_s"]), **ev}  # fmt: skip
     return _finish(out, results, wall, paper, budget, time.perf_counter(), log)
 
@@ -121,8 +122,14 @@ def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget, 
 
 def across_folds(results: dict, trained: str) -> tuple[float, float, int]:
     """Mean test log p(x) over the folds and its standard error (the paper's ±), and the fold count."""
-    v = np.array([results[f"fold{f}_{trained.lower()}"]["log_px"] for f in range(FOLDS)])
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan, len(v)
+    v = [results[f"fold{f}_{trained.lower()}"]["log_px"] for f in range(FOLDS)]
+    return (*_mean_se(v), len(v))
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN for one value)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
 
 
 def report(results: dict, pairs: list, wall: float, paper: dict, k_is: int) -> str:
@@ -153,9 +160,7 @@ def report(results: dict, pairs: list, wall: float, paper: dict, k_is: int) -> s
     lines += ["", "Paired differences over the same test frames (positive = the first is better):", "",
               "| comparison | Δ log p̂(x) | ± s.e. |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {a} − {c} | {d:+.2f} | {se:.2f} |" for a, c, d, se in pairs]
-    gaps = [p[2] for p in pairs[:FOLDS]]  # IWAE − VAE of each fold: the first pairs
-    mean_gap = sum(gaps) / len(gaps)
-    gap_se = (sum((g - mean_gap) ** 2 for g in gaps) / (len(gaps) - 1) / len(gaps)) ** 0.5 if len(gaps) > 1 else math.nan
+    mean_gap, gap_se = _mean_se([p[2] for p in pairs[:FOLDS]])  # IWAE − VAE of each fold: the first pairs
     lines += ["", f"IWAE − VAE averaged over the folds: {mean_gap:+.2f} ± {gap_se:.2f} (s.e. over folds); the paper's: "
               f"{paper['IWAE'][0] - paper['VAE'][0]:+.2f} (difference of its fold means). The paper's VR-max: "
               f"{paper['VR-max'][0]:.2f} ± {paper['VR-max'][1]:.2f}."]  # fmt: skip
