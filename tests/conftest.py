@@ -12,6 +12,15 @@ from vaelab.models import VAE
 from vaelab.nets import mlp
 
 torch.set_flush_denormal(True)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: N workers share the cores, one torch thread each
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that reads $VAELAB_DATA (through the data_dir fixture) ``data``."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture

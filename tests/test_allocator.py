@@ -34,6 +34,7 @@ def _probe(mode: str, device: str = "cpu") -> tuple[bool, int]:
     return applied == "True", int(mapped)
 
 
+@pytest.mark.slow
 @glibc_only
 def test_tuned_keeps_a_20_mb_temporary_out_of_mmap():
     applied, mapped = _probe("tuned")
@@ -42,6 +43,7 @@ def test_tuned_keeps_a_20_mb_temporary_out_of_mmap():
     assert not system_applied and system_mapped >= 20 * 2**20
 
 
+@pytest.mark.slow
 @glibc_only
 def test_auto_tunes_on_cpu_only():
     assert _probe("auto", "cpu")[0]
@@ -58,6 +60,7 @@ def test_unknown_mode_and_non_glibc(monkeypatch):
     assert not allocator.tune_malloc("auto")  # the default stays silent where it cannot apply
 
 
+@pytest.mark.slow
 def test_fit_applies_the_configured_mode(monkeypatch, tmp_path):
     import torch
 

@@ -37,6 +37,7 @@ def draws(estimator, objective, k, n=2000, seed=0):
 CASES = [("reinforce_ema", "elbo", 1), ("reinforce_ema", "iwae", 2), ("rloo", "elbo", 3), ("vimco", "iwae", 3)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,objective,k", CASES)
 def test_baselined_estimators_are_unbiased_and_reduce_variance(name, objective, k):
     obj = OBJECTIVES.build(objective)
@@ -47,6 +48,7 @@ def test_baselined_estimators_are_unbiased_and_reduce_variance(name, objective, 
     assert ratio < 0.7, ratio
 
 
+@pytest.mark.slow
 def test_disarm_is_unbiased_and_reduces_variance_at_equal_cost():
     obj = OBJECTIVES.build("elbo")
     d, exact = draws(ESTIMATORS.build("disarm"), obj, 1)
@@ -98,6 +100,7 @@ class PeekingRLOO(RLOO):
         return (log_w - 0.5 * log_w.mean(0, keepdim=True) - 0.5 * log_w) / s
 
 
+@pytest.mark.slow
 def test_a_baseline_that_depends_on_the_sample_is_caught():
     d, exact = draws(PeekingRLOO(), OBJECTIVES.build("elbo"), 3)
     assert z_scores(d, exact).max() > Z_CRIT
@@ -171,6 +174,7 @@ def _warm_nvil(steps=300):
     return est
 
 
+@pytest.mark.slow
 def test_nvil_is_unbiased_and_its_learned_baseline_reduces_variance():
     est = _warm_nvil()
     obj = OBJECTIVES.build("elbo")
@@ -309,6 +313,7 @@ def test_gradient_variance_measures_a_built_estimator_as_it_stands_and_leaves_it
     assert v_stale > 100 * v_fresh["total"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hard", [False, True])
 def test_relaxed_gradient_bias_is_measurable_and_shrinks_with_the_temperature(hard):
     obj = OBJECTIVES.build("elbo")

@@ -48,12 +48,22 @@ def test_cli_end_to_end_on_tiny_array_data(tmp_path, capsys):
         (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "mnist.pkl.gz not found"),
     ],
 )
-def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, argv, match, monkeypatch):
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, argv, match, monkeypatch, capsys):
     monkeypatch.delenv("VAELAB_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "vaelab", *argv], capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and match in proc.stderr
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and match in err
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_the_command_exits_2_with_one_line_on_stderr(tmp_path):
+    """``python -m vaelab`` turns main's status into the process's exit status; stderr holds the one line."""
+    argv = [sys.executable, "-m", "vaelab", "evaluate", str(tmp_path / "none")]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: run directory not found")
 
 
 def test_every_subcommand_has_help(capsys):
@@ -63,6 +73,7 @@ def test_every_subcommand_has_help(capsys):
         assert e.value.code == 0 and "usage: vaelab " + cmd in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_reproduce_two_gaussians_quick(tmp_path):
     assert main(["reproduce", "two-gaussians", "--quick", "--out", str(tmp_path / "tg")]) == 0
     report = (tmp_path / "tg" / "report.md").read_text()
@@ -93,6 +104,7 @@ def _check_provenance(out, report: str, runs: int) -> None:
     assert (out / "report.md").read_text() == report
 
 
+@pytest.mark.slow
 def test_reproduce_aevb_mnist_quick(tmp_path, data_dir):
     assert main(["reproduce", "aevb-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(tmp_path / "m")]) == 0
     for name in ("latent_2d", "manifold", "generations", "optimizers"):
@@ -100,6 +112,7 @@ def test_reproduce_aevb_mnist_quick(tmp_path, data_dir):
     assert "Test NLL" in (tmp_path / "m" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_reproduce_iwae_mnist_quick(tmp_path, data_dir):
     out = tmp_path / "iw"
     assert main(["reproduce", "iwae-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -111,6 +124,7 @@ def test_reproduce_iwae_mnist_quick(tmp_path, data_dir):
     assert (out / "nll_curves.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_reproduce_iwae_omniglot_quick(tmp_path, data_dir):
     out = tmp_path / "om"
     assert main(["reproduce", "iwae-omniglot", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -128,6 +142,7 @@ def test_reproduce_iwae_omniglot_quick(tmp_path, data_dir):
     assert 'kind = "omniglot"' in cfg
 
 
+@pytest.mark.slow
 def test_reproduce_prior_benchmarks_quick(tmp_path, data_dir):
     out = tmp_path / "pb"
     assert main(["reproduce", "prior-benchmarks", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -155,6 +170,7 @@ def test_prior_benchmarks_caltech_paper_budget_is_the_authors_protocol():
     assert (b.epochs, b.k_is, b.batch_size) == (2000, 5000, 100)
 
 
+@pytest.mark.slow
 def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
     out = tmp_path / "vr"
     assert main(["reproduce", "vr-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -170,6 +186,7 @@ def test_reproduce_vr_bounds_quick(tmp_path, data_dir):
     assert "n_samples = 50" in (out / "runs" / "caltech-silhouettes_vae_k50" / "config.toml").read_text()
 
 
+@pytest.mark.slow
 def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch):
     """The frey-paper budget, shrunk (2 folds, 6 epochs, patience 2): folds, ablations, the mean over folds
     against Table 2 with its standard error over folds, and early stopping recorded per run."""
@@ -201,6 +218,7 @@ def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch
     assert again.split("Mean over folds")[1].strip() == report.split("## Provenance")[0].split("Mean over folds")[1].strip()
 
 
+@pytest.mark.slow
 def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
     out = tmp_path / "flows"
     assert main(["reproduce", "flows-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -213,6 +231,7 @@ def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
     assert 'kind = "iaf"' in (out / "runs" / "iaf2" / "config.toml").read_text()
 
 
+@pytest.mark.slow
 def test_reproduce_semi_supervised_mnist_quick(tmp_path, data_dir):
     out = tmp_path / "ssl"
     assert main(["reproduce", "semi-supervised-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -253,6 +272,7 @@ def test_train_without_a_validation_split(tmp_path, data_dir, capsys):
     assert "(no validation split)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     out = tmp_path / "tb"
     assert main(["reproduce", "tighter-bounds", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -265,6 +285,7 @@ def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     assert (out / "snr.png").stat().st_size > 10_000 and (out / "results.csv").is_file()
 
 
+@pytest.mark.slow
 def test_reproduce_discrete_mnist_quick(tmp_path, data_dir, capsys):
     out = tmp_path / "dm"
     assert main(["reproduce", "discrete-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
@@ -372,6 +393,7 @@ def test_study_test_subset_is_a_fixed_random_draw_not_the_first_rows():
     assert torch.equal(test_subset(x, 20000), x)
 
 
+@pytest.mark.slow
 def test_reproduce_cavi_gmm_quick(tmp_path):
     assert main(["reproduce", "cavi-gmm", "--quick", "--out", str(tmp_path / "cg")]) == 0
     rows = json.loads((tmp_path / "cg" / "results.json").read_text())["scaling"]
@@ -385,6 +407,7 @@ def test_reproduce_cavi_gmm_quick(tmp_path):
         assert (tmp_path / "cg" / fig).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_reproduce_amortization_gap_quick(tmp_path, data_dir):
     out = tmp_path / "ag"
     assert main(["reproduce", "amortization-gap", "--quick", "--out", str(out), "--data-dir", str(data_dir)]) == 0

@@ -114,6 +114,7 @@ def test_digits_loader():
     assert s.train.shape[0] + s.valid.shape[0] + s.test.shape[0] == 1797
 
 
+@pytest.mark.slow
 def test_mnist_from_shared_data(data_dir):
     s = load_mnist(data_dir)
     assert s.train.shape == (50000, 1, 28, 28) and s.valid.shape == (10000, 1, 28, 28) and s.x_shape == (1, 28, 28)

@@ -15,6 +15,7 @@ from vaelab.data.static_mnist import load_static_mnist
 from vaelab.errors import ConfigError, DataError, DataNotFoundError
 
 
+@pytest.mark.slow
 def test_omniglot(data_dir):
     d = load_omniglot(data_dir)
     assert (d.train.shape, d.valid.shape, d.test.shape) == ((23000, 1, 28, 28), (1345, 1, 28, 28), (8115, 1, 28, 28))

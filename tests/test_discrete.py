@@ -85,6 +85,7 @@ def z_scores(draws, exact):
     return (draws.mean(0) - exact.double()).abs() / (se + 1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 2)])
 def test_reinforce_gradient_matches_exact_enumeration(objective, k):
     model, x = binary_model(), binary_data()
@@ -112,6 +113,7 @@ class WrongSignal(Reinforce):
         return type(super().__call__(terms, objective))(surrogate.detach(), surrogate, surrogate)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrong", [NoScoreTerm(), WrongSignal()])
 def test_the_exact_gradient_check_rejects_wrong_estimators(wrong):
     model, x = binary_model(), binary_data()

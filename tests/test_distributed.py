@@ -16,36 +16,34 @@ TRAIN = ["train", "--quiet", "--dataset", "two-gaussians", "--num-threads", "1",
 SMALL = ["--set", "data.n_train=201", "--batch-size", "100"]
 
 
-def _run(args: list[str], nproc: int = 1, timeout: float = 120, **env) -> subprocess.CompletedProcess:
-    """One launch; a launch in which gloo aborted a rank (SIGABRT) is run once more, see _gloo_aborted."""
+def _run(args: list[str], nproc: int = 1, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    """One launch of tests/_dist_script.py (``args``: one vaelab command line, or several joined by
+    ``--next``), under torchrun when ``nproc`` > 1."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     cmd = [*(launcher if nproc > 1 else [sys.executable]), str(SCRIPT), *args]
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
-    if nproc > 1 and _gloo_aborted(done):
-        print(f"a rank aborted (SIGABRT), run once more; its stderr:\n{done.stderr[:4000]}")  # shown if the test fails
-        _clear_out(args)
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
-    return done
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _gloo_aborted(done: subprocess.CompletedProcess) -> bool:
-    """About once per full CI run (~40 two-rank launches on its 2 cores) one rank dies of SIGABRT: a C++
-    abort inside torch 2.13's gloo, no Python traceback, rank 0 then killed by the agent. Not pinned down
-    (a closing barrier made it rarer, not gone; 60 launches here did not reproduce it): docs/reliability.md.
-    A vaelab error exits 1, never -6, so only this abort is run again."""
-    return done.returncode != 0 and "(exitcode: -6)" in done.stderr
+def in_process(argv: list[str], monkeypatch=None) -> int:
+    """``vaelab.cli.main(argv)`` in this process (the one-process reference of a two-rank launch); with
+    ``monkeypatch``, every continuous latent draws without noise, as NOISE_FREE=1 does in _dist_script.py."""
+    from _dist_script import noise_free_patches
 
+    from vaelab.cli import main
 
-def _clear_out(args: list[str]) -> None:
-    if "--out" in args:
-        import shutil
-
-        shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
+    if monkeypatch is not None:
+        for owner, name, fn in noise_free_patches():
+            monkeypatch.setattr(owner, name, fn)
+    return main(argv)
 
 
 def _weights(run: Path) -> dict:
     return torch.load(run / "last.pt", weights_only=True)["model"]
+
+
+def _joined(runs: list[list[str]]) -> list[str]:
+    return [a for i, r in enumerate(runs) for a in ([*(["--next"] if i else []), *r])]
 
 
 BATCH_COUPLED = {  # options whose gradient looks at the whole batch: global under torchrun
@@ -65,65 +63,87 @@ LABELLED = {  # issue 31: a rank's share of a mixed batch may hold only unlabell
     "m2": ["--set", "model.labels=semi-supervised", "--set", "data.labelled=20", "--objective", "iwae", "--n-samples", "2"],
     "cvae": ["--set", "model.labels=conditional", "--set", "model.conditional_prior=true"],
 }
+FLOWS = {  # issue 30's flow posteriors: z the image of the base mean
+    "planar-iwae": ["--latent", "planar", "--objective", "iwae", "--n-samples", "3"],
+    "iaf-iwae-dreg": ["--latent", "iaf", "--objective", "iwae", "--n-samples", "3", "--estimator", "dreg"],
+}
+CASES = {
+    "elbo": ["--objective", "elbo"],
+    "iwae-dreg": ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"],
+    **BATCH_COUPLED,
+    **NEW_BOUNDS,
+    **LABELLED,
+    **FLOWS,
+    **STEP_OPTIONS,
+}
+# the two-rank runs of test_only_rank_0_writes_and_resume_is_bit_exact, in the same launch
+RESUMED = [*TRAIN, "--set", "data.n_train=300", "--batch-size", "64"]
 
 
-@pytest.mark.parametrize(
-    "bound",
-    [
-        ["--objective", "elbo"],
-        ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"],
-        *BATCH_COUPLED.values(),
-        *NEW_BOUNDS.values(),
-        *LABELLED.values(),
-        *STEP_OPTIONS.values(),
-    ],
-    ids=["elbo", "iwae-dreg", *BATCH_COUPLED, *NEW_BOUNDS, *LABELLED, *STEP_OPTIONS],
-)
-def test_two_ranks_of_50_equal_one_rank_of_100(tmp_path, bound):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Every two-rank training run of this module but the resumed one, in one torchrun launch (the
+    equality cases noise-free); the folder holds one run directory per case."""
+    out = tmp_path_factory.mktemp("two-ranks")
+    runs = [["--noise-free", *TRAIN, *SMALL, "--epochs", "2", *f, "--out", str(out / name)] for name, f in CASES.items()]
+    runs += [[*RESUMED, "--epochs", e, "--out", str(out / d)] for e, d in (("2", "rank0-full"), ("1", "rank0-part"))]
+    return out, _run(_joined(runs), nproc=2, timeout=900)
+
+
+def _check_ran(two_ranks, name: str) -> Path:
+    out, launch = two_ranks
+    assert (out / name / "run.json").is_file(), f"the two-rank run {name} did not finish:\n{launch.stderr[-4000:]}"
+    return out / name
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.xdist_group("two-ranks")  # one worker launches the shared runs once
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_of_50_equal_one_rank_of_100(tmp_path, two_ranks, case, monkeypatch):
     """With z = E_q[z] (no sampling noise) the result depends on the data order and the gradient
     arithmetic only. DReG takes separate backward passes per parameter group: still one reduction.
     Free bits clamp the dimensions whose KL averaged over the *global* batch is below lambda (each
     rank deciding from its own share gave a gradient 16.5 % off); annealing and clipping act on the
     reduced gradient; VIMCO's baselines are per point."""
-    args = [*TRAIN, *SMALL, "--epochs", "2", *bound]
-    one = _run([*args, "--out", str(tmp_path / "one")], NOISE_FREE="1")
-    two = _run([*args, "--out", str(tmp_path / "two")], nproc=2, NOISE_FREE="1")
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
-    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    bound = CASES[case]
+    assert in_process([*TRAIN, *SMALL, "--epochs", "2", *bound, "--out", str(tmp_path / "one")], monkeypatch) == 0
+    two = _check_ran(two_ranks, case)
+    a, b = _weights(tmp_path / "one"), _weights(two)
     # compiled and bf16 kernels for batches of 100 and of 50 may sum in different orders (1.8e-5 seen)
-    rtol = 1e-4 if "train.compile=true" in bound or "train.precision='bf16'" in bound else 1e-5
+    rtol = 1e-4 if case in STEP_OPTIONS else 1e-5
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=rtol, atol=rtol / 10, msg=lambda m, k=k: f"{k}: {m}")
-    rows = [(tmp_path / d / "metrics.csv").read_text().splitlines()[1:] for d in ("one", "two")]
+    rows = [(d / "metrics.csv").read_text().splitlines()[1:] for d in (tmp_path / "one", two)]
     assert len(rows[0]) == len(rows[1]) == 2
     for r1, r2 in zip(*rows):  # epoch, step, train ELBO / rec / KL / bound: the global batch's on every rank
         a, b = [float(v) for v in r1.split(",")[:6]], [float(v) for v in r2.split(",")[:6]]
         assert b == pytest.approx(a, rel=rtol)
 
 
-def test_only_rank_0_writes_and_resume_is_bit_exact(tmp_path):
-    """A 2-process run stopped after epoch 1 and resumed under 2 processes ends bit-identical to an
-    uninterrupted one (every rank's noise generator is in the checkpoint); the run directory holds
-    one set of files and one metrics row per epoch."""
-    args = [*TRAIN, "--set", "data.n_train=300", "--batch-size", "64"]
-    full = _run([*args, "--epochs", "2", "--out", str(tmp_path / "full")], nproc=2)
-    assert full.returncode == 0, full.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == sorted(
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.xdist_group("two-ranks")
+def test_only_rank_0_writes_and_resume_is_bit_exact(two_ranks):
+    """A 2-process run stopped after epoch 1 and resumed under 2 processes (a launch of its own) ends
+    bit-identical to an uninterrupted one (every rank's noise generator is in the checkpoint); the run
+    directory holds one set of files and one metrics row per epoch."""
+    full, part = _check_ran(two_ranks, "rank0-full"), _check_ran(two_ranks, "rank0-part")
+    assert sorted(p.name for p in full.iterdir()) == sorted(
         [".lock", "best.pt", "config.toml", "diagnostics.jsonl", "last.pt", "metrics.csv", "metrics.jsonl", "run.json", "tb"]
     )
-    assert len((tmp_path / "full" / "metrics.csv").read_text().splitlines()) == 1 + 2
-    ckpt = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    assert len((full / "metrics.csv").read_text().splitlines()) == 1 + 2
+    ckpt = torch.load(full / "last.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and len(ckpt["torch_rng_ranks"]) == 2
-    part = tmp_path / "part"
-    first = _run([*args, "--epochs", "1", "--out", str(part)], nproc=2)
-    assert first.returncode == 0, first.stderr[-3000:]
     resumed = _run(["train", "--quiet", "--resume", str(part), "--epochs", "2"], nproc=2)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = _weights(tmp_path / "full"), _weights(part)
+    a, b = _weights(full), _weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len((part / "metrics.csv").read_text().splitlines()) == 1 + 2
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_job(tmp_path):
     """Rank 1 SIGKILLed at its 3rd step: the job exits non-zero within seconds instead of waiting
     for the dead rank forever, and says which rank failed."""
@@ -133,11 +153,13 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     assert "Signals.SIGKILL" in r.stderr or "exitcode  : -9" in r.stderr, r.stderr[-2000:]
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
 def test_distributed_evaluation_equals_one_process(tmp_path):
     run = tmp_path / "r"
-    assert _run([*TRAIN, *SMALL, "--epochs", "1", "--out", str(run)]).returncode == 0
+    assert in_process([*TRAIN, *SMALL, "--epochs", "1", "--out", str(run)]) == 0
     ev = ["evaluate", str(run), "--k", "50", "--limit", "450"]  # 5 batches of 100 and a part: uneven shares
-    assert _run(ev).returncode == 0
+    assert in_process(ev) == 0
     one = json.loads((run / "evaluation_test.json").read_text())
     r = _run(ev, nproc=2)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -146,6 +168,8 @@ def test_distributed_evaluation_equals_one_process(tmp_path):
     assert two == one  # each point scored with its batch's own generator: identical, not just close
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
 def test_nproc_shorthand_and_refusals(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "vaelab", *TRAIN, *SMALL, "--epochs", "1", "--nproc", "2", "--out", str(tmp_path / "n")],
@@ -157,9 +181,12 @@ def test_nproc_shorthand_and_refusals(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "n" / "run.json").read_text())
     assert torch.load(tmp_path / "n" / "last.pt", weights_only=True)["world_size"] == 2
-    for name in ("nvil", "reinforce_ema"):  # running statistics of each rank's batch: refused, one line
-        r = _run([*TRAIN, *SMALL, "--epochs", "1", "--estimator", name, "--out", str(tmp_path / name)], nproc=2)
-        assert r.returncode != 0 and f"estimator '{name}' keeps running statistics" in r.stderr
+    names = ("nvil", "reinforce_ema")  # running statistics of each rank's batch: refused, one line (one launch)
+    runs = [[*TRAIN, *SMALL, "--epochs", "1", "--estimator", n, "--out", str(tmp_path / n)] for n in names]
+    r = _run(_joined(runs), nproc=2)
+    assert r.returncode != 0
+    for name in names:
+        assert f"estimator '{name}' keeps running statistics" in r.stderr, r.stderr[-3000:]
 
 
 def _free_bits_gradient(model, x, shares, decide_globally):

@@ -24,6 +24,7 @@ def test_the_readme_and_the_docs_have_examples():
     assert {"README.md", "docs/index.md", "docs/semi_supervised.md"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page, code", BLOCKS)
 def test_example_runs_as_written(page, code, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VAELAB_DATA", str(data_dir.resolve()))  # absolute: the example runs elsewhere

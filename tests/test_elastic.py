@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 TRAIN = ["train", "--quiet", "--dataset", "two-gaussians", "--num-threads", "1", "--hidden", "8", "8", "--z-dim", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+pytestmark = [pytest.mark.distributed, pytest.mark.subprocess, pytest.mark.slow]  # every test: a launch of its own
 
 
 def _vaelab(args, timeout=150, **env) -> subprocess.CompletedProcess:

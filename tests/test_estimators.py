@@ -82,6 +82,7 @@ def test_estimator_is_unbiased_for_reparam_gradient(objective, estimator, k, m):
     assert _z_scores(d_gen).max() < Z_CRIT
 
 
+@pytest.mark.slow
 def test_dreg_is_unbiased_with_two_stochastic_layers():
     model = _small_model(upper=[2])
     x = torch.randn(3, 3) * 2
@@ -91,6 +92,7 @@ def test_dreg_is_unbiased_with_two_stochastic_layers():
     assert _z_scores(d_gen).max() < Z_CRIT
 
 
+@pytest.mark.slow
 def test_the_check_detects_a_biased_estimator():
     # STL is biased for IWAE with K > 1 (Tucker et al. 2019, Sec. 4): the same check must reject it
     model = _small_model()

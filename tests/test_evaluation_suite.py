@@ -95,6 +95,7 @@ def test_evaluate_and_compare_from_the_command_line(tmp_path, capsys):
     assert rows[1]["log_px"] == pytest.approx(ev["log_px"])
 
 
+@pytest.mark.slow
 def test_compare_without_evaluation_says_what_to_run(tmp_path):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out), "--set", "data.n_train=200", "--epochs", "1", "--quiet"]) == 0

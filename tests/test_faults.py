@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _forked import vaelab
 from conftest import tiny_config as tiny
 
 from vaelab import config as config_mod
@@ -36,6 +37,16 @@ KILLS = (
     + [("epoch.logged", n) for n in (1, 2, 3)]
     + [("metrics.torn_line", n) for n in (1, 4, 8)]
 )
+
+
+def _forked(args, run_cfg, tmp_path, fault=None) -> int:
+    """``vaelab train`` in a process forked from a warm server (tests/_forked.py), to its end: the exit
+    status (-9 when the fault killed it)."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(config_mod.dumps(run_cfg))
+    log = tmp_path / f"vaelab-{len(list(tmp_path.glob('vaelab-*.log')))}.log"
+    code, _ = vaelab(["train", *args, "--config", str(conf), "--quiet"], log, VAELAB_FAULT=fault or "")
+    return code
 
 
 def _cli(args, run_cfg, tmp_path, fault=None, sigint=signal.SIG_DFL, **kw):
@@ -98,12 +109,13 @@ def straight(tmp_path_factory):
     return fit(tiny(**SWEEP), run, quiet=True, tensorboard=False), run
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("point,n", KILLS, ids=[f"{p}:{n}" for p, n in KILLS])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, straight, point, n):
     cfg, run = tiny(**SWEEP), tmp_path / "r"
-    p = _cli(["--out", str(run)], cfg, tmp_path, fault=f"{point}:{n}")
-    p.communicate(timeout=300)
-    assert p.returncode == -signal.SIGKILL, f"the fault {point}:{n} was never reached"
+    code = _forked(["--out", str(run)], cfg, tmp_path, fault=f"{point}:{n}")
+    assert code == -signal.SIGKILL, f"the fault {point}:{n} was never reached"
     _check_left(run)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(no last.pt yet|took over the lock)", UserWarning)
@@ -112,13 +124,13 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, straight, po
     _assert_same_run(res, run, *straight)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_kill_during_the_resume_itself_is_survived(tmp_path, straight):
     cfg, run = tiny(**SWEEP), tmp_path / "r"
-    first = _cli(["--out", str(run)], cfg, tmp_path, fault="step:9")
-    first.communicate(timeout=300)
-    second = _cli(["--resume", str(run)], cfg, tmp_path, fault="resume.reconciled:1")
-    second.communicate(timeout=300)
-    assert (first.returncode, second.returncode) == (-signal.SIGKILL, -signal.SIGKILL)
+    first = _forked(["--out", str(run)], cfg, tmp_path, fault="step:9")
+    second = _forked(["--resume", str(run)], cfg, tmp_path, fault="resume.reconciled:1")
+    assert (first, second) == (-signal.SIGKILL, -signal.SIGKILL)
     with pytest.warns(UserWarning, match="took over the lock"):
         res = fit(cfg, run, resume=True, quiet=True, tensorboard=False)
     _assert_same_run(res, run, *straight)
@@ -143,6 +155,8 @@ FAMILIES = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("family", FAMILIES)
 def test_resume_mid_epoch_is_bit_exact_for_every_family(tmp_path, family):
     over = {"train.epochs": 2, "train.checkpoint_every_steps": 2, "train.diagnostics": False, **FAMILIES[family]}
@@ -153,9 +167,8 @@ def test_resume_mid_epoch_is_bit_exact_for_every_family(tmp_path, family):
     )
     full = fit(cfg, tmp_path / "full", quiet=True, tensorboard=False)
     steps = full.history[0]["step"]
-    p = _cli(["--out", str(tmp_path / "part")], cfg, tmp_path, fault=f"step:{steps + 3}")  # within epoch 2
-    p.communicate(timeout=300)
-    assert p.returncode == -signal.SIGKILL
+    code = _forked(["--out", str(tmp_path / "part")], cfg, tmp_path, fault=f"step:{steps + 3}")  # within epoch 2
+    assert code == -signal.SIGKILL
     ckpt = load_checkpoint(tmp_path / "part" / "last.pt")
     assert ckpt["mid_epoch"]["batch"] >= 1 and ckpt["epoch"] == 1, "the kill should land within the second epoch"
     with warnings.catch_warnings():
@@ -164,6 +177,8 @@ def test_resume_mid_epoch_is_bit_exact_for_every_family(tmp_path, family):
     _assert_same_run(resumed, tmp_path / "part", full, tmp_path / "full")
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
     cfg = tiny(**{"train.epochs": 400, "data.n_train": 2000, "train.log_every": 1, "train.diagnostics": False})
@@ -222,11 +237,15 @@ def _sigint_and_sigterm_together(tmp_path, sigint):
     return p.returncode, err
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_second_signal_aborts_at_once(tmp_path):
     code, err = _sigint_and_sigterm_together(tmp_path, signal.SIG_DFL)
     assert code == EXIT_ABORTED and err.startswith("aborted;"), err
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
     """A background job (SIGINT ignored, as under nohup or `cmd &`) is not stopped by SIGINT: of SIGINT
     and SIGTERM pending together, only SIGTERM counts, a first signal: a graceful stop, not an abort."""
@@ -251,6 +270,8 @@ print("survived")
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_an_interrupt_inside_torch_save_neither_aborts_the_process_nor_touches_the_checkpoint(tmp_path):
     """Given a Python file object, torch.save's unfinished zip writer wrote to it from its destructor
     after the file was closed, and the process died of SIGABRT instead of exiting with status 130."""
@@ -280,6 +301,8 @@ def test_reader_skips_a_torn_line_with_a_warning(tmp_path):
         assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(not os.environ.get("VAELAB_SLOW_FAULTS"), reason="opt-in: VAELAB_SLOW_FAULTS=N random kills")
 def test_random_kills_slow(tmp_path):
     """N SIGKILLs at random moments (not at injected points) of one long run, restarted with

@@ -153,6 +153,7 @@ PICKLED = st.recursive(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(payload=st.one_of(st.binary(max_size=500), PICKLED.map(lambda o: gzip.compress(pickle.dumps(o)))))
 def test_a_wrong_mnist_pickle_is_never_unpickled(payload):
@@ -430,6 +431,7 @@ BAD_TEXT = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(option=st.sampled_from([(c, o) for c, o, a in NUMERIC if a.type not in (int, float)]), value=BAD_TEXT)
 def test_numeric_options_reject_bad_values_with_one_line(option, value):

@@ -28,10 +28,12 @@ def test_ruff_format():
     _run("ruff", "format", "--check", ".")
 
 
+@pytest.mark.slow
 def test_mypy_on_the_public_api():
     _run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
 
 
+@pytest.mark.slow
 def test_api_reference_site_builds_without_warnings(tmp_path):
     _run("mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"))
 

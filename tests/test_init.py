@@ -65,6 +65,7 @@ def test_fit_initializes_from_the_training_split():
     assert not torch.allclose(list(untouched.decoder.modules())[-1].bias, data.train.mean(0))
 
 
+@pytest.mark.slow
 def test_vamp_prior_keeps_its_latents_on_static_mnist(data_dir):
     """The regression test of the collapse: with PyTorch's default output bias, a VampPrior VAE
     (40 latents, 300-300 tanh, Adam 1e-3) on static MNIST had 0 active units within 20 steps and

@@ -25,6 +25,8 @@ def hold(run_dir):
     return p
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_second_process_is_refused_and_a_killed_holder_is_taken_over(tmp_path, capsys):
     run = tmp_path / "r"
     holder = hold(run)

@@ -23,6 +23,8 @@ def test_every_notebook_is_committed_with_its_outputs_and_matches_its_source():
         assert not any(o.output_type == "error" for c in code for o in c.outputs)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(build.NOTEBOOKS))
 def test_notebook_runs(name, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VAELAB_DATA", str(data_dir.resolve()))  # the kernel inherits the environment

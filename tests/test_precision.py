@@ -1,12 +1,9 @@
 """train.precision = "bf16" and train.compile (issue 32): the same bound as float32 eager on a fixed
 batch to a stated tolerance, float32 log-weights, checkpoints alike, compiled training resumed bit-exact."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from _forked import vaelab
 
 from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
@@ -58,6 +55,7 @@ def test_unknown_precision_is_refused():
         set_precision(model, "fp16")
 
 
+@pytest.mark.slow
 def test_compiled_bound_equals_eager_on_a_fixed_batch():
     """The same samples (torch's generator in both), the same arithmetic up to inductor's reordering."""
     model, x = _model_and_batch()
@@ -76,20 +74,18 @@ TRAIN = ["train", "--quiet", "--dataset", "two-gaussians", "--num-threads", "1",
          "--set", "train.checkpoint_every_steps=5"]  # fmt: skip
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("option", ["train.compile=true", "train.precision='bf16'"])
 def test_compiled_or_bf16_training_killed_and_resumed_is_bit_exact(tmp_path, option):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    """Each run a process of its own (forked from a warm server: tests/_forked.py), so the resumed one
+    compiles afresh, as a restarted job would."""
     args = [*TRAIN, "--set", option]
-
-    def run(out, *extra, **more):
-        return subprocess.run([sys.executable, "-m", "vaelab", *args, *extra, "--out", str(out)], capture_output=True,
-                              text=True, timeout=300, env={**env, **more})  # fmt: skip
-
-    assert run(tmp_path / "full").returncode == 0
-    killed = run(tmp_path / "part", VAELAB_FAULT="step:13")
-    assert killed.returncode == -9
-    resumed = subprocess.run([sys.executable, "-m", "vaelab", "train", "--quiet", "--resume", str(tmp_path / "part")],
-                             capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    full = vaelab([*args, "--out", str(tmp_path / "full")], tmp_path / "full.log")
+    assert full[0] == 0, full[1][-2000:]
+    killed = vaelab([*args, "--out", str(tmp_path / "part")], tmp_path / "part.log", VAELAB_FAULT="step:13")
+    assert killed[0] == -9, killed[1][-2000:]
+    resumed = vaelab(["train", "--quiet", "--resume", str(tmp_path / "part")], tmp_path / "resume.log")
+    assert resumed[0] == 0, resumed[1][-2000:]
     a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True)["model"] for d in ("full", "part"))
     assert all(torch.equal(a[k], b[k]) for k in a)

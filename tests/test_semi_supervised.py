@@ -291,6 +291,7 @@ def _exact_unlabelled(model, x, k: int, iwae: bool) -> torch.Tensor:
     return unlabelled_bound(torch.stack(per_class), log_qy, model.log_py)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "estimator,objective,k", [("reinforce", ELBO(), 1), ("vimco", IWAE(), 2)], ids=["reinforce", "vimco"]
 )

@@ -27,6 +27,8 @@ choices = ["elbo", "iwae"]
 BASE = ["--set", "train.epochs=2", "--set", "data.n_train=300", "--hidden", "8", "--set", "train.diagnostics=false"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_workers_on_one_sqlite_storage_run_every_trial_once(tmp_path, capsys):
     (tmp_path / "space.toml").write_text(SPACE)
     out = tmp_path / "sw"

@@ -87,6 +87,7 @@ def test_vocabulary_is_built_on_train_and_pads_with_eos():
     assert splits.valid.tolist() == [[UNK_ID, 4, EOS_ID]] and splits.info["vocab_size"] == 5
 
 
+@pytest.mark.slow
 def test_ptb_loader(data_dir):
     d = load_data(RunConfig().override({"data.kind": "ptb", "data.data_dir": str(data_dir)}).data, "categorical")
     assert [t.shape[0] for t in (d.train, d.valid, d.test)] == [42068, 3370, 3761]
@@ -297,6 +298,7 @@ def iid_sentences(n: int, seed: int) -> list[list[str]]:
     return [[f"w{rng.randrange(20)}" for _ in range(rng.randint(3, 7))] for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_collapse_without_tricks_and_information_with_kl_weight_zero(tmp_path):
     from vaelab.text.metrics import evaluate_text_vae
 
@@ -411,6 +413,7 @@ def test_train_on_a_text_file_and_sample_from_the_cli(tmp_path, capsys):
     assert "cannot read token sequences" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_reproduce_ptb_vae_quick(tmp_path, data_dir):
     out = tmp_path / "ptb"
     assert main(["reproduce", "ptb-vae", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0

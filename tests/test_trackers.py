@@ -25,6 +25,7 @@ def _cfg(tmp_path: Path, trackers: list, epochs: int = 2, **more) -> RunConfig:
     )
 
 
+@pytest.mark.slow
 def test_mlflow_gets_params_metrics_per_step_and_artifacts_and_resume_continues_the_run(tmp_path, monkeypatch):
     import mlflow
 
@@ -64,6 +65,7 @@ def _wandb_records(path: Path):
             yield record
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_files_hold_the_config_and_every_epoch_row(tmp_path, monkeypatch):
     import json
 
