@@ -11,6 +11,8 @@ z = E_q[z] (every sample; a flow: its base mean's image), so a run's result depe
 gradient arithmetic only: 2 ranks x 50 points must then equal 1 x 100. The tests apply the same two functions
 in-process for the one-process reference runs.
 FAULT_RANK=r with FAULT_SPEC=POINT:N arms vaelab.faults on rank r only (a killed rank).
+THREADS_FILE=F: after the last run, each rank writes the names of its live threads to F.RANK (a process group
+left alive keeps its gloo threads into interpreter shutdown, where they aborted ranks: docs/reliability.md).
 """
 
 import os
@@ -77,6 +79,11 @@ def main() -> int:
         status = status or code or 0
         sys.stdout.flush()
         sys.stderr.flush()
+    if os.environ.get("THREADS_FILE"):
+        tasks = os.listdir("/proc/self/task")
+        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in tasks]
+        with open(f"{os.environ['THREADS_FILE']}.{os.environ.get('RANK', '0')}", "w") as f:
+            f.write("\n".join(names))
     return status
 
 

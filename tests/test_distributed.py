@@ -87,7 +87,7 @@ def two_ranks(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("two-ranks")
     runs = [["--noise-free", *TRAIN, *SMALL, "--epochs", "2", *f, "--out", str(out / name)] for name, f in CASES.items()]
     runs += [[*RESUMED, "--epochs", e, "--out", str(out / d)] for e, d in (("2", "rank0-full"), ("1", "rank0-part"))]
-    return out, _run(_joined(runs), nproc=2, timeout=900)
+    return out, _run(_joined(runs), nproc=2, timeout=900, THREADS_FILE=str(out / "threads"))
 
 
 def _check_ran(two_ranks, name: str) -> Path:
@@ -140,6 +140,20 @@ def test_only_rank_0_writes_and_resume_is_bit_exact(two_ranks):
     a, b = _weights(full), _weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len((part / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.xdist_group("two-ranks")
+def test_every_process_group_is_freed_when_its_run_ends(two_ranks):
+    """After 15 runs, each rank has no gloo thread left: every group was freed by destroy_process_group.
+    A group that outlived it (torch._dynamo imported while it existed) kept its threads into interpreter
+    shutdown, where one of them aborted the rank now and then (SIGABRT; docs/reliability.md)."""
+    out, launch = two_ranks
+    assert launch.returncode == 0, launch.stderr[-4000:]
+    for rank in (0, 1):
+        threads = (out / f"threads.{rank}").read_text().split()
+        assert not [t for t in threads if "gloo" in t], f"rank {rank}: {threads}"
 
 
 @pytest.mark.distributed

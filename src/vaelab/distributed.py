@@ -78,6 +78,7 @@ class Dist:
         if device.type == "cuda":  # nccl's object collectives use the current device: one GPU per rank
             torch.cuda.set_device(local)
         if not dist.is_initialized():
+            _import_dynamo_first()
             backend = "nccl" if device.type == "cuda" else "gloo"
             timeout = datetime.timedelta(seconds=timeout_s)
             store = _attempt_store(rank, world, timeout)
@@ -233,6 +234,17 @@ class Dist:
 
 class RankLostError(VaelabError, RuntimeError):
     """A peer process of a torchrun group died or stopped answering within ``train.dist_timeout``."""
+
+
+def _import_dynamo_first() -> None:
+    """Import ``torch._dynamo`` before the process group exists (the first ``torch.optim`` optimizer
+    imports it otherwise). Imported while a group exists, it keeps a C++ reference to that group, so
+    ``destroy_process_group`` cannot free it: its gloo worker threads then live into interpreter shutdown,
+    and one still releasing the last collective's work there must take the GIL to free a tensor's Python
+    object; Python ends the thread inside a C++ destructor and the rank dies of SIGABRT ("terminate called
+    without an active exception"). Under CPU contention 9 of 225 two-rank launches did; with this import
+    first, none of 300 (benchmarks/two_rank_loop.py, docs/reliability.md)."""
+    import torch._dynamo  # noqa: F401
 
 
 def _attempt_store(rank: int, world: int, timeout: datetime.timedelta) -> dist.Store:
