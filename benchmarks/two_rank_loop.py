@@ -56,6 +56,15 @@ def launch(case: str, work: Path, script: Path = SCRIPT) -> subprocess.Completed
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=work, preexec_fn=_cores_on)
 
 
+def _report(i: int, done: subprocess.CompletedProcess, work: Path, abort: bool, keep: Path | None) -> None:
+    print(f"launch {i + 1}: exit {done.returncode} ({'SIGABRT' if abort else 'failed'})\n{done.stderr[-8000:]}")
+    for core in work.glob("core*"):
+        print(f"--- {core.name}:\n{_backtrace(core)}")
+    if keep:
+        shutil.copytree(work, keep / f"launch{i + 1}", dirs_exist_ok=True)
+    sys.stdout.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--launches", type=int, default=300)
@@ -74,15 +83,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
                 done = launch(args.case, work, args.script.resolve())
-                if done.returncode == 0:
-                    continue
-                abort = "(exitcode: -6)" in done.stderr
-                aborted, failed = aborted + abort, failed + (not abort)
-                print(f"launch {i + 1}: exit {done.returncode} ({'SIGABRT' if abort else 'failed'})\n{done.stderr[-8000:]}")
-                for core in work.glob("core*"):
-                    print(f"--- {core.name}:\n{_backtrace(core)}")
-                if args.keep:
-                    shutil.copytree(work, args.keep / f"launch{i + 1}", dirs_exist_ok=True)
+                if done.returncode != 0:
+                    abort = "(exitcode: -6)" in done.stderr
+                    aborted, failed = aborted + abort, failed + (not abort)
+                    _report(i, done, work, abort, args.keep)
             if (i + 1) % 25 == 0:
                 print(f"{i + 1} launches, {aborted} aborted, {failed} failed, {time.perf_counter() - t0:.0f} s", flush=True)
     finally:

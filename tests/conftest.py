@@ -12,8 +12,12 @@ from vaelab.models import VAE
 from vaelab.nets import mlp
 
 torch.set_flush_denormal(True)
-if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: N workers share the cores, one torch thread each
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: N workers share the cores, one thread each, and so do the processes they start. Two
+    # OpenMP threads per process on a busy CPU spin at every barrier: a gradient-matrix cell that takes
+    # 0.1 s alone took 7-13 s beside two other busy processes (docs/testing.md).
     torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config, items):
