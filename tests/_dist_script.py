@@ -71,20 +71,23 @@ def main() -> int:
     attempt_store, status = distributed._attempt_store, 0
     for i, argv in enumerate(_runs(sys.argv[1:])):
         _own_prefix(i, attempt_store)
-        quiet = bool(os.environ.get("NOISE_FREE")) or argv[:1] == ["--noise-free"]
+        noise_free = bool(os.environ.get("NOISE_FREE")) or argv[:1] == ["--noise-free"]
         argv = argv[1:] if argv[:1] == ["--noise-free"] else argv
-        for owner, name, fn in patches if quiet else drawn:
+        for owner, name, fn in patches if noise_free else drawn:
             setattr(owner, name, fn)
         code = vaelab_main(argv)
         status = status or code or 0
         sys.stdout.flush()
         sys.stderr.flush()
     if os.environ.get("THREADS_FILE"):
-        tasks = os.listdir("/proc/self/task")
-        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in tasks]
-        with open(f"{os.environ['THREADS_FILE']}.{os.environ.get('RANK', '0')}", "w") as f:
-            f.write("\n".join(names))
+        _write_thread_names(f"{os.environ['THREADS_FILE']}.{os.environ.get('RANK', '0')}")
     return status
+
+
+def _write_thread_names(path: str) -> None:
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    with open(path, "w") as f:
+        f.write("\n".join(names))
 
 
 if __name__ == "__main__":

@@ -41,11 +41,12 @@ KILLS = (
 
 def _forked(args, run_cfg, tmp_path, fault=None) -> int:
     """``vaelab train`` in a process forked from a warm server (tests/_forked.py), to its end: the exit
-    status (-9 when the fault killed it)."""
+    status (-9 when the fault killed it); anything else fails the test with what the process printed."""
     conf = tmp_path / "c.toml"
     conf.write_text(config_mod.dumps(run_cfg))
     log = tmp_path / f"vaelab-{len(list(tmp_path.glob('vaelab-*.log')))}.log"
-    code, _ = vaelab(["train", *args, "--config", str(conf), "--quiet"], log, VAELAB_FAULT=fault or "")
+    code, said = vaelab(["train", *args, "--config", str(conf), "--quiet"], log, VAELAB_FAULT=fault or "")
+    assert code in (0, -signal.SIGKILL), f"vaelab train {' '.join(args)} exited {code}:\n{said[-3000:]}"
     return code
 
 
