@@ -20,6 +20,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Each test starts with this process's torch thread count: a study run in-process sets its own
+    (``vaelab reproduce tighter-bounds`` sets 2), and under xdist a second thread spinning beside the
+    other worker made later tests 10-60x slower (test_rws 0.2 s -> 12 s)."""
+    n = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every test that reads $VAELAB_DATA (through the data_dir fixture) ``data``."""
     for item in items:
