@@ -22,13 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "_dist_script.py"
-TRAIN = ["train", "--quiet", "--dataset", "two-gaussians", "--num-threads", "1", "--hidden", "8", "8", "--z-dim", "2",
-         "--set", "data.n_train=201", "--batch-size", "100", "--epochs", "2"]  # fmt: skip
-CASES = {
-    "vimco": ["--objective", "iwae", "--n-samples", "3", "--estimator", "vimco"],
-    "elbo": ["--objective", "elbo"],
-}
+sys.path.insert(0, str(ROOT / "tests"))
+from test_distributed import CASES, SCRIPT, SMALL, TRAIN  # noqa: E402  (the cases the tests launch)
 
 
 def _spin() -> None:
@@ -50,7 +45,7 @@ def _backtrace(core: Path) -> str:
 def launch(case: str, work: Path, script: Path = SCRIPT) -> subprocess.CompletedProcess:
     """One standalone 2-rank launch of ``case`` in ``work`` (the ranks' working directory: core files land there)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-           *TRAIN, *CASES[case], "--out", str(work / "run")]  # fmt: skip
+           *TRAIN, *SMALL, "--epochs", "2", *CASES[case], "--out", str(work / "run")]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NOISE_FREE": "1", "PYTHONFAULTHANDLER": "1",
            "TORCH_SHOW_CPP_STACKTRACES": "1"}  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=work, preexec_fn=_cores_on)

@@ -28,29 +28,14 @@ def _main(argv: list[str], env: dict[str, str], log: str) -> None:
     sys.exit(main(argv))  # multiprocessing makes the status the process's exit code
 
 
-class Forked:
-    """A running ``vaelab`` command: :meth:`wait` gives its exit status (-9 when SIGKILLed), :attr:`output`
-    what it printed."""
-
-    def __init__(self, argv: list[str], log: Path, **env: str):
-        self.log = log
-        self.process = _CTX.Process(target=_main, args=(list(argv), {k: str(v) for k, v in env.items()}, str(log)))
-        self.process.start()
-
-    def wait(self, timeout: float = 300) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
-            self.process.kill()
-            self.process.join()
-            raise AssertionError(f"vaelab did not finish within {timeout} s:\n{self.output[-3000:]}")
-        return self.process.exitcode
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-
 def vaelab(argv: list[str], log: Path, timeout: float = 300, **env: str) -> tuple[int, str]:
-    """Run ``vaelab ARGV`` in a forked process to its end: (exit status, what it printed)."""
-    p = Forked(argv, log, **env)
-    return p.wait(timeout), p.output
+    """Run ``vaelab ARGV`` in a forked process to its end: (exit status, -9 when SIGKILLed; what it printed)."""
+    process = _CTX.Process(target=_main, args=(list(argv), {k: str(v) for k, v in env.items()}, str(log)))
+    process.start()
+    process.join(timeout)
+    said = log.read_text() if log.exists() else ""
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        raise AssertionError(f"vaelab did not finish within {timeout} s:\n{said[-3000:]}")
+    return process.exitcode, said

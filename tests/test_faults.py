@@ -39,13 +39,18 @@ KILLS = (
 )
 
 
+def _config_file(run_cfg, tmp_path) -> str:
+    conf = tmp_path / "c.toml"
+    conf.write_text(config_mod.dumps(run_cfg))
+    return str(conf)
+
+
 def _forked(args, run_cfg, tmp_path, fault=None) -> int:
     """``vaelab train`` in a process forked from a warm server (tests/_forked.py), to its end: the exit
     status (-9 when the fault killed it); anything else fails the test with what the process printed."""
-    conf = tmp_path / "c.toml"
-    conf.write_text(config_mod.dumps(run_cfg))
     log = tmp_path / f"vaelab-{len(list(tmp_path.glob('vaelab-*.log')))}.log"
-    code, said = vaelab(["train", *args, "--config", str(conf), "--quiet"], log, VAELAB_FAULT=fault or "")
+    argv = ["train", *args, "--config", _config_file(run_cfg, tmp_path), "--quiet"]
+    code, said = vaelab(argv, log, VAELAB_FAULT=fault or "")
     assert code in (0, -signal.SIGKILL), f"vaelab train {' '.join(args)} exited {code}:\n{said[-3000:]}"
     return code
 
@@ -53,11 +58,9 @@ def _forked(args, run_cfg, tmp_path, fault=None) -> int:
 def _cli(args, run_cfg, tmp_path, fault=None, sigint=signal.SIG_DFL, **kw):
     """``vaelab train`` in a subprocess that starts with SIGINT at ``sigint`` (SIG_DFL: Python installs
     its KeyboardInterrupt handler; SIG_IGN: a background job's), whatever this process inherited."""
-    conf = tmp_path / "c.toml"
-    conf.write_text(config_mod.dumps(run_cfg))
     env = {**os.environ, "VAELAB_FAULT": fault or ""}
     return subprocess.Popen(
-        [sys.executable, "-m", "vaelab", "train", *args, "--config", str(conf), "--quiet"],
+        [sys.executable, "-m", "vaelab", "train", *args, "--config", _config_file(run_cfg, tmp_path), "--quiet"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
