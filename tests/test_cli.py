@@ -166,8 +166,18 @@ def test_prior_benchmarks_caltech_paper_budget_is_the_authors_protocol():
     jobs, b = pb.jobs_for("caltech-paper"), pb.BUDGETS["caltech-paper"]
     assert [j.overrides["data.kind"] for j in jobs] == ["caltech-silhouettes"] * 3
     assert jobs[2].overrides["model.prior"] == {"kind": "vamp", "components": 500}
-    assert b.overrides == {"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 4100}
+    gated = {"kind": "gated_mlp", "hidden": [300, 300]}
+    assert b.overrides == {
+        "train.lr": 5e-4,
+        "train.early_stopping": 50,
+        "train.kl_warmup_steps": 4100,
+        "model.encoder": gated,
+    }
     assert (b.epochs, b.k_is, b.batch_size) == (2000, 5000, 100)
+    jobs, b = pb.jobs_for("mnist-paper"), pb.BUDGETS["mnist-paper"]
+    assert [j.overrides["data.kind"] for j in jobs] == ["static-mnist"] * 3
+    assert b.overrides["train.kl_warmup_steps"] == 100 * 500 and b.overrides["model.encoder"] == gated
+    assert jobs[2].cost() > 3 * jobs[0].cost()  # the VampPrior's pseudo-inputs: started first
 
 
 @pytest.mark.slow

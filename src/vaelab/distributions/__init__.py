@@ -7,6 +7,7 @@ with one decorator (``@PRIORS.register("name")``); ``import_submodules`` below i
 
 from ..registry import import_submodules
 from .discrete import BernoulliPrior, CategoricalPrior
+from .gaussian_mixture import DiagonalGaussianMixture
 from .latents import (
     LATENTS,
     BernoulliLatent,
@@ -32,6 +33,7 @@ __all__ = [
     "BernoulliPrior",
     "CategoricalLatent",
     "CategoricalPrior",
+    "DiagonalGaussianMixture",
     "GaussianLatent",
     "GaussianLikelihood",
     "LatentFamily",

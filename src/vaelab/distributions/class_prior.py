@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from ..errors import ConfigError
+from .gaussian_mixture import DiagonalGaussianMixture
 
 
 class GivenPrior:
@@ -49,6 +50,15 @@ class ClassConditionalPrior(nn.Module):
     def given(self, y: Tensor) -> GivenPrior:
         """p(z | y) for labels y (B,): batch (B,), event (D,)."""
         return GivenPrior(Independent(Normal(self.loc[y], (0.5 * self.log_var[y]).exp()), 1))
+
+    def marginal(self, log_py: Tensor | None = None) -> DiagonalGaussianMixture:
+        """p(z) = sum_y p(y) p(z|y), batch (), event (D,); log p(z) by matrix products.
+
+        Args:
+            log_py: (C,) log class probabilities; uniform (M2's p(y)) when None.
+        """
+        logits = torch.zeros_like(self.loc[:, 0]) if log_py is None else log_py
+        return DiagonalGaussianMixture(logits, self.loc, self.log_var)
 
     @torch.no_grad()
     def sample(self, y: Tensor) -> Tensor:

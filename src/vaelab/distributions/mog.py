@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from ..errors import ConfigError
+from .gaussian_mixture import DiagonalGaussianMixture
 from .prior import PRIORS, Prior
 
 
@@ -21,7 +21,8 @@ class MixtureOfGaussiansPrior(Prior):
         fixed_weights: optional length-C mixture weights (must be positive and sum to 1).
         init_scale: the means are initialized N(0, init_scale^2), the variances at 1.
 
-    KL(q || p) has no closed form, so training uses the Monte Carlo KL.
+    KL(q || p) has no closed form, so training uses the Monte Carlo KL. log p(z) is two matrix
+    products (:class:`~vaelab.distributions.gaussian_mixture.DiagonalGaussianMixture`).
     """
 
     def __init__(
@@ -56,6 +57,5 @@ class MixtureOfGaussiansPrior(Prior):
         """Mixture weights pi, shape (C,)."""
         return torch.softmax(self.logits, dim=0)
 
-    def distribution(self) -> MixtureSameFamily:
-        components = Independent(Normal(self.means, torch.exp(0.5 * self.logvars)), 1)
-        return MixtureSameFamily(Categorical(logits=self.logits), components)
+    def distribution(self) -> DiagonalGaussianMixture:
+        return DiagonalGaussianMixture(self.logits, self.means, self.logvars)

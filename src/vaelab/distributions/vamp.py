@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, MixtureSameFamily
+from torch.distributions import MixtureSameFamily
 
 from ..errors import ConfigError
+from .gaussian_mixture import mixture
 from .prior import PRIORS, Prior
 
 CONSTRAINTS = ("auto", "hardtanh", "sigmoid", "none")
@@ -91,5 +92,5 @@ class VampPrior(Prior):
         if self._encoder is None:
             raise RuntimeError("VampPrior has no encoder; build it through vaelab.models.VAE")
         components = self._encoder(self.inputs)  # batch (C,), event (D,)
-        mix = Categorical(logits=torch.zeros(self.n_components, device=self.pseudo_inputs.device))
-        return MixtureSameFamily(mix, components)
+        # a diagonal Gaussian q scores by matrix products (gaussian_mixture.py); other families by torch's mixture
+        return mixture(self.pseudo_inputs.new_zeros(self.n_components), components)

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from ..numerics import denormals_flushed, eval_rows
 from ._labels import labels_of
+from .loglik import fixed_prior
 
 
 @torch.no_grad()
@@ -24,7 +25,7 @@ def evaluate_elbo(model, x: Tensor, kl: str = "mc", batch_size: int = 1000, seed
     was = model.training
     model.eval()
     total, batch_size = 0.0, eval_rows(model, batch_size)
-    with torch.random.fork_rng(devices=[]), denormals_flushed(x.device):
+    with torch.random.fork_rng(devices=[]), denormals_flushed(x.device), fixed_prior(model):
         torch.manual_seed(seed)
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -138,8 +139,20 @@ def importance_sampled_log_likelihood(
         budget = CHUNK_BYTES_CUDA if device.type == "cuda" else CHUNK_BYTES
         max_rows = eval_rows(model, max(64, budget // (4 * (4 * x_dim + 64))))
     tune_malloc(malloc, device)
-    with denormals_flushed(device):
-        return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist or Dist(), y)
+    was_training = model.training
+    model.eval()  # before the prior is fixed: a VampPrior's components are the encoder in eval mode
+    try:
+        with denormals_flushed(device), fixed_prior(model):
+            return _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist or Dist(), y)
+    finally:
+        model.train(was_training)
+
+
+def fixed_prior(model) -> AbstractContextManager:
+    """The model's prior computed once for an evaluation (``Prior.fixed``: a VampPrior's encoder pass
+    on its pseudo-inputs, not once per chunk); a model whose prior cannot be fixed is left as it is."""
+    fixed = getattr(getattr(model, "prior", None), "fixed", None)
+    return fixed() if fixed is not None else nullcontext()
 
 
 def _proposal(model, xb, yb: dict, proposal, start: int, device):
@@ -155,8 +168,6 @@ def batch_seed(seed: int, j: int) -> int:
 
 
 def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, proposal, dist, y) -> LogLikelihoodResult:
-    was_training = model.training
-    model.eval()
     n = x.shape[0]
     gen = torch.Generator(device=device)
     pts = torch.zeros(3, n)  # (3, N): log p_hat, ELBO, IWAE-k per point; zero where another rank scores
@@ -184,7 +195,6 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
         iwae_pts[start : start + b] = miwae(group(buf[: n_blocks * iwae_k], n_blocks)).cpu()  # (M, k, B) blocks
         shown.update(b * dist.world)
     shown.close()
-    model.train(was_training)
     if dist.active:  # each point was scored on one rank: the sum is exact
         pts = dist.sum_(pts)
         log_px, elbo_pts, iwae_pts = pts[0], pts[1], pts[2]

@@ -57,7 +57,10 @@ class Job:
         o = self.overrides
         s = o.get("train.n_samples", 1) * o.get("train.objective.groups", 1)
         two_pass = o.get("train.objective") == "piwae" or o.get("train.estimator") == "dreg"
-        return (2 + s) * (1.3 if o.get("model.upper_z_dims") else 1.0) * (1.3 if two_pass else 1.0)
+        prior = o.get("model.prior")
+        # a VampPrior runs the encoder on its C pseudo-inputs every step: 4x an N(0, I) step at C = 500, batch 100
+        vamp = 1.0 + 0.006 * prior.get("components", 50) if isinstance(prior, dict) and prior.get("kind") == "vamp" else 1.0
+        return (2 + s) * (1.3 if o.get("model.upper_z_dims") else 1.0) * (1.3 if two_pass else 1.0) * vamp
 
 
 def mnist_config(data_dir: str | None, budget: Budget) -> RunConfig:
