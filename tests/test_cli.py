@@ -175,9 +175,12 @@ def test_prior_benchmarks_caltech_paper_budget_is_the_authors_protocol():
     }
     assert (b.epochs, b.k_is, b.batch_size) == (2000, 5000, 100)
     jobs, b = pb.jobs_for("mnist-paper"), pb.BUDGETS["mnist-paper"]
-    assert [j.overrides["data.kind"] for j in jobs] == ["static-mnist"] * 3
+    assert [j.name for j in jobs] == ["static-mnist_standard_normal", "static-mnist_vamp"]
     assert b.overrides["train.kl_warmup_steps"] == 100 * 500 and b.overrides["model.encoder"] == gated
-    assert jobs[2].cost() > 3 * jobs[0].cost()  # the VampPrior's pseudo-inputs: started first
+    assert jobs[1].cost() > 3 * jobs[0].cost()  # the VampPrior's pseudo-inputs: started first
+    pairs = [("static MNIST, VampPrior", "static MNIST, N(0, I)", 1.0, 0.2)]
+    assert pb._ordering(pairs).endswith("static MNIST: VampPrior − N(0, I) +1.00 ± 0.20 nats: holds.")
+    assert pb._ordering([(*pairs[0][:2], 0.5, 0.2)]).endswith("does not hold.")
 
 
 @pytest.mark.slow
@@ -213,7 +216,7 @@ def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch
     out = tmp_path / "frey"
     assert main(["reproduce", "vr-bounds", "--budget", "frey-paper", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     report, models = (out / "report.md").read_text(), json.loads((out / "results.json").read_text())["models"]
-    assert len(models) == 3 + 2 + 4 and "## Provenance" in report
+    assert len(models) == 3 + 2 + 6 and "## Provenance" in report
     vae = [models[f"fold{f}_vae"]["log_px"] for f in range(2)]
     m, se = sum(vae) / 2, abs(vae[0] - vae[1]) / 2  # s.e. over 2 folds: |a - b| / 2
     assert f"| VAE K=5 | {m:.2f} ± {se:.2f} | 2 | 1322.96 ± 10.03 |" in report
@@ -221,11 +224,35 @@ def test_reproduce_vr_bounds_frey_protocol_small(tmp_path, data_dir, monkeypatch
     cfg = (out / "runs" / "ablation_floor_vae" / "config.toml").read_text()
     assert "min_logvar = -9.0" in cfg and 'mean = "sigmoid"' in cfg and "fold = 0" in cfg
     assert "min_logvar = -inf" in (out / "runs" / "fold1_iwae" / "config.toml").read_text()
+    assert "weight_decay = 0.0001256" in (out / "runs" / "ablation_weight-prior_vae" / "config.toml").read_text()
+    assert "adam_beta2 = 0.99\n" in (out / "runs" / "ablation_adam-beta2_vae" / "config.toml").read_text()
     paper = {t: vr_bounds.PAPER[("frey", 5, t)] for t in vr_bounds.OBJECTIVE} | {"source": vr_bounds.SOURCE}
     frey.rebuild(out, paper, wall=60.0, budget=replace(frey.BUDGET, k_is=20))  # from the run directories alone
     again = (out / "report.md").read_text()
     assert f"| VAE K=5 | {m:.2f} ± {se:.2f} | 2 | 1322.96 ± 10.03 |" in again
     assert again.split("Mean over folds")[1].strip() == report.split("## Provenance")[0].split("Mean over folds")[1].strip()
+
+
+@pytest.mark.slow
+def test_reproduce_vr_bounds_frey_ablations_small(tmp_path, data_dir, monkeypatch):
+    """The frey-ablations budget, shrunk to 3 epochs: fold 0's VAE and IWAE, each with the weight prior, the VAE
+    with Adam beta2 = 0.99, each paired with its baseline on the same frames."""
+    from dataclasses import replace
+
+    from vaelab.experiments import vr_bounds_frey as frey
+
+    monkeypatch.setitem(frey.AUTHORS, "train.epochs", 3)
+    monkeypatch.setattr(frey, "ABLATION_BUDGET", replace(frey.ABLATION_BUDGET, k_is=20, workers=1))
+    out = tmp_path / "frey"
+    assert (
+        main(["reproduce", "vr-bounds", "--budget", "frey-ablations", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    )
+    report, payload = (out / "report.md").read_text(), json.loads((out / "results.json").read_text())
+    assert set(payload["models"]) == {"fold0_vae", "fold0_iwae", "ablation_weight-prior_vae", "ablation_weight-prior_iwae",
+                                      "ablation_adam-beta2_vae"}  # fmt: skip
+    a, c, d, se = payload["paired"][0]
+    assert c == "VAE K=5, fold 0" and f"| {a} − {c} | {d:+.2f} | {se:.2f} |" in report
+    assert payload["paired"][1][1] == "IWAE K=5, fold 0" and "1322.96 ± 10.03" in report
 
 
 @pytest.mark.slow

@@ -55,3 +55,31 @@ def test_resume_keeps_this_runs_implementation(tmp_path):
     assert all(g["fused"] is True for g in load_checkpoint(tmp_path / "r" / "last.pt")["optimizer"]["param_groups"])
     with pytest.raises(ConfigError, match="rmsprop"):
         fit(tiny(**{"train.optimizer": "rmsprop", "train.optimizer_impl": "fused"}), tmp_path / "x", quiet=True)
+
+
+def test_weight_decay_is_the_gradient_of_a_gaussian_prior_on_the_weight_matrices_only():
+    """One SGD step with weight_decay = lam moves each weight matrix by -lr * (grad + lam * W) and each
+    bias by -lr * grad: the MAP step under an N(0, 1/lam) prior on the matrices (Li & Turner's numpy VAE)."""
+    torch.manual_seed(0)
+    model = build_model(tiny().model, (2,))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    opt, groups = build_optimizer("sgd", model, 0.1, weight_decay=0.3)
+    assert {g["name"] for g in opt.param_groups} == {n for n, ps in groups.items() if ps}  # names kept
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))  # each once
+    for n, p in model.named_parameters():
+        p.grad = grads[n].clone()
+    opt.step()
+    for n, p in model.named_parameters():
+        decay = 0.3 * before[n] if p.dim() > 1 else 0.0
+        torch.testing.assert_close(p.detach(), before[n] - 0.1 * (grads[n] + decay))
+
+
+def test_adam_beta2_reaches_torchs_adam_and_is_refused_elsewhere():
+    model = build_model(tiny().model, (2,))
+    opt, _ = build_optimizer("adam", model, 1e-3, adam_beta2=0.99)
+    assert all(g["betas"] == (0.9, 0.99) for g in opt.param_groups)
+    with pytest.raises(ConfigError, match="adam_beta2 = 0.99 has no effect with optimizer = 'sgd'"):
+        tiny(**{"train.optimizer": "sgd", "train.adam_beta2": 0.99})
+    with pytest.raises(ConfigError, match="'train.weight_decay' must be >= 0"):
+        tiny(**{"train.weight_decay": -1.0})

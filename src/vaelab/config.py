@@ -178,6 +178,12 @@ class TrainConfig:
         ("constant", "iwae", "iwae-2"),
     )
     adam_eps: float = _f(1e-8, "Adam epsilon (the IWAE paper uses 1e-4)")
+    adam_beta2: float = _f(0.999, "Adam's second-moment decay beta2 (Li & Turner's numpy code uses 0.99)")
+    weight_decay: float = _f(
+        0.0,
+        "L2 penalty on the weight matrices (not biases), added to the gradient of the mean loss: a N(0, I) prior "
+        "on the weights (MAP) is 1 / (training points x importance samples K), as Li & Turner's numpy code; 0 = off",
+    )
     optimizer_impl: str = _f(
         "auto",
         "torch's optimizer implementation: 'fused' (one kernel per parameter: adam, sgd; adagrad on "
@@ -449,6 +455,10 @@ def _check_values(cfg: RunConfig) -> None:
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
+    if not 0 <= t.adam_beta2 < 1:
+        raise ConfigError(f"config key 'train.adam_beta2' must be in [0, 1), got {t.adam_beta2}")
+    if t.optimizer != "adam" and t.adam_beta2 != 0.999:
+        raise ConfigError(f"train.adam_beta2 = {t.adam_beta2} has no effect with optimizer = '{t.optimizer}'; use adam")
     for key in (
         "epochs",
         "kl_warmup_steps",
@@ -459,6 +469,7 @@ def _check_values(cfg: RunConfig) -> None:
         "checkpoint_every_steps",
         "valid_iwae_k",
         "grad_clip",
+        "weight_decay",
         "num_threads",
         "grad_variance_every",
         "labelled_batch",

@@ -14,7 +14,7 @@ Budgets: ``small`` (10 epochs on at most 20,000 training images, C = 100, IS K =
 images; ~10 min on a 2-core CPU), ``medium`` (100 epochs on every training image, C = 500, IS
 K = 5,000 on all test images; hours), and two at the protocol of the authors' code (gated dense layers,
 Adam 5e-4, KL warm-up, early stopping): ``caltech-paper`` (Caltech silhouettes, up to 2,000 epochs)
-and ``mnist-paper`` (static MNIST, up to 300 epochs).
+and ``mnist-paper`` (static MNIST, N(0, I) and VampPrior only, up to 250 epochs).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jo
 GATED = {"model.encoder": {"kind": "gated_mlp", "hidden": [300, 300]}}
 #: the data set each paper-protocol budget runs on (the others run all three)
 ONLY = {"caltech-paper": "caltech-silhouettes", "mnist-paper": "static-mnist"}
+#: priors of a budget that does not run all three: the VampPrior costs 4x N(0, I) per step, and static MNIST at the
+#: authors' protocol takes the 2-core budget for N(0, I) against the VampPrior (the paper's headline) alone
+ONLY_PRIORS = {"mnist-paper": ("standard_normal", "vamp")}
 
 BUDGETS = {
     "small": Budget(
@@ -67,13 +70,14 @@ BUDGETS = {
     ),
     "mnist-paper": Budget(
         "mnist-paper",
-        epochs=300,
+        epochs=250,
         n_test=100000,
         k_is=5000,
         valid_iwae_k=0,
-        note="static MNIST only, at the protocol of the authors' released code (github.com/jmtomczak/vae_vampprior, "
-        "experiment.py defaults) but at most 300 epochs (theirs: 2,000): gated dense 300-300 layers, Adam 5e-4, "
-        "batch 100, C = 500, a linear KL warm-up over 100 epochs, early stopping after 50 epochs without a better "
+        note="static MNIST only, N(0, I) and the VampPrior, at the protocol of the authors' released code "
+        "(github.com/jmtomczak/vae_vampprior, experiment.py defaults) but at most 250 epochs (theirs: 2,000): "
+        "gated dense 300-300 layers, Adam 5e-4, batch 100, C = 500, a linear KL warm-up over 100 epochs, "
+        "early stopping after 50 epochs without a better "
         "validation ELBO; IS K = 5,000 on every test image",
         overrides={"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 100 * 500, **GATED},
     ),
@@ -104,6 +108,8 @@ def jobs_for(budget: str) -> list[Job]:
         if budget in ONLY and kind != ONLY[budget]:
             continue
         for prior, pname in PRIORS.items():
+            if prior not in ONLY_PRIORS.get(budget, PRIORS):
+                continue
             p = prior if prior == "standard_normal" else {"kind": prior, "components": c}
             jobs.append(
                 Job(f"{kind}_{prior}", f"{dname}, {pname}", {"data.kind": kind, "data.binarize": "auto", "model.prior": p})
@@ -145,11 +151,13 @@ def run(
 
 
 def _pairs(out: Path, results: dict, kinds: list[str]) -> list:
-    """Per data set: MoG − N(0, I), VampPrior − N(0, I), VampPrior − MoG (the paper's ordering, paired)."""
+    """Per data set: MoG − N(0, I), VampPrior − N(0, I), VampPrior − MoG (the paper's ordering, paired), those
+    whose two priors ran."""
     return [
         (results[f"{k}_{a}"]["label"], results[f"{k}_{c}"]["label"], *paired_difference(out, f"{k}_{a}", f"{k}_{c}"))
         for k in kinds
         for a, c in (("mog", "standard_normal"), ("vamp", "standard_normal"), ("vamp", "mog"))
+        if f"{k}_{a}" in results and f"{k}_{c}" in results
     ]
 
 
@@ -219,15 +227,18 @@ def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float)
 
 
 def _ordering(pairs: list) -> str:
-    """The paper's finding, VampPrior > MoG > N(0, I), checked on each data set by the paired differences."""
-    by_data: dict[str, list[tuple[float, float]]] = {}
-    for a, _, d, se in pairs:
-        by_data.setdefault(a.rsplit(", ", 1)[0], []).append((d, se))
+    """The paper's finding, VampPrior > MoG > N(0, I) (or VampPrior > N(0, I) where MoG did not run), checked on
+    each data set by the paired differences: each step by more than 3 s.e."""
+    by_data: dict[str, dict[str, tuple[float, float]]] = {}
+    for a, c, d, se in pairs:
+        data, first = a.rsplit(", ", 1)  # "static MNIST, VampPrior": the first prior is never N(0, I)
+        by_data.setdefault(data, {})[f"{first} − {c[len(data) + 2 :]}"] = (d, se)
     out = []
-    for data, ((dm, sm), (dv, sv), (dvm, svm)) in by_data.items():
-        holds = dm > 3 * sm and dvm > 3 * svm  # MoG > N(0, I) and VampPrior > MoG, each by > 3 s.e.
-        out.append(f"{data}: MoG − N(0, I) {dm:+.2f} ± {sm:.2f}, VampPrior − N(0, I) {dv:+.2f} ± {sv:.2f}, "
-                   f"VampPrior − MoG {dvm:+.2f} ± {svm:.2f} nats: {'holds' if holds else 'does not hold'}")  # fmt: skip
+    for data, diffs in by_data.items():
+        steps = [k for k in diffs if k != "VampPrior − N(0, I)"] or list(diffs)  # the ordering's adjacent steps
+        holds = all(diffs[k][0] > 3 * diffs[k][1] for k in steps)
+        shown = ", ".join(f"{k} {d:+.2f} ± {se:.2f}" for k, (d, se) in diffs.items())
+        out.append(f"{data}: {shown} nats: {'holds' if holds else 'does not hold'}")
     return (
         "The paper's ordering VampPrior > MoG > N(0, I), each step by more than 3 s.e., in this run: " + "; ".join(out) + "."
     )

@@ -52,6 +52,7 @@ BUDGETS = {
     ),
 }
 BUDGETS["frey-paper"] = vr_bounds_frey.BUDGET  # Frey faces only, at the authors' protocol (vr_bounds_frey)
+BUDGETS["frey-ablations"] = vr_bounds_frey.ABLATION_BUDGET  # fold 0: the authors' code settings, ablated
 FREY_EPOCHS = {"small": 200, "paper": 1000, "quick": 1}
 
 #: Li & Turner 2016, Table 2: (data set, K, trained as) -> (test log-likelihood, its s.e. or None)
@@ -123,9 +124,11 @@ def run(
         b = QUICK
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    paper = {t: PAPER[("frey", 5, t)] for t in OBJECTIVE} | {"source": SOURCE}
     if b.name == "frey-paper":
-        paper = {t: PAPER[("frey", 5, t)] for t in OBJECTIVE} | {"source": SOURCE}
         return vr_bounds_frey.run(out, data_dir, base_config, paper, log, budget=b)
+    if b.name == "frey-ablations":
+        return vr_bounds_frey.run_ablations(out, data_dir, base_config, paper, log)
     jobs = jobs_for(b.name)
     t0 = time.perf_counter()
     results, wall = run_jobs(jobs, b, data_dir, out, log, base=base_config)

@@ -81,7 +81,14 @@ class Loop:
         self.bound = compiled_bound() if t.compile else compute_bound
         check_schedules(t)
         self.optimizer, self.groups = build_optimizer(
-            t.optimizer, model, t.lr, t.adam_eps, self.estimator.parameter_groups(), t.optimizer_impl
+            t.optimizer,
+            model,
+            t.lr,
+            t.adam_eps,
+            self.estimator.parameter_groups(),
+            t.optimizer_impl,
+            t.adam_beta2,
+            t.weight_decay,
         )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
         check_semi_supervised(t, model)

@@ -66,12 +66,17 @@ def build_optimizer(
     adam_eps: float = 1e-8,
     extra_groups: dict[str, list] | None = None,
     impl: str = "auto",
+    adam_beta2: float = 0.999,
+    weight_decay: float = 0.0,
 ) -> tuple[torch.optim.Optimizer, dict[str, list]]:
     """One optimizer with one named param group per parameter group of the model, plus
     ``extra_groups`` (a learned baseline, per-datapoint variational parameters, ...).
 
     ``impl`` is ``train.optimizer_impl`` (see :func:`impl_options`), resolved for the device of the
-    model's parameters.
+    model's parameters. ``weight_decay`` > 0 is torch's (coupled) L2 term on the weight matrices only
+    (parameters of two or more dimensions): each named group is then two torch param groups of that
+    name, its matrices decayed and its vectors not, as a Gaussian prior on the weights (Li & Turner's
+    numpy VAE) puts no prior on biases.
 
     Returns:
         (optimizer, {group name: parameters}).
@@ -83,8 +88,18 @@ def build_optimizer(
         raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     groups = {**model.parameter_groups(), **(extra_groups or {})}
     check_groups(model, groups)
-    kwargs = {"eps": adam_eps} if name == "adam" else {}
+    kwargs = {"eps": adam_eps, "betas": (0.9, adam_beta2)} if name == "adam" else {}
     param_groups = [{"params": ps, "name": g} for g, ps in groups.items() if ps]
+    if weight_decay > 0:
+        param_groups = [
+            {"params": part, "name": pg["name"], "weight_decay": wd}
+            for pg in param_groups
+            for part, wd in (
+                ([p for p in pg["params"] if p.dim() > 1], weight_decay),
+                ([p for p in pg["params"] if p.dim() <= 1], 0.0),
+            )
+            if part
+        ]
     device = next((p.device for ps in groups.values() for p in ps), torch.device("cpu"))
     kwargs.update(impl_options(name, impl, device))
     return OPTIMIZERS[name](param_groups, lr=lr, **kwargs), groups
