@@ -49,10 +49,11 @@ class DiagonalGaussianMixture(MixtureSameFamily):
         self.logvar = logvar
         components = Independent(Normal(loc, torch.exp(0.5 * logvar), validate_args=False), 1)
         super().__init__(Categorical(logits=logits, validate_args=False), components, validate_args=False)
+        self.loc = loc  # (C, D)
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(z) in nats: z (..., D) -> (...)."""
-        loc = self.component_distribution.base_dist.loc  # (C, D)
+        loc = self.loc  # (C, D)
         d = loc.shape[-1]
         if value.shape[-1:] != (d,):
             raise ValueError(f"z must end in the event shape ({d},), got {tuple(value.shape)}")
