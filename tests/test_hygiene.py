@@ -4,6 +4,8 @@
 import importlib
 import importlib.util
 import inspect
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,35 @@ def test_ruff_lint():
 
 def test_ruff_format():
     _run("ruff", "format", "--check", ".")
+
+
+def _lint_imports(src: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "lint-imports"
+    if not exe.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    env = {**os.environ, "PYTHONPATH": str(src)}  # the contract in pyproject.toml, over the package in src
+    return subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.slow
+def test_the_layering_contract_holds():
+    """[tool.importlinter] in pyproject.toml: the layers of docs/design.md and no cycle inside a package."""
+    p = _lint_imports(ROOT / "src")
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_layering_contract_fails_on_an_import_cycle_and_an_import_up_the_layers(tmp_path):
+    """The two the contract was written against (main before issue 42): train/step <-> train/labelled, and a
+    data set importing the trainer."""
+    shutil.copytree(ROOT / "src" / "vaelab", tmp_path / "vaelab", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "vaelab" / "train" / "labelled.py", "a") as f:
+        f.write("\nfrom .step import compute_bound  # noqa\n")
+    with open(tmp_path / "vaelab" / "data" / "arrays.py", "a") as f:
+        f.write("\nfrom ..train import load_run  # noqa\n")
+    out = _lint_imports(tmp_path).stdout
+    assert "vaelab.data is not allowed to import vaelab.train" in out
+    assert "No cycles are allowed in vaelab.train" in out and "Contracts: 0 kept, 2 broken." in out
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ latent, likelihood))``. Every axis of the design has a registry (``PRIORS``, ``L
 ``LIKELIHOODS``, ``NETWORKS``, ``OBJECTIVES``, ``ESTIMATORS``, ``DATASETS``).
 """
 
+from . import derived  # noqa: E402, F401 (registers the data sets derived from a trained run: kind "encoded")
 from ._version import __version__
 from .config import RunConfig
 from .data import DATASETS, Batch, DataSplits, load_data

@@ -489,7 +489,9 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'train.grad_variance_draws' must be >= 2, got {t.grad_variance_draws}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
-    shaped = t.objective.kind != "elbo" or t.estimator.kind != "reparam"
+    from .estimators.base import shaping_allowed
+
+    shaped = not shaping_allowed(t.objective.kind, t.estimator.kind)
     if shaped and (t.beta != 1 or t.kl_warmup_steps):
         raise ConfigError(
             "beta / kl_warmup_steps apply to the ELBO with estimator 'reparam' only; "

@@ -51,6 +51,9 @@ class Estimator:
     function estimators set it False and the model then draws samples without gradient."""
 
     pathwise = True
+    #: True when the gradient is that of the bound itself, so that a shaped ELBO (an analytic KL, a KL
+    #: weight beta != 1, free bits) is a valid surrogate: the plain reparameterization gradient only
+    shapes_elbo = False
     registry_name: str = ""  # set by ESTIMATORS.register
     #: True when the state is updated from each batch's statistics (one copy per process under torchrun)
     rank_local_state = False
@@ -108,3 +111,10 @@ class Estimator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def shaping_allowed(objective_kind: str, estimator_kind: str) -> bool:
+    """Whether an analytic KL, beta != 1 and free bits may train ``objective_kind`` with ``estimator_kind``
+    (registry names): the ELBO with an estimator whose gradient is the bound's own (``shapes_elbo``).
+    The one place of this rule; the config validator and the training bound both ask it."""
+    return objective_kind == "elbo" and ESTIMATORS[estimator_kind].shapes_elbo

@@ -11,6 +11,8 @@ from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 class Reparam(Estimator):
     """Pathwise gradient of the objective; PIWAE's encoder gets its own bound (MIWAE)."""
 
+    shapes_elbo = True
+
     def __call__(self, terms, objective) -> BoundEstimate:
         log_w = terms.log_w  # (S, B)
         s = log_w.shape[0]

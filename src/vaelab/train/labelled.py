@@ -13,7 +13,7 @@ from ..errors import ConfigError, DataError
 from ..estimators import BoundEstimate, straight_through
 from ..models.vae import every_class
 from ..objectives.semi_supervised import labelled_bound, unlabelled_bound
-from .step import estimate
+from .bound import estimate
 
 
 def enumerated_rows(x: Tensor, y: Tensor, n_classes: int) -> tuple[Tensor, Tensor, Tensor]:
