@@ -183,3 +183,29 @@ def test_standard_normal_log_prob_and_kl_match_torch_for_any_normal_posterior():
     torch.testing.assert_close(p.log_prob(z), p.distribution().log_prob(z))
     q = Independent(Normal(torch.randn(5, 4), torch.rand(5, 4) + 0.1), 1)  # a plain Normal: no logvar kept
     torch.testing.assert_close(p.analytic_kl(q), kl_divergence(q, p.distribution()))
+
+
+def test_gaussian_latent_clips_the_log_variance_like_a_hardtanh():
+    latent = GaussianLatent(2, min_logvar=-6.0, max_logvar=2.0)
+    params = torch.tensor([[0.0, 0.0, -9.0, 1.0], [0.0, 0.0, 5.0, -6.5]], requires_grad=True)
+    q = latent.distribution(params)
+    assert q.base_dist.logvar.tolist() == [[-6.0, 1.0], [2.0, -6.0]]
+    q.base_dist.logvar.sum().backward()
+    assert params.grad[:, 2:].tolist() == [[0.0, 1.0], [0.0, 0.0]]  # no gradient where clipped
+    assert GaussianLatent(2).logvar_range is None
+    with pytest.raises(ConfigError, match="min_logvar must be below max_logvar"):
+        GaussianLatent(2, min_logvar=1.0, max_logvar=1.0)
+
+
+@pytest.mark.parametrize("constraint", ["hardtanh", "sigmoid"])
+def test_vamp_noise_init_ignores_the_training_points(constraint):
+    data = torch.ones(5, 3)
+    torch.manual_seed(0)
+    noise = VampPrior(
+        L2, x_shape=(3,), x_range=(0.0, 1.0), components=5, pseudo_init=data, constraint=constraint, init="noise"
+    )
+    assert (noise.inputs - 0.5).abs().max() < 0.05  # gray images, not the ones given
+    from_data = VampPrior(L2, x_shape=(3,), x_range=(0.0, 1.0), components=5, pseudo_init=data, constraint=constraint)
+    assert (from_data.inputs > 0.9).all()
+    with pytest.raises(ConfigError, match="model.prior.init must be"):
+        VampPrior(L2, x_shape=(3,), components=5, init="zeros")

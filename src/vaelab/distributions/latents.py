@@ -135,10 +135,18 @@ class GaussianLatent(LatentFamily):
 
     Args:
         dim: D, the latent dimension.
+        min_logvar: the encoder's log-variance is clipped to [min_logvar, max_logvar] (a hardtanh, no
+            gradient outside: the VampPrior authors' code uses [-6, 2]); unbounded by default.
+        max_logvar: see min_logvar.
+    Raises:
+        ConfigError: min_logvar >= max_logvar.
     """
 
-    def __init__(self, dim: int = 2):
+    def __init__(self, dim: int = 2, min_logvar: float = -math.inf, max_logvar: float = math.inf):
         super().__init__(dim)
+        if not min_logvar < max_logvar:
+            raise ConfigError(f"model.latent: min_logvar must be below max_logvar, got {min_logvar} and {max_logvar}")
+        self.logvar_range = (min_logvar, max_logvar) if math.isfinite(min_logvar) or math.isfinite(max_logvar) else None
 
     @property
     def n_params(self) -> int:
@@ -146,6 +154,8 @@ class GaussianLatent(LatentFamily):
 
     def distribution(self, params: Tensor) -> Independent:
         mean, logvar = params.chunk(2, dim=-1)
+        if self.logvar_range is not None:
+            logvar = torch.clamp(logvar, *self.logvar_range)  # hardtanh: no gradient outside the range
         return Independent(DiagonalNormal(mean, logvar), 1, validate_args=False)
 
     def draw(self, q, n, generator=None):

@@ -29,6 +29,12 @@ class VampPrior(Prior):
             data), "sigmoid" maps them through lo + (hi - lo) sigmoid(.), "none" leaves them free;
             "auto" is hardtanh for bounded data (``x_range`` known, e.g. binary images) and none
             for real-valued data.
+        init: "data" starts the pseudo-inputs at random training points (``pseudo_init``, when the
+            builder has them); "noise" at the middle of the data range plus N(0, 0.01^2) noise in the
+            stored values (gray images: with ``constraint = "sigmoid"`` the VampPrior authors' sigmoid
+            of N(-0.05, 0.01^2), their default when ``use_training_data_init`` is off).
+    Raises:
+        ConfigError: an unknown constraint or init, no data shape, fewer than one component.
     """
 
     x_range: Tensor  # buffer (2,): the data range the pseudo-inputs are constrained to
@@ -44,6 +50,7 @@ class VampPrior(Prior):
         pseudo_init: Tensor | None = None,
         components: int = 50,
         constraint: str = "auto",
+        init: str = "data",
     ):
         super().__init__(latent)
         if not x_shape:
@@ -52,6 +59,9 @@ class VampPrior(Prior):
             raise ConfigError(f"model.prior.components must be >= 1, got {components}")
         if constraint not in CONSTRAINTS:
             raise ConfigError(f"model.prior.constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+        if init not in ("data", "noise"):
+            raise ConfigError(f"model.prior.init must be 'data' or 'noise', got {init!r}")
+        pseudo_init = pseudo_init if init == "data" else None
         if constraint == "auto":
             constraint = "hardtanh" if x_range is not None else "none"
         if constraint != "none" and x_range is None:

@@ -20,10 +20,12 @@ and ``mnist-paper`` (static MNIST, N(0, I) and VampPrior only, up to 150 epochs)
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import RunConfig
 from ..data import load_data
+from . import prior_ablations
 from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jobs
 
 #: the authors' encoder and decoder: two gated dense layers of 300 units (their GatedDense, nets/gated.py)
@@ -82,6 +84,9 @@ BUDGETS = {
         overrides={"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 100 * 500, **GATED},
     ),
 }
+BUDGETS["caltech-ablations"] = replace(
+    BUDGETS["caltech-paper"], name="caltech-ablations", workers=1, note=BUDGETS["caltech-paper"].note.split(", at most")[0]
+)
 DATASETS = {"static-mnist": "static MNIST", "omniglot": "Omniglot", "caltech-silhouettes": "Caltech silhouettes"}
 PRIORS = {"standard_normal": "N(0, I)", "mog": "MoG", "vamp": "VampPrior"}
 #: Tomczak & Welling 2018's test NLL for the one-layer VAE, with its status in shared/REFERENCES.md
@@ -137,6 +142,8 @@ def run(
             workers=1,
             note="smoke test: numbers not meaningful",
         )
+    if b.name == "caltech-ablations":
+        return prior_ablations.run(Path(out_dir), data_dir, base_config, b, log)
     base = base_config(data_dir, b)
     jobs = jobs_for(b.name)
     kinds = sorted({j.overrides["data.kind"] for j in jobs}, key=list(DATASETS).index)
