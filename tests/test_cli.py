@@ -475,3 +475,27 @@ def test_pixel_data_defaults_to_a_bernoulli_decoder_unless_a_likelihood_is_named
     assert kind == "gaussian" and "likelihood:" not in said
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32))
     assert trained(data=("--path", str(tmp_path / "x.npy")))[0] == "gaussian"  # a user's real-valued array
+
+
+def test_the_caltech_budgets_and_ablations_are_one_setting_at_a_time():
+    from vaelab.experiments import prior_ablations as pa
+    from vaelab.experiments import prior_benchmarks as pb
+    from vaelab.experiments import vr_bounds as vr
+
+    jobs = {j.name: j.overrides for j in pa.jobs()}
+    assert len(jobs) == 8 and all(o["data.kind"] == "caltech-silhouettes" for o in jobs.values())
+    assert jobs["noise-init_vamp"]["model.prior"] == {
+        "kind": "vamp",
+        "components": 500,
+        "init": "noise",
+        "constraint": "sigmoid",
+    }
+    assert jobs["logvar-clip_standard_normal"]["model.latent"]["min_logvar"] == -6.0  # both rows of the pair
+    assert pa.pair_of("c50") == "baseline_standard_normal" and pa.pair_of("no-warmup") == "no-warmup_standard_normal"
+    assert pb.BUDGETS["caltech-ablations"].overrides == pb.BUDGETS["caltech-paper"].overrides
+    assert [j.name for j in vr.jobs_for("caltech-paper")] == [
+        f"caltech-silhouettes_{t}_k5" for t in ("vae", "iwae", "vr-max")
+    ]
+    assert all(j.overrides["train.n_samples"] == 50 for j in vr.jobs_for("caltech-paper-k50"))
+    lr = vr.BUDGETS["caltech-paper-lr1e-4"]
+    assert lr.overrides == {"train.lr": 1e-4} and (lr.batch_size, lr.lr_schedule, lr.epochs) == (20, "iwae-2", 255)
