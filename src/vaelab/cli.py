@@ -576,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="iwae-mnist / iwae-omniglot / tighter-bounds / discrete-mnist: small (< 30 min on 2 CPU cores), medium "
         "(the full table: ~3 h; discrete-mnist ~10 h), paper (iwae-mnist / iwae-omniglot / tighter-bounds: the "
         "paper's 3,280-epoch protocol); vr-bounds also frey-paper (Frey faces at the authors' protocol, with "
-        "folds and ablations); each study says which it defines (default small)",
+        "folds and ablations), frey-ablations, caltech-paper, caltech-paper-k50, caltech-paper-lr1e-4; "
+        "prior-benchmarks also caltech-paper, mnist-paper (the VampPrior authors' protocol), caltech-ablations; "
+        "each study says which it defines (default small)",
     )
     r.add_argument(
         "--budget-minutes",
