@@ -73,13 +73,13 @@ class VampPrior(Prior):
         if pseudo_init is not None:
             if tuple(pseudo_init.shape) != shape:
                 raise ConfigError(f"pseudo_init must have shape {shape}, got {tuple(pseudo_init.shape)}")
-            init = pseudo_init.detach().clone().float()
+            start = pseudo_init.detach().clone().float()
             if constraint == "sigmoid":  # store the pre-image, clamped away from the asymptotes
-                p = ((init - lo) / (hi - lo)).clamp(0.05, 0.95)
-                init = torch.log(p) - torch.log1p(-p)
+                p = ((start - lo) / (hi - lo)).clamp(0.05, 0.95)
+                start = torch.log(p) - torch.log1p(-p)
         else:
-            init = 0.01 * torch.randn(shape) + (0.0 if constraint == "sigmoid" else 0.5 * (lo + hi))
-        self.pseudo_inputs = nn.Parameter(init)  # (C, *x_shape), unconstrained storage
+            start = 0.01 * torch.randn(shape) + (0.0 if constraint == "sigmoid" else 0.5 * (lo + hi))
+        self.pseudo_inputs = nn.Parameter(start)  # (C, *x_shape), unconstrained storage
         self.n_components = components
         self._encoder = None
 

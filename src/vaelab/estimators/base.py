@@ -117,4 +117,4 @@ def shaping_allowed(objective_kind: str, estimator_kind: str) -> bool:
     """Whether an analytic KL, beta != 1 and free bits may train ``objective_kind`` with ``estimator_kind``
     (registry names): the ELBO with an estimator whose gradient is the bound's own (``shapes_elbo``).
     The one place of this rule; the config validator and the training bound both ask it."""
-    return objective_kind == "elbo" and ESTIMATORS[estimator_kind].shapes_elbo
+    return objective_kind == "elbo" and bool(getattr(ESTIMATORS[estimator_kind], "shapes_elbo", False))
