@@ -126,10 +126,13 @@ def test_mog_and_vamp_priors_score_as_torchs_mixture():
     torch.testing.assert_close(vamp.log_prob(z), ref.log_prob(z), rtol=0, atol=1e-9)
 
 
-def test_a_flow_vamp_prior_keeps_torchs_mixture():
-    vamp, _ = _vamp_prior(PlanarLatent(4, n_flows=2))
-    assert isinstance(vamp.distribution(), MixtureSameFamily)
-    assert torch.isfinite(vamp.log_prob(torch.randn(3, 4, dtype=torch.float64))).all()
+def test_a_flow_vamp_prior_scores_under_its_base_gaussians_as_torchs_mixture():
+    latent = PlanarLatent(4, n_flows=2)
+    vamp, enc = _vamp_prior(latent)
+    components = latent.density_everywhere(latent.distribution(enc(vamp.inputs)))  # q_0(z|u_c): batch (C,)
+    z = torch.randn(3, 4, dtype=torch.float64)
+    ref = MixtureSameFamily(Categorical(logits=torch.zeros(9, dtype=torch.float64)), components).log_prob(z)
+    torch.testing.assert_close(vamp.log_prob(z), ref, rtol=0, atol=1e-9)
 
 
 def test_class_conditional_marginal_is_the_mixture_over_classes():
