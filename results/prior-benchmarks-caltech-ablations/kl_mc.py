@@ -18,7 +18,8 @@ out = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/runs/pb-klmc")
 ablations = Path(sys.argv[2] if len(sys.argv) > 2 else "/work/runs/pb-ablations/runs")
 b = pb.BUDGETS["caltech-ablations"]
 over = {"data.kind": "caltech-silhouettes", "data.binarize": "auto", "model.prior": "standard_normal", "train.kl": "mc"}
-res, wall = run_jobs([Job("mc-kl_standard_normal", "N(0, I), Monte Carlo KL", over)], b, None, out, print, base=pb.base_config)
+job = Job("mc-kl_standard_normal", "N(0, I), Monte Carlo KL", over)
+res, wall = run_jobs([job], b, None, out, print, base=pb.base_config)
 mc = np.load(out / "runs/mc-kl_standard_normal/test_log_px.npy")
 rows = {}
 for other in ("baseline_standard_normal", "baseline_vamp"):
