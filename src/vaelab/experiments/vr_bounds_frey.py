@@ -140,12 +140,8 @@ def ablation_report(results: dict, pairs: list, wall: float, paper: dict, k_is: 
         f"test frames; nats per image on [0, 1]-scaled pixels. The paper ({paper['source']}), 10-fold means: VAE "
         f"{paper['VAE'][0]:.2f} ± {paper['VAE'][1]:.2f}, IWAE {paper['IWAE'][0]:.2f} ± {paper['IWAE'][1]:.2f}.",
         "",
-        "| run | test log p̂(x) | ± s.e. (frames) | ELBO | epochs trained | best epoch | train time |",
-        "|---|---|---|---|---|---|---|",
+        *run_table(results),
     ]
-    for r in results.values():
-        lines.append(f"| {r['label']} | {r['log_px']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | "
-                     f"{r['epochs_trained']} | {r['best_epoch']} | {r['train_seconds']:.0f} s |")  # fmt: skip
     lines += ["", "Paired differences over the same test frames (positive = the first is better):", "",
               "| comparison | Δ log p̂(x) | ± s.e. |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {a} − {c} | {d:+.2f} | {se:.2f} |" for a, c, d, se in pairs]
@@ -192,6 +188,16 @@ def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget, 
     return finish(out, "vr-bounds (Frey, paper protocol)", budget, results, pairs, wall, text, t0, log)
 
 
+def run_table(results: dict) -> list[str]:
+    """One markdown row per run: its test log p(x) with the s.e. over frames, ELBO, epochs and time."""
+    rows = ["| run | test log p̂(x) | ± s.e. (frames) | ELBO | epochs trained | best epoch | train time |", "|" + "---|" * 7]
+    return rows + [
+        f"| {r['label']} | {r['log_px']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | {r['epochs_trained']} | "
+        f"{r['best_epoch']} | {r['train_seconds']:.0f} s |"
+        for r in results.values()
+    ]
+
+
 def across_folds(results: dict, trained: str) -> tuple[float, float, int]:
     """Mean test log p(x) over the folds and its standard error (the paper's ±), and the fold count."""
     v = [results[f"fold{f}_{trained.lower()}"]["log_px"] for f in range(FOLDS)]
@@ -214,12 +220,8 @@ def report(results: dict, pairs: list, wall: float, paper: dict, k_is: int) -> s
         f"Wall time {wall / 60:.1f} min. Test log p̂(x): IS with K = {k_is} on every test frame of the fold; nats per "
         "image on [0, 1]-scaled pixels (higher is better).",
         "",
-        "| run | test log p̂(x) | ± s.e. (frames) | ELBO | epochs trained | best epoch | train time |",
-        "|---|---|---|---|---|---|---|",
+        *run_table(results),
     ]
-    for r in results.values():
-        lines.append(f"| {r['label']} | {r['log_px']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | "
-                     f"{r['epochs_trained']} | {r['best_epoch']} | {r['train_seconds']:.0f} s |")  # fmt: skip
     lines += ["", f"Mean over folds (± s.e. over folds, as the paper's), against {paper['source']}:", "",
               "| trained as | ours | folds | paper (10 folds) | gap | gap / combined s.e. |", "|" + "---|" * 6]  # fmt: skip
     for trained in ("VAE", "IWAE"):
