@@ -14,7 +14,8 @@ Budgets: ``small`` (10 epochs on at most 20,000 training images, C = 100, IS K =
 images; ~10 min on a 2-core CPU), ``medium`` (100 epochs on every training image, C = 500, IS
 K = 5,000 on all test images; hours), and two at the protocol of the authors' code (gated dense layers,
 Adam 5e-4, KL warm-up, early stopping): ``caltech-paper`` (Caltech silhouettes, up to 2,000 epochs)
-and ``mnist-paper`` (static MNIST, N(0, I) and VampPrior only, up to 150 epochs).
+and ``mnist-paper`` (static MNIST, N(0, I) and VampPrior only, up to 150 epochs); ``caltech-ablations``
+(prior_ablations.py: the caltech-paper protocol with one setting changed at a time).
 """
 
 from __future__ import annotations
