@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .mlp import FlatInput, as_shape
 from .registry import NETWORKS
 
 
@@ -29,7 +30,7 @@ class GatedDense(nn.Module):
 
 
 @NETWORKS.register("gated_mlp")
-class GatedMLP(nn.Sequential):
+class GatedMLP(FlatInput):
     """GatedDense -> ... -> Linear: the VampPrior paper's encoder and decoder (``hidden=[300, 300]``).
 
     Inputs (N, *in_shape) are flattened to (N, prod(in_shape)); the output is (N, prod(out_shape)).
@@ -45,14 +46,7 @@ class GatedMLP(nn.Sequential):
     def __init__(self, in_shape, out_shape, hidden: list = [300, 300]):  # noqa: B006
         if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
             raise ConfigError(f"gated_mlp needs one or more positive integer hidden widths, got {list(hidden)}")
-        in_shape = (int(in_shape),) if isinstance(in_shape, int) else tuple(in_shape)
-        out_shape = (int(out_shape),) if isinstance(out_shape, int) else tuple(out_shape)
+        in_shape, out_shape = as_shape(in_shape), as_shape(out_shape)
         widths = [math.prod(in_shape), *hidden]
         layers: list[nn.Module] = [GatedDense(a, b) for a, b in zip(widths[:-1], widths[1:])]
-        super().__init__(*layers, nn.Linear(widths[-1], math.prod(out_shape)))
-        self.in_ndim = len(in_shape)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.in_ndim > 1:
-            x = x.flatten(x.dim() - self.in_ndim)  # (N, C, H, W) -> (N, C*H*W)
-        return super().forward(x)
+        super().__init__(in_shape, *layers, nn.Linear(widths[-1], math.prod(out_shape)))
