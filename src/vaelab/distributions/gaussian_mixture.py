@@ -93,11 +93,7 @@ def mixture(logits: Tensor, components: Distribution) -> MixtureSameFamily:
         and components.reinterpreted_batch_ndims == 1
         and len(components.batch_shape) == 1
     ):
-        base = components.base_dist
+        base = components.base_dist  # Normal broadcasts loc against scale: one shape, (C, D)
         logvar = getattr(base, "logvar", None)  # a DiagonalNormal keeps the encoder's log-variance
-        logvar = 2 * torch.log(base.scale) if logvar is None else logvar
-        loc = base.loc
-        if loc.shape != logvar.shape:
-            loc, logvar = torch.broadcast_tensors(loc, logvar)
-        return DiagonalGaussianMixture(logits, loc, logvar)
+        return DiagonalGaussianMixture(logits, base.loc, 2 * torch.log(base.scale) if logvar is None else logvar)
     return MixtureSameFamily(Categorical(logits=logits), components)
