@@ -455,10 +455,7 @@ def _check_values(cfg: RunConfig) -> None:
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"config key '{key}' must be > 0, got {v}")
-    if not 0 <= t.adam_beta2 < 1:
-        raise ConfigError(f"config key 'train.adam_beta2' must be in [0, 1), got {t.adam_beta2}")
-    if t.optimizer != "adam" and t.adam_beta2 != 0.999:
-        raise ConfigError(f"train.adam_beta2 = {t.adam_beta2} has no effect with optimizer = '{t.optimizer}'; use adam")
+    _check_adam(t)
     for key in (
         "epochs",
         "kl_warmup_steps",
@@ -489,8 +486,21 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'train.grad_variance_draws' must be >= 2, got {t.grad_variance_draws}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
+    _check_shaping(cfg)
+
+
+def _check_adam(t: TrainConfig) -> None:
+    if not 0 <= t.adam_beta2 < 1:
+        raise ConfigError(f"config key 'train.adam_beta2' must be in [0, 1), got {t.adam_beta2}")
+    if t.optimizer != "adam" and t.adam_beta2 != TrainConfig.adam_beta2:  # set away from its default
+        raise ConfigError(f"train.adam_beta2 = {t.adam_beta2} has no effect with optimizer = '{t.optimizer}'; use adam")
+
+
+def _check_shaping(cfg: RunConfig) -> None:
+    """beta, its warm-up and the analytic KL: where they apply (``estimators.base.shaping_allowed``)."""
     from .estimators.base import shaping_allowed
 
+    t = cfg.train
     shaped = not shaping_allowed(t.objective.kind, t.estimator.kind)
     if shaped and (t.beta != 1 or t.kl_warmup_steps):
         raise ConfigError(
