@@ -119,11 +119,8 @@ def run_ablations(out: Path, data_dir: str | None, base, paper: dict, log=print)
     t0 = time.perf_counter()
     js = ablation_jobs()
     results, wall = run_jobs(js, ABLATION_BUDGET, data_dir, out, log, base=base)
-    pairs = [
-        (results[j.name]["label"], results[f"fold0_{j.name.rsplit('_', 1)[1]}"]["label"],
-         *paired_difference(out, j.name, f"fold0_{j.name.rsplit('_', 1)[1]}"))
-        for j in js[2:]
-    ]  # fmt: skip
+    baselines = {j.name: f"fold0_{j.name.rsplit('_', 1)[1]}" for j in js[2:]}  # ablation -> its fold-0 run
+    pairs = [(results[a]["label"], results[c]["label"], *paired_difference(out, a, c)) for a, c in baselines.items()]
     pairs.append((results["fold0_iwae"]["label"], results["fold0_vae"]["label"],
                   *paired_difference(out, "fold0_iwae", "fold0_vae")))  # fmt: skip
     text = ablation_report(results, pairs, wall, paper, ABLATION_BUDGET.k_is)
