@@ -235,8 +235,8 @@ def test_is_with_sampled_labels_matches_enumerating_them():
     "over,match",
     [
         ({"model.prior": {"kind": "vamp", "components": 5}}, "pseudo-inputs carry no labels"),
-        ({"data.labelled": 10, "model.labels": "none"}, "apply to model.labels"),
-        ({"model.conditional_prior": True, "model.labels": "none"}, "needs a labelled model"),
+        ({"data.labelled": 10, "model.labels": "none"}, "data.labelled has no effect with model.labels"),
+        ({"model.conditional_prior": True, "model.labels": "none"}, "conditional_prior has no effect"),
         ({"train.free_bits": 0.1}, "free_bits"),
         ({"train.classification_weight": 0.5, "model.labels": "none"}, "classification_weight"),
     ],

@@ -217,13 +217,14 @@ def cmd_evaluate(args) -> None:
 
     from .distributed import Dist
     from .evaluation import evaluate_model, gradient_snr, summary_lines, write_evaluation
+    from .labels import label_mode_of
 
     torch.set_flush_denormal(True)
     cfg, model, data = _load(args)
     x, y = getattr(data, args.split), getattr(data, f"{args.split}_labels")
     if args.limit:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
-    y = y if getattr(model, "labels", "none") != "none" else None
+    y = y if label_mode_of(model).reads_labels else None
     dist = Dist.from_env(next(model.parameters()).device)  # under torchrun: the IS estimate is shared out
     try:
         result = evaluate_model(
@@ -295,11 +296,13 @@ def sample_labels(model, label: int | None, n: int):
     """(n,) copies of ``label`` for a labelled model; None for an unlabelled one (then --label is an error)."""
     import torch
 
+    from .labels import labelled_modes
+
     c = getattr(model, "n_classes", 0)
     if label is None:
         return None
     if not c:
-        raise ConfigError('--label applies to a model trained with model.labels = "conditional" or "semi-supervised"')
+        raise ConfigError(f"--label applies to a labelled model (model.labels = {' or '.join(map(repr, labelled_modes()))})")
     if not 0 <= label < c:
         raise ConfigError(f"--label must be a class in 0..{c - 1}, got {label}")
     return torch.full((n,), label, dtype=torch.long)
@@ -325,6 +328,7 @@ def print_sentences(model, args) -> None:
 def cmd_plot(args) -> None:
     import torch
 
+    from .labels import label_mode_of
     from .plotting import save_class_grid, save_latent_scatter, save_samples_figure, save_training_curves
 
     run = Path(args.run_dir)
@@ -347,7 +351,8 @@ def cmd_plot(args) -> None:
         made.append("samples.png")
     if model.z_dim >= 2:
         labels = data.test_labels[:5000] if data.test_labels is not None else None
-        cond = {"y": labels} if getattr(model, "labels", "none") == "conditional" else {}
+        y = label_mode_of(model).condition(labels)
+        cond = {} if y is None else {"y": y}
         mean = model.posterior_means(data.test[:5000], **cond)[0]
         save_latent_scatter(mean.detach(), labels, run / "latent.png", "test-set latent means (first 2 dims)")
         made.append("latent.png")

@@ -42,6 +42,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .labels import LABEL_MODES
+from .labels.semi_supervised import DEFAULT_CLASSIFICATION_WEIGHT
 from .registry import _coerce
 
 
@@ -122,8 +124,8 @@ class ModelConfig:
     labels: str = _f(
         "none",
         "'conditional': a CVAE q(z|x, y), p(x|z, y) on labelled data (Sohn et al. 2015); 'semi-supervised': "
-        "Kingma et al. 2014's M2, y latent where unlabelled, with a classifier q(y|x); 'none': labels unused",
-        ("none", "conditional", "semi-supervised"),
+        "Kingma et al. 2014's M2, y latent where unlabelled, with a classifier q(y|x); 'none': labels unused "
+        "(a registered label mode: vaelab.labels)",
     )
     conditional_prior: bool = _f(False, "labelled models: a learned Gaussian p(z|y) per class instead of the prior")
     classifier: Component | None = field(
@@ -205,7 +207,7 @@ class TrainConfig:
         "(0 = the labelled points spread evenly over an epoch, as in Kingma et al.'s code)",
     )
     classification_weight: float = _f(
-        0.1,
+        DEFAULT_CLASSIFICATION_WEIGHT,
         "semi-supervised models: weight of the labelled points' mean log q(y|x) beside the per-point bound, "
         "Kingma et al. 2014's alpha / N (eq. 9; the paper's alpha = 0.1 N)",
     )
@@ -476,12 +478,9 @@ def _check_values(cfg: RunConfig) -> None:
             raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(t, key)}")
     if cfg.data.labelled < 0:
         raise ConfigError(f"config key 'data.labelled' must be >= 0, got {cfg.data.labelled}")
-    if cfg.model.labels != "semi-supervised" and (cfg.data.labelled or t.labelled_batch or cfg.model.classifier):
-        raise ConfigError(
-            'data.labelled, train.labelled_batch and [model.classifier] apply to model.labels = "semi-supervised" only'
-        )
-    if cfg.model.conditional_prior and cfg.model.labels == "none":
-        raise ConfigError("model.conditional_prior needs a labelled model (model.labels)")
+    if cfg.model.labels not in LABEL_MODES:
+        raise ConfigError(f"config key 'model.labels' must be one of {LABEL_MODES.names()}, got {cfg.model.labels!r}")
+    LABEL_MODES.build(cfg.model.labels).check_config(cfg)  # the options it honours, the training it can do
     if t.grad_variance_draws < 2:
         raise ConfigError(f"config key 'train.grad_variance_draws' must be >= 2, got {t.grad_variance_draws}")
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):

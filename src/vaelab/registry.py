@@ -59,6 +59,10 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a piece registered for a test or a notebook session)."""
+        self._items.pop(name)
+
     def __contains__(self, name: str) -> bool:
         return name in self._items
 

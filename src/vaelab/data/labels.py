@@ -54,22 +54,6 @@ def balanced_subset(labels: Tensor, n_labelled: int, seed: int) -> Tensor:
     return torch.cat(picks).sort().values
 
 
-def label_tensors(labels: str, data, data_cfg, device) -> tuple[Tensor | None, Tensor | None, Tensor]:
-    """(training labels, validation labels, positions of the labelled training points) for a model
-    with ``labels`` = "none" | "conditional" | "semi-supervised" (empty tensors / None when unused).
-
-    Raises:
-        DataError: a labelled model on data without labels, or an impossible ``data.labelled``.
-    """
-    none = torch.zeros(0, dtype=torch.long)
-    if labels == "none":
-        return None, None, none
-    n_classes(data.train_labels)
-    y_valid = data.valid_labels.to(device) if data.valid_labels is not None else None
-    picked = balanced_subset(data.train_labels, data_cfg.labelled, data_cfg.seed) if labels == "semi-supervised" else none
-    return data.train_labels.to(device), y_valid, picked
-
-
 def labelled_batches(
     x: Tensor, labels: Tensor, batch_size: int, generator: torch.Generator | None, dynamic_binarization: bool = False
 ) -> Iterator[Batch]:

@@ -46,7 +46,7 @@ class SemiAmortized(Estimator):
     def check(self, model) -> None:
         super().check(model)
         check_refinable(model)
-        if getattr(model, "labels", "none") != "none":
+        if getattr(model, "n_classes", 0):  # a model that reads labels
             raise ConfigError("estimator 'savae' refines q(z|x) without a label; use 'reparam' for a labelled model")
 
     def __call__(self, terms, objective) -> BoundEstimate:

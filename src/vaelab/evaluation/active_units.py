@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..distributions.prior import kl_per_variable
+from ..labels import label_mode_of
 from ..numerics import eval_rows
 from ._labels import labels_of
 
@@ -60,7 +61,7 @@ def latent_diagnostics(
     """
     gen = torch.Generator(device=x.device).manual_seed(seed)
     means, kls, kl_mc, batch_size = [], [], 0.0, eval_rows(model, batch_size)
-    factorized = model.n_layers == 1 and getattr(model, "labels", "none") == "none"  # p(z|y) or q(y|x): no per-dim KL
+    factorized = model.n_layers == 1 and not label_mode_of(model).reads_labels  # p(z|y) or q(y|x): no per-dim KL
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], labels_of(y, start, batch_size)
         means.append(model.posterior_means(xb, n_samples, gen, **yb))  # per layer (B, D_l)

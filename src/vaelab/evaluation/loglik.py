@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..allocator import tune_malloc
 from ..distributed import Dist
+from ..labels import label_mode_of
 from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
 from ..progress import bar
@@ -184,7 +185,7 @@ def _estimate(model, x, k, batch_size, max_rows, seed, iwae_k, device, x_dim, pr
         b = xb.shape[0]
         buf = log_w[:, :b]
         yb = labels_of(y if y is None else y.to(device), start, batch_size)
-        sampled_labels = getattr(model, "labels", "none") == "semi-supervised" and not yb
+        sampled_labels = label_mode_of(model).infers_labels and not yb
         q = None if sampled_labels else _proposal(model, xb, yb, proposal, start, device)  # M2: q(y|x) q(z|x, y)
         chunk = max(1, max_rows // b)
         for s in range(0, k, chunk):

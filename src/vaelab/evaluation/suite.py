@@ -12,6 +12,7 @@ from typing import Any
 from torch import Tensor
 
 from ..data.text import lengths
+from ..labels import label_mode_of
 from ..progress import bar
 from ._stats import mean_se
 from .active_units import latent_diagnostics
@@ -57,15 +58,15 @@ def evaluate_model(
     Raises:
         DataError: x has the wrong shape, NaNs, or values outside the likelihood's support.
     """
-    labels = getattr(model, "labels", "none")
-    cond = y if labels == "conditional" else None
+    mode = label_mode_of(model)
+    cond = mode.condition(y)
     stages = bar(total=3, desc="evaluation (IS log p(x), latent diagnostics, classifier)", unit="stage", leave=True)
     ll = importance_sampled_log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed, iwae_k=iwae_k, dist=dist, y=cond)
     stages.update(1)
     diag = latent_diagnostics(model, x[:10000], seed=seed, y=cond[:10000] if cond is not None else None)
     stages.update(1)
     out: dict[str, Any] = {"n": ll.n, "k": ll.k, "iwae_k": ll.iwae_k, "x_dim": ll.x_dim, "conditioned": cond is not None}
-    if labels == "semi-supervised" and y is not None:
+    if mode.infers_labels and y is not None:
         cls = classification_error(model, x, y)
         out["error"], out["error_se"] = cls.error, cls.se
     stages.update(1)

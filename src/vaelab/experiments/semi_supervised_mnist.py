@@ -26,6 +26,7 @@ import torch
 from ..config import RunConfig
 from ..data import load_data
 from ..evaluation import classification_error, decoder_label_use
+from ..labels import label_mode_of
 from ..train import fit
 from ._study import run_pool, write_results
 
@@ -136,7 +137,7 @@ def _train(args: tuple) -> dict:
         data.train, data.train_labels = data.train[keep], data.train_labels[keep]
     t0 = time.perf_counter()
     res = fit(cfg, run_dir, data=data if subset else None, quiet=True, tensorboard=False)
-    labelled = cfg.model.labels != "none"
+    labelled = label_mode_of(res.model).infers_labels  # the classifier q(y|x) is what is scored
     err = classification_error(res.model, data.test, data.test_labels) if labelled else None
     use = decoder_label_use(res.model, *_label_use_points(data)) if labelled else None
     return {

@@ -8,6 +8,7 @@ from ..config import Component, ModelConfig
 from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
 from ..distributions.class_prior import ClassConditionalPrior
 from ..errors import ConfigError
+from ..labels import LABEL_MODES
 from ..nets import MLP, NETWORKS
 from ..nets.conditioned import Conditioned
 from .layers import StochasticLayer
@@ -48,9 +49,10 @@ def build_model(
         cfg.likelihood.kind, cfg.likelihood.options, "model.likelihood", event_shape=x_shape, vocab_size=vocab_size
     )
     latent = LATENTS.build(cfg.latent.kind, cfg.latent.options, "model.latent")
-    n_classes = n_classes if cfg.labels != "none" else 0
-    if cfg.labels != "none" and vocab_size:
-        raise ConfigError('labelled text models are not supported: set model.labels = "none"')
+    mode = LABEL_MODES.build(cfg.labels, where="model.labels")
+    n_classes = n_classes if mode.reads_labels else 0
+    if mode.reads_labels and vocab_size:
+        raise ConfigError(f"labelled text models are not supported: model.labels = {cfg.labels!r} reads labels")
     net = _network(n_classes, vocab_size)
     encoder = net(cfg.encoder, "model.encoder", x_shape, (latent.n_params,))
     decoder = net(decoder_component(cfg), "model.decoder", (latent.flat_dim,), likelihood.param_shape)
@@ -65,17 +67,11 @@ def build_model(
         x_range=likelihood.x_range,
         pseudo_init=pseudo_init,
     )
-    classifier = class_prior = None
-    if cfg.labels == "semi-supervised":
-        cls = cfg.classifier or Component(cfg.encoder.kind, dict(cfg.encoder.options))
-        classifier = NETWORKS.build(
-            cls.kind, cls.options, "model.classifier", in_shape=x_shape, out_shape=(n_classes,), vocab_size=None
-        )
+    classifier = mode.classifier(cfg, x_shape, n_classes, _network(0, None))  # q(y|x) reads x only
+    class_prior = None
     if cfg.conditional_prior:
         class_prior = ClassConditionalPrior(top, n_classes)
-    model = VAE(
-        encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec, n_classes, cfg.labels, classifier, class_prior
-    )
+    model = VAE(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec, n_classes, mode, classifier, class_prior)
     model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape), "vocab_size": vocab_size, "n_classes": n_classes}
     return model
 

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ..distributions import stopped
+from ..labels.semi_supervised import SampledLabelTerms  # noqa: F401 (its home since issue 42: vaelab.labels)
 
 
 class LogWeightTerms:
@@ -26,6 +27,7 @@ class LogWeightTerms:
         log_qz_stopped: (S, B) log q(h | x) with the inference parameters detached (same value;
             the gradient keeps only the path through h). Used by STL and DReG.
         posterior: q(z_1|x), batch shape (B,).
+        posteriors: q(z_1|x), q(z_2|z_1), ...: one distribution per layer, batch shapes (B,), (S, B), ...
         reparameterized: whether the samples carry gradient (all layers drawn with ``rsample``).
         x: the (B, *x_shape) data the terms score (input-dependent baselines read it).
 
@@ -36,7 +38,7 @@ class LogWeightTerms:
     def __init__(
         self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None, prior=None
     ):
-        self.zs, self.log_px_z, self._posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
+        self.zs, self.log_px_z, self.posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
         self._prior = prior if prior is not None else model.prior  # p(z_L), or p(z_L|y) of a labelled model
 
     @property
@@ -45,7 +47,7 @@ class LogWeightTerms:
 
     @property
     def posterior(self) -> Distribution:
-        return self._posteriors[0]
+        return self.posteriors[0]
 
     @property
     def reparameterized(self) -> bool:
@@ -61,11 +63,11 @@ class LogWeightTerms:
 
     @cached_property
     def log_qz(self) -> Tensor:
-        return torch.stack([q.log_prob(z) for q, z in zip(self._posteriors, self.zs)]).sum(0)  # (S, B)
+        return torch.stack([q.log_prob(z) for q, z in zip(self.posteriors, self.zs)]).sum(0)  # (S, B)
 
     @cached_property
     def log_qz_stopped(self) -> Tensor:
-        log_q = stopped(self._posteriors[0]).log_prob(self.zs[0])  # (S, B)
+        log_q = stopped(self.posteriors[0]).log_prob(self.zs[0])  # (S, B)
         for layer, z_lower, z in zip(self._model.upper_encoders, self.zs[:-1], self.zs[1:]):
             log_q = log_q + layer.stopped(z_lower).log_prob(z)
         return log_q
@@ -88,41 +90,3 @@ class LogWeightTerms:
         if self._model.n_layers != 1:
             raise ValueError("analytic KL needs one stochastic layer")
         return self._prior.analytic_kl(self.posterior).expand_as(self.log_px_z)
-
-
-class SampledLabelTerms:
-    """Log-weight terms of a semi-supervised model (M2) whose labels are unobserved: the latent is
-    h = (y, z), drawn y_s ~ q(y|x), z_s ~ q(z|x, y_s), so that
-
-        log w_s = log p(x|y_s, z_s) + log p(z_s) + log p(y_s) - log q(z_s|x, y_s) - log q(y_s|x)
-
-    (Kingma et al. 2014, eq. 7, with the sum over y sampled rather than enumerated). Its mean is an
-    unbiased estimate of the unlabelled bound U(x), its log-mean-exp an IS estimate of log p(x).
-    Only the values are meant for evaluation: y is discrete, so gradients through these terms are
-    not an estimator of anything (training enumerates y, :mod:`vaelab.objectives.semi_supervised`).
-
-    Attributes (each (S, B), nats): ``log_px_z``, ``log_pz`` (z and y), ``log_qz`` (z and y), ``log_w``.
-    """
-
-    def __init__(self, inner: LogWeightTerms, log_qy: Tensor, log_py: float, shape: tuple[int, int], x: Tensor):
-        self._inner, self.log_qy, self.log_py, self._shape, self.x = inner, log_qy, log_py, shape, x  # log_qy (S, B)
-        self.log_px_z = inner.log_px_z.reshape(shape)  # (1, S*B) -> (S, B), s-major as drawn
-        self.reparameterized = False
-
-    @cached_property
-    def log_pz(self) -> Tensor:
-        return self._inner.log_pz.reshape(self._shape) + self.log_py
-
-    @cached_property
-    def log_qz(self) -> Tensor:
-        return self._inner.log_qz.reshape(self._shape) + self.log_qy
-
-    @property
-    def log_w(self) -> Tensor:
-        return self.log_px_z + self.log_pz - self.log_qz
-
-    def kl(self, analytic: bool = False) -> Tensor:
-        """KL(q(y, z|x) || p(y, z)) per sample (S, B): z's closed form (``analytic``) or
-        log q - log p, plus log q(y_s|x) - log p(y_s)."""
-        kl_z = self._inner.kl(analytic).reshape(self._shape)
-        return kl_z + self.log_qy - self.log_py

@@ -18,7 +18,8 @@ from ..data.batch import Batch
 from ..distributions import PRIORS, LatentFamily, Likelihood, Prior
 from ..distributions.class_prior import ClassConditionalPrior
 from ..errors import ConfigError, DataError
-from .terms import LogWeightTerms, SampledLabelTerms
+from ..labels import LABEL_MODES, LabelMode, every_class, tile_rows  # noqa: F401 (every_class, tile_rows: re-exported)
+from .terms import LogWeightTerms
 
 if TYPE_CHECKING:
     from .layers import StochasticLayer
@@ -51,9 +52,11 @@ class VAE(nn.Module):
         upper_decoders: L-1 layers p(z_{l-1} | z_l), l = 2..L, in the same order.
         n_classes: C > 0 makes the model read class labels y in 0..C-1: ``encoder(x, y)`` and
             ``decoder(z, y)`` are then :class:`~vaelab.nets.conditioned.Conditioned` networks.
-        labels: "conditional" (a CVAE, Sohn et al. 2015: y is always observed, log p(x|y) is bounded)
-            or "semi-supervised" (Kingma et al. 2014's M2: p(x, y, z) = p(x|y, z) p(z) p(y) with a
-            uniform p(y), y latent where unobserved and ``classifier`` giving q(y|x)); "none" with C = 0.
+        labels: the label mode, a :data:`vaelab.labels.LABEL_MODES` name or a
+            :class:`~vaelab.labels.LabelMode`: "conditional" (a CVAE, Sohn et al. 2015: y is always
+            observed, log p(x|y) is bounded) or "semi-supervised" (Kingma et al. 2014's M2: p(x, y, z)
+            = p(x|y, z) p(z) p(y) with a uniform p(y), y latent where unobserved and ``classifier``
+            giving q(y|x)); "none" with C = 0. ``model.label_mode`` is the mode object.
         classifier: M2's network x -> C logits of q(y|x) (an inference parameter).
         class_prior: an optional learned p(z|y) (:class:`~vaelab.distributions.class_prior.ClassConditionalPrior`)
             in place of ``prior``, for a one-layer conditional model.
@@ -90,15 +93,16 @@ class VAE(nn.Module):
         upper_encoders=(),
         upper_decoders=(),
         n_classes: int = 0,
-        labels: str = "none",
+        labels: str | LabelMode = "none",
         classifier: nn.Module | None = None,
         class_prior: nn.Module | None = None,
     ):
         super().__init__()
         if len(upper_encoders) != len(upper_decoders):
             raise ConfigError("a multi-layer VAE needs one generative layer per upper inference layer")
-        check_labels(n_classes, labels, classifier, class_prior, len(upper_encoders))
-        self.n_classes, self.labels, self.classifier, self.class_prior = n_classes, labels, classifier, class_prior
+        self.label_mode = labels if isinstance(labels, LabelMode) else LABEL_MODES.build(labels, where="model.labels")
+        self.label_mode.check_model(n_classes, classifier, class_prior, len(upper_encoders))
+        self.n_classes, self.classifier, self.class_prior = n_classes, classifier, class_prior
         self.encoder, self.decoder, self.latent, self.likelihood = encoder, decoder, latent, likelihood
         self.upper_encoders = nn.ModuleList(upper_encoders)
         self.upper_decoders = nn.ModuleList(upper_decoders)
@@ -116,6 +120,11 @@ class VAE(nn.Module):
         if attach is not None:
             attach(self.top_posterior)
         self.spec: dict | None = None  # set by build_model: what a checkpoint needs to rebuild this model
+
+    @property
+    def labels(self) -> str:
+        """The label mode's registry name (``model.labels``)."""
+        return self.label_mode.registry_name
 
     # --- shapes -------------------------------------------------------------------------------
     @property
@@ -219,7 +228,7 @@ class VAE(nn.Module):
             ConfigError: the model has no classifier.
         """
         if self.classifier is None:
-            raise ConfigError('only a model.labels = "semi-supervised" model has a classifier q(y|x)')
+            raise ConfigError(f"this model (model.labels = {self.labels!r}) has no classifier q(y|x)")
         return torch.log_softmax(self.classifier(x).reshape(x.shape[0], self.n_classes), -1)
 
     @property
@@ -300,7 +309,7 @@ class VAE(nn.Module):
         posterior: Distribution | None = None,
         reparameterize: bool = True,
         y: Tensor | None = None,
-    ) -> LogWeightTerms | SampledLabelTerms:
+    ) -> LogWeightTerms:
         """Draw S = ``n_samples`` samples h ~ q(h|x) and score them.
 
         Samples are drawn with ``rsample`` when the latent family allows it, else with ``sample``
@@ -316,15 +325,15 @@ class VAE(nn.Module):
             y: (B,) labels of a labelled model: the terms of log p(x, z | y) (CVAE) or of
                 log p(x, y, z) without the constant log p(y) (M2). A semi-supervised model without y
                 draws y ~ q(y|x) per sample (h = (y, z): the terms then bound log p(x); see
-                :class:`~vaelab.models.terms.SampledLabelTerms`).
+                :class:`~vaelab.labels.semi_supervised.SampledLabelTerms`, the same interface).
         Returns:
             :class:`LogWeightTerms` with (S, B) terms.
         Raises:
             DataError: a conditional model without y, or y for a model that reads no labels.
         """
         x = x.x if isinstance(x, Batch) else x
-        if self.labels == "semi-supervised" and y is None:
-            return self._sampled_label_terms(x, n_samples, generator, reparameterize)
+        if y is None and self.label_mode.infers_labels:  # h = (y, z): y drawn from q(y|x)
+            return self.label_mode.latent_label_terms(self, x, n_samples, generator, reparameterize)
         q = self.posterior(x, y) if posterior is None else posterior
         z = self.latent.draw(q, n_samples, generator)  # (S, B, *event)
         z = z if reparameterize else z.detach()
@@ -336,14 +345,6 @@ class VAE(nn.Module):
             zs.append(z_l if reparameterize else z_l.detach())
         log_px_z = self.likelihood.log_prob(self.decode(z, x, y), x)  # (S, B): x (B, *x_shape) broadcasts
         return LogWeightTerms(self, zs, log_px_z, posteriors, x, self.prior_given(y))
-
-    def _sampled_label_terms(self, x: Tensor, s: int, generator, reparameterize: bool) -> SampledLabelTerms:
-        """M2 with y unobserved: y_s ~ q(y|x), z_s ~ q(z|x, y_s), one joint sample per s."""
-        b = x.shape[0]
-        log_qy = self.classify(x)  # (B, C)
-        y = torch.multinomial(log_qy.exp(), s, replacement=True, generator=generator).T  # (S, B)
-        inner = self.log_weight_terms(tile_rows(x, s), 1, generator, reparameterize=reparameterize, y=y.reshape(-1))
-        return SampledLabelTerms(cast(LogWeightTerms, inner), log_qy.gather(1, y.T).T, self.log_py, (s, b), x)
 
     # --- generation and diagnostics -----------------------------------------------------------
     @torch.no_grad()
@@ -371,7 +372,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """E[x | z = E_q[z_1|x, y], y], shape (B, *x_shape); M2 without y uses y = argmax q(y|x)."""
-        if self.labels == "semi-supervised" and y is None:
+        if y is None and self.label_mode.infers_labels:
             y = self.classify(x).argmax(-1)
         return self.likelihood.mean(self.decode(self.latent.mean(self.posterior(x, y)), y=y))
 
@@ -385,19 +386,14 @@ class VAE(nn.Module):
         is averaged over ``n_samples`` draws of the lower layers. A labelled model reads y (B,); M2
         without y gives E_q[z_1|x] = sum_y q(y|x) E[z_1|x, y], exact by enumeration.
         """
-        if self.labels == "semi-supervised" and y is None:
-            return [self._label_mixture_mean(x)]
+        if y is None and self.label_mode.infers_labels:
+            return [self._flat(self.label_mode.latent_label_mean(self, x))]
         means = [self._flat(self.latent.mean(self.posterior(x, y)))]  # (B, D_1)
         if self.n_layers > 1:
             terms = cast(LogWeightTerms, self.log_weight_terms(x, n_samples, generator, y=y))
-            for q in terms._posteriors[1:]:
+            for q in terms.posteriors[1:]:
                 means.append(q.mean.mean(0))  # (S, B, D_l) -> (B, D_l)
         return means
-
-    def _label_mixture_mean(self, x: Tensor) -> Tensor:
-        b, c = x.shape[0], self.n_classes
-        mu = self._flat(self.latent.mean(self.posterior(*every_class(x, c)))).reshape(c, b, -1)  # (C, B, D)
-        return (self.classify(x).exp().T.unsqueeze(-1) * mu).sum(0)  # (B, D)
 
     def check_input(self, x: Tensor, name: str = "data") -> None:
         """Raise :class:`DataError` if x is not (N, *x_shape), finite, and in the likelihood's support."""
@@ -417,32 +413,6 @@ def _check_width(net: nn.Module, role: str, out: Tensor, rows: int, width: int, 
             f"the {role} ({type(net).__name__}) outputs {got} numbers per data point {tuple(out.shape[1:])}, "
             f"but {needs} needs {width}; change the {role}'s last layer to {width} outputs"
         )
-
-
-def tile_rows(x: Tensor, n: int) -> Tensor:
-    """n copies of the batch x (B, ...) stacked copy-major: (n*B, ...), row i*B + b = x[b]."""
-    return x.unsqueeze(0).expand(n, *x.shape).reshape(n * x.shape[0], *x.shape[1:])
-
-
-def every_class(x: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:
-    """Every point of x (B, ...) once per class, class-major: ((C*B, ...) rows, (C*B,) labels 0..0, 1..1, ...)."""
-    ys = torch.arange(n_classes, device=x.device).unsqueeze(1).expand(n_classes, x.shape[0]).reshape(-1)
-    return tile_rows(x, n_classes), ys
-
-
-LABEL_MODES = ("none", "conditional", "semi-supervised")
-
-
-def check_labels(n_classes: int, labels: str, classifier, class_prior, n_upper: int) -> None:
-    """Raise :class:`ConfigError` when the label options do not fit together."""
-    if labels not in LABEL_MODES:
-        raise ConfigError(f"model.labels must be one of {LABEL_MODES}, got {labels!r}")
-    if (labels == "none") != (n_classes == 0):
-        raise ConfigError(f'model.labels = "{labels}" with {n_classes} classes: a labelled model needs C >= 1 classes')
-    if (classifier is not None) != (labels == "semi-supervised"):
-        raise ConfigError('a classifier q(y|x) belongs to a model.labels = "semi-supervised" model, and it needs one')
-    if class_prior is not None and n_upper:
-        raise ConfigError("model.conditional_prior applies to one-layer models (the prior is on z_L)")
 
 
 def check_groups(model: nn.Module, groups: dict[str, list]) -> None:

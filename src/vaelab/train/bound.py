@@ -10,6 +10,7 @@ and :func:`check_shaping` here by objects.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -61,8 +62,35 @@ def resolve_kl(kl: str, model, objective: Objective, estimator: Estimator) -> st
     return kl
 
 
-def estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mean) -> tuple[BoundEstimate, Tensor, Tensor]:
+@dataclass(frozen=True)
+class BoundOptions:
+    """How a batch's bound is formed, besides the objective and estimator (see
+    :func:`vaelab.train.step.compute_bound`).
+
+    Attributes:
+        n_samples: K per objective group.
+        kl: "analytic" or "mc" (:func:`resolve_kl`).
+        beta: the KL weight (1 = the true bound is trained).
+        free_bits: lambda, nats per latent dimension (0 = off).
+        global_mean: under torchrun, this rank's share-mean of a statistic -> the global batch's
+            (free bits decide their clamp from it); None in one process.
+        classification_weight: a semi-supervised model's alpha / N (Kingma et al. 2014, eq. 9);
+            None: the label mode's default.
+    """
+
+    n_samples: int = 1
+    kl: str = "mc"
+    beta: float = 1.0
+    free_bits: float = 0.0
+    global_mean: Callable[[Tensor], Tensor] | None = None
+    classification_weight: float | None = None
+
+
+def estimate(
+    model, terms, objective: Objective, estimator: Estimator, opts: BoundOptions
+) -> tuple[BoundEstimate, Tensor, Tensor]:
     """The estimate on given terms, and its (S, B) log p(x|z) and KL terms (see :func:`compute_bound`)."""
+    kl, beta, free_bits = opts.kl, opts.beta, opts.free_bits
     rec = terms.log_px_z  # (S, B)
     kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
     if kl == "analytic" and beta == 1.0 and not free_bits:  # the trained bound is the true one: no surrogate
@@ -71,7 +99,7 @@ def estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mea
     elif free_bits or kl == "analytic" or beta != 1.0:
         true = elbo(rec - kl_s).detach()  # (B,) the ELBO at beta = 1: what is logged
         if free_bits:
-            trained = elbo(rec) - beta * free_bits_kl(model, terms, free_bits, global_mean)  # (B,)
+            trained = elbo(rec) - beta * free_bits_kl(model, terms, free_bits, opts.global_mean)  # (B,)
         else:
             trained = elbo(rec - beta * kl_s)  # (B,)
         surrogate = straight_through(true, trained)

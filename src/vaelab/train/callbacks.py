@@ -39,9 +39,9 @@ class Validation:
         row.update(loop.dist.broadcast(self._measure(loop, x, row["epoch"]) if loop.dist.is_main else None))
 
     def _measure(self, loop, x, epoch: int) -> dict:
-        y = loop.y_valid if loop.labels == "conditional" else None  # M2 is validated on log p(x), labels unseen
+        y = loop.label_mode.condition(loop.y_valid)  # M2 is validated on log p(x), labels unseen
         out = {"valid_elbo": evaluate_elbo(loop.model, x, loop.kl, seed=self.seed, y=y)}
-        if loop.labels == "semi-supervised" and loop.y_valid is not None:
+        if loop.label_mode.infers_labels and loop.y_valid is not None:
             out["valid_error"] = classification_error(loop.model, x, loop.y_valid).error
         if self.diagnostics and x.shape[0] > 1:
             diag = latent_diagnostics(loop.model, x[:10000], y=y[:10000] if y is not None else None)

@@ -20,11 +20,11 @@ from .. import config as config_mod
 from .. import faults, progress
 from ..allocator import tune_malloc
 from ..config import RunConfig
-from ..data import DataSplits, iterate_batches
-from ..data.labels import label_tensors, labelled_batches, semi_supervised_batches
+from ..data import DataSplits
 from ..distributed import Dist, RankLostError, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
+from ..labels import label_mode_of
 from ..models.precision import set_precision
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
@@ -32,12 +32,11 @@ from ..progress import tqdm
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
-from .labelled import check_semi_supervised
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
 from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
 from .schedule import check_schedules, kl_weight, scheduled_lr
-from .step import compiled_bound, compute_bound, resolve_kl, train_step
+from .step import bound_function, check_shaping, resolve_kl, train_step
 from .trackers import close_trackers, start_trackers
 
 
@@ -78,7 +77,10 @@ class Loop:
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         set_precision(self.model, t.precision)
-        self.bound = compiled_bound() if t.compile else compute_bound
+        check_shaping(self.objective, self.estimator, self.kl, t.beta, t.free_bits)  # once: the bound no longer asks
+        self.label_mode = label_mode_of(model)
+        self.label_mode.check_train(t)
+        self.bound = bound_function(model, t.compile)  # the label mode's bound, picked once
         check_schedules(t)
         self.optimizer, self.groups = build_optimizer(
             t.optimizer,
@@ -91,10 +93,8 @@ class Loop:
             t.weight_decay,
         )
         self.x_train, self.x_valid = data.train.to(device), data.valid.to(device)
-        check_semi_supervised(t, model)
-        self.labels = getattr(model, "labels", "none")
         self.converged = False  # set by the EarlyStopping callback
-        self.y_train, self.y_valid, self.labelled = label_tensors(self.labels, data, cfg.data, device)
+        self.y_train, self.y_valid, self.labelled = self.label_mode.label_tensors(data, cfg.data, device)
         self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)  # the same on every rank: one global order
         self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.stop_agreed = False  # under torchrun: a stop requested on any rank, as of the last step
@@ -230,8 +230,8 @@ class Loop:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.epoch_start = t0 = time.perf_counter()
-        n_points = self.x_train.shape[0] - (self.labelled.numel() if self.labels == "semi-supervised" else 0)
-        beta, n_batches = t.beta, math.ceil((n_points or self.x_train.shape[0]) / t.batch_size)
+        n_points = self.label_mode.points_per_epoch(self.x_train.shape[0], self.labelled)
+        beta, n_batches = t.beta, math.ceil(n_points / t.batch_size)
         bar = tqdm(total=n_batches, initial=st.batch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
         for batch in self._epoch_batches():
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
@@ -260,16 +260,7 @@ class Loop:
             self.shuffle_gen.set_state(st.epoch_rng)
         else:
             st.batch, st.epoch_rng, st.sums, st.n_seen = 0, self.shuffle_gen.get_state(), [0.0] * 4, 0
-        t, dyn = self.cfg.train, self.data.dynamic_binarization
-        if self.labels == "semi-supervised":
-            batches = semi_supervised_batches(self.x_train, self.y_train, self.labelled, t.batch_size, t.labelled_batch,
-                                              self.shuffle_gen, dyn)  # fmt: skip
-        elif self.labels == "conditional":
-            batches = labelled_batches(self.x_train, self.y_train, t.batch_size, self.shuffle_gen, dyn)
-        else:
-            batches = iterate_batches(self.x_train, t.batch_size, self.shuffle_gen, True, dyn,
-                                      bucket="pad_id" in self.data.info)  # fmt: skip
-        return itertools.islice(batches, st.batch, None)
+        return itertools.islice(self.label_mode.batches(self, self.shuffle_gen), st.batch, None)
 
     def _after_step(self, s: dict, b: int, schedule: dict, n_batches: int) -> None:
         """Counters and running sums, step hooks, the step log, step checkpoints and stop requests."""

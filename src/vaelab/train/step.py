@@ -15,12 +15,12 @@ import torch
 from torch import Tensor
 
 from ..data import Batch
-from ..errors import ConfigError, TrainingDivergedError
+from ..errors import TrainingDivergedError
 from ..estimators import ESTIMATORS, BoundEstimate, Estimator
+from ..labels import label_mode_of
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES, Objective
-from .bound import check_shaping, estimate, free_bits_kl, plain_elbo, resolve_kl  # noqa: F401 (public here too)
-from .labelled import semi_supervised_bound
+from .bound import BoundOptions, check_shaping, estimate, free_bits_kl, plain_elbo, resolve_kl  # noqa: F401 (public here too)
 
 
 def resolve(objective: Objective | str, estimator: Estimator | str) -> tuple[Objective, Estimator]:
@@ -40,7 +40,7 @@ def compute_bound(
     beta: float = 1.0,
     free_bits: float = 0.0,
     global_mean: Callable[[Tensor], Tensor] | None = None,
-    classification_weight: float = 0.1,
+    classification_weight: float | None = None,
 ) -> tuple[BoundEstimate, dict]:
     """The training bound with its gradient surrogates, and detached batch-mean statistics (nats).
 
@@ -50,44 +50,49 @@ def compute_bound(
     ``free_bits`` = lambda > 0 the gradient is that of E[log p(x|z)] - beta sum_j max(lambda, KL_j),
     KL_j the batch mean of dimension j's KL (Kingma et al. 2016, App. C.8). The value (``bound``)
     is always the true bound at beta = 1; the training objective, where it differs, is reported as
-    ``train_objective``.
+    ``train_objective``. The model's label mode forms the bound (:mod:`vaelab.labels`: M2 sums over y).
 
     Args:
         global_mean: under several processes, maps this rank's share-mean of a statistic to the
             global batch's mean (free bits decide which dimensions are clamped from the global
             batch, so that the step equals the single-process one).
-        classification_weight: a semi-supervised model's alpha / N (Kingma et al. 2014, eq. 9);
-            see :func:`vaelab.train.labelled.semi_supervised_bound`.
+        classification_weight: a semi-supervised model's alpha / N (Kingma et al. 2014, eq. 9; None:
+            0.1); see :func:`vaelab.labels.semi_supervised.semi_supervised_bound`.
     Returns:
         (estimate, {"elbo", "rec", "kl", "bound", + "train_objective" when beta != 1 or free bits, + the
         estimator's reported values (e.g. "relaxed_bound")}: 0-d tensors).
+    Raises:
+        ConfigError: an analytic KL, beta != 1 or free bits with another objective or estimator.
     """
     check_shaping(objective, estimator, kl, beta, free_bits)
-    labels = getattr(model, "labels", "none")
-    if labels == "semi-supervised":
-        if free_bits:
-            raise ConfigError("free bits are not defined for a semi-supervised model's mixed rows; set free_bits = 0")
-        return semi_supervised_bound(model, batch, objective, estimator, n_samples, kl, beta, classification_weight)
-    x = batch.x if isinstance(batch, Batch) else batch
-    y = {"y": batch.y if isinstance(batch, Batch) else None} if labels == "conditional" else {}
-    terms = model.log_weight_terms(x, n_samples * objective.groups, reparameterize=estimator.pathwise, **y)
-    est, rec, kl_s = estimate(model, terms, objective, estimator, kl, beta, free_bits, global_mean)
-    with torch.no_grad():
-        rec_m, kl_m = rec.mean(), kl_s.mean()
-        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
-        stats.update({k: v.mean() for k, v in est.reported.items()})
-    return est, stats
+    opts = BoundOptions(n_samples, kl, beta, free_bits, global_mean, classification_weight)
+    return label_mode_of(model).bound(model, batch, objective, estimator, opts, estimate)
 
 
-def compiled_bound() -> Callable:
-    """:func:`compute_bound` through ``torch.compile`` (inductor; ``dynamic=False``: one graph per K and
-    batch shape, since dynamo's automatic dynamic shapes failed on the noise draw when K changed).
+def bound_function(model, compile: bool = False) -> Callable:
+    """What the training loop calls for each batch: :func:`compute_bound` with the model's label
+    mode looked up once and the shaping rule left to the loop's one check at start
+    (``train.compile``: through :func:`compiled_bound`)."""
+    mode_bound = label_mode_of(model).bound
+
+    def bound(model, batch, objective, estimator, n_samples=1, kl="mc", beta=1.0, free_bits=0.0, global_mean=None,
+              classification_weight=None):  # fmt: skip
+        opts = BoundOptions(n_samples, kl, beta, free_bits, global_mean, classification_weight)
+        return mode_bound(model, batch, objective, estimator, opts, estimate)
+
+    return compiled_bound(bound) if compile else bound
+
+
+def compiled_bound(fn: Callable | None = None) -> Callable:
+    """``fn`` (default :func:`compute_bound`) through ``torch.compile`` (inductor; ``dynamic=False``: one
+    graph per K and batch shape, since dynamo's automatic dynamic shapes failed on the noise draw when K
+    changed).
 
     ``fallback_random``: the compiled graph draws z's noise with torch's own generator, as eager code
     does, so a compiled step sees the eager step's samples (and a checkpoint's RNG state replays it)."""
     with warnings.catch_warnings():  # importing inductor warns about torch.jit.script_method
         warnings.simplefilter("ignore", DeprecationWarning)
-        fn = torch.compile(compute_bound, dynamic=False, options={"fallback_random": True})
+        fn = torch.compile(fn or compute_bound, dynamic=False, options={"fallback_random": True})
 
     def bound(*args, **kwargs):
         with warnings.catch_warnings():  # dynamo's tracing trips torch's own deprecation and .grad warnings
@@ -127,7 +132,7 @@ def train_step(
     free_bits: float = 0.0,
     sync: Callable[[Tensor, bool], tuple[Tensor, bool]] | None = None,
     global_mean: Callable[[Tensor], Tensor] | None = None,
-    classification_weight: float = 0.1,
+    classification_weight: float | None = None,
     bound: Callable = compute_bound,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
