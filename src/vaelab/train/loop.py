@@ -34,8 +34,10 @@ from .interrupt import StopRequest
 from .io import RunWriter, check_writable
 from .lock import run_lock
 from .optim import build_optimizer, resolve_device
-from .run import TrainResult, checkpoint_payload, load_optimizer_state, make_data_and_model, read_checkpoint, restore
+from .run import TrainResult, make_data_and_model, read_checkpoint
+from .run import restore as restore_weights
 from .schedule import check_schedules, kl_weight, scheduled_lr
+from .state import capture, checkpoint_payload, restore
 from .step import bound_function, check_shaping, resolve_kl, train_step
 from .trackers import close_trackers, start_trackers
 
@@ -119,15 +121,8 @@ class Loop:
         return TrainingDivergedError(f"{what}; stopped. {where}; lower the learning rate and resume or retrain")
 
     def checkpoint_payload(self) -> dict:
-        payload = checkpoint_payload(self)
-        cuda = self.cuda_rng()
-        if cuda is not None:  # z's noise is drawn on the GPU: its generator resumes too
-            payload["cuda_rng"] = cuda
-        if self.dist.active:  # a collective: every rank saves at the same step
-            payload.update(world_size=self.dist.world, torch_rng_ranks=self.dist.gather(torch.get_rng_state()))
-            if cuda is not None:
-                payload["cuda_rng_ranks"] = self.dist.gather(cuda)
-        return payload
+        """The run state and what rebuilds the run (:func:`vaelab.train.state.checkpoint_payload`)."""
+        return checkpoint_payload(self)
 
     def cuda_rng(self) -> torch.Tensor | None:
         """The generator state of this rank's GPU (None on a CPU device)."""
@@ -172,19 +167,10 @@ class Loop:
         return f" --nproc {local}" + ("" if local == self.dist.world else " (and the same --nnodes launch on every machine)")
 
     def snapshot(self) -> dict:
-        """In memory, everything an epoch changes: what a diverged epoch is rolled back to."""
-        return copy.deepcopy(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "estimator": self.estimator.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": self.cuda_rng(),
-                "shuffle_rng": self.shuffle_gen.get_state(),
-                "step": self.state.step,
-                "mid_epoch": self.state.mid_epoch(),
-            }
-        )
+        """In memory, the run state without the roll-back counters: what a diverged epoch is rolled back to."""
+        snap = copy.deepcopy(capture(self))
+        del snap["lr_scale"], snap["divergence_retries_used"]
+        return snap
 
     def roll_back(self, snap: dict | None, error: TrainingDivergedError, epoch: int) -> None:
         """Restore ``snap`` and lower the learning rate by ``divergence_lr_factor``, or re-raise
@@ -198,15 +184,7 @@ class Loop:
             raise error
         self.retries += 1
         self.lr_scale *= t.divergence_lr_factor
-        self.model.load_state_dict(snap["model"])
-        self.optimizer.load_state_dict(snap["optimizer"])
-        self.estimator.load_state_dict(snap["estimator"])
-        torch.set_rng_state(snap["torch_rng"])
-        self.set_cuda_rng(snap["cuda_rng"])
-        self.shuffle_gen.set_state(snap["shuffle_rng"])
-        self.state.step, self.state.epoch = snap["step"], epoch
-        for k, v in copy.deepcopy(snap["mid_epoch"]).items():
-            setattr(self.state, k, v)
+        restore(self, copy.deepcopy(snap), "the snapshot at the start of the epoch")  # (kept for a further roll-back)
         self.writer.append_jsonl(
             "events.jsonl",
             {
@@ -421,7 +399,7 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
     torch.manual_seed(cfg.train.seed)
     data, model, provenance = make_data_and_model(cfg, model, data)
     if init is not None:
-        restore(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
+        restore_weights(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
     tensorboard = tensorboard and "tensorboard" in cfg.train.trackers
     writer = RunWriter(run_dir, tensorboard, enabled=dist.is_main, fresh=not resume, resume_at=at)
@@ -435,43 +413,9 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
     writer.text("config.toml", config_mod.dumps(cfg, header=header + provenance.get("note", "")))
     writer.json("run.json", provenance)
     if ckpt is not None:
-        _resume(loop, ckpt)
+        restore(loop, ckpt, "last.pt")
+        loop.state.saved_epoch, loop.state.saved_step = ckpt["epoch"], ckpt["step"]  # what last.pt holds
     return loop
-
-
-def _resume(loop: Loop, ckpt: dict) -> None:
-    restore(loop.model, ckpt["model"], "last.pt")
-    loop.estimator.load_state_dict(ckpt.get("estimator", {}))
-    load_optimizer_state(loop, ckpt)
-    st = loop.state
-    st.epoch, st.step, st.best = ckpt["epoch"], ckpt["step"], ckpt["best_valid_elbo"]
-    st.history, st.saved_epoch, st.saved_step = list(ckpt.get("history", [])), ckpt["epoch"], ckpt["step"]
-    for k, v in ckpt.get("mid_epoch", {}).items():  # a checkpoint written within an epoch
-        setattr(st, k, v)
-    loop.lr_scale, loop.retries = ckpt.get("lr_scale", 1.0), ckpt.get("divergence_retries_used", 0)
-    torch.set_rng_state(_rank_rng(loop.dist, ckpt))
-    cuda_ranks = ckpt.get("cuda_rng_ranks")
-    loop.set_cuda_rng(
-        cuda_ranks[loop.dist.rank] if cuda_ranks and len(cuda_ranks) == loop.dist.world else ckpt.get("cuda_rng")
-    )
-    loop.shuffle_gen.set_state(ckpt["shuffle_rng"])
-
-
-def _rank_rng(dist: Dist, ckpt: dict) -> torch.Tensor:
-    """This rank's z-noise generator state: its own when the checkpoint was written by as many
-    processes; else rank 0's is reused, offset per rank (and the resume is no longer bit-exact)."""
-    ranks = ckpt.get("torch_rng_ranks")
-    if ranks is not None and len(ranks) == dist.world:
-        return ranks[dist.rank]
-    if dist.active or ranks is not None:
-        warnings.warn(
-            f"last.pt was written by {len(ranks) if ranks else 1} process(es), this run has {dist.world}: "
-            "the random streams restart (the resumed run is not bit-identical to an uninterrupted one)",
-            stacklevel=3,
-        )
-        if dist.rank:
-            return torch.Generator().manual_seed(int(ckpt["step"]) * 7919 + dist.rank).get_state()
-    return ckpt["torch_rng"]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ Python has no spec and is reloaded by passing it (the same constructor) back. Fo
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,28 +88,6 @@ def _jsonable(d: dict) -> dict:
     return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
 
 
-def checkpoint_payload(loop) -> dict:
-    """Everything a bit-identical resume needs, plus the spec that rebuilds the model."""
-    st = loop.state
-    return {
-        "format": FORMAT,
-        "model": loop.model.state_dict(),
-        "model_spec": loop.model.spec,
-        "optimizer": loop.optimizer.state_dict(),
-        "estimator": loop.estimator.state_dict(),
-        "epoch": st.epoch,
-        "step": st.step,
-        "best_valid_elbo": st.best,
-        "config": loop.cfg.to_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "shuffle_rng": loop.shuffle_gen.get_state(),
-        "history": st.history,
-        "lr_scale": loop.lr_scale,
-        "divergence_retries_used": loop.retries,
-        "mid_epoch": st.mid_epoch(),
-    }
-
-
 def restore(model, state: dict, source: str) -> None:
     """Load a state dict strictly, with a one-line error when the weights do not fit.
 
@@ -125,23 +102,6 @@ def restore(model, state: dict, source: str) -> None:
             f"the weights in {source} do not fit this model ({lines[1] if len(lines) > 1 else lines[0]}); "
             "rebuild the model exactly as it was trained"
         ) from None
-
-
-def load_optimizer_state(loop, ckpt: dict) -> None:
-    """Optimizer state from a checkpoint when it fits (same optimizer, same groups), else a warning."""
-    old = ckpt["config"]["train"]["optimizer"]
-    if ckpt.get("format", 1) < FORMAT or old != loop.cfg.train.optimizer:
-        warnings.warn(
-            f"resuming with a fresh {loop.cfg.train.optimizer} state (the checkpoint's optimizer state "
-            f"is from {'vaelab 0.1' if ckpt.get('format', 1) < FORMAT else old})",
-            stacklevel=4,
-        )
-        return
-    # the implementation (fused, foreach) is this run's train.optimizer_impl, not the checkpoint's:
-    # torch's load_state_dict would otherwise take it from the saved param groups
-    impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach")}
-    state = ckpt["optimizer"]
-    loop.optimizer.load_state_dict({**state, "param_groups": [{**g, **impl} for g in state["param_groups"]]})
 
 
 def _migrate_state(state: dict) -> dict:
