@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -360,27 +359,22 @@ def cmd_plot(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from .experiments import EXPERIMENTS
-    from .experiments.provenance import stamped_run
+    from .experiments import get_study
 
-    mod = importlib.import_module(EXPERIMENTS[args.experiment])
+    study = get_study(args.experiment)
     out = args.out or f"results/{args.experiment}"
-    kwargs = {"quick": args.quick}
-    if args.experiment == "aevb-mnist":
-        kwargs.update(data_dir=args.data_dir, budget_minutes=args.budget_minutes)
-    elif hasattr(mod, "BUDGETS"):
-        if args.budget not in mod.BUDGETS:
-            raise ConfigError(
-                f"--budget {args.budget} is not defined for {args.experiment}; choose from {', '.join(mod.BUDGETS)}"
-            )
-        kwargs.update(data_dir=args.data_dir, budget=args.budget)
-    elif args.budget != "small":
-        raise ConfigError(
-            f"--budget {args.budget}: {args.experiment} has no budgets (it has one protocol); leave --budget out"
-        )
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in kwargs.items() if k not in ("quick", "data_dir") and v is not None]
-    command = " ".join(["vaelab reproduce", args.experiment, *flags, *(["--quick"] if args.quick else []), f"--out {out}"])
-    stamped_run(lambda: mod.run(out, **kwargs), Path(out), command, {k: v for k, v in kwargs.items() if k != "data_dir"})
+    options = {k: getattr(args, k) for k in study.options if getattr(args, k, None) is not None}
+    for flag, default in STUDY_FLAGS.items():
+        if flag not in study.options and getattr(args, flag) != default:
+            raise ConfigError(f"--{flag.replace('_', '-')} does not apply to {args.experiment}; leave it out")
+    budget = args.budget if study.budgets or args.budget != "small" else None
+    shown = [*([f"--budget {budget}"] if budget else []), *(f"--{k.replace('_', '-')} {v}" for k, v in options.items())]
+    command = " ".join(["vaelab reproduce", args.experiment, *shown, *(["--quick"] if args.quick else []), f"--out {out}"])
+    study.run(out, quick=args.quick, data_dir=args.data_dir, budget=budget, command=command, **options)
+
+
+#: `vaelab reproduce` flags that are a study's own option (Study.options), with their defaults here
+STUDY_FLAGS = {"budget_minutes": 30.0}
 
 
 def cmd_sweep(args) -> None:
@@ -405,20 +399,9 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_download(args) -> None:
-    from .data.caltech import download_caltech_silhouettes
-    from .data.frey import download_frey
-    from .data.mnist import download_mnist
-    from .data.static_mnist import download_static_mnist
-    from .data.text import download_ptb
+    from .data.registry import DOWNLOADS
 
-    fetchers: dict[str, Callable[[str], object]] = {
-        "mnist": download_mnist,
-        "static-mnist": download_static_mnist,
-        "ptb": download_ptb,
-        "frey": download_frey,
-        "caltech-silhouettes": download_caltech_silhouettes,
-    }
-    got = fetchers[args.dataset](args.data_dir)
+    got = DOWNLOADS[args.dataset](args.data_dir)
     print(f"downloaded and verified {got}")
 
 
@@ -571,32 +554,31 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS
 
     r = sub.add_parser("reproduce", help="run a study from the source material end to end", epilog=EPILOG)
-    r.add_argument("experiment", choices=tuple(EXPERIMENTS), help="which study")
+    r.add_argument("experiment", choices=EXPERIMENTS, help="which study")  # (found when parsed: see StudyNames)
     r.add_argument("--out", help="output folder (default results/EXPERIMENT)")
     r.add_argument("--quick", action="store_true", help="tiny settings for smoke tests (numbers not meaningful)")
     r.add_argument("--data-dir", help="MNIST studies: folder with mnist.pkl.gz (default $VAELAB_DATA)")
     r.add_argument(
         "--budget",
         default="small",
-        help="iwae-mnist / iwae-omniglot / tighter-bounds / discrete-mnist: small (< 30 min on 2 CPU cores), medium "
-        "(the full table: ~3 h; discrete-mnist ~10 h), paper (iwae-mnist / iwae-omniglot / tighter-bounds: the "
-        "paper's 3,280-epoch protocol); vr-bounds also frey-paper (Frey faces at the authors' protocol, with "
-        "folds and ablations), frey-ablations, caltech-paper, caltech-paper-k50, caltech-paper-lr1e-4; "
-        "prior-benchmarks also caltech-paper, mnist-paper (the VampPrior authors' protocol), caltech-ablations; "
-        "each study says which it defines (default small)",
+        help="how much of the paper's protocol to run: a budget the study defines (small: < 30 min on 2 CPU cores; "
+        "medium; paper: the paper's protocol; more where a study has them: its report and docs/how-close.md name "
+        "them, and an unknown one is an error listing the study's); default small",
     )
     r.add_argument(
         "--budget-minutes",
         type=positive_float,
-        default=30.0,
-        help="aevb-mnist: time budget on a 2-core CPU; epochs are scaled to fit (default 30)",
+        default=STUDY_FLAGS["budget_minutes"],
+        help="a study that plans its epochs to a time budget: minutes on a 2-core CPU (default 30)",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bars (the study's log lines stay)")
     r.set_defaults(func=cmd_reproduce)
 
     _sweep_parser(sub)
     d = sub.add_parser("download", help="fetch a data set with checksum verification")
-    d.add_argument("dataset", choices=("mnist", "static-mnist", "ptb", "frey", "caltech-silhouettes"))
+    from .data.registry import DOWNLOADS
+
+    d.add_argument("dataset", choices=DOWNLOADS.names())
     d.add_argument("--data-dir", required=True, help="folder to put the file in")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_download)

@@ -14,7 +14,7 @@ from ..errors import DataError
 from .arrays import read_mat
 from .bundle import DataSplits
 from .download import ENV, check_sha256, checked_file, download_verified
-from .registry import DATASETS, pixel_intensities
+from .registry import DATASETS, DOWNLOADS, pixel_intensities
 
 FILENAME = "caltech101_silhouettes_28_split1.mat"
 SHA256 = "eb6735e8d84b1850fabc5590124aab1755e90c9fd28123585324398405e1e42a"
@@ -69,6 +69,7 @@ def load_caltech_silhouettes(data_dir: str | Path | None = None) -> DataSplits:
     )
 
 
+@DOWNLOADS.register("caltech-silhouettes")
 def download_caltech_silhouettes(data_dir: str | Path, url: str = URL) -> Path:
     """Fetch the split-1 file from Marlin's page into ``data_dir``, SHA-256 checked before it is moved in.
 

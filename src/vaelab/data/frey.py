@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from .arrays import read_mat
 from .bundle import DataSplits
 from .download import ENV, check_sha256, checked_file, download_verified
-from .registry import DATASETS
+from .registry import DATASETS, DOWNLOADS
 
 FILENAME = "frey_rawface.mat"
 SHA256 = "265a83a23adb081755cd3de375509828e690324d1d60f076b8ecebc840d59c64"
@@ -99,6 +99,7 @@ def _fold_last(order: torch.Tensor, fold: int, folds: int, split: str) -> tuple[
     return torch.cat([order[:lo], order[hi:], order[lo:hi]]), hi - lo
 
 
+@DOWNLOADS.register("frey")
 def download_frey(data_dir: str | Path, url: str = URL) -> Path:
     """Fetch frey_rawface.mat from Roweis's page into ``data_dir``, SHA-256 checked before it is moved in.
 

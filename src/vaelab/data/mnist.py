@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError, DataError
 from .bundle import DataSplits
 from .download import ENV, download_verified, find_data_file, sha256_of
-from .registry import DATASETS, pixel_intensities
+from .registry import DATASETS, DOWNLOADS, pixel_intensities
 
 FILENAME = "mnist.pkl.gz"
 #: SHA-256 of the copy in the workplace's shared/data (checked against the MNIST test bytes there).
@@ -35,6 +35,7 @@ def find_mnist(data_dir: str | Path | None = None) -> Path:
     )
 
 
+@DOWNLOADS.register("mnist")
 def download_mnist(data_dir: str | Path, url: str = URL) -> Path:
     """Download mnist.pkl.gz to ``data_dir``, verify its SHA-256, and move it in atomically.
 

@@ -11,6 +11,9 @@ from ..registry import Registry
 
 DATASETS = Registry("data set", context=("data_dir", "seed"))
 
+#: data set -> ``download(data_dir)``, which fetches its files and verifies their checksums (`vaelab download`)
+DOWNLOADS = Registry("downloadable data set")
+
 
 def pixel_intensities(loader: Callable) -> Callable:
     """Mark a registered loader whose points are pixel intensities in [0, 1] (or binary images): a

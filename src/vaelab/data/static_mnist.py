@@ -14,7 +14,7 @@ from ..errors import DataError
 from .arrays import read_mat
 from .bundle import DataSplits
 from .download import ENV, check_sha256, download_verified, find_data_file
-from .registry import DATASETS, pixel_intensities
+from .registry import DATASETS, DOWNLOADS, pixel_intensities
 
 SPLITS = {"train": 50000, "valid": 10000, "test": 10000}
 #: SHA-256 of the MATLAB-format copies in the workplace's shared/data (from the ARM authors' repository);
@@ -74,6 +74,7 @@ def load_static_mnist(data_dir: str | Path | None = None) -> DataSplits:
     )
 
 
+@DOWNLOADS.register("static-mnist")
 def download_static_mnist(data_dir: str | Path) -> list[Path]:
     """Fetch Larochelle's three text files into ``data_dir``, each checked (shape, 0/1 values) before
     it is moved in atomically; their SHA-256 is not published, so the check is structural.

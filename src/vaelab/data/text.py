@@ -23,7 +23,7 @@ from torch import Tensor
 from ..errors import DataError, DataNotFoundError
 from .bundle import DataSplits
 from .download import ENV, check_sha256, download_verified, find_data_file
-from .registry import DATASETS
+from .registry import DATASETS, DOWNLOADS
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -213,6 +213,7 @@ def load_text(
     return text_splits(train, held["valid"], held["test"], f"text ({path})", max_vocab, max_length)
 
 
+@DOWNLOADS.register("ptb")
 def download_ptb(data_dir: str | Path, url: str = PTB_URL) -> Path:
     """Fetch the three PTB splits into ``data_dir/ptb`` and check their SHA-256.
 

@@ -1,21 +1,11 @@
-"""The `vaelab reproduce` studies: each one file that trains, evaluates, draws and reports.
-
-``vaelab reproduce NAME`` imports ``vaelab.experiments.<NAME with - as _>`` and calls its ``run``.
+"""The `vaelab reproduce` studies: each one module that declares a :class:`~vaelab.experiments.study.Study`
+(budgets, quick budget, options) around a body that trains, evaluates, draws and reports, and registers it.
+The driver (:mod:`vaelab.experiments.study`) runs any of them by name.
 """
 
-#: study name -> module; the CLI's choices
-EXPERIMENTS = {
-    "two-gaussians": "vaelab.experiments.two_gaussians",
-    "aevb-mnist": "vaelab.experiments.aevb_mnist",
-    "iwae-mnist": "vaelab.experiments.iwae_mnist",
-    "iwae-omniglot": "vaelab.experiments.iwae_omniglot",
-    "tighter-bounds": "vaelab.experiments.tighter_bounds",
-    "discrete-mnist": "vaelab.experiments.discrete_mnist",
-    "cavi-gmm": "vaelab.experiments.cavi_gmm",
-    "amortization-gap": "vaelab.experiments.amortization_gap",
-    "ptb-vae": "vaelab.experiments.ptb_vae",
-    "prior-benchmarks": "vaelab.experiments.prior_benchmarks",
-    "vr-bounds": "vaelab.experiments.vr_bounds",
-    "flows-mnist": "vaelab.experiments.flows_mnist",
-    "semi-supervised-mnist": "vaelab.experiments.semi_supervised_mnist",
-}
+from .study import Study, StudyNames, StudyResult, StudyRun, get_study, register_study, studies
+
+#: the registered study names (found when first asked); ``vaelab reproduce``'s choices
+EXPERIMENTS = StudyNames()
+
+__all__ = ["EXPERIMENTS", "Study", "StudyResult", "StudyRun", "get_study", "register_study", "studies"]

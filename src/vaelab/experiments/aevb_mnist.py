@@ -32,6 +32,7 @@ from ..models import build_model
 from ..plotting import image_grid, plt
 from ..train import fit
 from ._study import test_subset
+from .study import Study, StudyResult, StudyRun, register_study
 
 OPTIMIZER_LR = {"sgd": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-3, "adam": 1e-3}
 
@@ -110,18 +111,12 @@ def make_plan(budget_minutes: float, sec_epoch: float, sec_is_point: float, n_te
     return Plan(epochs_2d, epochs_iwae, epochs_opt, 5000, n_test, sec_epoch, is_total)
 
 
-def run(
-    out_dir: str | Path = "results/aevb-mnist",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget_minutes: float = 30.0,
-    log=print,
-) -> dict:
-    t_start = time.perf_counter()
+def _body(ctx: StudyRun) -> StudyResult:
+    """Plan the epochs to the time budget, train the 2-D VAE, the IWAE-paper MLP and the optimizer
+    comparison, and report."""
+    t_start, out, quick, log = ctx.t0, ctx.out, ctx.quick, ctx.log
     torch.set_flush_denormal(True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = base_config(data_dir)
+    cfg = base_config(ctx.data_dir)
     data = load_data(cfg.data, cfg.model.likelihood.kind)
     if quick:
         data = _subset(data, 1000, 200)
@@ -129,11 +124,10 @@ def run(
     else:
         sec_epoch = _time_per_epoch(cfg, data, out)
         untrained = build_model(cfg.model, data.x_shape)  # IS cost does not depend on the weights
-        plan = make_plan(budget_minutes, sec_epoch, _time_is(untrained, data.test, 5000), data.test.shape[0])
+        plan = make_plan(ctx.options["budget_minutes"], sec_epoch, _time_is(untrained, data.test, 5000), data.test.shape[0])
     log(f"aevb-mnist plan: {plan}")
-    runs = out / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)  # a reproduction always starts from scratch
+    runs = ctx.runs
+    shutil.rmtree(runs, ignore_errors=True)  # a reproduction always starts from scratch (after the timing runs)
     timings = {}
 
     # 1. 2-D latent VAE
@@ -179,10 +173,11 @@ def run(
         "optimizer_test_elbo": curves,
         "quick": quick,
     }
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    text = write_report(out, result)
-    log(text)
-    return result
+    return StudyResult(result, write_report(out, result), show=True)
+
+
+STUDY = register_study(Study("aevb-mnist", _body, options={"budget_minutes": 30.0}))
+run = STUDY.run
 
 
 @torch.no_grad()

@@ -13,12 +13,9 @@ prior for the non-amortized model), log p_hat(x) by IS with q* as proposal, and 
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 
@@ -34,6 +31,7 @@ from ..inference import encoder_params, fit_non_amortized, refine
 from ..models import build_model, init_decoder_bias
 from ..train import fit
 from ._study import Budget, mnist_config, test_subset
+from .study import Study, StudyResult, StudyRun, register_study
 
 #: K = 5 plain gradient steps of size 0.02: on the test images of a VAE (tanh MLP, 1 epoch on 2,000 images),
 #: 5 steps of 0.001 / 0.003 / 0.01 / 0.03 raised the ELBO by 0.12 / 0.30 / 0.67 / 0.91 nats (1 sample per
@@ -109,19 +107,9 @@ def _refined_elbo(model, x) -> float:
     return float(elbo_per_point(model, x, refined, 20, seed=0).mean())
 
 
-def run(
-    out_dir: str | Path = "results/amortization-gap",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
-    b = BUDGETS[budget]
-    if quick:
-        b = replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50)
-    out = Path(out_dir)
-    shutil.rmtree(out / "runs", ignore_errors=True)  # a reproduction always starts from scratch
-    out.mkdir(parents=True, exist_ok=True)
+def _body(ctx: StudyRun) -> StudyResult:
+    """Train the amortized VAE, SA-VAE and non-amortized SVI; measure their gaps; report."""
+    b, out, data_dir, log = ctx.budget, ctx.out, ctx.data_dir, ctx.log
     torch.set_flush_denormal(True)
     cfg = _config(data_dir, b)
     data = load_data(cfg.data, "bernoulli")
@@ -145,11 +133,15 @@ def run(
     )
     results["svi"] = {"train_seconds": time.perf_counter() - t0, "history": na.history, **_gaps(model, x, b, False)}
     log("amortization-gap: non-amortized SVI trained and evaluated")
-    text = report(results, b)
-    (out / "report.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"budget": b.__dict__, "results": results}, indent=2, default=str))
-    log(text)
-    return results
+    return StudyResult({"budget": b.__dict__, "results": results}, report(results, b), show=True)
+
+
+def _quick(b: Budget) -> Budget:
+    return replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50)
+
+
+STUDY = register_study(Study("amortization-gap", _body, BUDGETS, quick=_quick, fresh_runs=True, json_default=str))
+run = STUDY.run
 
 
 def _f(v) -> str:

@@ -12,7 +12,6 @@ GaussianMixture bound is per point, its BayesianGaussianMixture bound is a sum o
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -26,6 +25,7 @@ from sklearn import mixture as skm
 from ..progress import bar
 from ..vi import BayesianGaussianMixture, GaussianMixture, UnitVarianceMixture
 from ..vi._base import kmeans_pp_resp
+from .study import Study, StudyResult, StudyRun, register_study
 
 K, TOL = 5, 1e-3
 
@@ -273,20 +273,20 @@ def report(fitted: dict, rows: list[dict], threads: int) -> str:
     return "\n".join(lines)
 
 
-def run(out_dir: str | Path = "results/cavi-gmm", quick: bool = False, log=print) -> dict:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def _body(ctx: StudyRun) -> StudyResult:
+    """Fit, time against scikit-learn at the budget's sizes, draw, and report."""
     torch.set_flush_denormal(True)
-    t0 = time.perf_counter()
     fitted = fits()
-    draw(fitted, out)
-    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000, 1_000_000]
-    log(f"cavi-gmm: timing ours vs scikit-learn at N = {sizes}")
-    rows = scaling(sizes, log)
-    draw_scaling(rows, out)
+    draw(fitted, ctx.out)
+    sizes = ctx.budget
+    ctx.log(f"cavi-gmm: timing ours vs scikit-learn at N = {sizes}")
+    rows = scaling(sizes, ctx.log)
+    draw_scaling(rows, ctx.out)
     text = report(fitted, rows, torch.get_num_threads())
-    text += f"\nTotal wall time {time.perf_counter() - t0:.0f} s. Reproduce with `vaelab reproduce cavi-gmm`.\n"
-    (out / "report.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"scaling": rows}, indent=2))
-    log(text)
-    return {"scaling": rows}
+    text += f"\nTotal wall time {time.perf_counter() - ctx.t0:.0f} s. Reproduce with `vaelab reproduce cavi-gmm`.\n"
+    return StudyResult({"scaling": rows}, text, show=True)
+
+
+#: the budget is the data sizes N timed against scikit-learn
+STUDY = register_study(Study("cavi-gmm", _body, protocol=[1000, 10_000, 100_000, 1_000_000], quick=[1000, 10_000]))
+run = STUDY.run

@@ -18,13 +18,14 @@ model under four estimators; about 10 h on a 2-core CPU).
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import RunConfig
 from ..plotting import save_curve_panels
 from ..train.io import read_jsonl
-from ._study import Budget, Job, paired_difference, run_jobs, write_results
+from ._study import QUICK, Budget, Job, comparison, paired_difference, run_jobs
+from .study import Study, StudyResult, StudyRun, register_study
 
 ANNEAL = {"temperature": 1.0, "anneal_rate": 1e-4, "min_temperature": 0.5, "anneal_every": 500}
 
@@ -119,34 +120,12 @@ def jobs_for(budget: str) -> list[Job]:
     return [Job(f"{m}_{e}", f"{MODELS[m][0]}, {ESTIMATORS[e][0]}", {**MODELS[m][1], **ESTIMATORS[e][1]}) for m, e in grid]
 
 
-def run(
-    out_dir: str | Path = "results/discrete-mnist",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
+def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md``, ``results.json``/``.csv``, ``grad_variance.png``
-    and ``elbo_vs_time.png`` to ``out_dir``."""
-    b = BUDGETS[budget]
-    if quick:
-        b = Budget(
-            "quick",
-            epochs=1,
-            n_test=100,
-            k_is=100,
-            n_train=500,
-            batch_size=50,
-            valid_iwae_k=0,
-            workers=1,
-            note="smoke test: numbers not meaningful",
-            overrides={**_VARIANCE, "train.grad_variance_every": 5, "train.grad_variance_draws": 5},
-        )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = jobs_for(budget)
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log, base=sbn_config)
+    and ``elbo_vs_time.png``."""
+    b, out = ctx.budget, ctx.out
+    jobs = jobs_for("small" if ctx.quick else b.name)
+    results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log, base=sbn_config)
     for j in jobs:
         m, e = j.name.split("_", 1)
         r = results[j.name]
@@ -160,11 +139,14 @@ def run(
         if a in results and c in results
     ]
     _figures(out, results)
-    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "variance_ratios": ratios, "paired": pairs}
-    write_results(out, payload)
-    (out / "report.md").write_text(_report(b, jobs, results, ratios, pairs, wall))
-    log(f"discrete-mnist: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
-    return payload
+    return comparison(b, results, pairs, wall, _report(b, jobs, results, ratios, pairs, wall), variance_ratios=ratios)
+
+
+#: ``--quick``: batches of 50, the gradient variance measured every 5 steps
+_QUICK_VARIANCE = {**_VARIANCE, "train.grad_variance_every": 5, "train.grad_variance_draws": 5}
+QUICK_SBN = replace(QUICK, n_test=100, k_is=100, batch_size=50, overrides=_QUICK_VARIANCE)
+STUDY = register_study(Study("discrete-mnist", _body, BUDGETS, quick=QUICK_SBN))
+run = STUDY.run
 
 
 def _read_variance(run_dir: Path) -> list[dict]:

@@ -14,10 +14,8 @@ Budgets: ``small`` (30 epochs, 2,000 test images; ~20 min on a 2-core CPU), ``me
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-from ._study import QUICK, Budget, Job, finish, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, comparison, paired_difference, run_jobs
+from .study import Study, StudyResult, StudyRun, register_study
 
 BUDGETS = {
     # no IWAE-1000 validation per epoch: with 40 planar steps it cost ~10x the epoch's training
@@ -63,29 +61,21 @@ def jobs_for() -> list[Job]:
     ]
 
 
-def run(
-    out_dir: str | Path = "results/flows-mnist",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
+def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
-    b = BUDGETS[budget]
-    if quick:
-        b = QUICK
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = jobs_for()
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log)
+    b, out, jobs = ctx.budget, ctx.out, jobs_for()
+    results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log)
     pairs = {
         j.name: {what: paired_difference(out, j.name, "gaussian", what) for what in ("log_px", "elbo", "gap")}
         for j in jobs[1:]
     }
     for name, r in results.items():
         r["paired_vs_gaussian"] = pairs.get(name)
-    return finish(out, "flows-mnist", b, results, list(pairs.items()), wall, _report(b, jobs, results, pairs, wall), t0, log)
+    return comparison(b, results, list(pairs.items()), wall, _report(b, jobs, results, pairs, wall))
+
+
+STUDY = register_study(Study("flows-mnist", _body, BUDGETS, quick=QUICK))
+run = STUDY.run
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, pairs: dict, wall: float) -> str:

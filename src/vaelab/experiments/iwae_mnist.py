@@ -11,13 +11,12 @@ on a 2-core CPU), ``medium`` (the full table, 30 epochs, all 10,000 test images;
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..plotting import save_metric_curves
-from ._study import TWO_LAYERS, Budget, Job, mnist_config, paired_difference, run_jobs, write_results
+from ._study import QUICK_IWAE, TWO_LAYERS, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from .study import Study, StudyResult, StudyRun, register_study
 
 BUDGETS = {
     "small": Budget(
@@ -110,56 +109,35 @@ def _key(job: Job) -> tuple:
     return 2 if "model.upper_z_dims" in o else 1, o["train.n_samples"], "VAE" if o["train.objective"] == "elbo" else "IWAE"
 
 
-def run(
-    out_dir: str | Path = "results/iwae-mnist",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-    column: Column = MNIST,
-) -> dict:
-    """Train, evaluate, and write ``report.md``, ``results.json``/``.csv`` and ``nll_curves.png``."""
-    b = column.budgets[budget]
-    if quick:
-        b = Budget(
-            "quick",
-            epochs=1,
-            n_test=100,
-            k_is=100,
-            n_train=1000,
-            valid_iwae_k=50,
-            workers=1,
-            note="smoke test: numbers not meaningful",
-        )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = jobs_for(budget if not quick else "small")
-    if quick:
-        jobs = [
-            Job(j.name, j.label, {**j.overrides, "train.n_samples": min(j.overrides["train.n_samples"], 5)}) for j in jobs
-        ]
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log, base=column.base)
-    for j in jobs:
-        results[j.name]["paper"] = column.paper.get(_key(j))
-        results[j.name]["paper_checked"] = _key(j) in CROSS_CHECKED
-    pairs = []
-    for n_layers in (1, 2):
-        names = [j.name for j in jobs if _key(j)[0] == n_layers and (_key(j)[2] == "IWAE" or _key(j)[1] == 1)]
-        for a, c in zip(names[1:], names[:-1]):  # each IWAE row against the one with fewer samples
-            pairs.append((results[a]["label"], results[c]["label"], *paired_difference(out, a, c)))
-    curves = {r["label"]: [(e, -v) for e, v in r["curve"] if v is not None] for r in results.values()}
-    save_metric_curves(
-        curves,
-        out / "nll_curves.png",
-        f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
-        f"validation NLL per epoch ({b.name} budget)",
-    )
-    payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "paired": pairs}
-    write_results(out, payload)
-    (out / "report.md").write_text(_report(b, jobs, results, pairs, wall, column))
-    log(f"{column.study}: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
-    return payload
+def column_study(column: Column) -> Study:
+    """The study of one data set's column of Table 1 (iwae-mnist, iwae-omniglot)."""
+
+    def body(ctx: StudyRun) -> StudyResult:
+        """Train, evaluate, and write ``report.md``, ``results.json``/``.csv`` and ``nll_curves.png``."""
+        b, out = ctx.budget, ctx.out
+        jobs = jobs_for("small" if ctx.quick else b.name)
+        if ctx.quick:
+            jobs = [Job(j.name, j.label, {**j.overrides, "train.n_samples": min(j.overrides["train.n_samples"], 5)})
+                    for j in jobs]  # fmt: skip
+        results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log, base=column.base)
+        for j in jobs:
+            results[j.name]["paper"] = column.paper.get(_key(j))
+            results[j.name]["paper_checked"] = _key(j) in CROSS_CHECKED
+        pairs = []
+        for n_layers in (1, 2):
+            names = [j.name for j in jobs if _key(j)[0] == n_layers and (_key(j)[2] == "IWAE" or _key(j)[1] == 1)]
+            for a, c in zip(names[1:], names[:-1]):  # each IWAE row against the one with fewer samples
+                pairs.append((results[a]["label"], results[c]["label"], *paired_difference(out, a, c)))
+        curves = {r["label"]: [(e, -v) for e, v in r["curve"] if v is not None] for r in results.values()}
+        save_metric_curves(curves, out / "nll_curves.png", f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
+                           f"validation NLL per epoch ({b.name} budget)")  # fmt: skip
+        return comparison(b, results, pairs, wall, _report(b, jobs, results, pairs, wall, column))
+
+    return Study(column.study, body, column.budgets, quick=QUICK_IWAE)
+
+
+STUDY = register_study(column_study(MNIST))
+run = STUDY.run
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float, column: Column = MNIST) -> str:

@@ -11,12 +11,10 @@ on a 2-core CPU), ``medium`` (the full table, 30 epochs, all 8,115 test images; 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..config import RunConfig
 from ._study import Budget, mnist_config
-from .iwae_mnist import Column
-from .iwae_mnist import run as run_column
+from .iwae_mnist import Column, column_study
+from .study import register_study
 
 BUDGETS = {
     "small": Budget(
@@ -80,12 +78,5 @@ def omniglot_config(data_dir: str | None, budget: Budget) -> RunConfig:
 OMNIGLOT = Column("Omniglot", "iwae-omniglot", omniglot_config, BUDGETS, PAPER, CAVEAT)
 
 
-def run(
-    out_dir: str | Path = "results/iwae-omniglot",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
-    """Train, evaluate, and write ``report.md``, ``results.json``/``.csv`` and ``nll_curves.png``."""
-    return run_column(out_dir, quick, data_dir, budget, log, column=OMNIGLOT)
+STUDY = register_study(column_study(OMNIGLOT))
+run = STUDY.run

@@ -11,10 +11,10 @@ is changed in both rows of its pair.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from ._study import Budget, Job, finish, paired_difference, run_jobs
+from ._study import Budget, Job, comparison, paired_difference, run_jobs
+from .study import StudyResult
 
 VAMP = {"kind": "vamp", "components": 500}
 CLIPPED = {"model.latent": {"kind": "gaussian", "dim": 40, "min_logvar": -6.0, "max_logvar": 2.0}}
@@ -48,26 +48,15 @@ def pair_of(name: str) -> str:
     return f"{name if ABLATIONS[name][2] is not None else 'baseline'}_standard_normal"
 
 
-def run(out: Path, data_dir: str | None, base, budget: Budget, log=print) -> dict:
-    """Train and evaluate :func:`jobs`; write the report, results.json and results.csv into ``out``."""
-    t0 = time.perf_counter()
+def run(out: Path, data_dir: str | None, base, budget: Budget, log=print) -> StudyResult:
+    """Train and evaluate :func:`jobs` into ``out/runs``; the results and report for the study driver to write."""
     js = jobs()
     results, wall = run_jobs(js, budget, data_dir, out, log, base=base)
     pairs = [
         (results[f"{n}_vamp"]["label"], results[pair_of(n)]["label"], *paired_difference(out, f"{n}_vamp", pair_of(n)))
         for n in ABLATIONS
     ]
-    return finish(
-        out,
-        "prior-benchmarks (Caltech ablations)",
-        budget,
-        results,
-        pairs,
-        wall,
-        report(budget, js, results, pairs, wall),
-        t0,
-        log,
-    )
+    return comparison(budget, results, pairs, wall, report(budget, js, results, pairs, wall))
 
 
 def report(b: Budget, js: list[Job], results: dict, pairs: list, wall: float) -> str:

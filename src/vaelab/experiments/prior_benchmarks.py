@@ -20,14 +20,14 @@ and ``mnist-paper`` (static MNIST, N(0, I) and VampPrior only, up to 150 epochs)
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from ..config import RunConfig
 from ..data import load_data
 from . import prior_ablations
-from ._study import Budget, Job, finish, mnist_config, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from .study import Study, StudyResult, StudyRun, register_study
 
 #: the authors' encoder and decoder: two gated dense layers of 300 units (their GatedDense, nets/gated.py)
 GATED = {"model.encoder": {"kind": "gated_mlp", "hidden": [300, 300]}}
@@ -123,39 +123,23 @@ def jobs_for(budget: str) -> list[Job]:
     return jobs
 
 
-def run(
-    out_dir: str | Path = "results/prior-benchmarks",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
+def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
-    b = BUDGETS[budget]
-    if quick:
-        b = Budget(
-            "quick",
-            epochs=1,
-            n_test=50,
-            k_is=50,
-            n_train=500,
-            valid_iwae_k=0,
-            workers=1,
-            note="smoke test: numbers not meaningful",
-        )
+    b, out, data_dir = ctx.budget, ctx.out, ctx.data_dir
     if b.name == "caltech-ablations":
-        return prior_ablations.run(Path(out_dir), data_dir, base_config, b, log)
+        return prior_ablations.run(out, data_dir, base_config, b, ctx.log)
     base = base_config(data_dir, b)
     jobs = jobs_for(b.name)
     kinds = sorted({j.overrides["data.kind"] for j in jobs}, key=list(DATASETS).index)
     for kind in set(kinds) - {base.data.kind}:  # fail fast if a data set is missing (run_jobs checks the base's)
         load_data(base.override({"data.kind": kind, "data.data_dir": data_dir or ""}).data, "bernoulli")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log, base=base_config)
+    results, wall = run_jobs(jobs, b, data_dir, out, ctx.log, base=base_config)
     pairs = _pairs(out, results, kinds)
-    return finish(out, "prior-benchmarks", b, results, pairs, wall, _report(b, jobs, results, pairs, wall), t0, log)
+    return comparison(b, results, pairs, wall, _report(b, jobs, results, pairs, wall))
+
+
+STUDY = register_study(Study("prior-benchmarks", _body, BUDGETS, quick=QUICK))
+run = STUDY.run
 
 
 def _pairs(out: Path, results: dict, kinds: list[str]) -> list:

@@ -12,8 +12,6 @@ come from the VAE with the most mutual information.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +24,7 @@ from ..data.text import Vocabulary
 from ..text import evaluate_language_model, evaluate_text_vae, fit_language_model, homotopy, reconstruct, sample_prior
 from ..train import fit, load_run
 from ._study import run_pool, test_subset
+from .study import Study, StudyResult, StudyRun, register_study
 
 
 @dataclass(frozen=True)
@@ -168,20 +167,9 @@ def _worker(args: tuple) -> dict:
     }
 
 
-def run(
-    out_dir: str | Path = "results/ptb-vae",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
-    b = BUDGETS[budget]
-    if quick:
-        b = replace(b, epochs=1, n_train=640, n_test=20, k_is=10, warmup_steps=10, workers=1, n_valid=40, lm_full_test=False)
-    out = Path(out_dir)
-    shutil.rmtree(out / "runs", ignore_errors=True)  # a reproduction always starts from scratch
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+def _body(ctx: StudyRun) -> StudyResult:
+    """Train the LSTM language model and the VAEs over the worker pool, evaluate, decode examples, report."""
+    b, out, data_dir, log, t0 = ctx.budget, ctx.out, ctx.data_dir, ctx.log, ctx.t0
     jobs = sorted(JOBS, key=lambda j: j[2] is None)  # the LM (no IS evaluation) last: the shortest job
     args = [(name, label, over, b, data_dir, str(out)) for name, label, over in jobs]
     costs = [0.5 if over is None else 1.0 for _, _, over in jobs]
@@ -191,11 +179,15 @@ def run(
     log(f"ptb-vae: trained and evaluated {len(rows)} models in {time.perf_counter() - t0:.0f} s")
     examples = _examples(out, results, data_dir, b)
     payload = {"budget": b.__dict__, "results": results, "examples": examples, "total_seconds": time.perf_counter() - t0}
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
-    text = report(payload)
-    (out / "report.md").write_text(text)
-    log(text)
-    return payload
+    return StudyResult(payload, report(payload), show=True)
+
+
+def _quick(b: TextBudget) -> TextBudget:
+    return replace(b, epochs=1, n_train=640, n_test=20, k_is=10, warmup_steps=10, workers=1, n_valid=40, lm_full_test=False)
+
+
+STUDY = register_study(Study("ptb-vae", _body, BUDGETS, quick=_quick, fresh_runs=True, json_default=str))
+run = STUDY.run
 
 
 def _examples(out: Path, results: dict, data_dir, b: TextBudget) -> dict:

@@ -29,6 +29,7 @@ from ..evaluation import classification_error, decoder_label_use
 from ..labels import label_mode_of
 from ..train import fit
 from ._study import run_pool, write_results
+from .study import Study, StudyResult, StudyRun, register_study
 
 
 @dataclass(frozen=True)
@@ -159,17 +160,9 @@ def _label_use_points(data) -> tuple[torch.Tensor, torch.Tensor]:
     return data.test[pick], data.test_labels[pick]
 
 
-def run(
-    out_dir: str | Path = "results/semi-supervised-mnist",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
-    """Train M1, then every M2 / M1+M2 run over the worker pool; write report.md and results.json / .csv."""
-    b = QUICK if quick else BUDGETS[budget]
-    out = Path(out_dir)
-    runs = out / "runs"
+def _body(ctx: StudyRun) -> StudyResult:
+    """Train M1, then every M2 / M1+M2 run over the worker pool; the results and report."""
+    b, runs, data_dir, log = ctx.budget, ctx.runs, ctx.data_dir, ctx.log
     runs.mkdir(parents=True, exist_ok=True)
     t0, commit = time.perf_counter(), _commit()  # the code that trains: HEAD may move while it runs
     load_data(m1_config(data_dir, b).data, "bernoulli")  # fail fast if MNIST is missing
@@ -185,9 +178,11 @@ def run(
     results["m1"] = m1
     wall = time.perf_counter() - t0
     payload = {"budget": vars(b), "wall_seconds": wall, "models": results, "commit": commit}
-    _write(out, b, payload)
-    log(f"semi-supervised-mnist: done in {wall:.0f} s; report in {out / 'report.md'}")
-    return payload
+    return StudyResult(payload, _report_text(b, payload))
+
+
+STUDY = register_study(Study("semi-supervised-mnist", _body, BUDGETS, quick=QUICK))
+run = STUDY.run
 
 
 def refresh_report(out_dir: str | Path, data_dir: str | None = None) -> None:
@@ -211,9 +206,13 @@ def refresh_report(out_dir: str | Path, data_dir: str | None = None) -> None:
 def _write(out: Path, b: Budget, payload: dict) -> None:
     """results.json / .csv and report.md: the study's table, then any ablations, their note, post-hoc lines."""
     write_results(out, payload)
+    (out / "report.md").write_text(_report_text(b, payload))
+
+
+def _report_text(b: Budget, payload: dict) -> str:
     report = _report(b, payload["models"], payload["wall_seconds"], payload["commit"])
     note = f"\n{payload['ablation_note']}\n" if payload.get("ablation_note") else ""
-    (out / "report.md").write_text(report + _ablation_lines(payload.get("ablation", {})) + note + _post_hoc(payload))
+    return report + _ablation_lines(payload.get("ablation", {})) + note + _post_hoc(payload)
 
 
 def _run_and_data(run_dir: str | Path, data_dir: str | None):

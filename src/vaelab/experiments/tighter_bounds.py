@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -20,8 +19,9 @@ from ..data import load_data
 from ..evaluation import gradient_snr
 from ..plotting import save_metric_curves, save_snr_figure
 from ..train import load_run
-from ._study import Budget, Job, mnist_config, paired_difference, run_jobs, write_results
+from ._study import QUICK_IWAE, Budget, Job, mnist_config, paired_difference, run_jobs
 from .iwae_mnist import BUDGETS as IWAE_BUDGETS
+from .study import Study, StudyResult, StudyRun, register_study
 
 BUDGETS = {
     "small": Budget(
@@ -73,37 +73,13 @@ def _quick(j: Job) -> Job:
     return Job(j.name, j.label, {**j.overrides, "train.objective": obj, "train.n_samples": 2 if grouped else 4})
 
 
-def run(
-    out_dir: str | Path = "results/tighter-bounds",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
+def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, measure SNR, and write ``report.md``, ``results.json``/``.csv`` and figures."""
-    b = BUDGETS[budget]
-    jobs = JOBS
-    ks, draws = SNR_KS, 256
-    if quick:
-        b = Budget(
-            "quick",
-            epochs=1,
-            n_test=100,
-            k_is=100,
-            n_train=1000,
-            valid_iwae_k=50,
-            workers=1,
-            note="smoke test: numbers not meaningful",
-        )
-        jobs = [_quick(j) for j in JOBS]
-        ks, draws = (1, 4), 4
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log)
+    b, out, data_dir = ctx.budget, ctx.out, ctx.data_dir
+    jobs, ks, draws = (JOBS, SNR_KS, 256) if not ctx.quick else ([_quick(j) for j in JOBS], (1, 4), 4)
+    results, wall = run_jobs(jobs, b, data_dir, out, ctx.log)
     for j in jobs:
         results[j.name]["paper"] = PAPER.get(j.name)
-
     ts = time.perf_counter()
     torch.set_num_threads(2)
     _, model, _ = load_run(out / "runs" / "iwae", "last", load_data_too=False)
@@ -113,19 +89,16 @@ def run(
     (out / "snr.json").write_text(json.dumps(snr, indent=2))
     save_snr_figure(snr, out / "snr.png", "gradient SNR vs K, trained IWAE-64 model, 32 test images")
     curves = {r["label"]: [(e, -v) for e, v in r["curve"] if v is not None] for r in results.values()}
-    save_metric_curves(
-        curves,
-        out / "nll_curves.png",
-        f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
-        f"validation NLL per epoch ({b.name} budget)",
-    )
+    save_metric_curves(curves, out / "nll_curves.png", f"-IWAE-{b.valid_iwae_k} (≈ NLL), nats",
+                       f"validation NLL per epoch ({b.name} budget)")  # fmt: skip
     payload = {"budget": vars(b), "wall_seconds": wall, "snr_seconds": snr_seconds, "models": results, "snr": snr}
-    write_results(out, payload)
-    for j in jobs:
+    for j in jobs:  # the paired difference to IWAE-64, per row
         results[j.name]["vs_iwae"] = paired_difference(out, j.name, "iwae")
-    (out / "report.md").write_text(_report(b, jobs, results, snr, wall + snr_seconds))
-    log(f"tighter-bounds: done in {time.perf_counter() - t0:.0f} s; report in {out / 'report.md'}")
-    return payload
+    return StudyResult(payload, _report(b, jobs, results, snr, wall + snr_seconds))
+
+
+STUDY = register_study(Study("tighter-bounds", _body, BUDGETS, quick=QUICK_IWAE))
+run = STUDY.run
 
 
 def _report(b: Budget, jobs: list[Job], results: dict, snr: list, wall: float) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..data import TwoGaussians, load_data
 from ..evaluation import elbo_surgery, evaluate_elbo, importance_sampled_log_likelihood
 from ..train import fit
 from ._study import run_pool
+from .study import Study, StudyResult, StudyRun, register_study
 
 VAMP_COMPONENTS = 50  # 10 quantized the VampPrior's weight per mode to k/10 (issue 8 f)
 VARIANTS = {
@@ -129,15 +129,9 @@ def _train_and_evaluate(args: tuple) -> dict:
     return summary
 
 
-def run(
-    out_dir: str | Path = "results/two-gaussians", quick: bool = False, settings: Settings | None = None, log=print
-) -> dict:
-    """Train and evaluate all four priors, draw the figures, write ``report.md``. Returns the results."""
-    s = settings or (Settings.quick() if quick else Settings())
-    out = Path(out_dir)
-    runs = out / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)  # a reproduction always starts from scratch
+def _body(ctx: StudyRun) -> StudyResult:
+    """Train and evaluate all four priors, draw the figures, write ``report.md`` and ``results.json``."""
+    s, out, runs, log = ctx.options["settings"] or ctx.budget, ctx.out, ctx.runs, ctx.log
     runs.mkdir(parents=True)
     t0 = time.perf_counter()
     # longest first (VampPrior runs the encoder on its pseudo-inputs every step), so 2 workers finish together
@@ -160,11 +154,13 @@ def run(
 
     draw_all(out, runs, data, VARIANTS, LABELS)
     report = write_report(out, s, by_name, wall, log_2pi)
-    (out / "results.json").write_text(
-        json.dumps({"settings": s.__dict__, "wall_seconds": wall, "results": by_name}, indent=2)
-    )
-    log(report)
-    return {"wall_seconds": wall, "results": by_name}
+    return StudyResult({"settings": s.__dict__, "wall_seconds": wall, "results": by_name}, report, show=True)
+
+
+STUDY = register_study(
+    Study("two-gaussians", _body, protocol=Settings(), quick=Settings.quick(), options={"settings": None}, fresh_runs=True)
+)
+run = STUDY.run
 
 
 def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -> str:

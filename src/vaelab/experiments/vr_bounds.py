@@ -27,13 +27,12 @@ by importance sampling with K = 5,000 on every test image (Frey 197, Caltech 2,3
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from pathlib import Path
 
 from ..config import RunConfig
 from . import vr_bounds_frey
-from ._study import QUICK, Budget, Job, finish, mnist_config, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from .study import Study, StudyResult, StudyRun, register_study
 
 BUDGETS = {
     "small": Budget(
@@ -142,34 +141,27 @@ def _key(job: Job) -> tuple:
     return o.get("data.kind", "caltech-silhouettes"), o["train.n_samples"], trained
 
 
-def run(
-    out_dir: str | Path = "results/vr-bounds",
-    quick: bool = False,
-    data_dir: str | None = None,
-    budget: str = "small",
-    log=print,
-) -> dict:
+def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
-    b = BUDGETS[budget]
-    if quick:
-        b = QUICK
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    b, out = ctx.budget, ctx.out
     paper = {t: PAPER[("frey", 5, t)] for t in OBJECTIVE} | {"source": SOURCE}
     if b.name == "frey-paper":
-        return vr_bounds_frey.run(out, data_dir, base_config, paper, log, budget=b)
+        return vr_bounds_frey.run(out, ctx.data_dir, base_config, paper, ctx.log, budget=b)
     if b.name == "frey-ablations":
-        return vr_bounds_frey.run_ablations(out, data_dir, base_config, paper, log)
+        return vr_bounds_frey.run_ablations(out, ctx.data_dir, base_config, paper, ctx.log)
     jobs = jobs_for(b.name)
-    t0 = time.perf_counter()
-    results, wall = run_jobs(jobs, b, data_dir, out, log, base=base_config)
+    results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log, base=base_config)
     for j in jobs:
         results[j.name]["paper"] = PAPER[_key(j)]
     pairs = [
         (results[a.name]["label"], results[c.name]["label"], *paired_difference(out, a.name, c.name))
         for a, c in _compared(jobs)
     ]
-    return finish(out, "vr-bounds", b, results, pairs, wall, _report(b, jobs, results, pairs, wall), t0, log)
+    return comparison(b, results, pairs, wall, _report(b, jobs, results, pairs, wall))
+
+
+STUDY = register_study(Study("vr-bounds", _body, BUDGETS, quick=QUICK))
+run = STUDY.run
 
 
 def _compared(jobs: list[Job]) -> list[tuple[Job, Job]]:

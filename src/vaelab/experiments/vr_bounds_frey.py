@@ -25,13 +25,13 @@ of the authors' code above (the weight prior; Adam beta2 = 0.99).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ._study import Budget, Job, best_epoch_of, finish, paired_difference, run_jobs
+from ._study import Budget, Job, best_epoch_of, comparison, paired_difference, run_jobs
+from .study import StudyResult, write_results
 
 #: fold 0's training frames after its 10 % validation split (1,965 frames: 196 test, 177 validation)
 FOLD0_TRAIN = 1592
@@ -114,9 +114,8 @@ def ablation_jobs() -> list[Job]:
     return out
 
 
-def run_ablations(out: Path, data_dir: str | None, base, paper: dict, log=print) -> dict:
+def run_ablations(out: Path, data_dir: str | None, base, paper: dict, log=print) -> StudyResult:
     """Train and evaluate :func:`ablation_jobs`; the report pairs each ablation with its fold-0 baseline."""
-    t0 = time.perf_counter()
     js = ablation_jobs()
     results, wall = run_jobs(js, ABLATION_BUDGET, data_dir, out, log, base=base)
     baselines = {j.name: f"fold0_{j.name.rsplit('_', 1)[1]}" for j in js[2:]}  # ablation -> its fold-0 run
@@ -124,7 +123,7 @@ def run_ablations(out: Path, data_dir: str | None, base, paper: dict, log=print)
     pairs.append((results["fold0_iwae"]["label"], results["fold0_vae"]["label"],
                   *paired_difference(out, "fold0_iwae", "fold0_vae")))  # fmt: skip
     text = ablation_report(results, pairs, wall, paper, ABLATION_BUDGET.k_is)
-    return finish(out, "vr-bounds (Frey, the authors' code settings)", ABLATION_BUDGET, results, pairs, wall, text, t0, log)
+    return comparison(ABLATION_BUDGET, results, pairs, wall, text)
 
 
 def ablation_report(results: dict, pairs: list, wall: float, paper: dict, k_is: int) -> str:
@@ -145,12 +144,10 @@ def ablation_report(results: dict, pairs: list, wall: float, paper: dict, k_is: 
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, data_dir: str | None, base, paper: dict, log=print, budget: Budget = BUDGET) -> dict:
-    """Train and evaluate every job, write report.md / results.json / results.csv into ``out``."""
-    t0 = time.perf_counter()
-    js = jobs()
-    results, wall = run_jobs(js, budget, data_dir, out, log, base=base)
-    return _finish(out, results, wall, paper, budget, t0, log)
+def run(out: Path, data_dir: str | None, base, paper: dict, log=print, budget: Budget = BUDGET) -> StudyResult:
+    """Train and evaluate every job into ``out/runs``; the results and report for the study driver to write."""
+    results, wall = run_jobs(jobs(), budget, data_dir, out, log, base=base)
+    return _finish(out, results, wall, paper, budget)
 
 
 def rebuild(out: Path, paper: dict, wall: float, budget: Budget = BUDGET, log=print) -> dict:
@@ -171,10 +168,14 @@ def rebuild(out: Path, paper: dict, wall: float, budget: Budget = BUDGET, log=pr
         results[j.name] = {"name": j.name, "label": j.label, "epochs": j.overrides["train.epochs"],
                            "epochs_trained": len(rows), "best_epoch": best_epoch_of(history),
                            "train_seconds": float(rows[-1]["total_time_s"]), **ev}  # fmt: skip
-    return _finish(out, results, wall, paper, budget, time.perf_counter(), log)
+    done = _finish(out, results, wall, paper, budget)
+    write_results(out, done.payload)
+    (out / "report.md").write_text(done.report or "")
+    log(f"rebuilt {out / 'report.md'}")
+    return done.payload
 
 
-def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget, t0: float, log) -> dict:
+def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget) -> StudyResult:
     pairs = [(results[f"fold{f}_iwae"]["label"], results[f"fold{f}_vae"]["label"],
               *paired_difference(out, f"fold{f}_iwae", f"fold{f}_vae")) for f in range(FOLDS)]  # fmt: skip
     pairs += [(results[f"ablation_{a}_vae"]["label"], results["fold0_vae"]["label"],
@@ -182,7 +183,7 @@ def _finish(out: Path, results: dict, wall: float, paper: dict, budget: Budget, 
     pairs.append((results["ablation_200-epochs_iwae"]["label"], results["ablation_200-epochs_vae"]["label"],
                   *paired_difference(out, "ablation_200-epochs_iwae", "ablation_200-epochs_vae")))  # fmt: skip
     text = report(results, pairs, wall, paper, budget.k_is)
-    return finish(out, "vr-bounds (Frey, paper protocol)", budget, results, pairs, wall, text, t0, log)
+    return comparison(budget, results, pairs, wall, text)
 
 
 def run_table(results: dict) -> list[str]:
