@@ -16,10 +16,12 @@ ROOT = Path(__file__).parent
 
 
 def _studies() -> dict[str, Path]:
-    tree = ast.parse((ROOT / "src/vaelab/experiments/__init__.py").read_text())
-    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "EXPERIMENTS")
-    names = ast.literal_eval(table)
-    return {name: ROOT / "src" / (module.replace(".", "/") + ".py") for name, module in names.items()}
+    """Every registered study and the file of its module."""
+    import sys
+
+    from vaelab.experiments import studies
+
+    return {name: Path(sys.modules[study.body.__module__].__file__ or "") for name, study in studies().items()}
 
 
 def on_files(files, config):

@@ -54,7 +54,7 @@ class ReweightedWakeSleep(Estimator):
 
     def check(self, model) -> None:
         super().check(model)
-        if self.phase == "sleep" and getattr(model, "n_classes", 0):  # a model that reads labels
+        if self.phase == "sleep" and getattr(model, "n_classes", 0) > 0:  # a model that reads labels
             raise ConfigError(
                 'estimator \'rws\' with phase = "sleep" dreams x without a label; use phase = "wake" for a labelled model'
             )

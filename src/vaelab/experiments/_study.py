@@ -48,6 +48,19 @@ QUICK = Budget(
 )
 
 
+#: Burda et al. 2016's training protocol (Sec. 5): batch 20, Adam eps 1e-4, stages i = 0..7 of 3^i epochs at
+#: 1e-3 * 10^(-i/7), 3,280 epochs in all; IS on every test image (a study sets n_test, the split and the note)
+IWAE_PROTOCOL = Budget(
+    "paper", epochs=3280, n_test=10000, batch_size=20, lr_schedule="iwae", adam_eps=1e-4, valid_iwae_k=0,
+    note="Burda et al.'s protocol: batch 20, Adam eps 1e-4, stages i = 0..7 of 3^i epochs at 1e-3 * 10^(-i/7)",
+)  # fmt: skip
+
+
+def budgets(*items) -> dict:
+    """A study's budgets by name, in the order given."""
+    return {b.name: b for b in items}
+
+
 #: ``--quick`` of the IWAE-table studies (iwae-mnist, iwae-omniglot, tighter-bounds): IWAE-50 validation on more images
 QUICK_IWAE = replace(QUICK, n_test=100, k_is=100, n_train=1000, valid_iwae_k=50)
 
@@ -230,6 +243,21 @@ def _per_point(run: Path, what: str) -> np.ndarray:
     if what == "gap":
         return np.load(run / "test_log_px.npy") - np.load(run / "test_elbo.npy")
     return np.load(run / f"test_{what}.npy")
+
+
+def surgery_table(rows: dict[str, dict], first: str, digits: int = 2) -> list[str]:
+    """The ELBO-surgery table (Hoffman & Johnson 2016), one row per label from
+    :func:`vaelab.evaluation.elbo_surgery`'s dict: ELBO, E[log p(x|z)], average KL, I_q(x; z) and
+    KL(q(z) || p(z)) with their standard errors, nats."""
+    lines = [
+        f"| {first} | ELBO | E[log p(x|z)] | average KL | I_q(x; z) | KL(q(z) ‖ p(z)) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, s in rows.items():
+        v = {k: f"{x:.{digits}f}" for k, x in s.items() if isinstance(x, (int, float))}
+        lines.append(f"| {label} | {v['elbo']} | {v['reconstruction']} | {v['average_kl']} | {v['mutual_info']} ± "
+                     f"{v['mutual_info_stderr']} | {v['marginal_kl']} ± {v['marginal_kl_stderr']} |")  # fmt: skip
+    return lines
 
 
 def comparison(b: Budget, results: dict, pairs: list, wall: float, report: str, **extra) -> StudyResult:

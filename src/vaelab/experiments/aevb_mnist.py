@@ -31,7 +31,7 @@ from ..evaluation import evaluate_elbo, importance_sampled_log_likelihood
 from ..models import build_model
 from ..plotting import image_grid, plt
 from ..train import fit
-from ._study import test_subset
+from ._study import Budget, mnist_config, test_subset
 from .study import Study, StudyResult, StudyRun, register_study
 
 OPTIMIZER_LR = {"sgd": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-3, "adam": 1e-3}
@@ -49,22 +49,17 @@ class Plan:
 
 
 def base_config(data_dir: str | None) -> RunConfig:
-    return RunConfig().override(
+    """Kingma & Welling's MNIST VAE as the IWAE paper's model (:func:`mnist_config`: 784-200-200-50 tanh MLPs,
+    Bernoulli decoder, Adam 1e-3, batch 100) with vaelab's training defaults (epochs, threads, diagnostics)."""
+    t = RunConfig().train
+    return mnist_config(data_dir, Budget("aevb-mnist", epochs=t.epochs, n_test=0)).override(
         {
-            "data.kind": "mnist",
-            "data.data_dir": data_dir or "",
-            "data.split": "50k-10k-10k",
-            "data.binarize": "dynamic",
-            "model.latent.dim": 50,
-            "model.encoder": {"kind": "mlp", "hidden": [200, 200], "activation": "tanh"},
-            "model.likelihood": "bernoulli",
-            "model.prior": "standard_normal",
-            "train.optimizer": "adam",
-            "train.lr": 1e-3,
-            "train.batch_size": 100,
-            "train.seed": 0,
             "train.log_every": 250,
-        }
+            "train.num_threads": t.num_threads,
+            "train.diagnostics": t.diagnostics,
+            "train.valid_iwae_k": t.valid_iwae_k,
+            "train.valid_iwae_points": t.valid_iwae_points,
+        }  # fmt: skip
     )
 
 

@@ -30,7 +30,7 @@ from ..evaluation import (
 from ..inference import encoder_params, fit_non_amortized, refine
 from ..models import build_model, init_decoder_bias
 from ..train import fit
-from ._study import Budget, mnist_config, test_subset
+from ._study import Budget, budgets, mnist_config, surgery_table, test_subset
 from .study import Study, StudyResult, StudyRun, register_study
 
 #: K = 5 plain gradient steps of size 0.02: on the test images of a VAE (tanh MLP, 1 epoch on 2,000 images),
@@ -50,26 +50,12 @@ class GapBudget:
     note: str
 
 
-BUDGETS = {
-    "small": GapBudget(
-        "small",
-        epochs=10,
-        n_train=50000,
-        n_test=1000,
-        k_is=2000,
-        opt_steps=400,
-        note="10 epochs on 50,000 training images; 1,000 test images; q* after 400 Adam steps; IS K = 2,000",
-    ),
-    "medium": GapBudget(
-        "medium",
-        epochs=100,
-        n_train=50000,
-        n_test=2000,
-        k_is=5000,
-        opt_steps=1000,
-        note="100 epochs on 50,000; 2,000 test images; q* after 1,000 steps; IS K = 5,000",
-    ),
-}
+_SMALL = GapBudget("small", epochs=10, n_train=50000, n_test=1000, k_is=2000, opt_steps=400,
+                   note="10 epochs on 50,000 training images; 1,000 test images; q* after 400 Adam steps; "
+                   "IS K = 2,000")  # fmt: skip
+BUDGETS = budgets(_SMALL, replace(_SMALL, name="medium", epochs=100, n_test=2000, k_is=5000, opt_steps=1000,
+                                  note="100 epochs on 50,000; 2,000 test images; q* after 1,000 steps; "
+                                  "IS K = 5,000"))  # fmt: skip
 
 
 def _config(data_dir, b: GapBudget, **over):
@@ -180,15 +166,7 @@ def report(r: dict, b: GapBudget) -> str:
         f"On the same test images, with the encoder's q (the optimized q* for non-amortized SVI). I_q is capped "
         f"at log N = {math.log(b.n_test):.2f} nats by the N-point aggregate posterior.",
         "",
-        "| training | ELBO | E[log p(x|z)] | average KL | I_q(x; z) | KL(q(z) ‖ p(z)) |",
-        "|---|---:|---:|---:|---:|---:|",
+        *surgery_table({labels[name]: res["surgery"] for name, res in r.items()}, "training"),
     ]
-    for name, res in r.items():
-        s = res["surgery"]
-        lines.append(
-            f"| {labels[name]} | {s['elbo']:.2f} | {s['reconstruction']:.2f} | {s['average_kl']:.2f} | "
-            f"{s['mutual_info']:.2f} ± {s['mutual_info_stderr']:.2f} | {s['marginal_kl']:.2f} ± "
-            f"{s['marginal_kl_stderr']:.2f} |"
-        )
     lines += ["", "Reproduce with `vaelab reproduce amortization-gap --budget " + b.name + "`.", ""]
     return "\n".join(lines)

@@ -12,39 +12,37 @@ on a 2-core CPU), ``medium`` (the full table, 30 epochs, all 10,000 test images;
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..plotting import save_metric_curves
-from ._study import QUICK_IWAE, TWO_LAYERS, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from ._study import (
+    IWAE_PROTOCOL,
+    QUICK_IWAE,
+    TWO_LAYERS,
+    Budget,
+    Job,
+    budgets,
+    comparison,
+    mnist_config,
+    paired_difference,
+    run_jobs,
+)
 from .study import Study, StudyResult, StudyRun, register_study
 
-BUDGETS = {
-    "small": Budget(
-        "small",
-        epochs=10,
-        n_test=2000,
-        note="one stochastic layer only; 10 epochs of the 50k "
-        "training images, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)",
-    ),
-    "medium": Budget(
-        "medium",
-        epochs=30,
-        n_test=10000,
-        note="30 epochs of the 50k training images, batch 100, Adam 1e-3; IS on all 10,000 test images",
-    ),
-    "paper": Budget(
-        "paper",
-        epochs=3280,
-        n_test=10000,
-        batch_size=20,
-        lr_schedule="iwae",
-        adam_eps=1e-4,
-        mnist_split="60k-10k",
-        valid_iwae_k=0,
-        note="Burda et al.'s protocol: 60k training images, "
-        "batch 20, Adam eps 1e-4, stages i = 0..7 of 3^i epochs at 1e-3 * 10^(-i/7)",
-    ),
-}
+
+def column_budgets(small_epochs: int, images: str, n_test: int, paper: Budget) -> dict[str, Budget]:
+    """small (one layer, ``small_epochs``, IS on 2,000 random test images), medium (30 epochs, every test
+    image) and the paper's protocol, for a column trained on ``images`` ("the 50k training images")."""
+    small = Budget("small", epochs=small_epochs, n_test=2000, note=f"one stochastic layer only; {small_epochs} epochs of "
+                   f"{images}, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)")  # fmt: skip
+    medium = replace(small, name="medium", epochs=30, n_test=n_test,
+                     note=f"30 epochs of {images}, batch 100, Adam 1e-3; IS on all {n_test:,} test images")  # fmt: skip
+    return budgets(small, medium, paper)
+
+
+BUDGETS = column_budgets(10, "the 50k training images", 10000, replace(
+    IWAE_PROTOCOL, mnist_split="60k-10k", note=IWAE_PROTOCOL.note.replace("protocol:", "protocol: 60k training images,")
+))  # fmt: skip
 
 #: Burda et al. 2016, Table 1, MNIST: (layers, k, trained as) -> (test NLL, active units)
 PAPER = {

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data import load_data
 from . import prior_ablations
-from ._study import QUICK, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from ._study import QUICK, Budget, Job, budgets, comparison, mnist_config, paired_difference, run_jobs
 from .study import Study, StudyResult, StudyRun, register_study
 
 #: the authors' encoder and decoder: two gated dense layers of 300 units (their GatedDense, nets/gated.py)
@@ -37,54 +37,31 @@ ONLY = {"caltech-paper": "caltech-silhouettes", "mnist-paper": "static-mnist"}
 #: authors' protocol takes the 2-core budget for N(0, I) against the VampPrior (the paper's headline) alone
 ONLY_PRIORS = {"mnist-paper": ("standard_normal", "vamp")}
 
-BUDGETS = {
-    "small": Budget(
-        "small",
-        epochs=10,
-        n_test=1000,
-        k_is=1000,
-        n_train=20000,
-        valid_iwae_k=100,
-        note="10 epochs on the first 20,000 training images (fewer for Caltech: 4,100), batch 100, "
-        "Adam 1e-3, C = 100 components / pseudo-inputs; IS K = 1,000 on 1,000 test images",
-        overrides={"train.valid_iwae_points": 200},
-    ),
-    "medium": Budget(
-        "medium",
-        epochs=100,
-        n_test=100000,
-        k_is=5000,
-        n_train=100000,
-        valid_iwae_k=100,
-        note="100 epochs on every training image, batch 100, Adam 1e-3, C = 500; IS K = 5,000 on all test images",
-        overrides={"train.valid_iwae_points": 500},
-    ),
-    "caltech-paper": Budget(
-        "caltech-paper",
-        epochs=2000,
-        n_test=100000,
-        k_is=5000,
-        valid_iwae_k=0,
-        note="Caltech silhouettes only, at the protocol of the authors' released code (github.com/jmtomczak/"
-        "vae_vampprior, experiment.py defaults): Adam 5e-4, batch 100, C = 500, a linear KL warm-up over 100 epochs, "
-        "early stopping after 50 epochs without a better validation ELBO, at most 2,000 epochs; IS K = 5,000 on "
-        "every test image",
-        overrides={"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 100 * 41, **GATED},  # 41 steps
-    ),
-    "mnist-paper": Budget(
-        "mnist-paper",
-        epochs=150,
-        n_test=100000,
-        k_is=5000,
-        valid_iwae_k=0,
-        note="static MNIST only, N(0, I) and the VampPrior, at the protocol of the authors' released code "
-        "(github.com/jmtomczak/vae_vampprior, experiment.py defaults) but at most 150 epochs (theirs: 2,000): "
-        "gated dense 300-300 layers, Adam 5e-4, batch 100, C = 500, a linear KL warm-up over 100 epochs, "
-        "early stopping after 50 epochs without a better "
-        "validation ELBO; IS K = 5,000 on every test image",
-        overrides={"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 100 * 500, **GATED},
-    ),
-}
+_SMALL = Budget("small", epochs=10, n_test=1000, k_is=1000, n_train=20000, valid_iwae_k=100,
+                note="10 epochs on the first 20,000 training images (fewer for Caltech: 4,100), batch 100, "
+                "Adam 1e-3, C = 100 components / pseudo-inputs; IS K = 1,000 on 1,000 test images",
+                overrides={"train.valid_iwae_points": 200})  # fmt: skip
+#: the authors' released code (github.com/jmtomczak/vae_vampprior, experiment.py defaults), on every test image
+_AUTHORS = replace(_SMALL, name="caltech-paper", epochs=2000, n_test=100000, k_is=5000, n_train=60000, valid_iwae_k=0,
+                   note="Caltech silhouettes only, at the protocol of the authors' released code (github.com/jmtomczak/"
+                   "vae_vampprior, experiment.py defaults): Adam 5e-4, batch 100, C = 500, a linear KL warm-up over "
+                   "100 epochs, early stopping after 50 epochs without a better validation ELBO, at most 2,000 epochs; "
+                   "IS K = 5,000 on every test image",
+                   overrides={"train.lr": 5e-4, "train.early_stopping": 50, "train.kl_warmup_steps": 100 * 41,
+                              **GATED})  # fmt: skip
+BUDGETS = budgets(
+    _SMALL,
+    replace(_SMALL, name="medium", epochs=100, n_test=100000, k_is=5000, n_train=100000,
+            overrides={"train.valid_iwae_points": 500},
+            note="100 epochs on every training image, batch 100, Adam 1e-3, C = 500; IS K = 5,000 on all test images"),
+    _AUTHORS,  # (41 steps an epoch)
+    replace(_AUTHORS, name="mnist-paper", epochs=150,
+            note="static MNIST only, N(0, I) and the VampPrior, at the protocol of the authors' released code "
+            "(github.com/jmtomczak/vae_vampprior, experiment.py defaults) but at most 150 epochs (theirs: 2,000): "
+            "gated dense 300-300 layers, Adam 5e-4, batch 100, C = 500, a linear KL warm-up over 100 epochs, "
+            "early stopping after 50 epochs without a better validation ELBO; IS K = 5,000 on every test image",
+            overrides={**_AUTHORS.overrides, "train.kl_warmup_steps": 100 * 500}),
+)  # fmt: skip
 BUDGETS["caltech-ablations"] = replace(
     BUDGETS["caltech-paper"], name="caltech-ablations", workers=1, note=BUDGETS["caltech-paper"].note.split(", at most")[0]
 )

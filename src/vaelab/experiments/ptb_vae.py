@@ -23,7 +23,7 @@ from ..data import load_data
 from ..data.text import Vocabulary
 from ..text import evaluate_language_model, evaluate_text_vae, fit_language_model, homotopy, reconstruct, sample_prior
 from ..train import fit, load_run
-from ._study import run_pool, test_subset
+from ._study import budgets, run_pool, test_subset
 from .study import Study, StudyResult, StudyRun, register_study
 
 
@@ -41,39 +41,16 @@ class TextBudget:
     lm_full_test: bool = True  # also score the LM on the whole test set (exact, one pass)
 
 
-BUDGETS = {
-    "small": TextBudget(
-        "small",
-        epochs=1,
-        n_train=42068,
-        n_test=500,
-        k_is=100,
-        warmup_steps=800,
-        workers=2,
-        note="1 epoch (1,315 steps of 32 sentences); KL warm-up over 800 steps; 500 random test "
-        "sentences; IS K = 100; 2 models at a time, 1 thread each",
-    ),
-    "medium": TextBudget(
-        "medium",
-        epochs=10,
-        n_train=42068,
-        n_test=1000,
-        k_is=500,
-        warmup_steps=5000,
-        workers=2,
-        note="10 epochs; KL warm-up over 5,000 steps; 1,000 test sentences; IS K = 500",
-    ),
-    "paper": TextBudget(
-        "paper",
-        epochs=30,
-        n_train=42068,
-        n_test=3761,
-        k_is=500,
-        warmup_steps=10000,
-        workers=2,
-        note="30 epochs; KL warm-up over 10,000 steps; the whole test set; IS K = 500",
-    ),
-}
+_SMALL = TextBudget("small", epochs=1, n_train=42068, n_test=500, k_is=100, warmup_steps=800, workers=2,
+                    note="1 epoch (1,315 steps of 32 sentences); KL warm-up over 800 steps; 500 random test "
+                    "sentences; IS K = 100; 2 models at a time, 1 thread each")  # fmt: skip
+BUDGETS = budgets(
+    _SMALL,
+    replace(_SMALL, name="medium", epochs=10, n_test=1000, k_is=500, warmup_steps=5000,
+            note="10 epochs; KL warm-up over 5,000 steps; 1,000 test sentences; IS K = 500"),
+    replace(_SMALL, name="paper", epochs=30, n_test=3761, k_is=500, warmup_steps=10000,
+            note="30 epochs; KL warm-up over 10,000 steps; the whole test set; IS K = 500"),
+)  # fmt: skip
 
 WORD_DROPOUT = 0.3  # Bowman et al. found keep rates of 0.6-0.8 best for PTB language modelling
 FREE_BITS = 0.1  # nats per dimension: 3.2 nats over the 32 dimensions

@@ -23,7 +23,7 @@ from ..config import RunConfig
 from ..data import TwoGaussians, load_data
 from ..evaluation import elbo_surgery, evaluate_elbo, importance_sampled_log_likelihood
 from ..train import fit
-from ._study import run_pool
+from ._study import run_pool, surgery_table
 from .study import Study, StudyResult, StudyRun, register_study
 
 VAMP_COMPONENTS = 50  # 10 quantized the VampPrior's weight per mode to k/10 (issue 8 f)
@@ -246,17 +246,8 @@ def surgery_lines(r: dict) -> list[str]:
         f"test points (evaluated exactly over all of them, 2 samples per point; I_q is capped at log N = "
         f"{any_r['surgery']['mutual_info_cap']:.2f} nats). Nats per point.",
         "",
-        "| prior | ELBO | E[log p(x|z)] | I_q(x; z) | KL(q(z) ‖ p(z)) | average KL(q(z|x) ‖ p(z)) |",
-        "|---|---:|---:|---:|---:|---:|",
+        *surgery_table({LABELS[name]: res["surgery"] for name, res in r.items() if "surgery" in res}, "prior", 3),
     ]
-    for name, res in r.items():
-        if "surgery" in res:
-            sg = res["surgery"]
-            lines.append(
-                f"| {LABELS[name]} | {sg['elbo']:.3f} | {sg['reconstruction']:.3f} | {sg['mutual_info']:.3f} "
-                f"± {sg['mutual_info_stderr']:.3f} | {sg['marginal_kl']:.3f} ± {sg['marginal_kl_stderr']:.3f} "
-                f"| {sg['average_kl']:.3f} |"
-            )
     return lines
 
 

@@ -31,29 +31,16 @@ from dataclasses import replace
 
 from ..config import RunConfig
 from . import vr_bounds_frey
-from ._study import QUICK, Budget, Job, comparison, mnist_config, paired_difference, run_jobs
+from ._study import IWAE_PROTOCOL, QUICK, Budget, Job, budgets, comparison, mnist_config, paired_difference, run_jobs
 from .study import Study, StudyResult, StudyRun, register_study
 
-BUDGETS = {
-    "small": Budget(
-        "small",
-        epochs=30,
-        n_test=100000,
-        note="Frey faces 200 epochs (batch 100, Adam 5e-4), Caltech silhouettes 30 epochs (batch 100, Adam 1e-3)",
-        overrides={"train.valid_iwae_points": 500},
-    ),
-    "paper": Budget(
-        "paper",
-        epochs=255,
-        n_test=100000,
-        batch_size=20,
-        lr_schedule="iwae-2",
-        adam_eps=1e-4,
-        valid_iwae_k=0,
-        note="Frey faces 1,000 epochs (batch 100, Adam 5e-4); Caltech silhouettes 255 epochs in stages of 2^i "
-        "epochs at 1e-3 * 10^(-i/7), batch 20, Adam eps 1e-4",
-    ),
-}
+BUDGETS = budgets(
+    Budget("small", epochs=30, n_test=100000, overrides={"train.valid_iwae_points": 500},
+           note="Frey faces 200 epochs (batch 100, Adam 5e-4), Caltech silhouettes 30 epochs (batch 100, Adam 1e-3)"),
+    replace(IWAE_PROTOCOL, epochs=255, n_test=100000, lr_schedule="iwae-2",
+            note="Frey faces 1,000 epochs (batch 100, Adam 5e-4); Caltech silhouettes 255 epochs in stages of 2^i "
+            "epochs at 1e-3 * 10^(-i/7), batch 20, Adam eps 1e-4"),
+)  # fmt: skip
 for _name, _k in (("caltech-paper", 5), ("caltech-paper-k50", 50)):  # Caltech only, one K per budget
     BUDGETS[_name] = replace(
         BUDGETS["paper"],

@@ -11,8 +11,17 @@ here plus ``@LABEL_MODES.register``.
 from __future__ import annotations
 
 from ..registry import import_submodules
-from .base import LABEL_MODES, BoundStats, LabelMode, every_class, label_mode_of, labelled_modes, tile_rows
+from .base import LABEL_MODES, BoundStats, LabelMode, every_class, label_mode_of, labelled_modes, mode_class, tile_rows
 
-__all__ = ["LABEL_MODES", "BoundStats", "LabelMode", "every_class", "label_mode_of", "labelled_modes", "tile_rows"]
+__all__ = [
+    "LABEL_MODES",
+    "BoundStats",
+    "LabelMode",
+    "every_class",
+    "label_mode_of",
+    "labelled_modes",
+    "mode_class",
+    "tile_rows",
+]
 
 import_submodules(__name__)  # none.py, conditional.py, semi_supervised.py register themselves

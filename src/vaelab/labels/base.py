@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +50,7 @@ class LabelMode:
         """
         for key in label_options():
             if key not in self.options and _is_set(cfg, key):
-                owners = [n for n in LABEL_MODES.names() if key in LABEL_MODES[n].options]
+                owners = [n for n in LABEL_MODES.names() if key in mode_class(n).options]
                 raise ConfigError(
                     f"{key} has no effect with model.labels = {self.registry_name!r}; "
                     f"it applies to model.labels = {' or '.join(map(repr, owners))}"
@@ -84,7 +84,7 @@ class LabelMode:
         if (classifier is not None) != self.infers_labels:
             raise ConfigError(
                 f"a classifier q(y|x) belongs to a model whose labels are latent where unobserved "
-                f"(model.labels = {' or '.join(repr(n) for n in LABEL_MODES.names() if LABEL_MODES[n].infers_labels)})"
+                f"(model.labels = {' or '.join(repr(n) for n in LABEL_MODES.names() if mode_class(n).infers_labels)})"
                 ", and such a model needs one"
             )
         if class_prior is not None and n_upper:
@@ -104,6 +104,14 @@ class LabelMode:
         raise DataError(f"this {self.registry_name} model needs labels y (B,) here; pass y")
 
     # --- data ----------------------------------------------------------------------------------
+    def latent_label_mean(self, model, x: Tensor) -> Tensor:
+        """E_q[z_1|x] with y unobserved (only a mode that infers labels has it).
+
+        Raises:
+            DataError: this mode needs the labels.
+        """
+        raise DataError(f"this {self.registry_name} model needs labels y (B,) here; pass y")
+
     def label_tensors(self, data, data_cfg, device) -> tuple[Tensor | None, Tensor | None, Tensor]:
         """(training labels, validation labels, positions of the labelled training points); None /
         an empty tensor where unused.
@@ -172,14 +180,23 @@ def label_mode_of(model) -> LabelMode:
     return mode if mode is not None else LABEL_MODES.build("none")
 
 
+def mode_class(name: str) -> type[LabelMode]:
+    """The registered class of label mode ``name``.
+
+    Raises:
+        ConfigError: no such mode (naming the registered ones).
+    """
+    return cast("type[LabelMode]", LABEL_MODES[name])
+
+
 def labelled_modes() -> list[str]:
     """The registered modes whose models read labels (for messages)."""
-    return [n for n in LABEL_MODES.names() if LABEL_MODES[n].reads_labels]
+    return [n for n in LABEL_MODES.names() if mode_class(n).reads_labels]
 
 
 def label_options() -> list[str]:
     """Every label option some registered mode honours (dotted config keys)."""
-    return sorted({k for n in LABEL_MODES.names() for k in LABEL_MODES[n].options})
+    return sorted({k for n in LABEL_MODES.names() for k in mode_class(n).options})
 
 
 def _is_set(cfg, key: str) -> bool:
@@ -187,7 +204,7 @@ def _is_set(cfg, key: str) -> bool:
     section, name = key.split(".", 1)
     table = getattr(cfg, section)
     f = next(f for f in dataclasses.fields(table) if f.name == name)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
     return getattr(table, name) != default
 
 

@@ -23,7 +23,7 @@ from ..data import DataSplits, load_data
 from ..data.labels import n_classes
 from ..distributions import PRIORS
 from ..errors import CheckpointError
-from ..labels import LABEL_MODES
+from ..labels import mode_class
 from ..models import build_model, init_decoder_bias
 
 FORMAT = 2
@@ -68,7 +68,7 @@ def make_data_and_model(cfg: RunConfig, model=None, data: DataSplits | None = No
                 raise config_mod.ConfigError(
                     f"model.prior.components = {c} pseudo-inputs but only {data.train.shape[0]} training points"
                 )
-        c = n_classes(data.train_labels) if LABEL_MODES[cfg.model.labels].reads_labels else 0
+        c = n_classes(data.train_labels) if mode_class(cfg.model.labels).reads_labels else 0
         model = build_model(cfg.model, data.x_shape, pseudo_init=pseudo, vocab_size=data.info.get("vocab_size"), n_classes=c)
         if "vocab" in data.info:
             model.spec["vocab"] = list(data.info["vocab"])  # the checkpoint alone can print sentences
