@@ -29,6 +29,7 @@ from ..models.precision import set_precision
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from ..progress import tqdm
+from .bound import BoundOptions
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
@@ -215,10 +216,10 @@ class Loop:
             beta = kl_weight(t.beta, t.kl_anneal, t.kl_warmup_steps, st.step, t.kl_cycle_ratio)
             local, weight = self.dist.share(batch)  # (the whole batch, 1.0) in one process
             try:
-                s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, t.n_samples,
-                               self.kl, beta, t.grad_clip, self.groups, t.free_bits, self._sync(weight),
-                               self._global_mean(weight) if t.free_bits else None, t.classification_weight,
-                               self.bound)  # fmt: skip
+                opts = BoundOptions(t.n_samples, self.kl, beta, t.free_bits,
+                                    self._global_mean(weight) if t.free_bits else None, t.classification_weight)  # fmt: skip
+                s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, grad_clip=t.grad_clip,
+                               groups=self.groups, sync=self._sync(weight), bound=self.bound, options=opts)  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)

@@ -104,17 +104,12 @@ def restore(model, state: dict, source: str) -> None:
         ) from None
 
 
-def _migrate_state(state: dict) -> dict:
-    """Format-1 keys: GaussianEncoder kept its MLP at ``encoder.net``; now the encoder is the MLP."""
-    return {(k.replace("encoder.net.", "encoder.", 1) if k.startswith("encoder.net.") else k): v for k, v in state.items()}
-
-
 def read_checkpoint(path: Path) -> tuple[dict, RunConfig]:
     """A checkpoint and its validated config, migrating format 1."""
     ckpt = load_checkpoint(path)
     if ckpt.get("format", 1) < FORMAT:
         ckpt["config"] = config_mod.migrate(ckpt["config"])
-        ckpt["model"] = _migrate_state(ckpt["model"])
+        ckpt["model"] = config_mod.migrate_state(ckpt["model"])
     try:
         cfg = config_mod.from_dict(ckpt["config"])
     except config_mod.ConfigError as e:

@@ -134,6 +134,7 @@ def train_step(
     global_mean: Callable[[Tensor], Tensor] | None = None,
     classification_weight: float | None = None,
     bound: Callable = compute_bound,
+    options: BoundOptions | None = None,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``; returns {"elbo", "rec", "kl", "bound"} batch means in nats.
 
@@ -159,14 +160,27 @@ def train_step(
             batch's (free bits decide their clamp from it; see :func:`compute_bound`).
         classification_weight: a semi-supervised model's alpha / N (see :func:`compute_bound`).
         bound: :func:`compute_bound` or a compiled copy of it (``train.compile``).
+        options: the bound's options in one typed value (:class:`~vaelab.train.bound.BoundOptions`);
+            given, it replaces ``n_samples``, ``kl``, ``beta``, ``free_bits``, ``global_mean`` and
+            ``classification_weight``.
     Raises:
         TrainingDivergedError: the bound is NaN/inf (on any rank); the optimizer has not stepped.
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
     with denormals_flushed(next(model.parameters()).device):
+        o = options or BoundOptions(n_samples, kl, beta, free_bits, global_mean, classification_weight)
         est, stats = bound(
-            model, batch, objective, estimator, n_samples, kl, beta, free_bits, global_mean, classification_weight
+            model,
+            batch,
+            objective,
+            estimator,
+            o.n_samples,
+            o.kl,
+            o.beta,
+            o.free_bits,
+            o.global_mean,
+            o.classification_weight,
         )
         vec = torch.stack(list(stats.values()))  # (n_stats,)
         values = dict(zip(stats, vec.tolist()))
