@@ -53,10 +53,10 @@ class VAE(nn.Module):
         n_classes: C > 0 makes the model read class labels y in 0..C-1: ``encoder(x, y)`` and
             ``decoder(z, y)`` are then :class:`~vaelab.nets.conditioned.Conditioned` networks.
         labels: the label mode, a :data:`vaelab.labels.LABEL_MODES` name or a
-            :class:`~vaelab.labels.LabelMode`: "conditional" (a CVAE, Sohn et al. 2015: y is always
-            observed, log p(x|y) is bounded) or "semi-supervised" (Kingma et al. 2014's M2: p(x, y, z)
+            :class:`~vaelab.labels.LabelMode`: ``conditional`` (a CVAE, Sohn et al. 2015: y is always
+            observed, log p(x|y) is bounded) or ``semi-supervised`` (Kingma et al. 2014's M2: p(x, y, z)
             = p(x|y, z) p(z) p(y) with a uniform p(y), y latent where unobserved and ``classifier``
-            giving q(y|x)); "none" with C = 0. ``model.label_mode`` is the mode object.
+            giving q(y|x)); ``none`` with C = 0. ``model.label_mode`` is the mode object.
         classifier: M2's network x -> C logits of q(y|x) (an inference parameter).
         class_prior: an optional learned p(z|y) (:class:`~vaelab.distributions.class_prior.ClassConditionalPrior`)
             in place of ``prior``, for a one-layer conditional model.
