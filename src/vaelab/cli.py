@@ -224,15 +224,19 @@ def cmd_evaluate(args) -> None:
     if args.limit:
         x, y = x[: args.limit], (y[: args.limit] if y is not None else None)
     y = y if label_mode_of(model).reads_labels else None
+    if args.ais or args.bdmc:  # refuse a model AIS cannot anneal before the IS pass, not after
+        from .evaluation.ais import check_model
+
+        check_model(model, args.ais_start if args.ais else "prior", y)
     dist = Dist.from_env(next(model.parameters()).device)  # under torchrun: the IS estimate is shared out
     try:
-        result = evaluate_model(
-            model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed, dist=dist, y=y
-        )
+        result = evaluate_model(model, x, k=args.k, iwae_k=args.k_iwae, batch_size=args.batch_size, seed=args.seed,
+                                dist=dist, y=y, per_point=args.ais)  # fmt: skip
     finally:
         dist.close()
     if not dist.is_main:
         return
+    _annealed(args, model, x, y, result)
     result.update(split=args.split, checkpoint=args.checkpoint, processes=dist.world)
     js, cs = write_evaluation(args.run_dir, args.split, result)
     print(f"{args.split} set, {result['n']} points, checkpoint {args.checkpoint} (nats per data point):")
@@ -289,6 +293,19 @@ def cmd_sample(args) -> None:
     given = f", class {args.label}" if args.label is not None else ""
     save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z){given})")
     print(f"wrote {out} and {out.with_suffix('.npy')}")
+
+
+def _annealed(args, model, x, y, result: dict) -> None:
+    """--ais: AIS beside IS in the same result (IS - AIS paired); --bdmc: BDMC's bounds on simulated data."""
+    from .evaluation import ais_log_likelihood, bdmc, with_ais, with_bdmc
+
+    common = {"steps": args.ais_steps, "chains": args.ais_chains, "seed": args.seed}
+    if args.ais:
+        ais = ais_log_likelihood(model, x, start=args.ais_start, batch_size=args.batch_size, y=y, **common)
+        with_ais(result, ais, result.pop("per_point_log_px"))
+        result.pop("per_point_elbo", None)
+    if args.bdmc:
+        with_bdmc(result, bdmc(model, n=args.bdmc_points, **common))
 
 
 def sample_labels(model, label: int | None, n: int):
@@ -469,6 +486,12 @@ def _evaluate_parser(sub) -> None:
         default=256,
         help="gradient draws R per K for --snr; SNRs near sqrt(2/(pi R)) are indistinguishable from 0",
     )
+    e.add_argument("--ais", action="store_true", help="also estimate log p(x) by annealed importance sampling (AIS)")
+    e.add_argument("--ais-steps", type=POSITIVE, default=500, help="AIS / BDMC annealing steps T (default 500)")
+    e.add_argument("--ais-chains", type=POSITIVE, default=16, help="AIS / BDMC chains per point C (default 16)")
+    e.add_argument("--ais-start", default="prior", choices=("prior", "encoder"), help="AIS's start density")
+    e.add_argument("--bdmc", action="store_true", help="also bound AIS's error by BDMC on simulated data")
+    e.add_argument("--bdmc-points", type=POSITIVE, default=100, help="points simulated for --bdmc (default 100)")
     e.add_argument("--split", default="test", choices=("test", "valid", "train"), help="data split (default test)")
     e.add_argument("--batch-size", type=POSITIVE, default=100, help="data points per pass (memory ~ K x batch)")
     e.add_argument("--limit", type=integer(0, "0 = all"), default=0, help="evaluate only the first N points (0 = all)")

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..data.text import lengths
@@ -128,7 +129,36 @@ def summary_lines(r: dict) -> list[str]:
             else []
         ),
         *(["  (log p(x|y): conditioned on the labels)"] if r.get("conditioned") else []),
-    ]
+        *(
+            [f"  log p(x) by AIS, T={r['ais_steps']}, C={r['ais_chains']} from the {r['ais_start']}: "
+             f"{r['ais_log_px']:.3f} ± {r['ais_log_px_se']:.3f}; IS - AIS {r['is_minus_ais']:+.3f} ± "
+             f"{r['is_minus_ais_se']:.3f} (paired); chains' ESS {r['ais_ess']:.1f}, acceptance {r['ais_accept']:.2f}"]
+            if "ais_log_px" in r
+            else []
+        ),
+        *(
+            [f"  BDMC on {r['bdmc_n']} simulated points, T={r['bdmc_steps']}: log p(x) in [{r['bdmc_lower']:.3f}, "
+             f"{r['bdmc_upper']:.3f}], gap {r['bdmc_gap']:.3f} nats (bounds AIS's error on such data)"]
+            if "bdmc_gap" in r
+            else []
+        ),
+    ]  # fmt: skip
 
 
-__all__ = ["evaluate_model", "summary_lines", "write_evaluation"]
+def with_ais(result: dict, ais, is_per_point: list) -> dict:
+    """``result`` (of :func:`evaluate_model` with ``per_point=True``) with the AIS estimate beside IS:
+    ``ais_log_px`` ± ``ais_log_px_se``, the paired ``is_minus_ais`` ± s.e., and the run's settings."""
+    result.update(ais_log_px=ais.mean, ais_log_px_se=ais.stderr, ais_steps=ais.steps, ais_chains=ais.chains,
+                  ais_start=ais.start, ais_ess=ais.ess, ais_accept=ais.accept, ais_seconds=ais.seconds)  # fmt: skip
+    result["is_minus_ais"], result["is_minus_ais_se"] = mean_se(torch.tensor(is_per_point).double() - ais.per_point)
+    return result
+
+
+def with_bdmc(result: dict, b) -> dict:
+    """``result`` with BDMC's bounds on simulated data (:func:`vaelab.evaluation.ais.bdmc`)."""
+    result.update(bdmc_lower=b.forward.mean, bdmc_upper=b.reverse.mean, bdmc_gap=b.gap, bdmc_n=b.x.shape[0],
+                  bdmc_steps=b.forward.steps, bdmc_chains=b.forward.chains)  # fmt: skip
+    return result
+
+
+__all__ = ["evaluate_model", "summary_lines", "with_ais", "with_bdmc", "write_evaluation"]
