@@ -3,6 +3,7 @@ log p(x), and HMC's invariance on a correlated Gaussian."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -107,3 +108,23 @@ def test_models_ais_cannot_anneal_are_refused_with_one_line():
     with pytest.raises(ConfigError, match="start from the prior"):
         ais_log_likelihood(planar, torch.zeros(3, 3), steps=2, start="encoder")
     assert math.isfinite(ais_log_likelihood(planar, torch.randn(3, 3), steps=3, chains=2).mean)  # a flow, from the prior
+
+
+def test_vaelab_evaluate_reports_ais_beside_is_and_bdmc_bounds(tmp_path, capsys):
+    from conftest import tiny_config
+
+    from vaelab.cli import main
+    from vaelab.train import fit
+
+    run = tmp_path / "r"
+    fit(tiny_config(**{"train.epochs": 1, "model.latent.dim": 2}), run, quiet=True, tensorboard=False)
+    argv = ["evaluate", str(run), "--k", "50", "--limit", "40", "--ais", "--ais-steps", "20", "--ais-chains", "4",
+            "--bdmc", "--bdmc-points", "20", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    ev = json.loads((run / "evaluation_test.json").read_text())
+    assert ev["ais_steps"] == 20 and ev["ais_chains"] == 4 and ev["n"] == 40
+    assert ev["is_minus_ais"] == pytest.approx(ev["log_px"] - ev["ais_log_px"], abs=1e-9)
+    assert ev["bdmc_n"] == 20 and ev["bdmc_gap"] == pytest.approx(ev["bdmc_upper"] - ev["bdmc_lower"])
+    assert "per_point_log_px" not in ev
+    out = capsys.readouterr().out
+    assert "log p(x) by AIS, T=20, C=4 from the prior" in out and "BDMC on 20 simulated points" in out

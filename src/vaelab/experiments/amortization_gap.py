@@ -21,6 +21,7 @@ import torch
 
 from ..data import load_data
 from ..evaluation import (
+    ais_log_likelihood,
     amortization_gap,
     elbo_per_point,
     elbo_surgery,
@@ -48,6 +49,9 @@ class GapBudget:
     k_is: int
     opt_steps: int
     note: str
+    ais_points: int = 100  # test images also scored by AIS (from the prior), the reference IS is compared with
+    ais_steps: int = 200
+    ais_chains: int = 8
 
 
 _SMALL = GapBudget("small", epochs=10, n_train=50000, n_test=1000, k_is=2000, opt_steps=400,
@@ -82,7 +86,19 @@ def _gaps(model, x, b: GapBudget, amortized: bool) -> dict:
             "amortization_gap": None,
         }
     surgery = elbo_surgery(model, x, params=params).summary()
-    return {**r, "surgery": surgery, "eval_seconds": time.perf_counter() - t0}
+    return {**r, "surgery": surgery, "ais": _ais_reference(model, x, b, params), "eval_seconds": time.perf_counter() - t0}
+
+
+def _ais_reference(model, x, b: GapBudget, params) -> dict:
+    """On the first ``b.ais_points`` images: AIS from the prior (T = ``ais_steps``, C = ``ais_chains``) and
+    IS with K = ``k_is`` (the encoder's q, or q* without an encoder) on the same images, paired."""
+    xa = x[: b.ais_points]
+    ais = ais_log_likelihood(model, xa, steps=b.ais_steps, chains=b.ais_chains)
+    proposal = None if params is None else params[: b.ais_points]
+    is_ = importance_sampled_log_likelihood(model, xa, k=b.k_is, proposal=proposal).per_point.double()
+    d = is_ - ais.per_point
+    return {**ais.summary(), "n": xa.shape[0], "is_log_px": float(is_.mean()), "is_minus_ais": float(d.mean()),
+            "is_minus_ais_se": float(d.std() / math.sqrt(max(d.numel(), 1)))}  # fmt: skip
 
 
 def _refined_elbo(model, x) -> float:
@@ -123,7 +139,7 @@ def _body(ctx: StudyRun) -> StudyResult:
 
 
 def _quick(b: Budget) -> Budget:
-    return replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50)
+    return replace(b, epochs=1, n_train=2000, n_test=100, k_is=200, opt_steps=50, ais_points=10, ais_steps=10, ais_chains=2)
 
 
 STUDY = register_study(Study("amortization-gap", _body, BUDGETS, quick=_quick, fresh_runs=True, json_default=str))
@@ -159,6 +175,7 @@ def report(r: dict, b: GapBudget) -> str:
             f"{_f(res.get('refined_elbo'))} | {_f(res['optimized_elbo'])} | {_f(res['log_px'])} | "
             f"{_f(res['approximation_gap'])} | {_f(res['amortization_gap'])} |"
         )
+    lines += _ais_lines(r, b, labels)
     lines += [
         "",
         "## ELBO surgery (Hoffman & Johnson 2016): ELBO = E[log p(x|z)] − I_q(x; z) − KL(q(z) ‖ p(z))",
@@ -170,3 +187,28 @@ def report(r: dict, b: GapBudget) -> str:
     ]
     lines += ["", "Reproduce with `vaelab reproduce amortization-gap --budget " + b.name + "`.", ""]
     return "\n".join(lines)
+
+
+def _ais_lines(r: dict, b: GapBudget, labels: dict) -> list[str]:
+    """The AIS reference table: IS − AIS per training, paired over the same images."""
+    a = next(iter(r.values()))["ais"]
+    lines = [
+        "",
+        f"## How far importance sampling is below AIS (first {a['n']} test images)",
+        "",
+        f"AIS from the prior, T = {a['steps']} steps (sigmoidal geometric path), C = {a['chains']} chains, "
+        f"{a['leapfrog']} leapfrog steps per HMC move (Neal 2001; Wu et al. 2017); IS with K = {b.k_is} and the "
+        "encoder's q as proposal (q* for non-amortized SVI) on the same images. Both are stochastic lower bounds "
+        "on log p(x): IS − AIS < 0 is how far IS falls short of AIS; > 0 would say AIS has not converged.",
+        "",
+        "| training | AIS log p̂(x) | ± s.e. | IS log p̂(x) | IS − AIS (paired) | chains' ESS | acceptance | AIS s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in r.items():
+        a = res["ais"]
+        lines.append(
+            f"| {labels[name]} | {a['mean']:.2f} | {a['stderr']:.2f} | {a['is_log_px']:.2f} | "
+            f"{a['is_minus_ais']:+.3f} ± {a['is_minus_ais_se']:.3f} | {a['ess']:.1f} | {a['accept']:.2f} | "
+            f"{a['seconds']:.0f} |"
+        )
+    return lines
