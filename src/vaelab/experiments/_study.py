@@ -17,7 +17,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import load_data
-from ..evaluation import evaluate_model, write_evaluation
+from ..evaluation import ais_log_likelihood, evaluate_model, with_ais, write_evaluation
 from ..progress import bar
 from ..train import fit
 from .study import StudyResult, write_results  # noqa: F401 (write_results: its old home)
@@ -40,6 +40,9 @@ class Budget:
     workers: int = 2
     note: str = ""
     overrides: dict = field(default_factory=dict)  # config keys set for every job of this budget
+    ais_points: int = 0  # test images also scored by AIS from the prior (0 = none), paired with IS
+    ais_steps: int = 200
+    ais_chains: int = 8
 
 
 #: the smoke-test budget of ``--quick`` (numbers not meaningful)
@@ -62,7 +65,7 @@ def budgets(*items) -> dict:
 
 
 #: ``--quick`` of the IWAE-table studies (iwae-mnist, iwae-omniglot, tighter-bounds): IWAE-50 validation on more images
-QUICK_IWAE = replace(QUICK, n_test=100, k_is=100, n_train=1000, valid_iwae_k=50)
+QUICK_IWAE = replace(QUICK, n_test=100, k_is=100, n_train=1000, valid_iwae_k=50, ais_points=10, ais_steps=5, ais_chains=2)
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,15 @@ def _worker(args: tuple) -> dict:
     t0 = time.perf_counter()
     res = fit(cfg, run_dir, data=data, quiet=True, tensorboard=False)
     train_s = time.perf_counter() - t0
-    ev = evaluate_model(res.model, test_subset(data.test, budget.n_test), k=budget.k_is, iwae_k=64, per_point=True)
+    x_test = test_subset(data.test, budget.n_test)
+    ev = evaluate_model(res.model, x_test, k=budget.k_is, iwae_k=64, per_point=True)
+    if budget.ais_points:  # AIS on the first test images, beside IS on the same images
+        ais = ais_log_likelihood(res.model, x_test[: budget.ais_points], budget.ais_steps, budget.ais_chains)
+        with_ais(ev, ais, ev["per_point_log_px"][: budget.ais_points])
     np.save(run_dir / "test_log_px.npy", np.asarray(ev.pop("per_point_log_px"), dtype=np.float64))
     np.save(run_dir / "test_elbo.npy", np.asarray(ev.pop("per_point_elbo"), dtype=np.float64))
-    ev.update(split="test", checkpoint="last")
+    stopped_early = len(res.history) < cfg.train.epochs and (run_dir / "best.pt").is_file()  # fit returned best.pt's
+    ev.update(split="test", checkpoint="best" if stopped_early else "last")
     write_evaluation(run_dir, "test", ev)
     return {
         "name": job.name,
@@ -257,6 +265,23 @@ def surgery_table(rows: dict[str, dict], first: str, digits: int = 2) -> list[st
         v = {k: f"{x:.{digits}f}" for k, x in s.items() if isinstance(x, (int, float))}
         lines.append(f"| {label} | {v['elbo']} | {v['reconstruction']} | {v['average_kl']} | {v['mutual_info']} ± "
                      f"{v['mutual_info_stderr']} | {v['marginal_kl']} ± {v['marginal_kl_stderr']} |")  # fmt: skip
+    return lines
+
+
+def ais_table(b: Budget, jobs: list[Job], results: dict) -> list[str]:
+    """Report lines: AIS log p(x) beside IS on the budget's first ``ais_points`` test images, per model."""
+    rows = [results[j.name] for j in jobs if "ais_log_px" in results[j.name]]
+    if not rows:
+        return []
+    lines = ["", f"AIS from the prior (T = {b.ais_steps}, C = {b.ais_chains} chains, HMC; Neal 2001, Wu et al. 2017) on "
+             f"the first {b.ais_points} of these test images, beside IS (K = {b.k_is}) on the same images; both are "
+             "stochastic lower bounds, so IS − AIS < 0 is how far IS is below AIS (nats):", "",
+             "| model | AIS log p̂(x) | ± s.e. | IS − AIS (paired) | chains' ESS | acceptance | AIS s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['ais_log_px']:.2f} | {r['ais_log_px_se']:.2f} | {r['is_minus_ais']:+.3f} ± "
+                     f"{r['is_minus_ais_se']:.3f} | {r['ais_ess']:.1f} | {r['ais_accept']:.2f} | "
+                     f"{r['ais_seconds']:.0f} |")  # fmt: skip
     return lines
 
 

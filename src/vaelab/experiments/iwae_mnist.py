@@ -21,6 +21,7 @@ from ._study import (
     TWO_LAYERS,
     Budget,
     Job,
+    ais_table,
     budgets,
     comparison,
     mnist_config,
@@ -33,10 +34,12 @@ from .study import Study, StudyResult, StudyRun, register_study
 def column_budgets(small_epochs: int, images: str, n_test: int, paper: Budget) -> dict[str, Budget]:
     """small (one layer, ``small_epochs``, IS on 2,000 random test images), medium (30 epochs, every test
     image) and the paper's protocol, for a column trained on ``images`` ("the 50k training images")."""
-    small = Budget("small", epochs=small_epochs, n_test=2000, note=f"one stochastic layer only; {small_epochs} epochs of "
-                   f"{images}, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random (fixed seed)")  # fmt: skip
+    small = Budget("small", epochs=small_epochs, n_test=2000, ais_points=100, note=f"one stochastic layer only; "
+                   f"{small_epochs} epochs of {images}, batch 100, Adam 1e-3; IS on 2,000 test images drawn at random "
+                   "(fixed seed), AIS on 100 of them")  # fmt: skip
     medium = replace(small, name="medium", epochs=30, n_test=n_test,
-                     note=f"30 epochs of {images}, batch 100, Adam 1e-3; IS on all {n_test:,} test images")  # fmt: skip
+                     note=f"30 epochs of {images}, batch 100, Adam 1e-3; IS on all {n_test:,} test images, AIS on 100 "
+                     "of them")  # fmt: skip
     return budgets(small, medium, paper)
 
 
@@ -175,6 +178,7 @@ def _report(b: Budget, jobs: list[Job], results: dict, pairs: list, wall: float,
     ]
     for a, c, d, se in pairs:
         lines.append(f"| {a} − {c} | {d:+.3f} | {se:.3f} |")
+    lines += ais_table(b, jobs, results)
     ordered = all(d > 3 * se for _, _, d, se in pairs)
     lines += [
         "",
