@@ -130,32 +130,20 @@ class _Path:
             zs = [m.latent.draw(self._q, chains)]  # (C, B, *event)
             for layer in m.inference_layers:
                 zs.append(layer.family.draw(layer(zs[-1]), 1)[0])
+        elif m.class_prior is not None and self.y is not None:
+            zs = m.sample_latents(chains, self.y)  # (C, B, ...)
         else:
-            top = _prior_draw(m, self.y, chains, b)  # (C, B, D_L)
-            zs = [top]
-            for layer in reversed(m.upper_decoders):
-                zs.insert(0, layer(zs[0]).sample())
+            zs = [z.reshape(chains, b, *z.shape[1:]) for z in m.sample_latents(chains * b)]
         return torch.cat([z.reshape(chains, b, -1) for z in zs], -1).detach()
 
     def log_densities(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """(log p(x, h), log f_0(h)), each (C, B)."""
         m, zs = self.model, self.split(h)
-        log_prior = m.prior_given(self.y).log_prob(zs[-1])  # (C, B)
-        for layer, lower, upper in zip(m.upper_decoders, zs[:-1], zs[1:]):
-            log_prior = log_prior + layer(upper).log_prob(lower)
+        log_prior = m.log_prior_latents(zs, self.y)  # (C, B)
         log_joint = log_prior + m.likelihood.log_prob(m.decode(zs[0], self.x, self.y), self.x)
         if self._q is None:
             return log_joint, log_prior
-        log_q = self._q.log_prob(zs[0])
-        for layer, lower, upper in zip(m.inference_layers, zs[:-1], zs[1:]):
-            log_q = log_q + layer(lower).log_prob(upper)
-        return log_joint, log_q
-
-
-def _prior_draw(model, y: Tensor | None, chains: int, b: int) -> Tensor:
-    if model.class_prior is not None and y is not None:
-        return model.prior_given(y).dist.sample((chains,))  # (C, B, D)
-    return model.prior.sample(chains * b).reshape(chains, b, -1)
+        return log_joint, m.log_posterior(self.x, zs, self.y, self._q)
 
 
 def hmc(

@@ -36,10 +36,10 @@ class LogWeightTerms:
     """
 
     def __init__(
-        self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None, prior=None
+        self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None, y=None
     ):
         self.zs, self.log_px_z, self.posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
-        self._prior = prior if prior is not None else model.prior  # p(z_L), or p(z_L|y) of a labelled model
+        self._y = y  # the labels a labelled model's prior p(z_L|y) reads
 
     @property
     def z(self) -> Tensor:
@@ -55,11 +55,7 @@ class LogWeightTerms:
 
     @cached_property
     def log_pz(self) -> Tensor:
-        m = self._model
-        log_p = self._prior.log_prob(self.zs[-1])  # (S, B)
-        for layer, z_lower, z_upper in zip(m.upper_decoders, self.zs[:-1], self.zs[1:]):
-            log_p = log_p + layer(z_upper).log_prob(z_lower)  # p(z_l | z_{l+1})
-        return log_p
+        return self._model.log_prior_latents(self.zs, self._y)
 
     @cached_property
     def log_qz(self) -> Tensor:
@@ -89,4 +85,4 @@ class LogWeightTerms:
             return self.log_qz - self.log_pz
         if self._model.n_layers != 1:
             raise ValueError("analytic KL needs one stochastic layer")
-        return self._prior.analytic_kl(self.posterior).expand_as(self.log_px_z)
+        return self._model.prior_given(self._y).analytic_kl(self.posterior).expand_as(self.log_px_z)

@@ -344,7 +344,39 @@ class VAE(nn.Module):
             z_l = layer.family.draw(q_l, 1, generator)[0]  # (S, B, D_l)
             zs.append(z_l if reparameterize else z_l.detach())
         log_px_z = self.likelihood.log_prob(self.decode(z, x, y), x)  # (S, B): x (B, *x_shape) broadcasts
-        return LogWeightTerms(self, zs, log_px_z, posteriors, x, self.prior_given(y))
+        return LogWeightTerms(self, zs, log_px_z, posteriors, x, y)
+
+    # --- densities at any latent point (AIS, BDMC) -------------------------------------------
+    def log_prior_latents(self, zs: list[Tensor], y: Tensor | None = None) -> Tensor:
+        """log p(h) = log p(z_L) + sum_l log p(z_l | z_{l+1}) for h = ``zs`` (bottom to top, each
+        (*lead, *event_l)), shape ``lead``, nats (Burda et al. 2016, Sec. 2)."""
+        log_p = self.prior_given(y).log_prob(zs[-1])
+        for layer, z_lower, z_upper in zip(self.upper_decoders, zs[:-1], zs[1:]):
+            log_p = log_p + layer(z_upper).log_prob(z_lower)  # p(z_l | z_{l+1})
+        return log_p
+
+    def log_joint(self, x: Tensor, zs: list[Tensor], y: Tensor | None = None) -> Tensor:
+        """log p(x, h) for x (B, *x_shape) and h = ``zs`` with leading axes (..., B), nats."""
+        return self.log_prior_latents(zs, y) + self.likelihood.log_prob(self.decode(zs[0], x, y), x)
+
+    def log_posterior(self, x: Tensor, zs: list[Tensor], y: Tensor | None = None, q: Distribution | None = None) -> Tensor:
+        """log q(h|x) = log q(z_1|x) + sum_l log q(z_l | z_{l-1}) at any h (families that score any point),
+        leading axes (..., B), nats. ``q``: q(z_1|x) if already computed."""
+        log_q = (self.posterior(x, y) if q is None else q).log_prob(zs[0])
+        for layer, z_lower, z_upper in zip(self.inference_layers, zs[:-1], zs[1:]):
+            log_q = log_q + layer(z_lower).log_prob(z_upper)
+        return log_q
+
+    def sample_latents(self, n: int, y: Tensor | None = None) -> list[Tensor]:
+        """h ~ p(h): ``zs`` bottom to top, each (n, *event_l); with labels y (B,) and a class prior, (n, B, ...)."""
+        if self.class_prior is not None and y is not None:
+            top = self.prior_given(y).dist.sample((n,))  # (n, B, D_L)
+        else:
+            top = self.prior.sample(n)  # (n, D_L)
+        zs = [top]
+        for layer in reversed(self.upper_decoders):
+            zs.insert(0, layer(zs[0]).sample())
+        return zs
 
     # --- generation and diagnostics -----------------------------------------------------------
     @torch.no_grad()
