@@ -260,11 +260,13 @@ def ais_log_likelihood(
         x: (N, *x_shape) points.
         steps: T intermediate densities (geometric path, ``kind`` schedule: :func:`schedule`).
         chains: C independent chains per point; the estimate is log-mean-exp over them.
-        leapfrog, step_size: HMC's L and initial epsilon (adapted per chain toward 65 % acceptance).
+        leapfrog: HMC's leapfrog steps L per move.
+        step_size: HMC's initial epsilon (adapted per chain toward 65 % acceptance).
         start: f_0 = "prior" p(h) or "encoder" q(h|x) (a closer start: fewer steps for the same error).
         batch_size: points annealed together (C * batch_size chains per pass).
         seed: the chains' random stream (the result is reproducible for a fixed seed and batch size).
         y: (N,) labels of a labelled model.
+        kind: the schedule of b_t ("sigmoid" or "linear").
     Returns:
         :class:`AISResult`; ``per_point`` is a stochastic lower bound on log p(x_i) (E[w] = p(x)).
     Raises:
