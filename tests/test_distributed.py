@@ -67,6 +67,10 @@ FLOWS = {  # issue 30's flow posteriors: z the image of the base mean
     "planar-iwae": ["--latent", "planar", "--objective", "iwae", "--n-samples", "3"],
     "iaf-iwae-dreg": ["--latent", "iaf", "--objective", "iwae", "--n-samples", "3", "--estimator", "dreg"],
 }
+TOP_DOWN = {  # issue 44: the Ladder VAE's top-down pass and DReG's stop-gradients at every layer
+    "top-down-iwae-dreg": ["--set", "model.kind='top-down'", "--set", "model.upper_z_dims=[2]", "--set",
+                           "model.upper_hidden=[8]", "--objective", "iwae", "--n-samples", "3", "--estimator", "dreg"],
+}  # fmt: skip
 CASES = {
     "elbo": ["--objective", "elbo"],
     "iwae-dreg": ["--objective", "iwae", "--n-samples", "5", "--estimator", "dreg"],
@@ -75,6 +79,7 @@ CASES = {
     **LABELLED,
     **FLOWS,
     **STEP_OPTIONS,
+    **TOP_DOWN,
 }
 # the two-rank runs of test_only_rank_0_writes_and_resume_is_bit_exact, in the same launch
 RESUMED = [*TRAIN, "--set", "data.n_train=300", "--batch-size", "64"]

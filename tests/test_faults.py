@@ -156,7 +156,10 @@ FAMILIES = {
     # issue 31: the labelled and unlabelled streams replay from the epoch's generator state
     "m2-mixed-batches": {"model.labels": "semi-supervised", "data.labelled": 20, "train.labelled_batch": 6},
     "cvae-class-prior": {"model.labels": "conditional", "model.conditional_prior": True},
-}
+    # issue 44: the top-down (Ladder) VAE
+    "top-down": {"model.kind": "top-down", "model.upper_z_dims": [2], "model.upper_hidden": [8], "train.estimator": "dreg",
+                 "train.objective": "iwae", "train.n_samples": 3},
+}  # fmt: skip
 
 
 @pytest.mark.slow

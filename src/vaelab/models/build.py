@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..labels import LABEL_MODES
 from ..nets import MLP, NETWORKS
 from ..nets.conditioned import Conditioned
+from .kinds import MODEL_KINDS
 from .layers import StochasticLayer
 from .vae import VAE
 
@@ -71,7 +72,8 @@ def build_model(
     class_prior = None
     if cfg.conditional_prior:
         class_prior = ClassConditionalPrior(top, n_classes)
-    model = VAE(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec, n_classes, mode, classifier, class_prior)
+    kind = MODEL_KINDS[cfg.kind]  # a VAE subclass (models/kinds.py)
+    model = kind(encoder, decoder, latent, likelihood, prior, upper_enc, upper_dec, n_classes, mode, classifier, class_prior)
     model.spec = {"model": _model_dict(cfg), "x_shape": list(x_shape), "vocab_size": vocab_size, "n_classes": n_classes}
     return model
 

@@ -19,6 +19,7 @@ from ..distributions import PRIORS, LatentFamily, Likelihood, Prior
 from ..distributions.class_prior import ClassConditionalPrior
 from ..errors import ConfigError, DataError
 from ..labels import LABEL_MODES, LabelMode, every_class, tile_rows  # noqa: F401 (every_class, tile_rows: re-exported)
+from .kinds import MODEL_KINDS
 from .terms import LogWeightTerms
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ DEFAULT_PRIOR = {
 }
 
 
+@MODEL_KINDS.register("vae")
 class VAE(nn.Module):
     """Variational autoencoder with any encoder/decoder network, latent family, prior and likelihood.
 
