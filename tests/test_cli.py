@@ -500,3 +500,18 @@ def test_the_caltech_budgets_and_ablations_are_one_setting_at_a_time():
     assert all(j.overrides["train.n_samples"] == 50 for j in vr.jobs_for("caltech-paper-k50"))
     lr = vr.BUDGETS["caltech-paper-lr1e-4"]
     assert lr.overrides == {"train.lr": 1e-4} and (lr.batch_size, lr.lr_schedule, lr.epochs) == (20, "iwae-2", 255)
+
+
+@pytest.mark.slow
+def test_reproduce_ladder_mnist_quick(tmp_path, data_dir):
+    out = tmp_path / "lm"
+    assert main(["reproduce", "ladder-mnist", "--quick", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    models = json.loads((out / "results.json").read_text())["models"]
+    report = (out / "report.md").read_text()
+    assert set(models) == {"vae_2layer", "topdown_2layer", "vae_5layer", "topdown_5layer"}
+    assert models["topdown_5layer"]["active_units_per_layer"].count("+") == 4  # five layers counted
+    for m in models.values():
+        assert f"| {m['label']} | {m['nll']:.2f} |" in report and "ais_log_px" in m
+    assert "5 layers, top-down − 5 layers, bottom-up" in report
+    config = (out / "runs" / "topdown_5layer" / "config.toml").read_text()
+    assert 'kind = "top-down"' in config and "upper_z_dims = [32, 16, 8, 4]" in config

@@ -100,7 +100,7 @@ class TopDownVAE(VAE):
     def posterior_means(self, x, n_samples=1, generator=None, y=None) -> list[Tensor]:
         """E_q[z_l | x] per layer, averaged over ``n_samples`` top-down passes (B, D_l); the top layer's exact."""
         terms = self.log_weight_terms(x, n_samples, generator)
-        return [self._flat(q.mean).mean(0) if q.mean.dim() == 3 else q.mean for q in terms.posteriors]
+        return [q.mean.mean(0) if q.mean.dim() == 3 else q.mean for q in terms.posteriors]  # (S, B, D_l) -> (B, D_l)
 
 
 class TopDownTerms(LogWeightTerms):
