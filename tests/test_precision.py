@@ -1,6 +1,8 @@
 """train.precision = "bf16" and train.compile (issue 32): the same bound as float32 eager on a fixed
 batch to a stated tolerance, float32 log-weights, checkpoints alike, compiled training resumed bit-exact."""
 
+import warnings
+
 import pytest
 import torch
 from _forked import vaelab
@@ -89,3 +91,17 @@ def test_compiled_or_bf16_training_killed_and_resumed_is_bit_exact(tmp_path, opt
     assert resumed[0] == 0, resumed[1][-2000:]
     a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True)["model"] for d in ("full", "part"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bf16_on_a_cpu_where_it_is_slower_warns_once_with_the_measured_cost(monkeypatch):
+    import vaelab.models.precision as P
+
+    assert P.bf16_cost.__wrapped__("cpu") > 0  # the real measurement runs (its value depends on the CPU)
+    monkeypatch.setattr(P, "bf16_cost", lambda device="cpu": 9.8)
+    with pytest.warns(UserWarning, match=r"take 9\.8x their float32 time.*use precision = 'fp32'"):
+        P.warn_if_slow("bf16", "cpu")
+    monkeypatch.setattr(P, "bf16_cost", lambda device="cpu": 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P.warn_if_slow("bf16", "cpu")  # faster here: nothing to say
+        P.warn_if_slow("fp32", "cpu")

@@ -16,7 +16,10 @@ checkpoints are the same in either precision, and ``copy.deepcopy`` rebinds it t
 
 from __future__ import annotations
 
+import functools
+import time
 import types
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +50,48 @@ def set_precision(model: nn.Module, precision: str) -> nn.Module:
         if precision == "bf16":
             net.forward = types.MethodType(_bf16_forward, net)
     return model
+
+
+#: bf16 at more than this multiple of fp32's time for the same matrix product: warned about
+SLOWER = 1.2
+
+
+@functools.cache
+def bf16_cost(device: str = "cpu") -> float:
+    """Measured now, once per process and device: a forward and backward pass of the IWAE paper's MLP
+    (784-200-200-100, batch 100) under bf16 autocast over its float32 time, best of 5 rounds of 10 (on a
+    CPU with AVX512-BF16 ~0.5; without fast bf16 kernels several times 1)."""
+    net = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(), nn.Linear(200, 100)).to(device)
+    x = torch.randn(100, 784, device=device)
+
+    def best(bf16: bool) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(10):
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                    out = net(x)
+                out.float().sum().backward()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    best(True)  # warm-up: kernel selection
+    return best(True) / best(False)
+
+
+def warn_if_slow(precision: str, device: torch.device | str) -> None:
+    """One warning when bf16 on a CPU is slower than float32 there (measured by :func:`bf16_cost`)."""
+    if precision != "bf16" or torch.device(device).type != "cpu":
+        return
+    cost = bf16_cost("cpu")
+    if cost > SLOWER:
+        warnings.warn(
+            f"train.precision = 'bf16': on this CPU an MLP's forward and backward pass take {cost:.1f}x their float32 time "
+            "(no fast bf16 kernels here), so training will be slower, not faster; use precision = 'fp32'",
+            stacklevel=3,
+        )
 
 
 def precision_of(model: nn.Module) -> str:

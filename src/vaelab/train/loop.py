@@ -25,7 +25,7 @@ from ..distributed import Dist, RankLostError, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
 from ..estimators import ESTIMATORS
 from ..labels import label_mode_of
-from ..models.precision import set_precision
+from ..models.precision import set_precision, warn_if_slow
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from ..progress import tqdm
@@ -80,6 +80,7 @@ class Loop:
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         set_precision(self.model, t.precision)
+        warn_if_slow(t.precision, self.device)
         check_shaping(self.objective, self.estimator, self.kl, t.beta, t.free_bits)  # once: the bound no longer asks
         self.label_mode = label_mode_of(model)
         self.label_mode.check_train(t)
