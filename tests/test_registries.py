@@ -60,3 +60,31 @@ def test_a_registered_prior_and_bound_train_from_config_and_cli(throwaway, tmp_p
 def test_duplicate_names_are_refused():
     with pytest.raises(ValueError, match="registered twice"):
         PRIORS.register("mog")(object)
+
+
+def test_every_registered_class_is_importable_from_its_package():
+    """Issue 43: `from vaelab.distributions import PlanarLatent` failed while GaussianLatent worked."""
+    import importlib
+    import inspect
+
+    from vaelab.distributions import LATENTS, LIKELIHOODS, PRIORS
+    from vaelab.estimators import ESTIMATORS
+    from vaelab.labels import LABEL_MODES
+    from vaelab.models import MODEL_KINDS
+    from vaelab.nets import NETWORKS
+    from vaelab.objectives import OBJECTIVES
+
+    registries = {"vaelab.distributions": (LATENTS, PRIORS, LIKELIHOODS), "vaelab.nets": (NETWORKS,),
+                  "vaelab.objectives": (OBJECTIVES,), "vaelab.estimators": (ESTIMATORS,),
+                  "vaelab.labels": (LABEL_MODES,), "vaelab.models": (MODEL_KINDS,)}  # fmt: skip
+    missing = []
+    for package, regs in registries.items():
+        namespace = importlib.import_module(package)
+        for reg in regs:
+            for name in reg.names():
+                obj = reg[name]
+                if inspect.isclass(obj) and getattr(namespace, obj.__name__, None) is not obj:
+                    missing.append(f"{package}.{obj.__name__}")
+                if inspect.isclass(obj):
+                    assert obj.__name__ in namespace.__all__, f"{package}.__all__ lacks {obj.__name__}"
+    assert not missing, missing

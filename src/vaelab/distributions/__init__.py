@@ -8,6 +8,7 @@ with one decorator (``@PRIORS.register("name")``); ``import_submodules`` below i
 from ..registry import import_submodules
 from .discrete import BernoulliPrior, CategoricalPrior
 from .gaussian_mixture import DiagonalGaussianMixture
+from .iaf import IAFLatent
 from .latents import (
     LATENTS,
     BernoulliLatent,
@@ -19,9 +20,11 @@ from .latents import (
 )
 from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, Likelihood, bernoulli_log_prob
 from .mog import MixtureOfGaussiansPrior
+from .planar import PlanarLatent
 from .prior import PRIORS, Prior
 from .standard_normal import StandardNormalPrior
 from .stopped import register_stopped, stopped
+from .tokens import TokenLikelihood
 from .vamp import VampPrior
 
 __all__ = [
@@ -36,13 +39,16 @@ __all__ = [
     "DiagonalGaussianMixture",
     "GaussianLatent",
     "GaussianLikelihood",
+    "IAFLatent",
     "LatentFamily",
     "Likelihood",
     "MixtureOfGaussiansPrior",
+    "PlanarLatent",
     "Prior",
     "RelaxedBernoulliLatent",
     "RelaxedCategoricalLatent",
     "StandardNormalPrior",
+    "TokenLikelihood",
     "VampPrior",
     "bernoulli_log_prob",
     "register_stopped",

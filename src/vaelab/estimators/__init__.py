@@ -10,10 +10,14 @@ whose value equals the bound and whose gradient is the estimator's.
 from ..registry import import_submodules
 from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 from .baselines import RLOO, VIMCO, MovingAverageBaseline, vimco_baselines
+from .disarm import DisARM
 from .dreg import DReG, dreg_iwae_surrogate
 from .nvil import NVIL
+from .relaxed import GumbelSoftmax
 from .reparam import Reparam
+from .rws import ReweightedWakeSleep
 from .score_function import Reinforce, learning_signals
+from .semi_amortized import SemiAmortized
 from .stl import STL
 
 __all__ = [
@@ -22,16 +26,20 @@ __all__ = [
     "RLOO",
     "STL",
     "VIMCO",
-    "MovingAverageBaseline",
-    "vimco_baselines",
     "BoundEstimate",
     "DReG",
+    "DisARM",
     "Estimator",
+    "GumbelSoftmax",
+    "MovingAverageBaseline",
     "Reinforce",
     "Reparam",
+    "ReweightedWakeSleep",
+    "SemiAmortized",
     "dreg_iwae_surrogate",
     "learning_signals",
     "straight_through",
+    "vimco_baselines",
 ]
 
 import_submodules(__name__)  # a new piece is one new file in this folder (registry.py)

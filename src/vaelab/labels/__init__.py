@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from ..registry import import_submodules
 from .base import LABEL_MODES, BoundStats, LabelMode, every_class, label_mode_of, labelled_modes, mode_class, tile_rows
+from .conditional import Conditional
+from .none import NoLabels
+from .semi_supervised import SemiSupervised
 
 __all__ = [
     "LABEL_MODES",
     "BoundStats",
+    "Conditional",
     "LabelMode",
+    "NoLabels",
+    "SemiSupervised",
     "every_class",
     "label_mode_of",
     "labelled_modes",
