@@ -77,7 +77,8 @@ class GumbelSoftmax(Estimator):
         anneal_rate: r of Jang et al.'s schedule (Sec. 4): tau_t = max(min_temperature,
             temperature * exp(-r t)), t the optimizer step rounded down to a multiple of
             ``anneal_every`` (0 = a fixed temperature).
-        min_temperature, anneal_every: the schedule's floor and update interval (steps).
+        min_temperature: the schedule's floor.
+        anneal_every: the schedule's update interval, in optimizer steps.
     Raises:
         ConfigError: a temperature <= 0, a negative rate, or a schedule that cannot take effect.
     """

@@ -29,8 +29,10 @@ class SemiAmortized(Estimator):
     ``amortized_bound`` beside it.
 
     Args:
-        steps: K refinement steps. lr: their step size. refine_samples: Monte Carlo samples per
-        refinement gradient. mode: "end_to_end" | "refined_target".
+        steps: K refinement steps.
+        lr: their step size.
+        refine_samples: Monte Carlo samples per refinement gradient.
+        mode: "end_to_end" | "refined_target".
     Raises:
         ConfigError: an unknown mode, or a model whose q cannot be refined (non-reparameterized
             latent, several stochastic layers).
