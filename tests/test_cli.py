@@ -515,3 +515,22 @@ def test_reproduce_ladder_mnist_quick(tmp_path, data_dir):
     assert "5 layers, top-down − 5 layers, bottom-up" in report
     config = (out / "runs" / "topdown_5layer" / "config.toml").read_text()
     assert 'kind = "top-down"' in config and "upper_z_dims = [32, 16, 8, 4]" in config
+
+
+def test_every_config_key_is_explained_by_train_help_and_there_is_a_version(capsys):
+    """Issue 43: `vaelab train --help` never mentioned model.labels, data.labelled, data.standardize, ..."""
+    from dataclasses import fields
+
+    from vaelab.config import DataConfig, ModelConfig, TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    keys = [f"data.{f.name}" for f in fields(DataConfig) if f.name != "options"]
+    keys += [f"model.{f.name}" for f in fields(ModelConfig)] + [f"train.{f.name}" for f in fields(TrainConfig)]
+    flag = {"train": lambda n: "--" + n.replace("_", "-")}
+    missing = [k for k in keys if k not in text and flag.get(k.split(".")[0], lambda n: "\0")(k.split(".")[1]) not in text]
+    assert not missing, missing
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("vaelab 0.")

@@ -66,10 +66,22 @@ def _boolean(text: str) -> bool:
 
 
 def registry_help() -> str:
-    """Every registered kind with its options, read from the registries (the --help epilog)."""
+    """Every registered kind with its options, read from the registries, and every plain [data] / [model]
+    key with its default (the --help epilog; the [train] keys have flags of their own)."""
     lines = ["components (--FLAG KIND; options with --set TABLE.OPTION=VALUE, e.g. --set model.prior.components=50):"]
     for flag, (key, reg) in SLOTS.items():
         lines.append(f"  --{flag} ({key}): {config_mod.registry(reg).describe()}")
+    for table, cls in (("data", config_mod.DataConfig), ("model", config_mod.ModelConfig)):
+        lines += ["", f"[{table}] keys (--set {table}.KEY=VALUE, or the [{table}] table of --config):"]
+        default = cls()
+        flagged = {key for key, _ in SLOTS.values()}
+        for f in config_mod.fields(cls):
+            if f"{table}.{f.name}" in flagged or f.name in ("kind", "options") and table == "data":
+                continue
+            if "registry" in f.metadata:  # a component without a flag of its own: a table, set with --set
+                lines.append(f"  [{table}.{f.name}] (a {f.metadata['registry'].lower()} table): {f.metadata['help']}")
+                continue
+            lines.append(f"  {table}.{f.name} = {getattr(default, f.name)!r}: {f.metadata['help']}")
     return "\n".join(lines)
 
 
@@ -558,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vaelab", description="Variational autoencoders and variational inference.", epilog=EPILOG
     )
+    from ._version import __version__
+
+    p.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _evaluate_parser(sub)
