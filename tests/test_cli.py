@@ -534,3 +534,13 @@ def test_every_config_key_is_explained_by_train_help_and_there_is_a_version(caps
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("vaelab 0.")
+
+
+def test_train_says_when_early_stopping_ended_the_run(tmp_path, capsys):
+    sets = ["data.n_train=30", "model.encoder.hidden=[64]", "train.lr=0.03", "train.batch_size=10", "train.epochs=300",
+            "train.early_stopping=4", "data.n_test=100", "train.num_threads=1", "train.log_every=2"]  # fmt: skip
+    argv = ["train", "--out", str(tmp_path / "r"), "--quiet", *[a for s in sets for a in ("--set", s)]]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "stopped early at epoch " in out and " of 300 (no better validation ELBO for 4 validations; best.pt holds" in out
+    assert "trained 300 epochs" not in out

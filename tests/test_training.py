@@ -338,6 +338,12 @@ def test_early_stopping_stops_at_the_patience_and_returns_the_best_model(tmp_pat
     assert best_pt["epoch"] == best + 1 and last_pt["epoch"] == len(v)  # last.pt holds the stopping epoch
     for k, t in res.model.state_dict().items():
         assert torch.equal(t, best_pt["model"][k]), k
+    # issue 43: said and recorded, and a resume of the stopped run trains no further
+    assert res.stopped_early == len(v) and last_pt["converged"] is True
+    events = [json.loads(line) for line in (tmp_path / "r" / "events.jsonl").read_text().splitlines()]
+    assert {"event": "early_stopping", "epoch": len(v), "best_epoch": best + 1, "patience": 4} in events
+    again = fit(tiny(**over, **{"train.early_stopping": 4}), tmp_path / "r", resume=True, quiet=True, tensorboard=False)
+    assert len(again.history) == len(v) and again.stopped_early == len(v)
 
 
 def test_early_stopping_without_validation_is_refused(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -179,7 +180,14 @@ def cmd_train(args) -> int | None:
     if int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
         return None
     last = res.history[-1] if res.history else {}
-    print(f"trained {cfg.train.epochs} epochs in {res.seconds:.1f} s -> {run_dir}")
+    done = len(res.history)
+    if res.stopped_early is not None:
+        best = max(res.history, key=lambda r: r["valid_elbo"] if r.get("valid_elbo") is not None else -math.inf)
+        print(f"stopped early at epoch {res.stopped_early} of {cfg.train.epochs} (no better validation ELBO for "
+              f"{cfg.train.early_stopping} validations; best.pt holds "
+              f"epoch {best['epoch']}) in {res.seconds:.1f} s -> {run_dir}")  # fmt: skip
+    else:
+        print(f"trained {done} epoch{'s' if done != 1 else ''} in {res.seconds:.1f} s -> {run_dir}")
     if last and last.get("valid_elbo") is None:  # no validation split (e.g. Frey faces' default)
         print(f"final train ELBO {last['train_elbo']:.3f} nats per data point (no validation split)")
     elif last:

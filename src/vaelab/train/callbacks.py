@@ -92,6 +92,8 @@ class EarlyStopping:
         best = max(range(len(seen)), key=seen.__getitem__)  # the first of equal values, as best.pt
         if len(seen) - 1 - best >= self.patience:
             loop.converged = True
+            loop.writer.append_jsonl("events.jsonl", {"event": "early_stopping", "epoch": row["epoch"],
+                                                      "best_epoch": best + 1, "patience": self.patience})  # fmt: skip
 
 
 class Checkpointer:

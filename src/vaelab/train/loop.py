@@ -338,7 +338,7 @@ def fit(
                 show = not progress.is_quiet() and sys.stderr.isatty() and dist.is_main  # fit(quiet=) or --quiet
                 loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
                 with loop.stop, _lost_rank_says_where(loop):
-                    for epoch in range(loop.state.epoch, cfg.train.epochs):
+                    for epoch in range(loop.state.epoch, cfg.train.epochs if not loop.converged else 0):
                         _run_epoch(loop, epoch, cbs, show)
                         loop.stop_if_requested(agree=True)
                         if loop.converged:
@@ -354,7 +354,8 @@ def fit(
     if loop.converged and (run_dir / "best.pt").is_file():  # early stopping hands back the best validated model
         loop.model.load_state_dict(read_checkpoint(run_dir / "best.pt")[0]["model"])
     st = loop.state
-    return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0)
+    stopped = st.history[-1]["epoch"] if loop.converged and st.history else None
+    return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0, stopped)
 
 
 @contextlib.contextmanager

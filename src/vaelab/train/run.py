@@ -39,6 +39,7 @@ class TrainResult:
     history: list = field(default_factory=list)
     best_valid_elbo: float = float("-inf")
     seconds: float = 0.0
+    stopped_early: int | None = None  # the epoch early stopping ended training at (``model`` is then best.pt's)
 
 
 def _likelihood_kind(cfg: RunConfig, model) -> str:

@@ -37,6 +37,7 @@ def capture(loop) -> dict:
         "history": st.history,
         "lr_scale": loop.lr_scale,
         "divergence_retries_used": loop.retries,
+        "converged": loop.converged,  # early stopping fired: a resume trains no further
         "mid_epoch": st.mid_epoch(),
     }
 
@@ -71,6 +72,7 @@ def restore(loop, state: dict, source: str) -> None:
         setattr(st, k, v)
     loop.lr_scale = state.get("lr_scale", loop.lr_scale)
     loop.retries = state.get("divergence_retries_used", loop.retries)
+    loop.converged = state.get("converged", loop.converged)
     torch.set_rng_state(_rank_rng(loop.dist, state))
     cuda_ranks = state.get("cuda_rng_ranks")
     loop.set_cuda_rng(
