@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from vaelab import config as C
@@ -116,3 +118,14 @@ def test_old_checkpoint_configs_migrate():
     assert cfg.model.latent.options == {"dim": 50} and cfg.model.prior == C.Component("vamp", {"components": 10})
     assert cfg.model.likelihood.kind == "bernoulli" and cfg.model.encoder.options["hidden"] == [200, 200]
     assert cfg.train.objective == C.Component("miwae", {"groups": 4}) and cfg.train.estimator.kind == "stl"
+
+
+@pytest.mark.parametrize(
+    "key,hint",
+    [("train.alpha", "did you mean 'train.objective.alpha'?"), ("train.epoch", "did you mean 'train.epochs'?"),
+     ("model.latnt.dim", "did you mean 'model.latent.dim'?"), ("model.components", "'model.prior.components'")],
+)  # fmt: skip
+def test_a_misspelled_or_misplaced_key_gets_a_did_you_mean(key, hint):
+    """Issue 43, finding 6."""
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        C.RunConfig().override({key: 1})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -93,7 +94,8 @@ def _section(sec: str, body: dict):
     for key, value in body.items():
         moved(f"{sec}.{key}")
         if key not in known:
-            raise ConfigError(f"unknown config key '{sec}.{key}'; valid keys: {', '.join(known)}")
+            hint = did_you_mean(f"{sec}.{key}") or f"; valid keys: {', '.join(known)}"
+            raise ConfigError(f"unknown config key '{sec}.{key}'{hint}")
         f = known[key]
         where = f"{sec}.{key}"
         kwargs[key] = (
@@ -160,8 +162,25 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         elif not rest:
             d[sec][name] = value
         else:
-            raise ConfigError(f"unknown config key '{key}'")
+            raise ConfigError(f"unknown config key '{key}'{did_you_mean(key)}")
     return from_dict(d)
+
+
+def did_you_mean(key: str) -> str:
+    """'; did you mean 'train.objective.alpha'?' for a misspelled or misplaced dotted key, else ''. Candidates:
+    every plain key of the three tables and every option of every registered kind of every component."""
+    candidates = []
+    for sec, cls in SECTIONS.items():
+        for f in fields(cls):
+            if "registry" not in f.metadata:
+                candidates.append(f"{sec}.{f.name}")
+                continue
+            reg = registry(f.metadata["registry"])
+            candidates += [f"{sec}.{f.name}.{o}" for kind in reg.names() for o in reg.options(kind)]
+    leaf = key.rsplit(".", 1)[-1]
+    same_leaf = sorted({c for c in candidates if c.rsplit(".", 1)[-1] == leaf and c != key})
+    close = same_leaf or difflib.get_close_matches(key, sorted(set(candidates)), n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
 
 
 def _sets_kind(key: str) -> bool:
