@@ -59,6 +59,9 @@ def test_an_unknown_budget_study_or_option_is_one_line_naming_the_choices(tmp_pa
         study.run(tmp_path / "o", depth=1)
     assert main(["reproduce", "toy-study", "--budget-minutes", "5", "--out", str(tmp_path / "o")]) == 2
     assert "--budget-minutes does not apply to toy-study" in capsys.readouterr().err
+    assert main(["reproduce", "toy-study", "--budget", "big", "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert "--quick runs toy-study's smoke-test budget, not --budget big" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_cli_names_no_study_and_every_study_module_registers_one():

@@ -404,8 +404,13 @@ def cmd_reproduce(args) -> None:
     for flag, default in STUDY_FLAGS.items():
         if flag not in study.options and getattr(args, flag) != default:
             raise ConfigError(f"--{flag.replace('_', '-')} does not apply to {args.experiment}; leave it out")
-    budget = args.budget if study.budgets or args.budget != "small" else None
-    shown = [*([f"--budget {budget}"] if budget else []), *(f"--{k.replace('_', '-')} {v}" for k, v in options.items())]
+    if args.quick and args.budget is not None:
+        raise ConfigError(
+            f"--quick runs {args.experiment}'s smoke-test budget, not --budget {args.budget}: drop one of them"
+        )
+    budget = args.budget if study.budgets or args.budget not in (None, "small") else None
+    resolved = budget or (study.default_budget if study.budgets and not args.quick else None)
+    shown = [*([f"--budget {resolved}"] if resolved else []), *(f"--{k.replace('_', '-')} {v}" for k, v in options.items())]
     command = " ".join(["vaelab reproduce", args.experiment, *shown, *(["--quick"] if args.quick else []), f"--out {out}"])
     study.run(out, quick=args.quick, data_dir=args.data_dir, budget=budget, command=command, **options)
 
@@ -606,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="MNIST studies: folder with mnist.pkl.gz (default $VAELAB_DATA)")
     r.add_argument(
         "--budget",
-        default="small",
+        default=None,
         help="how much of the paper's protocol to run: a budget the study defines (small: < 30 min on 2 CPU cores; "
         "medium; paper: the paper's protocol; more where a study has them: its report and docs/how-close.md name "
         "them, and an unknown one is an error listing the study's); default small",
