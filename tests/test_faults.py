@@ -195,7 +195,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
     assert p.returncode == EXIT_STOPPED, err
-    assert err.strip().count("\n") == 0 and err.startswith(f"stopped: stopped by {sig.name} at epoch ")
+    assert err.strip().count("\n") == 0 and err.startswith(f"stopped: {sig.name} at epoch ")
     ckpt = load_checkpoint(run / "last.pt")
     logged = read_jsonl(run / "metrics.jsonl")
     assert ckpt["step"] == logged[-1]["step"]  # nothing trained after the checkpoint was lost
@@ -257,7 +257,7 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
     """A background job (SIGINT ignored, as under nohup or `cmd &`) is not stopped by SIGINT: of SIGINT
     and SIGTERM pending together, only SIGTERM counts, a first signal: a graceful stop, not an abort."""
     code, err = _sigint_and_sigterm_together(tmp_path, signal.SIG_IGN)
-    assert code == EXIT_STOPPED and err.startswith("stopped: stopped by SIGTERM"), err
+    assert code == EXIT_STOPPED and err.startswith("stopped: SIGTERM at epoch"), err
 
 
 _INTERRUPTED_SAVE = """
@@ -295,7 +295,7 @@ def test_an_in_process_signal_raises_training_interrupted(tmp_path, sigint_handl
     def stop_now(epoch, model, row):
         os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(TrainingInterrupted, match=r"stopped by SIGINT at epoch 2, step 6; .*vaelab train --resume"):
+    with pytest.raises(TrainingInterrupted, match=r"SIGINT at epoch 2, step 6; .*vaelab train --resume"):
         fit(tiny(**{"train.epochs": 5}), tmp_path / "r", quiet=True, tensorboard=False, epoch_callback=stop_now)
     assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit's handler is gone

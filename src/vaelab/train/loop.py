@@ -156,7 +156,7 @@ class Loop:
         if st.saved_step != st.step:
             self.save()
         raise TrainingInterrupted(
-            f"stopped by {self.stop.name or 'a signal to another rank'} at epoch {st.epoch + 1}, step {st.step}; "
+            f"{self.stop.name or 'a signal to another rank'} at epoch {st.epoch + 1}, step {st.step}; "
             f"{self.run_dir / 'last.pt'} holds that step; continue with: "
             f"vaelab train --resume {self.run_dir}{self._launch_hint()}"
         )
