@@ -18,6 +18,7 @@ import torch
 
 from .. import config as config_mod
 from .. import faults, progress
+from .._version import __version__
 from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits
@@ -412,8 +413,10 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
     except BaseException:  # a misconfiguration found by the checks (or a warning made an error): close the files
         writer.close()
         raise
-    header = "written by vaelab; " + ("model built in Python (see run.json)" if model.spec is None else "")
-    writer.text("config.toml", config_mod.dumps(cfg, header=header + provenance.get("note", "")))
+    notes = [f"written by vaelab {__version__} for {run_dir.name}; vaelab train --config <this file> reruns it"]
+    notes += ["model built in Python (see run.json)"] if model.spec is None else []
+    notes += [provenance["note"].lstrip("; ")] if provenance.get("note") else []
+    writer.text("config.toml", config_mod.dumps(cfg, header="; ".join(notes)))
     writer.json("run.json", provenance)
     if ckpt is not None:
         restore(loop, ckpt, "last.pt")
