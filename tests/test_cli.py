@@ -298,8 +298,10 @@ def test_a_semi_supervised_run_evaluates_samples_a_class_and_plots_the_class_gri
     assert main(["sample", run, "--label", "3", "-n", "4"]) == 0
     assert main(["sample", run, "--label", "10", "-n", "4"]) == 2
     assert "--label must be a class in 0..9" in capsys.readouterr().err
+    labelled = (tmp_path / "m2" / "samples_label3.png").read_bytes()
     assert main(["plot", run, "--data-dir", str(data_dir)]) == 0
     assert (tmp_path / "m2" / "classes.png").is_file()
+    assert (tmp_path / "m2" / "samples_label3.png").read_bytes() == labelled  # plot's samples.png is another file
 
 
 def test_train_without_a_validation_split(tmp_path, data_dir, capsys):

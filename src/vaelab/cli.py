@@ -308,7 +308,8 @@ def cmd_sample(args) -> None:
         return
     y = sample_labels(model, args.label, args.n)
     x = model.sample(args.n, mean=not args.noise, **({"y": y} if y is not None else {}))
-    out = Path(args.out or Path(args.run_dir) / "samples.png")
+    # samples_label3.png for --label 3: `vaelab plot RUN` rewrites samples.png, never a labelled draw
+    out = Path(args.out or Path(args.run_dir) / ("samples.png" if args.label is None else f"samples_label{args.label}.png"))
     np.save(out.with_suffix(".npy"), x.numpy())
     given = f", class {args.label}" if args.label is not None else ""
     save_samples_figure(x, out, f"{args.n} samples ({'x ~ p(x|z)' if args.noise else 'E[x|z]'}, z ~ p(z){given})")
@@ -568,7 +569,9 @@ def _sample_parser(sub) -> None:
         type=integer(0, "classes count from 0"),
         help="labelled models: generate this class (default: classes drawn uniformly)",
     )
-    s.add_argument("--out", help="PNG path (default RUN_DIR/samples.png; the .npy goes beside it)")
+    s.add_argument(
+        "--out", help="PNG path (default RUN_DIR/samples.png, samples_labelL.png with --label L; the .npy goes beside it)"
+    )
     s.add_argument(
         "--method",
         choices=("greedy", "sample", "beam"),
