@@ -351,3 +351,11 @@ def test_early_stopping_without_validation_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="train.early_stopping = 3 needs validation, but train.valid_every = 0"):
         fit(tiny(**{"train.early_stopping": 3, "train.valid_every": 0}), tmp_path / "r", quiet=True, tensorboard=False)
+
+
+def test_a_run_shorter_than_log_every_still_logs_each_epochs_last_step(tmp_path):
+    """Issue 43: metrics.jsonl was empty when a run had fewer steps than train.log_every."""
+    fit(tiny(**{"train.log_every": 1000, "train.epochs": 2}), tmp_path / "r", quiet=True, tensorboard=False)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "step" in r and "epoch" not in r]
+    assert steps == [6, 12], rows  # 300 points, batch 50: 6 steps an epoch

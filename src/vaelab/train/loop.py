@@ -250,7 +250,7 @@ class Loop:
         st.sums = [a + s[k] * b for a, k in zip(st.sums, ("elbo", "rec", "kl", "bound"))]
         for hook in self.step_hooks:
             hook(self)
-        if st.step % t.log_every == 0:
+        if st.step % t.log_every == 0 or st.batch == n_batches:  # and each epoch's last step: a short run logs too
             self.writer.step(st.step, {**s, f"{self.objective_name}_bound": s["bound"], **schedule})
         faults.point("step")
         if t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 and st.batch < n_batches:
