@@ -143,3 +143,13 @@ def test_on_a_two_layer_model_ais_from_the_prior_and_from_the_encoder_agree_with
     for start in ("prior", "encoder"):
         mean, se = _paired(ais_log_likelihood(model, x, steps=200, chains=16, start=start).per_point, reference)
         assert abs(mean) < 3 * se + 0.02, (start, mean, se)
+
+
+def test_a_study_marks_ais_rows_that_did_not_converge():
+    from vaelab.experiments._study import ais_converged
+
+    good = {"is_minus_ais": -0.3, "is_minus_ais_se": 0.1, "ais_accept": 0.65, "ais_ess": 6.0}
+    assert ais_converged(good)
+    assert not ais_converged({**good, "is_minus_ais": 3.4, "is_minus_ais_se": 0.4})  # IS significantly above AIS
+    assert not ais_converged({**good, "ais_accept": 0.09})
+    assert not ais_converged({**good, "ais_ess": 1.0})

@@ -279,10 +279,23 @@ def ais_table(b: Budget, jobs: list[Job], results: dict) -> list[str]:
              "| model | AIS log p̂(x) | ± s.e. | IS − AIS (paired) | chains' ESS | acceptance | AIS s |",
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['label']} | {r['ais_log_px']:.2f} | {r['ais_log_px_se']:.2f} | {r['is_minus_ais']:+.3f} ± "
+        flag = " (not converged)" if not ais_converged(r) else ""
+        lines.append(f"| {r['label']}{flag} | {r['ais_log_px']:.2f} | {r['ais_log_px_se']:.2f} | {r['is_minus_ais']:+.3f} ± "
                      f"{r['is_minus_ais_se']:.3f} | {r['ais_ess']:.1f} | {r['ais_accept']:.2f} | "
                      f"{r['ais_seconds']:.0f} |")  # fmt: skip
+    if not all(ais_converged(r) for r in rows):
+        lines += ["", "Rows marked *not converged* have IS above AIS, or HMC acceptance under 0.3 or the chains' ESS "
+                  "near 1: the annealing was too short for that posterior (T steps, one step size per chain across "
+                  "layers of very different scales), so their AIS is a loose lower bound, not a reference; more steps "
+                  "(`vaelab evaluate RUN --ais --ais-steps 2000`) or BDMC (`--bdmc`) are the check."]  # fmt: skip
     return lines
+
+
+def ais_converged(r: dict) -> bool:
+    """Whether an AIS row can serve as the reference: IS not significantly above it, acceptance >= 0.3, and
+    more than one effective chain."""
+    above = r["is_minus_ais"] > 3 * r["is_minus_ais_se"]
+    return not above and r["ais_accept"] >= 0.3 and r["ais_ess"] > 1.5
 
 
 def comparison(b: Budget, results: dict, pairs: list, wall: float, report: str, **extra) -> StudyResult:
