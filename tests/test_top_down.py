@@ -21,9 +21,12 @@ Z_CRIT = 5.5  # as tests/test_gradient_matrix.py
 TWO_LAYERS = {"model.kind": "top-down", "model.latent.dim": 2, "model.upper_z_dims": [2], "model.upper_hidden": [4]}
 
 
-def _model(seed: int = 0, sharpness: float = G.SHARPNESS):
-    cfg = RunConfig().override({**TWO_LAYERS, "model.likelihood": "bernoulli", "model.encoder.hidden": [],
-                                "model.decoder": {"kind": "mlp", "hidden": []}})  # fmt: skip
+KINDS = ("top-down", "top-down-residual")
+
+
+def _model(seed: int = 0, sharpness: float = G.SHARPNESS, kind: str = "top-down"):
+    over = {**TWO_LAYERS, "model.kind": kind, "model.likelihood": "bernoulli", "model.encoder.hidden": []}
+    cfg = RunConfig().override({**over, "model.decoder": {"kind": "mlp", "hidden": []}})
     torch.manual_seed(seed)
     model = build_model(cfg.model, (G.D_X,))
     with torch.no_grad():
@@ -44,8 +47,9 @@ def test_the_merge_is_the_normalized_product_of_the_two_gaussians():
     assert float(diff.max() - diff.min()) < 1e-5
 
 
-def test_its_posterior_density_is_the_one_it_samples_from_and_is_matches_ais():
-    model, _ = _model(sharpness=1.0)  # (the sharp gradient-test model leaves IS 2 nats short: q is poor there)
+@pytest.mark.parametrize("kind", KINDS)
+def test_its_posterior_density_is_the_one_it_samples_from_and_is_matches_ais(kind):
+    model, _ = _model(sharpness=1.0, kind=kind)  # (the sharp gradient-test model leaves IS 2 nats short: q is poor there)
     assert isinstance(model, TopDownVAE)
     x = torch.bernoulli(torch.full((30, G.D_X), 0.4), generator=torch.Generator().manual_seed(0))
     terms = model.log_weight_terms(x, 5)
@@ -59,18 +63,19 @@ def test_its_posterior_density_is_the_one_it_samples_from_and_is_matches_ais():
     assert abs(float(d.mean())) < 3 * float(d.std()) / math.sqrt(30) + 0.02
 
 
-def _reference(obj_name: str):
-    model, x = _model()
+def _reference(obj_name: str, kind: str = "top-down"):
+    model, x = _model(kind=kind)
     obj, k = G.objective(obj_name)
     d = G.draws(model, x, ESTIMATORS.build("reparam"), obj, k, chunks=100, replicas=400, seed=12345)
     return d.mean(0), d.std(0) / d.shape[0] ** 0.5
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("est_name,obj_name", [("reparam", "iwae"), ("dreg", "iwae"), ("stl", "elbo")])
-def test_gradients_match_the_long_run_reparameterization_reference(est_name, obj_name):
-    ref, ref_se = _reference(obj_name)
-    model, x = _model()
+def test_gradients_match_the_long_run_reparameterization_reference(est_name, obj_name, kind):
+    ref, ref_se = _reference(obj_name, kind)
+    model, x = _model(kind=kind)
     obj, k = G.objective(obj_name)
     z = G.z_scores(G.draws(model, x, ESTIMATORS.build(est_name), obj, k), ref, ref_se)
     assert z.max() < Z_CRIT, f"max z = {z.max():.1f} at coordinate {int(z.argmax())}"
@@ -105,7 +110,7 @@ def test_what_a_top_down_model_cannot_be_is_refused_with_one_line():
         ({"model.kind": "top-down"}, "needs several stochastic layers"),
         ({**TWO_LAYERS, "model.prior": "vamp"}, "without pseudo-inputs"),
         ({**TWO_LAYERS, "model.latent": {"kind": "planar", "dim": 2}}, "merges Gaussians"),
-        ({"model.kind": "bottom-up"}, "unknown model kind 'bottom-up'; choose one of: vae, top-down"),
+        ({"model.kind": "bottom-up"}, "unknown model kind 'bottom-up'; choose one of: vae, top-down, top-down-residual"),
     ):
         with pytest.raises(ConfigError, match=match):
             build_model(RunConfig().override(over).model, (4,))

@@ -70,7 +70,7 @@ class ModelConfig:
         "vae",
         "model family: 'vae' (bottom-up inference, Burda et al. 2016) or 'top-down' (Ladder VAE, Sønderby et "
         "al. 2016: the posterior of each layer merges a bottom-up estimate with the generative layer above; needs "
-        "model.upper_z_dims)",
+        "model.upper_z_dims) or 'top-down-residual' (the same with NVAE's posterior relative to the prior)",
     )
     encoder: Component = _c("mlp", "NETWORKS", "encoder network, x -> parameters of q(z_1|x)")
     decoder: Component | None = field(

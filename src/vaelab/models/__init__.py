@@ -6,11 +6,12 @@ from .init import init_decoder_bias
 from .kinds import MODEL_KINDS
 from .layers import StochasticLayer
 from .terms import LogWeightTerms
-from .top_down import TopDownVAE
+from .top_down import ResidualTopDownVAE, TopDownVAE
 from .vae import VAE, check_groups
 
 __all__ = [
     "MODEL_KINDS",
+    "ResidualTopDownVAE",
     "TopDownVAE",
     "VAE",
     "LogWeightTerms",

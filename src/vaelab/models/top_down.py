@@ -54,13 +54,17 @@ class TopDownVAE(VAE):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.n_layers < 2:
-            raise ConfigError('model.kind = "top-down" needs several stochastic layers (model.upper_z_dims)')
+            raise ConfigError(f'model.kind = "{self.registry_name}" needs several stochastic layers (model.upper_z_dims)')
         if type(self.latent) is not GaussianLatent:
             raise ConfigError(
-                f'model.kind = "top-down" merges Gaussians: model.latent must be "gaussian", not {self.latent!r}'
+                f'model.kind = "{self.registry_name}" merges Gaussians: model.latent must be "gaussian", not {self.latent!r}'
             )
         if hasattr(self.prior, "attach_encoder") or self.n_classes:
-            raise ConfigError('model.kind = "top-down" takes a prior without pseudo-inputs and no labels')
+            raise ConfigError(f'model.kind = "{self.registry_name}" takes a prior without pseudo-inputs and no labels')
+
+    def combine(self, bottom_up: Distribution, prior: Distribution) -> Distribution:
+        """q(z_l | z_{l+1}, x) from the bottom-up estimate and p(z_l | z_{l+1}): the precision-weighted merge."""
+        return merge(self.latent, bottom_up, prior)
 
     def bottom_up(self, x: Tensor, q1: Distribution | None = None) -> list[Distribution]:
         """The deterministic pass: q̂_l(z_l | x) for l = 1..L, each with batch shape (B,)."""
@@ -81,7 +85,7 @@ class TopDownVAE(VAE):
         zs = [self.latent.draw(est[-1], n_samples, generator)]  # (S, B, D_L)
         zs[0] = zs[0] if reparameterize else zs[0].detach()
         for hat, p_layer in zip(reversed(est[:-1]), reversed(list(self.upper_decoders))):
-            q = merge(self.latent, hat, p_layer(zs[0]))  # batch (S, B)
+            q = self.combine(hat, p_layer(zs[0]))  # batch (S, B)
             z = self.latent.draw(q, 1, generator)[0]  # (S, B, D_l)
             qs.insert(0, q)
             zs.insert(0, z if reparameterize else z.detach())
@@ -93,7 +97,7 @@ class TopDownVAE(VAE):
         est = self.bottom_up(x, q)
         log_q = est[-1].log_prob(zs[-1])
         for hat, p_layer, z_l, z_up in zip(est[:-1], self.upper_decoders, zs[:-1], zs[1:]):
-            log_q = log_q + merge(self.latent, hat, p_layer(z_up)).log_prob(z_l)
+            log_q = log_q + self.combine(hat, p_layer(z_up)).log_prob(z_l)
         return log_q
 
     @torch.no_grad()
@@ -101,6 +105,22 @@ class TopDownVAE(VAE):
         """E_q[z_l | x] per layer, averaged over ``n_samples`` top-down passes (B, D_l); the top layer's exact."""
         terms = self.log_weight_terms(x, n_samples, generator)
         return [q.mean.mean(0) if q.mean.dim() == 3 else q.mean for q in terms.posteriors]  # (S, B, D_l) -> (B, D_l)
+
+
+def residual(family: LatentFamily, bottom_up: Distribution, prior: Distribution) -> Distribution:
+    """NVAE's posterior relative to the prior (Vahdat & Kautz 2020, eq. 2): N(mu_p + d_mu, sigma_p^2 d_sigma^2),
+    the bottom-up estimate read as the shift d_mu and the scale d_sigma^2 (its mean and variance)."""
+    mean = prior.mean + bottom_up.mean
+    return family.distribution(torch.cat([mean, prior.variance.log() + bottom_up.variance.log()], -1))
+
+
+@MODEL_KINDS.register("top-down-residual")
+class ResidualTopDownVAE(TopDownVAE):
+    """:class:`TopDownVAE` with NVAE's residual posterior: each q(z_l | z_{l+1}, x) is the generative layer's
+    Gaussian shifted and scaled by the bottom-up estimate (:func:`residual`) instead of merged with it."""
+
+    def combine(self, bottom_up: Distribution, prior: Distribution) -> Distribution:
+        return residual(self.latent, bottom_up, prior)
 
 
 class TopDownTerms(LogWeightTerms):
@@ -119,5 +139,5 @@ class TopDownTerms(LogWeightTerms):
         hats = [stopped(q) for q in self.bottom_up]
         log_q = hats[-1].log_prob(zs[-1])
         for hat, p_layer, z_l, z_up in zip(hats[:-1], m.upper_decoders, zs[:-1], zs[1:]):
-            log_q = log_q + merge(m.latent, hat, p_layer.stopped(z_up)).log_prob(z_l)
+            log_q = log_q + m.combine(hat, p_layer.stopped(z_up)).log_prob(z_l)
         return log_q
