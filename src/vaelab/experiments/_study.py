@@ -240,6 +240,11 @@ def _indexed(job: tuple):
     return i, fn(a)
 
 
+def paired_rows(out: Path, results: dict, names: list[tuple[str, str]]) -> list:
+    """[(label of a, label of b, mean of a - b, its s.e.)] over the same test points, for each run pair (a, b)."""
+    return [(results[a]["label"], results[b]["label"], *paired_difference(out, a, b)) for a, b in names]
+
+
 def paired_difference(out: Path, a: str, b: str, what: str = "log_px") -> tuple[float, float]:
     """Mean and s.e. of log p_hat(x) (``what = "log_px"``), the ELBO ("elbo") or the gap log p_hat(x) -
     ELBO ("gap") of run a minus run b over the same test points (nats)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ._study import QUICK_IWAE, Budget, Job, ais_table, budgets, comparison, paired_difference, run_jobs
+from ._study import QUICK_IWAE, Budget, Job, ais_table, budgets, comparison, paired_rows, run_jobs
 from .study import Study, StudyResult, StudyRun, register_study
 
 _SMALL = Budget("small", epochs=10, n_test=2000, valid_iwae_k=0, ais_points=100,
@@ -52,11 +52,7 @@ def _body(ctx: StudyRun) -> StudyResult:
     warmup = WARMUP_EPOCHS.get(b.name, 1) * -(-min(b.n_train, 50000) // b.batch_size)
     jobs = jobs_for(warmup)
     results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log)
-    pairs = [
-        (results[f"topdown_{d}layer"]["label"], results[f"vae_{d}layer"]["label"],
-         *paired_difference(out, f"topdown_{d}layer", f"vae_{d}layer"))
-        for d in DEPTHS
-    ]  # fmt: skip
+    pairs = paired_rows(out, results, [(f"topdown_{d}layer", f"vae_{d}layer") for d in DEPTHS])
     return comparison(b, results, pairs, wall, _report(b, jobs, results, pairs, wall))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._study import Budget, Job, comparison, paired_difference, run_jobs
+from ._study import Budget, Job, comparison, paired_rows, run_jobs
 from .study import StudyResult
 
 VAMP = {"kind": "vamp", "components": 500}
@@ -52,10 +52,7 @@ def run(out: Path, data_dir: str | None, base, budget: Budget, log=print) -> Stu
     """Train and evaluate :func:`jobs` into ``out/runs``; the results and report for the study driver to write."""
     js = jobs()
     results, wall = run_jobs(js, budget, data_dir, out, log, base=base)
-    pairs = [
-        (results[f"{n}_vamp"]["label"], results[pair_of(n)]["label"], *paired_difference(out, f"{n}_vamp", pair_of(n)))
-        for n in ABLATIONS
-    ]
+    pairs = paired_rows(out, results, [(f"{n}_vamp", pair_of(n)) for n in ABLATIONS])
     return comparison(budget, results, pairs, wall, report(budget, js, results, pairs, wall))
 
 
