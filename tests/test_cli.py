@@ -546,3 +546,17 @@ def test_train_says_when_early_stopping_ended_the_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stopped early at epoch " in out and " of 300 (no better validation ELBO for 4 validations; best.pt holds" in out
     assert "trained 300 epochs" not in out
+
+
+def test_the_cli_shows_vaelabs_warnings_as_one_line(capsys):
+    """Issue 43, finding 7: warnings reached the terminal with a source path and a code line."""
+    import warnings
+
+    from vaelab.cli import one_line_warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with one_line_warnings():
+            warnings.warn("train.precision = 'bf16' is slower here; use precision = 'fp32'", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "warning: train.precision = 'bf16' is slower here; use precision = 'fp32'\n"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -643,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        with quiet(getattr(args, "quiet", False)):
+        with quiet(getattr(args, "quiet", False)), one_line_warnings():
             rc = args.func(args)
     except TrainingInterrupted as e:
         if not int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
@@ -659,6 +661,25 @@ def main(argv: list[str] | None = None) -> int:
             return _aborted()
         raise
     return int(rc) if rc else 0
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """vaelab's warnings (UserWarning and its subclasses) as one ``warning: ...`` line on stderr, without the
+    source path and code line Python adds; every other category is shown as Python shows it."""
+    before = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            before(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = before
 
 
 def _aborted() -> int:
