@@ -548,15 +548,18 @@ def test_train_says_when_early_stopping_ended_the_run(tmp_path, capsys):
     assert "trained 300 epochs" not in out
 
 
-def test_the_cli_shows_vaelabs_warnings_as_one_line(capsys):
+def test_the_cli_shows_vaelabs_warnings_as_one_line(tmp_path):
     """Issue 43, finding 7: warnings reached the terminal with a source path and a code line."""
     import warnings
 
     from vaelab.cli import one_line_warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        with one_line_warnings():
-            warnings.warn("train.precision = 'bf16' is slower here; use precision = 'fp32'", stacklevel=1)
-    err = capsys.readouterr().err
-    assert err == "warning: train.precision = 'bf16' is slower here; use precision = 'fp32'\n"
+    with one_line_warnings():
+        assert (
+            warnings.formatwarning("use precision = 'fp32'", UserWarning, "x.py", 3) == "warning: use precision = 'fp32'\n"
+        )
+        assert "x.py:3" in warnings.formatwarning("old", DeprecationWarning, "x.py", 3)  # others as Python shows them
+    argv = [sys.executable, "-m", "vaelab", "train", "--set", "data.n_train=200", "--set", "data.valid_fraction=0.0",
+            "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]  # fmt: skip
+    err = subprocess.run(argv, capture_output=True, text=True, check=True).stderr
+    assert err == "warning: the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)\n"

@@ -665,21 +665,21 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def one_line_warnings():
-    """vaelab's warnings (UserWarning and its subclasses) as one ``warning: ...`` line on stderr, without the
-    source path and code line Python adds; every other category is shown as Python shows it."""
-    before = warnings.showwarning
+    """vaelab's warnings (UserWarning and its subclasses) formatted as one ``warning: ...`` line, without the
+    source path and code line Python adds; every other category as Python formats it. (The format, not the
+    display: a caller recording warnings, ``pytest.warns`` for one, still records them.)"""
+    before = warnings.formatwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def fmt(message, category, filename, lineno, line=None):
         if issubclass(category, UserWarning):
-            print(f"warning: {message}", file=sys.stderr if file is None else file)
-        else:
-            before(message, category, filename, lineno, file, line)
+            return f"warning: {message}\n"
+        return before(message, category, filename, lineno, line)
 
-    warnings.showwarning = show
+    warnings.formatwarning = fmt
     try:
         yield
     finally:
-        warnings.showwarning = before
+        warnings.formatwarning = before
 
 
 def _aborted() -> int:
