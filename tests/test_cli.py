@@ -292,7 +292,7 @@ def test_a_semi_supervised_run_evaluates_samples_a_class_and_plots_the_class_gri
     sets = ["model.labels=semi-supervised", "data.labelled=50", "train.labelled_batch=10", "train.batch_size=50"]
     argv = ["train", "--dataset", "digits", "--data-dir", str(data_dir), "--epochs", "2", "--out", run, "--quiet"]
     assert main([*argv, "--likelihood", "bernoulli", *[a for s in sets for a in ("--set", s)]]) == 0
-    capsys.readouterr()
+    assert "; classifier validation error " in capsys.readouterr().out  # M2's final line (issue 43)
     assert main(["evaluate", run, "--k", "10", "--limit", "30", "--data-dir", str(data_dir)]) == 0
     assert "classifier q(y|x): error" in capsys.readouterr().out
     assert main(["sample", run, "--label", "3", "-n", "4"]) == 0

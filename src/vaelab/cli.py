@@ -193,9 +193,12 @@ def cmd_train(args) -> int | None:
     if last and last.get("valid_elbo") is None:  # no validation split (e.g. Frey faces' default)
         print(f"final train ELBO {last['train_elbo']:.3f} nats per data point (no validation split)")
     elif last:
+        error = (
+            f"; classifier validation error {100 * last['valid_error']:.2f} %" if last.get("valid_error") is not None else ""
+        )
         print(
             f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
-            f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f})"
+            f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f}){error}"
         )
     return None
 

@@ -87,7 +87,8 @@ def read_metrics_csv(path: str | Path) -> dict[str, list[float]]:
 
 
 def save_training_curves(metrics_csv: str | Path, path: str | Path, title: str = "") -> None:
-    """Train and validation ELBO (nats per data point) against epoch."""
+    """Train and validation ELBO (nats per data point) against epoch; with a classifier's validation error in
+    the metrics (a semi-supervised model), that error in % on a second axis."""
     m = read_metrics_csv(metrics_csv)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(m["epoch"], m["train_elbo"], label="train ELBO")
@@ -95,7 +96,14 @@ def save_training_curves(metrics_csv: str | Path, path: str | Path, title: str =
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per data point)")
     ax.set_title(title or "training curves")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    errors = m.get("valid_error", [])
+    if any(e == e for e in errors):  # any not NaN
+        ax2 = ax.twinx()
+        (line,) = ax2.plot(m["epoch"], [100 * e for e in errors], color="tab:red", ls="--", label="validation error")
+        ax2.set_ylabel("classifier error (%)")
+        handles, labels = handles + [line], labels + ["validation error (%)"]
+    ax.legend(handles, labels)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
