@@ -72,7 +72,7 @@ def _gaussian_moments(correct: bool, step_size: float) -> tuple[torch.Tensor, to
     torch.manual_seed(1)
     eps = torch.full(h.shape[:2], step_size)
     for _ in range(10):
-        h, _, _ = hmc(h, lambda z: (target.log_prob(z), ()), eps, 5, correct=correct)
+        h, _ = hmc(h, lambda z: (target.log_prob(z), ()), eps, 5, correct=correct)
     z = h[0]
     n = z.shape[0]
     mean_dev = z.mean(0).abs() / (cov.diagonal().sqrt() / math.sqrt(n))  # (2,) in s.e.

@@ -28,8 +28,10 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..labels import label_mode_of
+from ..objectives import iwae
 from ..progress import bar
 from ._labels import labels_of
+from ._stats import mean_se
 
 START = ("prior", "encoder")
 
@@ -183,41 +185,35 @@ def hmc(
     leapfrog: int,
     current: tuple[Tensor, Tensor, tuple] | None = None,
     correct: bool = True,
-) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, tuple]]:
+) -> tuple[Tensor, Tensor]:
     """One Hamiltonian Monte Carlo transition on every chain at once (Neal 2011, Sec. 5.3.2).
 
     Args:
         h: (C, B, D) positions.
         log_target: h -> ((C, B) log f(h), extras): the target's log-density (unnormalized) and any
-            per-chain values to carry along with the accepted state.
+            per-chain values computed with it (unused here; :func:`anneal` reads them at the start state).
         step_size: (C, B) leapfrog step sizes epsilon.
         leapfrog: leapfrog steps L.
         current: (log f(h), its gradient, extras) at h, if known (saves a pass).
         correct: the Metropolis accept / reject step (False only to show a test's power).
     Returns:
-        (new positions, (C, B) bool accepted, (log f, gradient, extras) at the new positions).
+        (new positions (C, B, D), (C, B) bool accepted).
     """
-    lf, grad, extra = current if current is not None else _value_and_grad(log_target, h)
+    lf, grad, _ = current if current is not None else _value_and_grad(log_target, h)
     eps = step_size.unsqueeze(-1)  # (C, B, 1)
     p0 = torch.randn_like(h)
     p = p0 + 0.5 * eps * grad
     h_new = h
     for i in range(leapfrog):
         h_new = h_new + eps * p
-        lf_new, grad_new, extra_new = _value_and_grad(log_target, h_new)
+        lf_new, grad_new, _ = _value_and_grad(log_target, h_new)
         p = p + (eps if i < leapfrog - 1 else 0.5 * eps) * grad_new
     log_ratio = (lf_new - 0.5 * (p * p).sum(-1)) - (lf - 0.5 * (p0 * p0).sum(-1))  # -H(new) + H(old)
     if correct:
         accept = torch.log(torch.rand_like(log_ratio)) < torch.nan_to_num(log_ratio, nan=-math.inf)
     else:
         accept = torch.isfinite(log_ratio)
-    keep = accept.unsqueeze(-1)
-    new = (
-        torch.where(accept, lf_new, lf),
-        torch.where(keep, grad_new, grad),
-        tuple(torch.where(accept, a, b) for a, b in zip(extra_new, extra)),
-    )
-    return torch.where(keep, h_new, h), accept, new
+    return torch.where(accept.unsqueeze(-1), h_new, h), accept
 
 
 def _value_and_grad(log_target, h: Tensor) -> tuple[Tensor, Tensor, tuple]:
@@ -251,17 +247,12 @@ def anneal(path: _Path, h: Tensor, betas: Tensor, leapfrog: int, step_size: floa
         current = _value_and_grad(log_target, h)
         lj, l0 = current[2]
         log_w += (beta - float(betas[t - 1])) * (lj - l0).double()
-        h, accept, _ = hmc(h, log_target, eps, leapfrog, current)
+        h, accept = hmc(h, log_target, eps, leapfrog, current)
         eps = torch.where(accept, eps * 1.02, eps * 0.98).clamp(1e-4, 1.0)  # toward ~0.65 acceptance (Wu et al.)
         accepted += float(accept.float().mean())
         if shown is not None:
             shown.update(1)
     return log_w, accepted / max(betas.numel() - 1, 1)
-
-
-def _log_mean_exp(log_w: Tensor) -> Tensor:
-    """(C, B) -> (B,) log (1/C) sum_c exp(log_w)."""
-    return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
 
 
 def _ess(log_w: Tensor) -> Tensor:
@@ -316,14 +307,14 @@ def ais_log_likelihood(
             yb = labels_of(None if y is None else y.to(device), start_i, batch_size).get("y")
             path = _Path(model, xb, yb, start)
             log_w, a = anneal(path, path.draw_start(chains), betas, leapfrog, step_size, shown)
-            out[start_i : start_i + xb.shape[0]] = _log_mean_exp(log_w).cpu()
+            out[start_i : start_i + xb.shape[0]] = iwae(log_w).cpu()
             ess.append(_ess(log_w).cpu())
             acc += a * xb.shape[0]
     shown.close()
     model.train(was)
     n = x.shape[0]
-    return AISResult(out, float(out.mean()), float(out.std() / math.sqrt(n)) if n > 1 else 0.0, steps, chains,
-                     leapfrog, start, float(torch.cat(ess).mean()), acc / n, time.perf_counter() - t0)  # fmt: skip
+    return AISResult(out, *mean_se(out), steps, chains, leapfrog, start, float(torch.cat(ess).mean()), acc / n,
+                     time.perf_counter() - t0)  # fmt: skip
 
 
 @dataclass
@@ -384,7 +375,7 @@ def bdmc(
                             step_size, shown)  # fmt: skip
         shown.close()
     model.train(was)
-    upper = -_log_mean_exp(log_w).cpu()  # E[w_rev] = 1 / p(x): -log-mean-exp bounds log p(x) from above
-    reverse = AISResult(upper, float(upper.mean()), float(upper.std() / math.sqrt(n)) if n > 1 else 0.0, steps,
-                        chains, leapfrog, "posterior", float(_ess(log_w).mean()), acc, time.perf_counter() - t0)  # fmt: skip
+    upper = -iwae(log_w).cpu()  # E[w_rev] = 1 / p(x): -log-mean-exp bounds log p(x) from above
+    reverse = AISResult(upper, *mean_se(upper), steps, chains, leapfrog, "posterior", float(_ess(log_w).mean()), acc,
+                        time.perf_counter() - t0)  # fmt: skip
     return BDMCResult(forward, reverse, float((upper - forward.per_point).mean()), x.cpu())

@@ -28,6 +28,7 @@ from ..evaluation import (
     importance_sampled_log_likelihood,
     optimize_posteriors,
 )
+from ..evaluation._stats import mean_se
 from ..inference import encoder_params, fit_non_amortized, refine
 from ..models import build_model, init_decoder_bias
 from ..train import fit
@@ -96,9 +97,9 @@ def _ais_reference(model, x, b: GapBudget, params) -> dict:
     ais = ais_log_likelihood(model, xa, steps=b.ais_steps, chains=b.ais_chains)
     proposal = None if params is None else params[: b.ais_points]
     is_ = importance_sampled_log_likelihood(model, xa, k=b.k_is, proposal=proposal).per_point.double()
-    d = is_ - ais.per_point
-    return {**ais.summary(), "n": xa.shape[0], "is_log_px": float(is_.mean()), "is_minus_ais": float(d.mean()),
-            "is_minus_ais_se": float(d.std() / math.sqrt(max(d.numel(), 1)))}  # fmt: skip
+    diff, diff_se = mean_se(is_ - ais.per_point)
+    return {**ais.summary(), "n": xa.shape[0], "is_log_px": float(is_.mean()), "is_minus_ais": diff,
+            "is_minus_ais_se": diff_se}  # fmt: skip
 
 
 def _refined_elbo(model, x) -> float:

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor
 
 from ..data import Batch
-from ..data.labels import balanced_subset, n_classes, semi_supervised_batches
+from ..data.labels import balanced_subset, semi_supervised_batches
 from ..errors import ConfigError, DataError
 from ..estimators import BoundEstimate, straight_through
 from ..objectives.semi_supervised import labelled_bound, unlabelled_bound
-from .base import LABEL_MODES, LabelMode, every_class, tile_rows
+from .base import LABEL_MODES, LabelMode, every_class, observed_labels, tile_rows
 
 #: alpha / N of Kingma et al. 2014, eq. 9 (their alpha = 0.1 N), where train.classification_weight is unset
 DEFAULT_CLASSIFICATION_WEIGHT = 0.1
@@ -58,10 +58,8 @@ class SemiSupervised(LabelMode):
         return (model.classify(x).exp().T.unsqueeze(-1) * mu).sum(0)  # (B, D)
 
     def label_tensors(self, data, data_cfg, device):
-        n_classes(data.train_labels)
-        y_valid = data.valid_labels.to(device) if data.valid_labels is not None else None
-        picked = balanced_subset(data.train_labels, data_cfg.labelled, data_cfg.seed)
-        return data.train_labels.to(device), y_valid, picked
+        y_train, y_valid, _ = observed_labels(data, device)
+        return y_train, y_valid, balanced_subset(data.train_labels, data_cfg.labelled, data_cfg.seed)
 
     def points_per_epoch(self, n_train: int, labelled: Tensor) -> int:
         return n_train - labelled.numel() or n_train  # a pass over the unlabelled points (all, if every label is kept)

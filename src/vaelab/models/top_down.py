@@ -94,9 +94,13 @@ class TopDownVAE(VAE):
 
     def log_posterior(self, x, zs, y=None, q=None) -> Tensor:
         """log q(h|x) = log q̂_L(z_L|x) + sum_l log q(z_l | z_{l+1}, x) at any h, nats."""
-        est = self.bottom_up(x, q)
-        log_q = est[-1].log_prob(zs[-1])
-        for hat, p_layer, z_l, z_up in zip(est[:-1], self.upper_decoders, zs[:-1], zs[1:]):
+        return self.log_q(self.bottom_up(x, q), list(self.upper_decoders), zs)
+
+    def log_q(self, estimates: list[Distribution], generative: list, zs: list[Tensor]) -> Tensor:
+        """log q̂_L(z_L) + sum_l log q(z_l | z_{l+1}, x), each q combining ``estimates[l]`` with
+        ``generative[l](z_{l+1})`` (the generative layers, or their stopped copies for DReG)."""
+        log_q = estimates[-1].log_prob(zs[-1])
+        for hat, p_layer, z_l, z_up in zip(estimates[:-1], generative, zs[:-1], zs[1:]):
             log_q = log_q + self.combine(hat, p_layer(z_up)).log_prob(z_l)
         return log_q
 
@@ -135,9 +139,5 @@ class TopDownTerms(LogWeightTerms):
         """log q(h|x) with every parameter detached but the samples live: the bottom-up estimates fully
         detached (they depend on x only), each generative layer p(z_l|z_{l+1}) re-run with detached
         weights on the live z_{l+1} (Roeder et al. 2017, eq. 8; Tucker et al. 2019 for the hierarchy)."""
-        m, zs = self._model, self.zs
-        hats = [stopped(q) for q in self.bottom_up]
-        log_q = hats[-1].log_prob(zs[-1])
-        for hat, p_layer, z_l, z_up in zip(hats[:-1], m.upper_decoders, zs[:-1], zs[1:]):
-            log_q = log_q + m.combine(hat, p_layer.stopped(z_up)).log_prob(z_l)
-        return log_q
+        m = self._model
+        return m.log_q([stopped(q) for q in self.bottom_up], [layer.stopped for layer in m.upper_decoders], self.zs)
