@@ -59,7 +59,8 @@ def test_a_registered_toy_mode_trains_validates_and_evaluates_without_edits_else
     assert isinstance(label_mode_of(res.model), Tally) and res.model.labels == "tally"
     assert res.model.n_classes == 2  # the two Gaussians' labels, read through the mode's label tensors
     assert res.history[-1]["step"] == 200 // 25  # the mode's half-size batches
-    assert toy_mode.calls["bound"] == 8 and toy_mode.calls["batches"] == 1 and toy_mode.calls["condition"] >= 1
+    # 8 steps plus the dry-run step made before anything is written (Loop.dry_step), on a batch of its own
+    assert toy_mode.calls["bound"] == 8 + 1 and toy_mode.calls["batches"] == 1 + 1 and toy_mode.calls["condition"] >= 1
     out = evaluate_model(res.model, res.data.test, k=4, y=res.data.test_labels)
     assert out["conditioned"] and torch.isfinite(torch.tensor(out["log_px"]))
     with pytest.raises(ConfigError, match="data.labelled has no effect with model.labels = 'tally'"):

@@ -77,14 +77,13 @@ def test_restoring_an_older_checkpoint_and_capturing_it_again_gives_back_every_p
     """restore() then capture() (vaelab.train.state) round-trips the fixture's state exactly, on any CPU."""
     from vaelab.checkpoint import load_checkpoint
     from vaelab.distributed import Dist
-    from vaelab.train.loop import _setup
+    from vaelab.train.loop import _build
     from vaelab.train.state import capture
 
     run = tmp_path / "part"
     shutil.copytree(FIXTURE / name / "part", run)
     cfg = config_mod.load(FIXTURE / name / "config.toml")
-    loop = _setup(cfg, run, None, None, None, True, False, torch.device("cpu"), Dist())
-    loop.writer.close()
+    loop, _, _ = _build(cfg, run, None, None, None, True, torch.device("cpu"), Dist())
     saved, now = load_checkpoint(run / "last.pt"), capture(loop)
     assert saved["mid_epoch"]["batch"] >= 1  # killed within an epoch: the position is part of the state
     for key in ("model", "optimizer", "estimator", "torch_rng", "shuffle_rng", "epoch", "step", "best_valid_elbo",

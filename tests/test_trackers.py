@@ -31,12 +31,16 @@ def test_mlflow_gets_params_metrics_per_step_and_artifacts_and_resume_continues_
     import mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # MLflow's own default artifact root would be ./mlruns here
     run = tmp_path / "run"
     res = fit(_cfg(tmp_path, ["mlflow"]), run, quiet=True)
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (found,) = client.search_runs([client.get_experiment_by_name("vaelab").experiment_id])
     assert found.info.status == "FINISHED" and found.info.run_name == "run"
+    assert res.tracked["mlflow"]["run_id"] == found.info.run_id
+    assert list((tmp_path / "cwd").iterdir()) == []  # no ./mlruns: the artifacts sit beside the database
+    assert (tmp_path / "mlartifacts" / "vaelab" / found.info.run_id / "artifacts" / "config.toml").is_file()
     assert found.data.params["train.lr"] == "0.001" and found.data.params["model.latent.dim"] == "2"
     history = client.get_metric_history(found.info.run_id, "valid_elbo")
     assert [(m.step, m.value) for m in history] == [(r["step"], r["valid_elbo"]) for r in res.history]
@@ -90,9 +94,10 @@ def test_wandb_offline_run_files_hold_the_config_and_every_epoch_row(tmp_path, m
     config = {u.key: u.value_json for r in records if r.WhichOneof("record_type") == "run" for u in r.run.config.update}
     assert json.loads(config["train.lr"]) == 0.001
     assert (run / "tb").is_dir()  # tensorboard alongside
-    run_id = json.loads((run / "trackers.json").read_text())["wandb"]
+    run_id = json.loads((run / "trackers.json").read_text())["wandb"]["run_id"]
+    assert res.tracked["wandb"]["run_id"] == run_id
     fit(_cfg(tmp_path, ["wandb"], epochs=3), run, resume=True, quiet=True)
-    assert json.loads((run / "trackers.json").read_text())["wandb"] == run_id
+    assert json.loads((run / "trackers.json").read_text())["wandb"]["run_id"] == run_id
     # offline-run-<time>-<id>, and W&B appends -1 when the resumed run starts within the same second
     assert all(re.fullmatch(rf"offline-run-\d+_\d+-{run_id}(-\d+)?", p.name) for p in run.glob("wandb/offline-run-*"))
 
@@ -108,6 +113,22 @@ def test_a_tracker_that_cannot_start_is_one_line_before_the_first_epoch(tmp_path
     with pytest.raises(ConfigError, match=r"pip install 'vaelab\[wandb\]'"):
         fit(_cfg(tmp_path, ["wandb"]), tmp_path / "b", quiet=True)
     assert not (tmp_path / "b" / "last.pt").exists()
+
+
+def test_an_unreachable_mlflow_server_is_one_line_within_seconds_and_nothing_is_written(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"no MLflow server answered at http://127.0.0.1:{port}/ within") as e:
+        fit(_cfg(tmp_path, ["mlflow"], **{"train.tracking_uri": f"http://127.0.0.1:{port}/"}), tmp_path / "a", quiet=True)
+    assert time.perf_counter() - t0 < 30 and "\n" not in str(e.value)
+    assert not (tmp_path / "a").exists()  # checked before the run directory is created
 
 
 def test_trackers_are_validated_as_names():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -169,15 +170,7 @@ def cmd_train(args) -> int | None:
         if not int(os.environ.get("RANK", "0")):
             print(f"restart {os.environ['TORCHELASTIC_RESTART_COUNT']} of {os.environ.get('TORCHELASTIC_MAX_RESTARTS')}: "
                   f"resuming {args.out} from its last checkpoint", file=sys.stderr)  # fmt: skip
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.toml").is_file():
-            raise config_mod.ConfigError(f"--resume {run_dir}: no config.toml there; is it a run directory?")
-        args.config = args.config or str(run_dir / "config.toml")
-        cfg = config_from_args(args)
-    else:
-        cfg = config_from_args(args)
-        run_dir = Path(args.out)
+    cfg, run_dir = _run_config(args)
     res = fit(cfg, run_dir, resume=bool(args.resume), quiet=args.quiet)
     if int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
         return None
@@ -200,6 +193,10 @@ def cmd_train(args) -> int | None:
             f"final train ELBO {last['train_elbo']:.3f}, validation ELBO {last['valid_elbo']:.3f} "
             f"nats per data point (best validation ELBO {res.best_valid_elbo:.3f}){error}"
         )
+    for name, entry in res.tracked.items():  # where to find the run in the tracker
+        where = entry.get("uri") or entry.get("project") or ""
+        print(f"{name} run {entry['run_id']}" + (f" ({where}, experiment {entry['experiment']!r})"
+                                                  if "experiment" in entry else f" ({where})" if where else ""))  # fmt: skip
     return None
 
 
@@ -214,13 +211,32 @@ def _torchrun(args) -> int:
     """``vaelab train --nproc N [--max-restarts R] [--nnodes M --rdzv-endpoint H:P]``: torch's elastic agent
     (torchrun's) in this process, running this command without those options (vaelab.launch)."""
     from .launch import Launch, launch
+    from .train import check_run
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise config_mod.ConfigError("--nproc is a shorthand for torchrun; under torchrun already, leave it out")
     if args.nnodes > 1 and not args.rdzv_endpoint:
         raise config_mod.ConfigError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (a machine every node reaches)")
-    spec = Launch(args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint or "", args.rdzv_id or "")
+    cfg, run_dir = _run_config(args, say=False)  # rank 0 says what config_from_args says
+    check_run(cfg, resume_dir=run_dir if args.resume else None, world=args.nproc * args.nnodes)
+    if args.nproc == 1 and args.nnodes == 1:
+        print(f"one process under torch's elastic agent, restarted at most {args.max_restarts} time(s) if it dies")
+    spec = Launch(args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint or "", args.rdzv_id or "", str(run_dir))
     return launch(spec, args.argv)
+
+
+def _run_config(args, say: bool = True) -> tuple[config_mod.RunConfig, Path]:
+    """``vaelab train``'s configuration and run directory (``--resume``: the run's config.toml, then
+    the flags). The launcher checks it before any rank starts (``say=False``: its lines are rank 0's)."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.toml").is_file():
+            raise config_mod.ConfigError(f"--resume {run_dir}: no config.toml there; is it a run directory?")
+        args = argparse.Namespace(**{**vars(args), "config": args.config or str(run_dir / "config.toml")})
+    else:
+        run_dir = Path(args.out)
+    with contextlib.nullcontext() if say else contextlib.redirect_stdout(io.StringIO()):
+        return config_from_args(args), run_dir
 
 
 def _load(args):
@@ -654,8 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         if not int(os.environ.get("RANK", "0")):  # under torchrun rank 0 speaks for all
             print(f"stopped: {e}", file=sys.stderr)
         return EXIT_STOPPED
-    except VaelabError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except VaelabError as e:  # (a lost rank that the elastic agent restarts is news, not an error)
+        print(f"{'restarting' if getattr(e, 'restarting', False) else 'error'}: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return _aborted()

@@ -233,7 +233,10 @@ class Dist:
 
 
 class RankLostError(VaelabError, RuntimeError):
-    """A peer process of a torchrun group died or stopped answering within ``train.dist_timeout``."""
+    """A peer process of a torchrun group died or stopped answering within ``train.dist_timeout``;
+    ``restarting``: torch's elastic agent will start the group again (``--max-restarts``)."""
+
+    restarting = False
 
 
 def _import_dynamo_first() -> None:

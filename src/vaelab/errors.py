@@ -5,6 +5,9 @@ message on one line and exits with status 2. They also derive from the matching 
 (``ValueError``, ``FileNotFoundError``, ...) so library users can catch the usual types.
 """
 
+import contextlib
+import re
+
 
 class VaelabError(Exception):
     """Base class of vaelab's user-facing errors."""
@@ -41,3 +44,19 @@ class TrainingInterrupted(VaelabError):
 EXIT_ERROR = 2  # the CLI's status for a VaelabError
 EXIT_STOPPED = 75  # sysexits.h EX_TEMPFAIL: stopped cleanly by SIGINT/SIGTERM, last.pt current; --resume it
 EXIT_ABORTED = 130  # 128 + SIGINT: a second signal aborted at once; last.pt is the last checkpoint written
+
+
+@contextlib.contextmanager
+def sizes_that_fit(what: str, hint: str):
+    """Allocation failures inside (``MemoryError``, torch's "can't allocate memory" on the CPU and
+    "out of memory" on a GPU) become one :class:`ConfigError`: ``{what} does not fit in memory
+    (N GB asked); {hint}``. Sizes come from the configuration, so the fix is there."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        text = str(e)
+        if not isinstance(e, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
+            raise
+        asked = re.search(r"allocate (\d+) bytes", text)
+        size = f" ({int(asked.group(1)) / 2**30:.1f} GiB asked)" if asked else ""
+        raise ConfigError(f"{what} does not fit in memory{size}; {hint}") from None

@@ -63,6 +63,7 @@ class Launch:
     nnodes: int = 1
     rdzv_endpoint: str = ""
     rdzv_id: str = ""
+    run_dir: str = ""  # what the workers train into (named in the line a failed group ends with)
 
 
 class _Signals:
@@ -137,14 +138,14 @@ def launch(spec: Launch, argv: list[str]) -> int:
                     return EXIT_ABORTED
                 return EXIT_STOPPED  # rank 0 said where last.pt stands and how to resume
             except ChildFailedError as e:
-                return _failed(e)
+                return _failed(e, spec.run_dir)
     finally:
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).removeFilter(quiet)
     return 0
 
 
-def _failed(e) -> int:
+def _failed(e, run_dir: str = "") -> int:
     """One line for a failed group; the workers' own messages are above it."""
     codes = {rank: f.exitcode for rank, f in e.failures.items()}
     if set(codes.values()) <= {EXIT_ERROR, EXIT_STOPPED, EXIT_ABORTED}:
@@ -153,5 +154,8 @@ def _failed(e) -> int:
     for rank, f in sorted(e.failures.items()):
         how = f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exit status {f.exitcode}"
         parts.append(f"rank {rank} ({how})")
-    print(f"error: training failed: {', '.join(parts)}; the run directory keeps its last checkpoint", file=sys.stderr)
+    last = os.path.join(run_dir, "last.pt")
+    kept = f"{last} holds the last checkpoint (continue with --resume {run_dir})" if os.path.isfile(last) else (
+        "no checkpoint was written")  # fmt: skip
+    print(f"error: training failed: {', '.join(parts)}; {kept}", file=sys.stderr)
     return 1

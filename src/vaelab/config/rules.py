@@ -3,6 +3,9 @@ mode's own rules (asked of the mode, :mod:`vaelab.labels`)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import fields
+
 from ..errors import ConfigError
 from ..labels import LABEL_MODES
 from .schema import TrainConfig
@@ -10,6 +13,11 @@ from .schema import TrainConfig
 
 def check(cfg) -> None:
     t = cfg.train
+    for section in ("train", "data", "model"):
+        for f in fields(getattr(cfg, section)):
+            v = getattr(getattr(cfg, section), f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"config key '{section}.{f.name}' must be a finite number, got {v}")
     positive = {
         "train.n_samples": t.n_samples,
         "train.batch_size": t.batch_size,

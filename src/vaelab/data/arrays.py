@@ -69,8 +69,20 @@ def read_mat(path: Path, what: str) -> dict:
         raise DataError(f"{path}: not a readable {what} ({reason}); re-download it") from None
 
 
+def check_fractions(**fractions: float) -> None:
+    """Held-out fractions (``valid_fraction=0.1, test_fraction=0.2``): each a number in [0, 1).
+
+    Raises:
+        DataError: naming the key (``data.<name>``) and the value.
+    """
+    for name, f in fractions.items():
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
+            raise DataError(f"data.{name} must be a fraction in [0, 1), got {f!r}")
+
+
 def split_array(x, y, valid_fraction: float, test_fraction: float, seed: int) -> DataSplits:
     """Shuffle with ``seed`` and split into train / valid / test by fractions."""
+    check_fractions(valid_fraction=valid_fraction, test_fraction=test_fraction)
     xt = as_float_tensor(x, "data")
     n = xt.shape[0]
     n_test, n_valid = int(round(test_fraction * n)), int(round(valid_fraction * n))
@@ -127,6 +139,7 @@ def mmap_splits(path: Path, valid_fraction: float, test_fraction: float) -> Data
         DataNotFoundError: no such file. DataError: not a float32 .npy of N points, NaN/inf values,
         or too few points for the fractions.
     """
+    check_fractions(valid_fraction=valid_fraction, test_fraction=test_fraction)
     if not path.is_file():
         raise DataNotFoundError(f"data file not found: {path}")
     if path.suffix.lower() != ".npy":

@@ -129,6 +129,8 @@ def standardize(splits: DataSplits, likelihood: str) -> DataSplits:
     """
     if likelihood == "bernoulli":
         raise DataError("data.standardize applies to real-valued data; a Bernoulli decoder reads {0, 1} values as they are")
+    if not splits.train.is_floating_point():
+        raise DataError("data.standardize applies to real-valued data, not to token ids or integer codes")
     if splits.train.shape[0] < 2:
         raise DataError("data.standardize needs at least 2 training points to estimate a std")
     mean = splits.train.mean(0)  # (*x_shape)

@@ -65,6 +65,8 @@ class TwoGaussians:
         g = torch.Generator().manual_seed(self.seed)
         x_tr, y_tr = self.sample(self.n_train, g)
         x_te, y_te = self.sample(self.n_test, g)
+        if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0 <= valid_fraction < 1e6:
+            raise ConfigError(f"data.valid_fraction must be a number >= 0 (relative to n_train), got {valid_fraction!r}")
         n_va = int(round(valid_fraction * self.n_train))
         x_va, y_va = self.sample(n_va, g)  # a fresh validation sample, so the N training points stay N
         return DataSplits(

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, DataNotFoundError
+from .arrays import check_fractions
 from .bundle import DataSplits
 from .download import ENV, check_sha256, download_verified, find_data_file
 from .registry import DATASETS, DOWNLOADS
@@ -193,12 +194,11 @@ def load_text(
             raise DataNotFoundError(f"{name} text file not found: {f}")
     train = read_sentences(Path(path))
     held = {s: read_sentences(Path(files[s])) for s in ("valid", "test") if files[s]}
+    check_fractions(valid_fraction=valid_fraction, test_fraction=test_fraction)
     n_out = {
         s: round(frac * len(train)) for s, frac in (("valid", valid_fraction), ("test", test_fraction)) if s not in held
     }
     if n_out:
-        if not all(0 <= f < 1 for f in (valid_fraction, test_fraction)):
-            raise DataError("data.valid_fraction and data.test_fraction must be in [0, 1)")
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
         if len(train) - sum(n_out.values()) < 1 or any(n < 1 for n in n_out.values()):
             raise DataError(

@@ -23,10 +23,12 @@ LIKELIHOODS = Registry("likelihood", context=("event_shape", "vocab_size"))
 class Likelihood(nn.Module):
     """Maps decoder outputs of shape (..., *param_shape) to p(x|z) with event shape ``event_shape``.
 
-    ``x_range`` is the support's bounding interval, or None for unbounded data.
+    ``x_range`` is the support's bounding interval, or None for unbounded data; ``tokens``: the data
+    are integer token ids (text), which networks on real-valued x cannot read.
     """
 
     x_range: tuple[float, float] | None = None
+    tokens: bool = False
 
     def __init__(self, event_shape):
         super().__init__()

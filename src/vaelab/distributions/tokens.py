@@ -30,6 +30,7 @@ class TokenLikelihood(Likelihood):
     """
 
     x_range = None
+    tokens = True
 
     def __init__(self, event_shape, vocab_size: int | None = None):
         super().__init__(event_shape)

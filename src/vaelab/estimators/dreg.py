@@ -62,10 +62,11 @@ class DReG(Estimator):
             )
 
     def check_objective(self, objective, n_samples: int) -> None:
-        if any(t.alpha == -math.inf and n_samples > 1 for t in objective.inference_terms(n_samples * objective.groups)):
+        if any(t.alpha == -math.inf for t in objective.inference_terms(n_samples * objective.groups)):
             raise ConfigError(
                 "estimator 'dreg' is undefined for VR-max (its sample weight is an indicator of z, where the "
                 "reparameterization identity behind DReG fails); use 'reparam' (Li & Turner's VR-max estimator)"
+                + (", or 'stl' (at K = 1 VR-max is the ELBO)" if n_samples == 1 else "")
             )
 
     def __call__(self, terms, objective) -> BoundEstimate:

@@ -52,6 +52,14 @@ class NVIL(Reinforce):
         self.mean, self.var = 0.0, 1.0
         self.seen = False
 
+    def check(self, model) -> None:
+        super().check(model)
+        if model.likelihood.tokens:
+            raise ConfigError(
+                "estimator 'nvil' learns its baseline b(x) with an MLP on real-valued x, not on token ids; "
+                "on text use 'vimco' or 'rloo' (baselines from the other samples)"
+            )
+
     def setup(self, model) -> None:
         from ..nets import MLP
 

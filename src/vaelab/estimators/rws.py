@@ -67,7 +67,13 @@ class ReweightedWakeSleep(Estimator):
     def check_objective(self, objective, n_samples: int) -> None:
         s = n_samples * objective.groups
         for t in objective.inference_terms(s):
-            if t.c and (t.alpha != 0.0 or s // t.m < 2):
+            if t.c and t.alpha != 0.0:
+                raise ConfigError(
+                    f"estimator 'rws' weighs samples by their self-normalized importance weights, the gradient of "
+                    f"an IWAE-type bound (Renyi order alpha = 0); {type(objective).registry_name} has alpha = "
+                    f"{t.alpha:g}: use objective 'iwae' (or 'miwae'), or the estimator 'reparam' for VR-alpha"
+                )
+            if t.c and s // t.m < 2:
                 raise ConfigError(
                     f"estimator 'rws' reweights groups of K >= 2 samples of an importance-weighted bound; "
                     f"{type(objective).registry_name} with K = {n_samples} has none: use objective 'iwae' (or "

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..allocator import tune_malloc
 from ..distributed import Dist
+from ..errors import DataError
 from ..labels import label_mode_of
 from ..numerics import denormals_flushed, eval_rows
 from ..objectives import elbo, group, iwae, miwae
@@ -127,10 +128,12 @@ def importance_sampled_log_likelihood(
         :class:`LogLikelihoodResult` in nats.
     Raises:
         ValueError: if k < 1, ``proposal`` is not (N, latent.n_params), or ``malloc`` is unknown.
-        DataError: x is not (N, *model.x_shape), has NaN/inf, or is outside the likelihood's support.
+        DataError: x is empty, is not (N, *model.x_shape), has NaN/inf, or is outside the likelihood's support.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if x.shape[0] == 0:
+        raise DataError("the evaluation data hold no points (an empty split): evaluate another split or hold out data")
     model.check_input(x, "evaluation data")
     if proposal is not None and tuple(proposal.shape) != (x.shape[0], model.latent.n_params):
         raise ValueError(f"proposal must be ({x.shape[0]}, {model.latent.n_params}), got {tuple(proposal.shape)}")

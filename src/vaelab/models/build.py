@@ -7,7 +7,7 @@ from torch import Tensor
 from ..config import Component, ModelConfig
 from ..distributions import LATENTS, LIKELIHOODS, PRIORS, GaussianLatent
 from ..distributions.class_prior import ClassConditionalPrior
-from ..errors import ConfigError
+from ..errors import ConfigError, sizes_that_fit
 from ..labels import LABEL_MODES
 from ..nets import MLP, NETWORKS
 from ..nets.conditioned import Conditioned
@@ -42,8 +42,14 @@ def build_model(
     Returns:
         the model, with ``model.spec`` = what a checkpoint needs to rebuild it.
     Raises:
-        ConfigError: an unknown kind or option, or pieces that do not fit together.
+        ConfigError: an unknown kind or option, pieces that do not fit together, or parameters
+            that do not fit in memory.
     """
+    with sizes_that_fit("the model", "make model.latent.dim, the networks' widths or model.prior.components smaller"):
+        return _build(cfg, x_shape, pseudo_init, vocab_size, n_classes)
+
+
+def _build(cfg: ModelConfig, x_shape, pseudo_init, vocab_size, n_classes) -> VAE:
     x_shape = tuple(int(d) for d in x_shape)
     check_text(cfg, vocab_size)
     likelihood = LIKELIHOODS.build(

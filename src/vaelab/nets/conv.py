@@ -89,6 +89,10 @@ def conv(in_shape, out_shape, channels: list = [32, 64], activation: str = "relu
     if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
         raise ConfigError(f"conv channels must be positive integers, got {list(channels)}")
     in_shape, out_shape = tuple(in_shape), tuple(out_shape)
+    if len(in_shape) < 2 and len(out_shape) < 2:
+        raise ConfigError(
+            f"network 'conv' needs images (C, H, W) on one side, got {in_shape} -> {out_shape}; use 'mlp' for vector data"
+        )
     if len(in_shape) >= 2:
         return ConvEncoder(in_shape, math.prod(out_shape), channels, activation)
     return ConvDecoder(in_shape[0], out_shape, channels, activation)

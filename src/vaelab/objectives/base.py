@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -64,6 +65,19 @@ class Objective:
         where estimators that drop the score term's zero-mean part (STL, straight-through) are biased."""
         s = n_samples * self.groups
         return any(s // t.m > 1 for t in self.inference_terms(s) if t.c)
+
+    def check_samples(self, n_samples: int) -> None:
+        """A one-line warning where a Renyi order cannot take effect: a group of one sample gives its
+        own log-weight, the ELBO, for every alpha (Li & Turner 2016, eq. 11 with K = 1)."""
+        s = n_samples * self.groups
+        orders = sorted({t.alpha for t in self.terms(s) if t.c and t.alpha != 0.0 and s // t.m == 1})
+        if orders:
+            warnings.warn(
+                f"objective '{self.registry_name}': the Renyi order alpha = {', '.join(f'{a:g}' for a in orders)} has "
+                f"no effect with n_samples = {n_samples} (a group of one sample is the ELBO for every alpha); "
+                "set train.n_samples >= 2",
+                stacklevel=3,
+            )
 
     def __call__(self, log_w: Tensor) -> Tensor:
         """The bound per point, (S, B) -> (B,), nats."""

@@ -8,7 +8,7 @@ from ..allocator import tune_malloc
 from ..numerics import denormals_flushed, flush_denormal_enabled
 from .callbacks import Checkpointer, DivergenceGuard, EpochCallback, MetricsLogger, Validation
 from .io import RunWriter
-from .loop import Loop, fit
+from .loop import Loop, check_run, fit
 from .optim import OPTIMIZERS, build_optimizer, resolve_device
 from .run import TrainResult, load_run, read_checkpoint
 from .schedule import scheduled_lr, warmup_beta
@@ -26,6 +26,7 @@ __all__ = [
     "Validation",
     "backward",
     "build_optimizer",
+    "check_run",
     "compute_bound",
     "denormals_flushed",
     "fit",

@@ -89,9 +89,11 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for tmp in self.run_dir.glob("*.pt*.tmp"):  # a checkpoint write killed before its rename
             tmp.unlink()
-        if fresh:
+        if fresh:  # what an earlier start that never checkpointed left (its TensorBoard events too)
             for name in ("metrics.jsonl", "metrics.csv", *LOGS):
                 (self.run_dir / name).unlink(missing_ok=True)
+            for events in (self.run_dir / "tb").glob("events.out.tfevents.*"):
+                events.unlink()
         elif resume_at is not None:
             reconcile(self.run_dir, resume_at)
         csv_path = self.run_dir / "metrics.csv"

@@ -23,13 +23,14 @@ from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import DataSplits
 from ..distributed import Dist, RankLostError, refuse_rank_local_state
-from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted
+from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted, sizes_that_fit
 from ..estimators import ESTIMATORS
 from ..labels import label_mode_of
 from ..models.precision import set_precision, warn_if_slow
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES
 from ..progress import tqdm
+from . import step as step_mod  # the dry step's (tests replace this module's train_step)
 from .bound import BoundOptions
 from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
@@ -41,7 +42,7 @@ from .run import restore as restore_weights
 from .schedule import check_schedules, kl_weight, scheduled_lr
 from .state import capture, checkpoint_payload, restore
 from .step import bound_function, check_shaping, resolve_kl, train_step
-from .trackers import close_trackers, start_trackers
+from .trackers import check_trackers, close_trackers, start_trackers, tracked_runs
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Loop:
         if self.dist.active:
             refuse_rank_local_state(self.estimator)
         self.estimator.check_objective(self.objective, t.n_samples)
+        self.objective.check_samples(t.n_samples)
         self.estimator.setup(self.model)
         self.kl = resolve_kl(t.kl, model, self.objective, self.estimator)
         set_precision(self.model, t.precision)
@@ -113,6 +115,34 @@ class Loop:
         self.step_hooks = default_step_hooks(t)  # hook(loop) after every optimizer step
         self.stop = StopRequest()  # entered by fit: SIGINT/SIGTERM stop after the current step
         self.t0 = self.epoch_start = time.perf_counter()
+
+    def dry_step(self) -> None:
+        """One training step on the first batch of a separately seeded shuffle, then undone: weights,
+        optimizer and estimator state, counters and every random stream are restored, so the run that
+        follows is bit-identical to one without it. A configuration that fails only when it runs
+        (a network that does not fit the data, a bound that cannot be computed) fails here, before
+        anything is written.
+
+        Raises:
+            ConfigError: the bound is not finite at the initial weights (the data or the likelihood).
+            Whatever the step raises.
+        """
+        t = self.cfg.train
+        snap = copy.deepcopy(capture(self))
+        fits = sizes_that_fit("a training step", "lower train.batch_size, train.n_samples or the model's sizes")
+        try:
+            with fits:
+                batch = next(iter(self.label_mode.batches(self, torch.Generator().manual_seed(t.seed))))
+                opts = BoundOptions(t.n_samples, self.kl, t.beta, t.free_bits, None, t.classification_weight)
+                step_mod.train_step(self.model, batch, self.optimizer, self.objective, self.estimator,
+                                    grad_clip=t.grad_clip, groups=self.groups, bound=self.bound, options=opts)  # fmt: skip
+        except TrainingDivergedError as e:
+            raise config_mod.ConfigError(
+                f"{e} on the first batch, before any update: check the data's scale and the likelihood "
+                "(data.standardize, model.likelihood)"
+            ) from None
+        finally:
+            restore(self, snap, "the state before the dry-run step")
 
     def diverged(self, what: str) -> TrainingDivergedError:
         st = self.state
@@ -324,16 +354,22 @@ def fit(
     dist = Dist.from_env(device, cfg.train.dist_timeout)
     device = dist.device(device)
     tune_malloc(cfg.train.malloc, device)
-    if dist.is_main and (not resume or run_dir.is_dir()):  # resume never creates a directory: a typo stays an error
-        check_writable(run_dir)
-    locked = run_lock(run_dir) if dist.is_main and run_dir.is_dir() else contextlib.nullcontext()
     finished = False
     try:
+        with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
+            # the whole run is built and one step tried before anything is written (docs/design.md)
+            loop, ckpt, provenance = _build(cfg, run_dir, model, data, init, resume, device, dist)
+            if not dist.active:  # (under torchrun the launcher made this check, in one process)
+                loop.dry_step()
+            check_trackers(cfg, dist.is_main)
+        if dist.is_main:
+            check_writable(run_dir)
+        locked = run_lock(run_dir) if dist.is_main else contextlib.nullcontext()
         with locked, denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
-            loop = _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist)
+            _open(loop, ckpt, provenance, tensorboard)
             trackers: list = []
             try:
-                trackers = start_trackers(cfg, run_dir, resume, dist.is_main)  # a tracker that cannot start: before epoch 1
+                trackers = start_trackers(cfg, run_dir, ckpt is not None, dist.is_main)
                 cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
                        *([EpochCallback(epoch_callback)] if epoch_callback else [])]  # fmt: skip
                 show = not progress.is_quiet() and sys.stderr.isatty() and dist.is_main  # fit(quiet=) or --quiet
@@ -356,7 +392,31 @@ def fit(
         loop.model.load_state_dict(read_checkpoint(run_dir / "best.pt")[0]["model"])
     st = loop.state
     stopped = st.history[-1]["epoch"] if loop.converged and st.history else None
-    return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0, stopped)
+    return TrainResult(run_dir, loop.model, loop.data, st.history, st.best, time.perf_counter() - t0, stopped,
+                       tracked_runs(run_dir, cfg))  # fmt: skip
+
+
+def check_run(cfg: RunConfig, *, model=None, data: DataSplits | None = None, resume_dir: str | Path | None = None,
+              world: int = 1) -> None:  # fmt: skip
+    """Build the whole run ``fit`` would start — data, model, objective, estimator, label mode,
+    optimizer, schedules, early stopping, trackers (their server reached within a few seconds) — and
+    try one training step, undone; nothing is written and no run directory is created.
+
+    ``vaelab train`` runs this inside :func:`fit`; under ``--nproc`` the launcher runs it once, in
+    one process, before any rank starts (``world``: the processes it will start, for the checks that
+    depend on them), so a configuration error is one line, exit 2, and never retried.
+
+    Raises:
+        ConfigError, DataError, CheckpointError: what ``fit`` would raise before its first epoch.
+    """
+    device = resolve_device(cfg.train.device)
+    with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(True):
+        resume = resume_dir is not None
+        loop, _, _ = _build(cfg, Path(resume_dir or "."), model, data, None, resume, device, Dist())
+        if world > 1:
+            refuse_rank_local_state(loop.estimator)
+        loop.dry_step()
+    check_trackers(cfg, True)
 
 
 @contextlib.contextmanager
@@ -367,6 +427,11 @@ def _lost_rank_says_where(loop: Loop):
     except RankLostError as e:
         st = loop.state
         where = f"{loop.run_dir / 'last.pt'} holds step {st.saved_step}" if st.saved_epoch is not None else "no last.pt yet"
+        left = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) - int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        if left > 0:  # --max-restarts: the agent starts the group again, which resumes from last.pt itself
+            lost = RankLostError(f"{e} of step {st.step + 1}; {where}: the group restarts from it ({left} restart(s) left)")
+            lost.restarting = True
+            raise lost from None
         hint = f"continue with vaelab train --resume {loop.run_dir}{loop._launch_hint()}"
         raise RankLostError(f"{e} of step {st.step + 1}; {where}: {hint}") from None
 
@@ -386,7 +451,9 @@ def _run_epoch(loop: Loop, epoch: int, cbs: list, show: bool) -> None:
             loop.roll_back(snap, e, epoch)
 
 
-def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: Dist) -> Loop:
+def _build(cfg, run_dir, model, data, init, resume, device, dist: Dist) -> tuple[Loop, dict | None, dict]:
+    """The loop, the checkpoint to resume from (or None) and run.json's provenance; every check made,
+    nothing written (the loop's writer is a disabled placeholder until :func:`_open`)."""
     ckpt = None
     if resume:
         if not (run_dir / "last.pt").is_file() and (run_dir / "config.toml").is_file():
@@ -395,33 +462,34 @@ def _setup(cfg, run_dir, model, data, init, resume, tensorboard, device, dist: D
                 "from the beginning",
                 stacklevel=3,
             )
-            resume = False
         else:
             ckpt, _ = read_checkpoint(run_dir / "last.pt")  # format-1 checkpoints are migrated
     elif (run_dir / "last.pt").exists():
         raise CheckpointError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     torch.manual_seed(cfg.train.seed)
-    data, model, provenance = make_data_and_model(cfg, model, data)
+    with sizes_that_fit("the data", "make the data set's sizes (data.n_train, ...) smaller"):
+        data, model, provenance = make_data_and_model(cfg, model, data)
     if init is not None:
         restore_weights(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
-    at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
-    tensorboard = tensorboard and "tensorboard" in cfg.train.trackers
-    writer = RunWriter(run_dir, tensorboard, enabled=dist.is_main, fresh=not resume, resume_at=at)
-    try:
-        loop = Loop(cfg, run_dir, model, data, writer, device, dist)
-        warn_no_validation(loop.x_valid, cfg.train.valid_every, cfg.train.early_stopping)
-    except BaseException:  # a misconfiguration found by the checks (or a warning made an error): close the files
-        writer.close()
-        raise
-    notes = [f"written by vaelab {__version__} for {run_dir.name}; vaelab train --config <this file> reruns it"]
-    notes += ["model built in Python (see run.json)"] if model.spec is None else []
-    notes += [provenance["note"].lstrip("; ")] if provenance.get("note") else []
-    writer.text("config.toml", config_mod.dumps(cfg, header="; ".join(notes)))
-    writer.json("run.json", provenance)
+    loop = Loop(cfg, run_dir, model, data, RunWriter(run_dir, enabled=False), device, dist)
+    warn_no_validation(loop.x_valid, cfg.train.valid_every, cfg.train.early_stopping)
     if ckpt is not None:
         restore(loop, ckpt, "last.pt")
         loop.state.saved_epoch, loop.state.saved_step = ckpt["epoch"], ckpt["step"]  # what last.pt holds
-    return loop
+    return loop, ckpt, provenance
+
+
+def _open(loop: Loop, ckpt: dict | None, provenance: dict, tensorboard: bool) -> None:
+    """The run directory's writer (rank 0's), its config.toml and run.json: the first files written."""
+    cfg, run_dir = loop.cfg, loop.run_dir
+    at = None if ckpt is None else {"epoch": ckpt["epoch"], "step": ckpt["step"], "history": ckpt.get("history", [])}
+    tensorboard = tensorboard and "tensorboard" in cfg.train.trackers
+    loop.writer = RunWriter(run_dir, tensorboard, enabled=loop.dist.is_main, fresh=ckpt is None, resume_at=at)
+    notes = [f"written by vaelab {__version__} for {run_dir.name}; vaelab train --config <this file> reruns it"]
+    notes += ["model built in Python (see run.json)"] if loop.model.spec is None else []
+    notes += [provenance["note"].lstrip("; ")] if provenance.get("note") else []
+    loop.writer.text("config.toml", config_mod.dumps(cfg, header="; ".join(notes)))
+    loop.writer.json("run.json", provenance)
 
 
 @contextlib.contextmanager

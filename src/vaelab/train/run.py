@@ -40,6 +40,7 @@ class TrainResult:
     best_valid_elbo: float = float("-inf")
     seconds: float = 0.0
     stopped_early: int | None = None  # the epoch early stopping ended training at (``model`` is then best.pt's)
+    tracked: dict = field(default_factory=dict)  # tracker name -> {"run_id", "uri"/"url"} (trackers.json)
 
 
 def _likelihood_kind(cfg: RunConfig, model) -> str:

@@ -23,6 +23,9 @@ from ..errors import ConfigError
 #: new runs unless MLFLOW_ALLOW_FILE_STORE=true; a SQLite file in the working directory needs no server
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
 
+#: seconds a tracking server has to answer the check made before anything is written
+CONNECT_TIMEOUT_S = 5.0
+
 #: files of the run directory attached to the tracked run when training ends
 ARTIFACTS = ("config.toml", "run.json", "metrics.csv")
 
@@ -66,9 +69,14 @@ def _ids(run_dir: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def _remember(run_dir: Path, name: str, run_id: str) -> None:
+def _run_id(entry) -> str | None:
+    """trackers.json's entry: {"run_id": ..., ...} (a bare id before vaelab 0.2.1)."""
+    return entry.get("run_id") if isinstance(entry, dict) else entry
+
+
+def _remember(run_dir: Path, name: str, entry: dict) -> None:
     ids = _ids(run_dir)
-    ids[name] = run_id
+    ids[name] = entry
     (run_dir / "trackers.json").write_text(json.dumps(ids, indent=2) + "\n")
 
 
@@ -80,22 +88,27 @@ class MLflowTracker:
         mlflow = _package("mlflow", "mlflow")
         from mlflow.entities import Param
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.train.tracking_uri or DEFAULT_MLFLOW_URI
-        if uri.startswith("sqlite:"):
-            _package("sqlalchemy", "mlflow"), _package("alembic", "mlflow")  # mlflow-skinny's SQLite store needs them
+        uri = mlflow_uri(cfg)
         self.client, self.run_dir = mlflow.tracking.MlflowClient(tracking_uri=uri), run_dir
         exp = self.client.get_experiment_by_name(cfg.train.experiment)
-        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(cfg.train.experiment)
-        old = _ids(run_dir).get("mlflow") if resume else None
+        exp_id = exp.experiment_id if exp is not None else self._create_experiment(cfg.train.experiment, uri)
+        old = _run_id(_ids(run_dir).get("mlflow")) if resume else None
         if old:
             self.run_id = old
             self.client.update_run(old, status="RUNNING")
             return
         self.run_id = self.client.create_run(exp_id, run_name=run_dir.name).info.run_id
-        _remember(run_dir, "mlflow", self.run_id)
+        _remember(run_dir, "mlflow", {"run_id": self.run_id, "experiment": cfg.train.experiment, "uri": uri})
         params = [Param(k, str(v)[:6000]) for k, v in flat_config(cfg.to_dict()).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i : i + 100])
+
+    def _create_experiment(self, name: str, uri: str) -> str:
+        """A new experiment; in a SQLite store its artifacts go beside the database (``mlartifacts/``,
+        as ``mlflow server`` does), not into ``./mlruns`` of whatever directory training ran in."""
+        db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+        where = (Path(db).resolve().parent / "mlartifacts" / name).as_uri() if db else None
+        return self.client.create_experiment(name, artifact_location=where)
 
     def __call__(self, loop, row: dict) -> None:
         from mlflow.entities import Metric
@@ -115,14 +128,14 @@ class WandbTracker:
 
     def __init__(self, cfg, run_dir: Path, resume: bool):
         wandb = _package("wandb", "wandb")
-        old = _ids(run_dir).get("wandb") if resume else None
+        old = _run_id(_ids(run_dir).get("wandb")) if resume else None
         self.run_dir = run_dir
         self.run = wandb.init(
             project=cfg.train.experiment, name=run_dir.name, dir=str(run_dir), id=old, resume="allow" if old else None,
             config=flat_config(cfg.to_dict()),
         )  # fmt: skip
         if not old:
-            _remember(run_dir, "wandb", self.run.id)
+            _remember(run_dir, "wandb", {"run_id": self.run.id, "project": cfg.train.experiment})
 
     def __call__(self, loop, row: dict) -> None:
         self.run.log(numbers(row), step=int(row["step"]))
@@ -154,6 +167,55 @@ def start_trackers(cfg, run_dir: Path, resume: bool, enabled: bool) -> list:
             first = (str(e).strip().splitlines() or [""])[0]
             raise ConfigError(f"train.trackers: {name} could not start ({type(e).__name__}: {first})") from None
     return out
+
+
+def mlflow_uri(cfg) -> str:
+    """The tracking URI MLflow runs go to: ``MLFLOW_TRACKING_URI``, else ``train.tracking_uri``, else
+    :data:`DEFAULT_MLFLOW_URI`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.train.tracking_uri or DEFAULT_MLFLOW_URI
+
+
+def check_trackers(cfg, enabled: bool = True) -> None:
+    """What can be known about the configured trackers before anything is written: their packages,
+    and for an MLflow server (http/https URI) that it answers within :data:`CONNECT_TIMEOUT_S`.
+
+    Raises:
+        ConfigError: one line naming the tracker and what to do.
+    """
+    names = set(cfg.train.trackers) if enabled else set()
+    if "wandb" in names:
+        _package("wandb", "wandb")
+    if "mlflow" not in names:
+        return
+    _package("mlflow", "mlflow")
+    uri = mlflow_uri(cfg)
+    if uri.startswith("sqlite:"):
+        _package("sqlalchemy", "mlflow"), _package("alembic", "mlflow")  # mlflow-skinny's SQLite store needs them
+    if uri.startswith(("http://", "https://")):
+        _reach(uri)
+
+
+def _reach(uri: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=CONNECT_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return  # something answered (a proxy, a server without /health): MLflow's own client takes it from here
+    except (OSError, ValueError) as e:
+        why = getattr(e, "reason", None) or e
+        raise ConfigError(
+            f"train.trackers: no MLflow server answered at {uri} within {CONNECT_TIMEOUT_S:g} s ({why}); "
+            "start it (mlflow server) or fix train.tracking_uri / MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def tracked_runs(run_dir: Path, cfg) -> dict:
+    """{tracker name: its entry in trackers.json} for the trackers this run used."""
+    ids = _ids(Path(run_dir))
+    return {k: v if isinstance(v, dict) else {"run_id": v} for k, v in ids.items() if k in cfg.train.trackers}
 
 
 def close_trackers(trackers: list, finished: bool) -> None:
