@@ -87,7 +87,12 @@ def test_sleep_phi_is_unbiased_for_the_dreams_inclusive_kl():
 
 @pytest.mark.parametrize(
     "objective,k,match",
-    [("elbo", 5, "K >= 2"), ("iwae", 1, "K >= 2"), ("vr", 5, "IWAE-type bound .* vr has alpha = 0.5"), ("ciwae", 5, "K >= 2")],
+    [
+        ("elbo", 5, "K >= 2"),
+        ("iwae", 1, "K >= 2"),
+        ("vr", 5, "IWAE-type bound .* vr has alpha = 0.5"),
+        ("ciwae", 5, "K >= 2"),
+    ],
 )
 def test_bounds_without_a_reweighted_group_are_refused(objective, k, match):
     with pytest.raises(ConfigError, match=match):

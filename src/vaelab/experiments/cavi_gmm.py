@@ -185,14 +185,12 @@ def draw(fitted: dict, out: Path) -> None:
     for col, name in enumerate(names):
         m, x = fitted[name]
         ax = axes[0, col]
-        ax.scatter(x[:, 0], x[:, 1], s=2, c=m.predict(x).numpy(), cmap="tab10", alpha=0.5)
+        ax.scatter(x[:, 0], x[:, 1], s=2, c=m.predict(x), cmap="tab10", alpha=0.5)
         covs = (
-            m.covariances_.numpy()
-            if hasattr(m, "covariances_")
-            else np.stack([np.eye(2) * (1 + v) for v in m.mean_variances_.numpy()])
+            m.covariances_ if hasattr(m, "covariances_") else np.stack([np.eye(2) * (1 + v) for v in m.mean_variances_])
         )  # predictive: I + s_k^2 I
-        used = m.weights_.numpy() > 0.01 if hasattr(m, "weights_") else np.ones(K, bool)  # Dirichlet empties a spare
-        _ellipses(ax, m.means_.numpy()[used], covs[used])
+        used = m.weights_ > 0.01 if hasattr(m, "weights_") else np.ones(K, bool)  # Dirichlet empties a spare
+        _ellipses(ax, m.means_[used], covs[used])
         ax.set_title(name, fontsize=8)
         ax.set_aspect("equal")
         axes[1, col].plot(np.arange(1, len(m.elbo_) + 1), m.elbo_)

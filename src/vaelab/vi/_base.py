@@ -23,10 +23,14 @@ import time
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
 from ..progress import bar
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def step_sizes(t: Tensor | int, tau: float, kappa: float):
@@ -48,8 +52,11 @@ def kmeans_pp_resp(X: Tensor, k: int, gen: torch.Generator) -> Tensor:
     return torch.nn.functional.one_hot(nearest, k).to(X.dtype)
 
 
-class MixtureFitter:
-    """Base class: sklearn-style ``fit`` / ``predict`` / ``predict_proba`` / ``score``.
+class MixtureFitter(DensityMixin, BaseEstimator):
+    """Base class: a scikit-learn estimator (``BaseEstimator``, ``DensityMixin``): ``fit`` /
+    ``predict`` / ``predict_proba`` / ``fit_predict`` / ``score_samples`` / ``score``, ``get_params``
+    / ``set_params``, so ``clone``, pipelines and ``GridSearchCV`` work. Arrays (or tensors) in, numpy
+    out; the arithmetic runs in torch.
 
     Args:
         n_components: K.
@@ -63,19 +70,24 @@ class MixtureFitter:
         tau: SVI's step-size delay: rho_t = (t + tau)^(-kappa), t = 0, 1, ...; tau > 0 (rho_0 = tau^(-kappa)).
         kappa: SVI's forgetting rate, in (0.5, 1] (the Robbins–Monro conditions).
         seed: seeds restart r with ``seed + r``.
-        dtype: the arithmetic's dtype (float64 by default, as scikit-learn).
+        dtype: the arithmetic's dtype, "float64" (as scikit-learn) or "float32" (or the torch dtype).
         device: where the arithmetic runs.
         verbose: as scikit-learn's: 0 silent; 1 a progress bar over sweeps with the ELBO (on a
             terminal) and one line per restart when it ends; 2 also one line per sweep.
 
+    As scikit-learn requires, the constructor only stores its arguments; they are checked by ``fit``.
+
     Fitted attributes: ``elbo_`` (list of floats, nats, one per sweep or epoch; for EM the
-    log-likelihood), ``n_iter_``, ``converged_``, ``fit_seconds_``.
+    log-likelihood), ``n_iter_``, ``converged_``, ``fit_seconds_``, ``n_features_in_``, and the
+    model's parameters as numpy arrays.
 
     Raises:
-        ConfigError: an unknown algorithm or init, or out-of-range options.
+        ConfigError: (from ``fit``) an unknown algorithm, init or dtype, or out-of-range options.
     """
 
     algorithms: tuple[str, ...] = ("cavi", "svi")
+    #: public fitted attribute -> the private tensor behind it (numpy copies are published after fit)
+    _fitted: dict[str, str] = {}
 
     def __init__(
         self,
@@ -90,48 +102,59 @@ class MixtureFitter:
         tau: float = 1.0,
         kappa: float = 0.7,
         seed: int = 0,
-        dtype: torch.dtype = torch.float64,
+        dtype: str = "float64",
         device: str = "cpu",
         verbose: int = 0,
     ):
-        if algorithm not in self.algorithms:
-            raise ConfigError(
-                f"algorithm {algorithm!r} is not available for {type(self).__name__}; "
-                f"choose one of {', '.join(self.algorithms)}"
-            )
-        if init not in ("kmeans++", "random"):
-            raise ConfigError(f"init {init!r}: choose 'kmeans++' or 'random'")
-        if n_components < 1 or max_iter < 1 or n_init < 1 or batch_size < 1:
-            raise ConfigError("n_components, max_iter, n_init and batch_size must be >= 1")
-        if not 0.5 < kappa <= 1.0 or not tau > 0:
-            raise ConfigError(
-                f"SVI step sizes need 0.5 < kappa <= 1 and tau > 0 (got kappa={kappa}, tau={tau}); "
-                "the first step size is tau^(-kappa)"
-            )
-        if tol < 0:
-            raise ConfigError(f"tol must be >= 0, got {tol}")
         self.n_components, self.algorithm, self.max_iter, self.tol = n_components, algorithm, max_iter, tol
         self.n_init, self.init, self.batch_size, self.tau, self.kappa = n_init, init, batch_size, tau, kappa
-        self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
-        self.verbose = verbose
+        self.seed, self.dtype, self.device, self.verbose = seed, dtype, device, verbose
+
+    def _check_params(self) -> None:
+        """The constructor's arguments, checked when fitting (scikit-learn's convention)."""
+        if self.algorithm not in self.algorithms:
+            raise ConfigError(
+                f"algorithm {self.algorithm!r} is not available for {type(self).__name__}; "
+                f"choose one of {', '.join(self.algorithms)}"
+            )
+        if self.init not in ("kmeans++", "random"):
+            raise ConfigError(f"init {self.init!r}: choose 'kmeans++' or 'random'")
+        if min(self.n_components, self.max_iter, self.n_init, self.batch_size) < 1:
+            raise ConfigError("n_components, max_iter, n_init and batch_size must be >= 1")
+        if not 0.5 < self.kappa <= 1.0 or not self.tau > 0:
+            raise ConfigError(
+                f"SVI step sizes need 0.5 < kappa <= 1 and tau > 0 (got kappa={self.kappa}, tau={self.tau}); "
+                "the first step size is tau^(-kappa)"
+            )
+        if not self.tol >= 0:
+            raise ConfigError(f"tol must be >= 0, got {self.tol}")
+        dtype = DTYPES.get(self.dtype, self.dtype)
+        if dtype not in DTYPES.values():
+            raise ConfigError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        self._dtype, self._device = dtype, torch.device(self.device)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False  # NaN/inf are refused with a one-line error
+        tags.target_tags.required = False  # unsupervised: y is accepted and ignored
+        return tags
 
     # --- input ------------------------------------------------------------------------------------
     def _check_X(self, X, fitting: bool = False) -> Tensor:
-        if not isinstance(X, Tensor):
-            X = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        X = X.to(self.device, self.dtype)
-        if X.dim() != 2:
-            raise DataError(f"X must be 2-D (N points, D features), got shape {tuple(X.shape)}")
-        if not torch.isfinite(X).all():
-            raise DataError(f"X has {int((~torch.isfinite(X)).sum())} NaN/inf values; remove or impute them")
-        if fitting and X.shape[0] < self.n_components:
-            raise DataError(f"{X.shape[0]} points cannot be fitted with {self.n_components} components")
+        """X as a (N, D) tensor in the fit's dtype, through scikit-learn's input validation (2-D,
+        finite, numeric, not sparse; the feature count fitted)."""
         if not fitting:
-            if not hasattr(self, "elbo_"):
-                raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-            if X.shape[1] != self.n_features_:
-                raise DataError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_}")
-        return X
+            check_is_fitted(self, "elbo_")
+        if isinstance(X, Tensor):
+            X = X.detach().cpu().numpy()
+        k = self.n_components if fitting else 1
+        try:
+            X = validate_data(self, X, reset=fitting, dtype=[np.float64, np.float32], ensure_min_samples=k)
+        except ValueError as e:  # one line (without scikit-learn's dump of the array), and a DataError
+            said = " ".join(line.strip() for line in str(e).strip().splitlines() if not line.startswith("array="))
+            more = f" ({k} components need at least {k} points)" if "minimum of" in said else ""
+            raise DataError(said + more) from None
+        return torch.tensor(X, dtype=self._dtype, device=self._device)  # (a copy: X may be read-only)
 
     def _init_resp(self, X: Tensor, gen: torch.Generator) -> Tensor:
         if self.init == "random":
@@ -140,25 +163,26 @@ class MixtureFitter:
         return kmeans_pp_resp(X, self.n_components, gen)
 
     # --- fitting ----------------------------------------------------------------------------------
-    def fit(self, X, init_resp=None) -> MixtureFitter:
+    def fit(self, X, y=None, init_resp=None) -> MixtureFitter:
         """Fit to X (N, D), array or tensor; returns self.
 
         Args:
+            y: ignored (scikit-learn's unsupervised convention).
             init_resp: optional (N, K) initial responsibilities (overrides ``init``; to reproduce
                 another implementation's run from the same start). With it, ``n_init`` must be 1.
         Raises:
             DataError: X not 2-D, non-finite, fewer points than components, or init_resp of the wrong shape.
         """
+        self._check_params()
         X = self._check_X(X, fitting=True)
-        self.n_features_ = X.shape[1]
         self._prepare(X)
         if init_resp is not None:
-            init_resp = torch.as_tensor(np.asarray(init_resp), dtype=self.dtype, device=self.device)
+            init_resp = torch.as_tensor(np.asarray(init_resp), dtype=self._dtype, device=self._device)
             if tuple(init_resp.shape) != (X.shape[0], self.n_components) or self.n_init != 1:
                 raise DataError(f"init_resp must be ({X.shape[0]}, {self.n_components}) with n_init = 1")
         start, best = time.perf_counter(), None
         for r in range(self.n_init):
-            gen = torch.Generator(self.device).manual_seed(self.seed + r)
+            gen = torch.Generator(self._device).manual_seed(self.seed + r)
             resp = init_resp if init_resp is not None else self._init_resp(X, gen)
             self._set_natural(self._natural_from(X, resp, scale=1.0))
             self._bar = bar(total=self.max_iter, desc=f"{self.algorithm} restart {r + 1}/{self.n_init}", unit="sweep",
@@ -176,6 +200,8 @@ class MixtureFitter:
         self._set_state(best[2])
         self.n_iter_ = len(self.elbo_)
         self.fit_seconds_ = time.perf_counter() - start
+        for public, private in self._fitted.items():  # numpy out, as scikit-learn's estimators
+            setattr(self, public, getattr(self, private).detach().cpu().numpy())
         return self
 
     def _natural_from(self, X: Tensor, resp: Tensor, scale: float) -> dict[str, Tensor]:
@@ -249,18 +275,22 @@ class MixtureFitter:
         self._set_natural(state)
 
     # --- prediction -------------------------------------------------------------------------------
-    def predict_proba(self, X) -> Tensor:
+    def predict_proba(self, X) -> np.ndarray:
         """(N, K) responsibilities q(c_i = k) of new points under the fitted globals."""
-        return torch.softmax(self._log_rho(self._check_X(X)), 1)
+        return torch.softmax(self._log_rho(self._check_X(X)), 1).cpu().numpy()
 
-    def predict(self, X) -> Tensor:
+    def predict(self, X) -> np.ndarray:
         """(N,) most probable component of each point."""
         return self.predict_proba(X).argmax(1)
 
-    def score_samples(self, X) -> Tensor:
-        """(N,) log density of each point under the fitted model (posterior predictive for VI), nats."""
-        return self._log_predictive(self._check_X(X))
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """``fit(X)`` then the (N,) components of X's points."""
+        return self.fit(X).predict(X)
 
-    def score(self, X) -> float:
+    def score_samples(self, X) -> np.ndarray:
+        """(N,) log density of each point under the fitted model (posterior predictive for VI), nats."""
+        return self._log_predictive(self._check_X(X)).cpu().numpy()
+
+    def score(self, X, y=None) -> float:
         """Mean log density per point, nats (as scikit-learn's ``score``)."""
         return float(self.score_samples(X).mean())

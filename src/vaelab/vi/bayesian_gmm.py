@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Dirichlet, Wishart, kl_divergence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ._base import MixtureFitter
 
 
@@ -31,16 +31,20 @@ class BayesianGaussianMixture(MixtureFitter):
         degrees_of_freedom_prior: nu_0 > D - 1 (default D).
         covariance_prior: W_0^-1, (D, D) (default: the data covariance). These defaults are
             scikit-learn's ``BayesianGaussianMixture`` ones, and it is tested to give the same fit.
-        **kwargs: algorithm, max_iter, tol, n_init, init, batch_size, tau, kappa, seed, dtype,
-            device (see :class:`MixtureFitter`).
+        algorithm, max_iter, tol, n_init, init, batch_size, tau, kappa, seed, dtype, device, verbose:
+            see :class:`MixtureFitter`.
 
     Fitted attributes: ``weights_`` (K,) E[pi], ``means_`` (K, D), ``covariances_`` (K, D, D)
     = W^-1 / nu = E[Lambda]^-1, ``weight_concentration_``, ``mean_precision_``,
     ``degrees_of_freedom_``, ``elbo_`` (nats, PRML eqs. 10.70–10.77 with the optimal r).
 
     Raises:
-        ConfigError: a prior out of range (alpha_0, beta_0 <= 0; nu_0 <= D - 1; W_0^-1 not positive definite).
+        ConfigError: (from ``fit``) a prior out of range (alpha_0, beta_0 <= 0; nu_0 <= D - 1; W_0^-1 not
+            positive definite).
     """
+
+    _fitted = {"weights_": "_weights", "means_": "_means", "covariances_": "_covs",
+               "weight_concentration_": "_alpha", "mean_precision_": "_beta", "degrees_of_freedom_": "_nu"}  # fmt: skip
 
     def __init__(
         self,
@@ -51,25 +55,45 @@ class BayesianGaussianMixture(MixtureFitter):
         mean_prior=None,
         degrees_of_freedom_prior: float | None = None,
         covariance_prior=None,
-        **kwargs,
+        algorithm: str = "cavi",
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        n_init: int = 1,
+        init: str = "kmeans++",
+        batch_size: int = 256,
+        tau: float = 1.0,
+        kappa: float = 0.7,
+        seed: int = 0,
+        dtype: str = "float64",
+        device: str = "cpu",
+        verbose: int = 0,
     ):
-        super().__init__(n_components, **kwargs)
-        if (weight_concentration_prior is not None and weight_concentration_prior <= 0) or mean_precision_prior <= 0:
-            raise ConfigError("weight_concentration_prior and mean_precision_prior must be > 0")
+        super().__init__(
+            n_components, algorithm=algorithm, max_iter=max_iter, tol=tol, n_init=n_init, init=init,
+            batch_size=batch_size, tau=tau, kappa=kappa, seed=seed, dtype=dtype, device=device, verbose=verbose,
+        )  # fmt: skip
         self.weight_concentration_prior, self.mean_precision_prior = weight_concentration_prior, mean_precision_prior
-        self.mean_prior, self.degrees_of_freedom_prior, self.covariance_prior = (
-            mean_prior,
-            degrees_of_freedom_prior,
-            covariance_prior,
-        )
+        self.mean_prior, self.degrees_of_freedom_prior = mean_prior, degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        alpha0, b0 = self.weight_concentration_prior, self.mean_precision_prior
+        if (alpha0 is not None and not alpha0 > 0) or not b0 > 0:
+            raise ConfigError("weight_concentration_prior and mean_precision_prior must be > 0")
 
     def _prepare(self, X: Tensor) -> None:
-        d, as_t = X.shape[1], (lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device))
+        d, as_t = X.shape[1], (lambda a: torch.as_tensor(a, dtype=self._dtype, device=self._device))
         self._shift = X.mean(0)  # (D,)
         self._alpha0 = self.weight_concentration_prior or 1.0 / self.n_components
         self._nu0 = float(self.degrees_of_freedom_prior if self.degrees_of_freedom_prior is not None else d)
         m0 = as_t(self.mean_prior).reshape(d) if self.mean_prior is not None else self._shift
         self._m0 = m0 - self._shift  # centred, (D,)
+        if self.covariance_prior is None and X.shape[0] < 2:
+            raise DataError(
+                f"the default covariance_prior is the data's covariance, which needs 2 points (got n_samples = "
+                f"{X.shape[0]}); pass covariance_prior"
+            )
         w0_inv = (
             as_t(self.covariance_prior).reshape(d, d)
             if self.covariance_prior is not None
@@ -83,7 +107,7 @@ class BayesianGaussianMixture(MixtureFitter):
 
     def _prior_natural(self) -> dict[str, Tensor]:
         k, b0, m0 = self.n_components, self.mean_precision_prior, self._m0
-        full = lambda v: torch.full((k,), float(v), dtype=self.dtype, device=self.device)  # noqa: E731
+        full = lambda v: torch.full((k,), float(v), dtype=self._dtype, device=self._device)  # noqa: E731
         return {
             "alpha": full(self._alpha0),
             "beta": full(b0),
@@ -100,22 +124,22 @@ class BayesianGaussianMixture(MixtureFitter):
 
     def _set_natural(self, eta: dict[str, Tensor]) -> None:
         self._natural = eta
-        self.weight_concentration_, self.mean_precision_, self.degrees_of_freedom_ = eta["alpha"], eta["beta"], eta["nu"]
+        self._alpha, self._beta, self._nu = eta["alpha"], eta["beta"], eta["nu"]
         self._m = eta["beta_m"] / eta["beta"][:, None]  # (K, D), centred
         w_inv = eta["scatter"] - eta["beta"][:, None, None] * torch.einsum("kd,ke->kde", self._m, self._m)
         self._w_inv = 0.5 * (w_inv + w_inv.transpose(1, 2))  # (K, D, D) W_k^-1
         self._chol = torch.linalg.cholesky(self._w_inv)  # W^-1 = L L^T
-        self.weights_ = self.weight_concentration_ / self.weight_concentration_.sum()
-        self.means_ = self._m + self._shift
-        self.covariances_ = self._w_inv / self.degrees_of_freedom_[:, None, None]
+        self._weights = self._alpha / self._alpha.sum()
+        self._means = self._m + self._shift
+        self._covs = self._w_inv / self._nu[:, None, None]
 
     def _log_det_w(self) -> Tensor:
         return -2 * torch.log(torch.diagonal(self._chol, dim1=1, dim2=2)).sum(1)  # ln|W_k|, (K,)
 
     def _expected_log_det(self) -> Tensor:
         """E[ln |Lambda_k|] (PRML eq. 10.65), (K,)."""
-        d, nu = self.n_features_, self.degrees_of_freedom_
-        i = torch.arange(1, d + 1, dtype=self.dtype, device=self.device)
+        d, nu = self.n_features_in_, self._nu
+        i = torch.arange(1, d + 1, dtype=self._dtype, device=self._device)
         return torch.digamma((nu[:, None] + 1 - i) / 2).sum(1) + d * math.log(2) + self._log_det_w()
 
     def _mahalanobis(self, X: Tensor) -> Tensor:
@@ -125,20 +149,20 @@ class BayesianGaussianMixture(MixtureFitter):
         return (y**2).sum(1).T
 
     def _log_rho(self, X: Tensor) -> Tensor:
-        d = self.n_features_
-        e_log_pi = torch.digamma(self.weight_concentration_) - torch.digamma(self.weight_concentration_.sum())
-        gauss = 0.5 * self._expected_log_det() - 0.5 * d * math.log(2 * math.pi) - 0.5 * d / self.mean_precision_
-        return e_log_pi + gauss - 0.5 * self.degrees_of_freedom_ * self._mahalanobis(X)  # (N, K), PRML eq. 10.46
+        d = self.n_features_in_
+        e_log_pi = torch.digamma(self._alpha) - torch.digamma(self._alpha.sum())
+        gauss = 0.5 * self._expected_log_det() - 0.5 * d * math.log(2 * math.pi) - 0.5 * d / self._beta
+        return e_log_pi + gauss - 0.5 * self._nu * self._mahalanobis(X)  # (N, K), PRML eq. 10.46
 
     def _log_b(self, log_det_w: Tensor, nu: Tensor) -> Tensor:
         """ln B(W, nu), the Wishart normalizer (PRML eq. B.79)."""
-        d = self.n_features_
+        d = self.n_features_in_
         return -0.5 * nu * log_det_w - 0.5 * nu * d * math.log(2) - torch.special.multigammaln(nu / 2, d)
 
     def _penalty(self) -> Tensor:
         """-KL(q(pi) || p(pi)) - sum_k KL(q(mu_k, Lambda_k) || p(mu_k, Lambda_k)) (PRML 10.71–10.77)."""
-        d, b0, beta, nu = self.n_features_, self.mean_precision_prior, self.mean_precision_, self.degrees_of_freedom_
-        alpha = self.weight_concentration_
+        d, b0, beta, nu = self.n_features_in_, self.mean_precision_prior, self._beta, self._nu
+        alpha = self._alpha
         kl_pi = kl_divergence(Dirichlet(alpha), Dirichlet(torch.full_like(alpha, self._alpha0)))
         dm = (self._m - self._m0)[:, :, None]  # (K, D, 1)
         maha_m = (torch.linalg.solve_triangular(self._chol, dm, upper=False) ** 2).sum((1, 2))  # (K,)
@@ -156,8 +180,8 @@ class BayesianGaussianMixture(MixtureFitter):
 
     def _log_predictive(self, X: Tensor) -> Tensor:
         """Posterior predictive: a mixture of Student's t (PRML eq. 10.81), (N,)."""
-        d, beta = self.n_features_, self.mean_precision_
-        dof = self.degrees_of_freedom_ + 1 - d  # (K,)
+        d, beta = self.n_features_in_, self._beta
+        dof = self._nu + 1 - d  # (K,)
         scale = dof * beta / (1 + beta)  # L_k = scale_k W_k
         maha = scale * self._mahalanobis(X)  # (N, K)
         log_t = (
@@ -167,4 +191,4 @@ class BayesianGaussianMixture(MixtureFitter):
             - 0.5 * d * torch.log(dof * math.pi)
             - 0.5 * (dof + d) * torch.log1p(maha / dof)
         )
-        return torch.logsumexp(torch.log(self.weights_) + log_t, 1)
+        return torch.logsumexp(torch.log(self._weights) + log_t, 1)

@@ -22,23 +22,44 @@ class GaussianMixture(MixtureFitter):
         n_components: K.
         reg_covar: added to every covariance's diagonal (scikit-learn's default 1e-6), so a
             component that collapses onto one point stays invertible.
-        **kwargs: max_iter, tol, n_init, init, seed, dtype, device (see :class:`MixtureFitter`);
-            ``algorithm`` is "em".
+        algorithm: "em" (the only one).
+        max_iter, tol, n_init, init, seed, dtype, device, verbose: see :class:`MixtureFitter`.
 
     Fitted attributes: ``weights_`` (K,), ``means_`` (K, D), ``covariances_`` (K, D, D),
     ``elbo_`` (log-likelihood per iteration, nats).
 
     Raises:
-        ConfigError: reg_covar < 0.
+        ConfigError: (from ``fit``) reg_covar < 0.
     """
 
     algorithms = ("em",)
+    _fitted = {"weights_": "_weights", "means_": "_means", "covariances_": "_covs"}
 
-    def __init__(self, n_components: int = 2, *, reg_covar: float = 1e-6, algorithm: str = "em", **kwargs):
-        super().__init__(n_components, algorithm=algorithm, **kwargs)
-        if reg_covar < 0:
-            raise ConfigError(f"reg_covar must be >= 0, got {reg_covar}")
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        reg_covar: float = 1e-6,
+        algorithm: str = "em",
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        n_init: int = 1,
+        init: str = "kmeans++",
+        seed: int = 0,
+        dtype: str = "float64",
+        device: str = "cpu",
+        verbose: int = 0,
+    ):
+        super().__init__(
+            n_components, algorithm=algorithm, max_iter=max_iter, tol=tol, n_init=n_init, init=init, seed=seed,
+            dtype=dtype, device=device, verbose=verbose,
+        )  # fmt: skip
         self.reg_covar = reg_covar
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not self.reg_covar >= 0:
+            raise ConfigError(f"reg_covar must be >= 0, got {self.reg_covar}")
 
     def _natural_from(self, X: Tensor, resp: Tensor, scale: float) -> dict[str, Tensor]:
         """The M-step: maximum-likelihood weights, means and covariances given responsibilities."""
@@ -51,14 +72,14 @@ class GaussianMixture(MixtureFitter):
 
     def _set_natural(self, eta: dict[str, Tensor]) -> None:
         self._natural = eta
-        self.weights_, self.means_, self.covariances_ = eta["weights"], eta["means"], eta["covariances"]
-        self._components = MultivariateNormal(self.means_, self.covariances_)
+        self._weights, self._means, self._covs = eta["weights"], eta["means"], eta["covariances"]
+        self._components = MultivariateNormal(self._means, self._covs)
 
     def _log_rho(self, X: Tensor) -> Tensor:
-        return torch.log(self.weights_) + self._components.log_prob(X[:, None, :])  # (N, K)
+        return torch.log(self._weights) + self._components.log_prob(X[:, None, :])  # (N, K)
 
     def _penalty(self) -> Tensor:
-        return torch.zeros((), dtype=self.dtype)
+        return torch.zeros((), dtype=self._dtype, device=self._device)
 
     def _log_predictive(self, X: Tensor) -> Tensor:
         return torch.logsumexp(self._log_rho(X), 1)
