@@ -286,7 +286,9 @@ def run(n: int, seed: int = 0, log=None) -> list[Outcome]:
     torch.set_num_threads(1)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:  # a size from the config then fails as an allocation, not by the OOM killer
-        resource.setrlimit(resource.RLIMIT_AS, (min(LIMIT_BYTES, hard), hard))
+        resource.setrlimit(
+            resource.RLIMIT_AS, (LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(LIMIT_BYTES, hard), hard)
+        )
     rng = random.Random(seed)
     outcomes = []
     try:

@@ -442,24 +442,36 @@ STUDY_FLAGS = {"budget_minutes": 30.0}
 
 
 def cmd_sweep(args) -> None:
-    from .sweep import Sweep, read_space, run_sweep
+    from .sweep import Sweep, first_values, read_space, run_sweep, storage
     from .sweep_report import write_report
 
     base = config_from_args(args)
     out = Path(args.out)
+    space = read_space(args.space, base)
+    if args.trials:  # the base config with the space's first values, built and stepped before anything is written
+        from .train import check_run
+
+        check_run(base.override(first_values(space)))
+    if args.storage:
+        storage(args.storage)  # a database server reached (or refused in one line) before --out exists
     sweep = Sweep(
-        base=base.to_dict(), space=read_space(args.space, base), out=str(out),
+        base=base.to_dict(), space=space, out=str(out),
         storage=args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}", study=args.study or out.name,
         metric=args.metric, pruner=args.pruner, seed=args.sampler_seed,
     )  # fmt: skip
     study = run_sweep(sweep, args.trials, args.workers)
     report = write_report(study, out, args.metric, args.compare_best, args.k)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
     best = study.best_trial if complete else None  # Optuna's best is over completed trials; all pruned: none
     if best is not None:
         where = best.user_attrs["run_dir"]
         print(f"best trial {best.number}: {args.metric} {best.value:.3f} nats with {best.params} -> {where}")
-    print(f"{len(study.trials)} trials in {sweep.storage} (study {sweep.study!r}); table and plots in {report}")
+    print(f"{len(trials)} trials in {sweep.storage} (study {sweep.study!r}); table and plots in {report}")
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if trials and len(failed) == len(trials):
+        why = failed[0].user_attrs.get("error", "see sweep.md")
+        raise config_mod.ConfigError(f"every one of the {len(trials)} trials failed; trial {failed[0].number}: {why}")
 
 
 def cmd_download(args) -> None:

@@ -21,7 +21,7 @@ COLUMNS = [
     ("log p̂ − ELBO", "gap"),
     ("−KL(Q‖P)", "neg_kl_QP"),
     ("active units", "active_units_per_layer"),
-    ("N test", "n"),
+    ("N {split}", "n"),
     ("K (IS)", "k"),
 ]
 
@@ -73,13 +73,13 @@ def load_row(run_dir: str | Path, split: str = "test") -> dict:
     }
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """Markdown table of :func:`load_row` rows (nats per data point)."""
+def markdown_table(rows: list[dict], split: str = "test") -> str:
+    """Markdown table of :func:`load_row` rows (nats per data point) evaluated on ``split``."""
 
     def fmt(v):
         return f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
 
-    head = "| " + " | ".join(c for c, _ in COLUMNS) + " |"
+    head = "| " + " | ".join(c.format(split=split) for c, _ in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(fmt(r.get(key)) for _, key in COLUMNS) + " |" for r in rows]
     return "\n".join([head, sep, *body])
@@ -87,4 +87,4 @@ def markdown_table(rows: list[dict]) -> str:
 
 def compare_runs(run_dirs: list[str | Path], split: str = "test") -> tuple[str, list[dict]]:
     rows = [load_row(d, split) for d in run_dirs]
-    return markdown_table(rows), rows
+    return markdown_table(rows, split), rows

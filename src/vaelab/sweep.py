@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def read_space(path: str | Path, base: config_mod.RunConfig) -> dict:
         ConfigError: a missing file, bad TOML, an unknown distribution or key, bad bounds, or a value
             the config rejects, naming the key.
     """
+    if not Path(path).is_file():
+        raise ConfigError(f"search space file not found: {path}")
     space = config_mod.read_toml(path)
     if not space:
         raise ConfigError(f'{path}: the search space is empty; add a table per config key, e.g. ["train.lr"]')
@@ -78,14 +81,24 @@ def read_space(path: str | Path, base: config_mod.RunConfig) -> dict:
             try:
                 base.override({key: v})
             except ConfigError as e:
+                if "unknown" in str(e) and repr(key) in str(e):  # the key itself, not the value (did-you-mean kept)
+                    raise ConfigError(f'search space ["{key}"]: {e}') from None
                 raise ConfigError(f'search space ["{key}"]: the value {v!r} is not valid here ({e})') from None
     return space
 
 
+#: the keys each distribution reads (any other key in a space table is an error, not ignored)
+SPEC_KEYS = {"uniform": {"low", "high"}, "log-uniform": {"low", "high"}, "int": {"low", "high", "step"},
+             "categorical": {"choices"}}  # fmt: skip
+
+
 def _corners(key: str, spec: dict) -> list:
-    extra = set(spec) - {"distribution", "low", "high", "step", "choices"}
+    extra = set(spec) - {"distribution"} - SPEC_KEYS[spec["distribution"]]
     if extra:
-        raise ConfigError(f'search space ["{key}"]: unknown keys {sorted(extra)}')
+        raise ConfigError(
+            f'search space ["{key}"]: {", ".join(sorted(extra))} has no effect with distribution = '
+            f'"{spec["distribution"]}" (it reads {", ".join(sorted(SPEC_KEYS[spec["distribution"]]))})'
+        )
     if spec["distribution"] == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -102,6 +115,11 @@ def _corners(key: str, spec: dict) -> list:
     if spec["distribution"] == "int" and not (low.is_integer() and high.is_integer()):
         raise ConfigError(f'search space ["{key}"]: an int range needs whole numbers, got {low}, {high}')
     return [int(low), int(high)] if spec["distribution"] == "int" else [low, high]
+
+
+def first_values(space: dict) -> dict[str, Any]:
+    """Each key's first value (its low bound or first choice): a trial that can be checked before any runs."""
+    return {k: _corners(k, spec)[0] for k, spec in space.items()}
 
 
 def suggest(trial, space: dict) -> dict[str, Any]:
@@ -143,10 +161,15 @@ def _objective(sweep: Sweep):
         cfg = base.override(values)
         run_dir = Path(sweep.out) / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
-        res = fit(cfg, run_dir, quiet=True, tensorboard=False, callbacks=[PruneOnValidation(trial, sweep.metric)])
-        seen = [r[sweep.metric] for r in res.history if r.get(sweep.metric) is not None]
-        if not seen:
-            raise ConfigError(f"the trial logged no {sweep.metric}: is there a validation split (train.valid_every)?")
+        try:
+            res = fit(cfg, run_dir, quiet=True, tensorboard=False, callbacks=[PruneOnValidation(trial, sweep.metric)])
+            seen = [r[sweep.metric] for r in res.history if r.get(sweep.metric) is not None]
+            if not seen:
+                raise ConfigError(f"the trial logged no {sweep.metric}: is there a validation split (train.valid_every)?")
+        except VaelabError as e:  # the trial fails with its reason, said in one line (Optuna's own log is off)
+            trial.set_user_attr("error", str(e))
+            print(f"trial {trial.number} failed: {e}", file=sys.stderr, flush=True)
+            return math.nan  # Optuna marks a NaN value FAIL
         return max(seen)
 
     return objective
@@ -155,22 +178,56 @@ def _objective(sweep: Sweep):
 def study_of(sweep: Sweep, worker: int = 0):
     """The shared study; a seeded sampler gets seed + worker, so workers do not propose the same values."""
     optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its INFO per trial and its failed-trial warnings: ours instead
     sampler = optuna.samplers.TPESampler(seed=None if sweep.seed is None else sweep.seed + worker)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if sweep.pruner == "median" else None
     return optuna.create_study(
-        study_name=sweep.study, storage=sweep.storage, sampler=sampler, pruner=pruner or optuna.pruners.NopPruner(),
-        direction="maximize", load_if_exists=True,
+        study_name=sweep.study, storage=storage(sweep.storage), sampler=sampler,
+        pruner=pruner or optuna.pruners.NopPruner(), direction="maximize", load_if_exists=True,
     )  # fmt: skip
+
+
+#: seconds a database server has to accept the connection (a wrong host is one line, not a long hang)
+CONNECT_TIMEOUT_S = 5
+
+
+def storage_url(url: str) -> str:
+    """``postgresql://...`` with the psycopg (3) driver when psycopg2 is not installed (SQLAlchemy's
+    default for that scheme); any other URL as given."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        if importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def storage(url: str):
+    """Optuna's storage for ``url``: a database server with a connect timeout of
+    :data:`CONNECT_TIMEOUT_S`; SQLite as Optuna opens it.
+
+    Raises:
+        ConfigError: the server cannot be reached or the driver is missing, in one line.
+    """
+    optuna = _optuna()
+    url = storage_url(url)
+    kwargs = {}
+    if url.startswith(("postgresql", "mysql")):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    try:
+        return optuna.storages.RDBStorage(url, **kwargs)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy / the driver raise many types; one line says which
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        hint = " (pip install 'vaelab[postgresql]')" if isinstance(e, ModuleNotFoundError) else ""
+        raise ConfigError(f"--storage {url}: cannot open the study's storage ({first}){hint}") from None
 
 
 def work(args: tuple[Sweep, int, int]) -> int:
     """Worker ``i``: ``n`` trials of the shared study. Returns how many it ran."""
     sweep, n, i = args
-    optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = study_of(sweep, i)
     before = len(study.get_trials(deepcopy=False))
-    study.optimize(_objective(sweep), n_trials=n, catch=(VaelabError,), gc_after_trial=False)
+    study.optimize(_objective(sweep), n_trials=n, gc_after_trial=False)
     return len(study.get_trials(deepcopy=False)) - before
 
 

@@ -11,7 +11,8 @@ from .compare import compare_runs
 
 def ranked(study) -> list:
     """The trials with a value (finished, or pruned after reporting), best first."""
-    return sorted((t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: -t.value)
+    trials = study.get_trials(deepcopy=False)
+    return sorted((t for t in trials if t.value is not None and t.state.name != "FAIL"), key=lambda t: -t.value)
 
 
 def trial_table(study, metric: str) -> str:
@@ -19,18 +20,18 @@ def trial_table(study, metric: str) -> str:
     trials = study.get_trials(deepcopy=False)
     keys = sorted({k for t in trials for k in t.params})
     done = ranked(study)
-    rest = [t for t in trials if t.value is None]
+    rest = [t for t in trials if t.number not in {d.number for d in done}]
     lines = [
-        f"| trial | state | best {metric} (nats) | epochs | " + " | ".join(keys) + " | run |",
-        "|---:|---|---:|---:|" + "---|" * len(keys) + "---|",
+        f"| trial | state | best {metric} (nats) | epochs | " + " | ".join(keys) + " | run | note |",
+        "|---:|---|---:|---:|" + "---|" * len(keys) + "---|---|",
     ]
     for t in [*done, *rest]:
-        value = f"{t.value:.3f}" if t.value is not None else "–"
+        value = f"{t.value:.3f}" if t.value is not None and t.state.name != "FAIL" else "–"
         steps = max(t.intermediate_values, default=0)
         params = " | ".join(_fmt(t.params.get(k)) for k in keys)
-        lines.append(
-            f"| {t.number} | {t.state.name.lower()} | {value} | {steps} | {params} | {t.user_attrs.get('run_dir', '')} |"
-        )
+        note = t.user_attrs.get("error", "").replace("|", "/")  # why a trial failed
+        run = t.user_attrs.get("run_dir", "") if Path(t.user_attrs.get("run_dir", "")).is_dir() else ""
+        lines.append(f"| {t.number} | {t.state.name.lower()} | {value} | {steps} | {params} | {run} | {note} |")
     return "\n".join(lines)
 
 
@@ -43,7 +44,8 @@ def compare_best(study, n: int, k: int) -> str:
     from .evaluation import evaluate_model, write_evaluation
     from .train import load_run
 
-    dirs = [t.user_attrs["run_dir"] for t in ranked(study)[:n]]
+    # trials run on this machine: another machine's run directories (a shared --storage) are not here
+    dirs = [d for d in (t.user_attrs["run_dir"] for t in ranked(study)) if Path(d).is_dir()][:n]
     for d in dirs:
         _, model, data = load_run(d)
         assert data is not None
@@ -64,7 +66,7 @@ def optuna_plots(study, out: Path) -> list[str]:
 
     made = []
     finished = ranked(study)
-    plots: dict = {"history.png": ovm.plot_optimization_history}
+    plots: dict = {"history.png": ovm.plot_optimization_history} if finished else {}  # (nothing to plot otherwise)
     if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
         plots["importances.png"] = ovm.plot_param_importances
     for name, plot in plots.items():

@@ -120,13 +120,19 @@ def lstm(
         condition: decoder only: how z enters ("init", "input" or "both"; see :class:`LSTMDecoder`).
         word_dropout: decoder only: rate of replacing input words by ``<unk>`` while training.
     Raises:
-        ConfigError: not text data, or a decoder option set on the encoder.
+        ConfigError: not text data, sizes that are not positive, a word-dropout rate outside [0, 1], or
+            a decoder option set on the encoder.
     """
     if not vocab_size:
         raise ConfigError(
             'network \'lstm\' reads token sequences: use a text data set (data.kind = "ptb" or "text") '
             'and likelihood kind = "categorical"'
         )
+    for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"network 'lstm': {name} must be a positive integer, got {v!r}")
+    if not 0 <= word_dropout <= 1:  # (1: every input word dropped, Bowman et al.'s inputless decoder)
+        raise ConfigError(f"network 'lstm': word_dropout must be a rate in [0, 1], got {word_dropout!r}")
     if len(out_shape) == 2:
         return LSTMDecoder(vocab_size, int(in_shape[0]), embed_dim, hidden, condition, word_dropout)
     if word_dropout or condition != "init":
