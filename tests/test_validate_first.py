@@ -93,6 +93,7 @@ def test_under_nproc_a_configuration_error_is_refused_before_any_rank_starts(tmp
         (["--set", "train.lr=nan"], "'train.lr' must be a finite number"),
         (["--n-samples", str(10**12)], "a training step does not fit in memory"),
         (["--set", "model.latent.dim=100000000000"], "the model does not fit in memory"),
+        (["--set", "train.valid_iwae_k=1000000000000"], "lower train.valid_iwae_k"),
     ],
 )
 def test_values_found_by_the_config_fuzzer_are_one_line_and_nothing_on_disk(tmp_path, flags, match, capsys):
@@ -115,6 +116,8 @@ def test_text_data_refuse_what_reads_real_valued_x_and_an_empty_split_is_not_eva
     assert "'nvil' learns its baseline b(x) with an MLP on real-valued x" in capsys.readouterr().err
     assert main([*text, "--set", "data.standardize=true", "--out", str(tmp_path / "b")]) == 2
     assert "applies to real-valued data, not to token ids" in capsys.readouterr().err
+    assert main([*text, "--set", "model.encoder.embed_dim=-1", "--out", str(tmp_path / "d")]) == 2
+    assert "embed_dim must be a positive integer" in capsys.readouterr().err
     assert main([*BASE, "--set", "data.test_fraction=0", "--out", str(tmp_path / "c")]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "c"), "--k", "3"]) == 2

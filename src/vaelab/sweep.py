@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,9 @@ def study_of(sweep: Sweep, worker: int = 0):
 
 #: seconds a database server has to accept the connection (a wrong host is one line, not a long hang)
 CONNECT_TIMEOUT_S = 5
+#: opening a new database: workers that start together race to create Optuna's tables (the loser's
+#: CREATE fails on a duplicate key); it opens again, finding them made
+TABLE_RACE_ATTEMPTS = 5
 
 
 def storage_url(url: str) -> str:
@@ -214,12 +218,18 @@ def storage(url: str):
     kwargs = {}
     if url.startswith(("postgresql", "mysql")):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-    try:
-        return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy / the driver raise many types; one line says which
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        hint = " (pip install 'vaelab[postgresql]')" if isinstance(e, ModuleNotFoundError) else ""
-        raise ConfigError(f"--storage {url}: cannot open the study's storage ({first}){hint}") from None
+    for attempt in range(1, TABLE_RACE_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy / the driver raise many types; one line says which
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if attempt < TABLE_RACE_ATTEMPTS and any(w in first for w in ("duplicate key", "already exists")):
+                # two machines starting together both create Optuna's tables; the loser finds them made
+                time.sleep(0.5 * attempt)
+                continue
+            hint = " (pip install 'vaelab[postgresql]')" if isinstance(e, ModuleNotFoundError) else ""
+            raise ConfigError(f"--storage {url}: cannot open the study's storage ({first}){hint}") from None
+    raise AssertionError("unreachable")
 
 
 def work(args: tuple[Sweep, int, int]) -> int:

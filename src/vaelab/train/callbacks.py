@@ -5,6 +5,7 @@ order, and ``loop`` the running :class:`~vaelab.train.loop.Loop` (model, optimiz
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 
@@ -57,6 +58,23 @@ class Validation:
                 y=y[: self.iwae_points] if y is not None else None,
             ).mean
         return out
+
+
+def check_validation_size(iwae_k: int, iwae_points: int, n_valid: int) -> None:
+    """Validation's IWAE-k holds a (K, B) buffer of log-weights (B <= 100 points at a time): refused
+    before training when it cannot fit in this machine's memory, rather than at the end of epoch 1.
+
+    Raises:
+        ConfigError: naming the two keys and the size.
+    """
+    b = min(iwae_points, n_valid, 100)
+    need = 4 * iwae_k * b  # float32 log-weights
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if iwae_k and b and need > total // 2:
+        raise ConfigError(
+            f"train.valid_iwae_k = {iwae_k} over {b} validation points at a time needs {need / 2**30:.1f} GiB of "
+            f"log-weights, more than half of this machine's {total / 2**30:.0f} GiB; lower train.valid_iwae_k"
+        )
 
 
 class DivergenceGuard:

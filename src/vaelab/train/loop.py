@@ -32,7 +32,7 @@ from ..objectives import OBJECTIVES
 from ..progress import tqdm
 from . import step as step_mod  # the dry step's (tests replace this module's train_step)
 from .bound import BoundOptions
-from .callbacks import EpochCallback, default_callbacks, default_step_hooks, warn_no_validation
+from .callbacks import EpochCallback, check_validation_size, default_callbacks, default_step_hooks, warn_no_validation
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
 from .lock import run_lock
@@ -473,6 +473,7 @@ def _build(cfg, run_dir, model, data, init, resume, device, dist: Dist) -> tuple
         restore_weights(model, init if isinstance(init, dict) else read_checkpoint(Path(init))[0]["model"], str(init))
     loop = Loop(cfg, run_dir, model, data, RunWriter(run_dir, enabled=False), device, dist)
     warn_no_validation(loop.x_valid, cfg.train.valid_every, cfg.train.early_stopping)
+    check_validation_size(cfg.train.valid_iwae_k, cfg.train.valid_iwae_points, loop.x_valid.shape[0])
     if ckpt is not None:
         restore(loop, ckpt, "last.pt")
         loop.state.saved_epoch, loop.state.saved_step = ckpt["epoch"], ckpt["step"]  # what last.pt holds
