@@ -66,11 +66,18 @@ def test_the_command_exits_2_with_one_line_on_stderr(tmp_path):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: run directory not found")
 
 
-def test_every_subcommand_has_help(capsys):
-    for cmd in ("train", "evaluate", "compare", "sample", "plot", "reproduce", "download"):
+def test_every_subcommand_has_help_and_the_pages_it_names_exist(capsys):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    for cmd in ("train", "evaluate", "compare", "sample", "plot", "reproduce", "download", "sweep"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
-        assert e.value.code == 0 and "usage: vaelab " + cmd in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert e.value.code == 0 and "usage: vaelab " + cmd in out
+        for page in re.findall(r"docs/[\w/.-]+\.md", out.replace("\n", "")):
+            assert (root / page).is_file(), f"vaelab {cmd} --help names {page}"
 
 
 @pytest.mark.slow

@@ -566,7 +566,8 @@ def _sweep_parser(sub) -> None:
         help="hyperparameter search with Optuna (TPE, median pruning) over any config key",
         epilog=EPILOG,
         description="Trains one run directory per trial under --out and writes sweep.md with Optuna's plots; "
-        "workers on several machines share a study through one --storage URL (docs/sweeps.md).",
+        "workers on several machines share a study through one --storage URL "
+        "(docs/tracking.md, section 'Hyperparameter sweeps').",
     )
     w.add_argument("--config", help="the base TOML config every trial starts from")
     w.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key (repeatable)")

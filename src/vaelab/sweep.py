@@ -20,7 +20,7 @@ by default, maximized). TPE samples (Bergstra et al. 2011, Optuna's default); th
 trial whose validation metric, reported every epoch through the callback seam, falls below the median of
 earlier trials at the same epoch. Workers share the study through Optuna's storage: several processes on
 one machine through SQLite (``--workers``), several machines through one PostgreSQL / MySQL URL, each
-machine running the same command (docs/sweeps.md).
+machine running the same command (docs/tracking.md, "Hyperparameter sweeps").
 """
 
 from __future__ import annotations
