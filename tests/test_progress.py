@@ -44,7 +44,7 @@ def test_importance_sampling_draws_a_bar_on_a_terminal_only(model, monkeypatch):
     with progress.quiet():
         importance_sampled_log_likelihood(model, x, k=10, batch_size=5)
     assert terminal.getvalue().strip("\0") == ""
-    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: tqdm draws nothing
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: a short evaluation writes nothing
     importance_sampled_log_likelihood(model, x, k=10, batch_size=5)
     assert sys.stderr.getvalue() == ""
 
@@ -76,3 +76,60 @@ def test_a_study_logs_one_line_per_run_and_draws_one_overall_bar(monkeypatch, ca
     assert out == [1, 2, 3]
     lines = [ln for ln in (capsys.readouterr().out + terminal.getvalue()).splitlines() if "done after" in ln]
     assert len(lines) == 3 and lines[-1].startswith("  [3/3] c done") and "3 runs" in terminal.getvalue()
+
+
+class _Clock:
+    """A fake time.perf_counter: the tests below never depend on how fast the machine is."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_off_a_terminal_long_work_writes_a_line_per_5_percent_and_30_s_whichever_is_rarer(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
+    log = io.StringIO()  # a batch job's log: not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    shown = progress.bar(total=1000, desc="IS log p(x), K=5000", unit="pt")
+    assert isinstance(shown, progress.LogLines)
+    for _ in range(100):  # 1 % and 10 s a step
+        clock.t += 10.0
+        shown.update(10)
+    shown.close()
+    lines = log.getvalue().splitlines()
+    # 30 s pass every 3 steps (3 %): the 5 % rule is the rarer one, a line every 5 steps, 20 in all
+    assert len(lines) == 21 and lines[0] == "IS log p(x), K=5000: 5% (50/1000 pt), 50 s, about 15.8 min left"
+    assert lines[-1] == "IS log p(x), K=5000: done, 1000 pt in 16.7 min"
+    log.truncate(0), log.seek(0)
+    shown = progress.bar(total=10, desc="fast", unit="pt")
+    for _ in range(10):  # 50 % and 10 s a step: the 30 s rule is the rarer one
+        clock.t += 10.0
+        shown.update(5)
+    assert len(log.getvalue().splitlines()) == 3
+    log.truncate(0), log.seek(0)
+    for _ in progress.bar(range(50), desc="short"):  # done within 30 s: silent, no closing line either
+        clock.t += 0.1
+    with progress.quiet():
+        assert not isinstance(progress.bar(total=5), progress.LogLines)
+    assert log.getvalue() == ""
+
+
+def test_training_off_a_terminal_logs_an_epoch_line_every_30_s_and_the_last(monkeypatch):
+    from types import SimpleNamespace
+
+    from vaelab.train.callbacks import EpochLines
+
+    clock = _Clock()
+    monkeypatch.setattr("vaelab.train.callbacks.time.perf_counter", clock)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    lines, loop = EpochLines(), SimpleNamespace(epochs=10, t0=0.0)
+    for e in range(1, 11):  # 12 s an epoch: a line at epochs 3, 6, 9 (30 s or more apart) and at the last
+        clock.t = 12.0 * e
+        lines(loop, {"epoch": e, "train_elbo": -100.0 + e, "valid_elbo": -101.0 + e, "total_time_s": clock.t})
+    said = log.getvalue().splitlines()
+    assert [s.split(":")[0] for s in said] == ["epoch 3/10", "epoch 6/10", "epoch 9/10", "epoch 10/10"]
+    assert said[0] == "epoch 3/10: train ELBO -97.000, validation ELBO -98.000 nats; 0.6 min, about 1.4 min left"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 
@@ -58,6 +59,25 @@ class Validation:
                 y=y[: self.iwae_points] if y is not None else None,
             ).mean
         return out
+
+
+class EpochLines:
+    """Off a terminal (a batch job's log), one line at an epoch's end when ``every_s`` seconds have
+    passed since the last, and at the last epoch: what the progress bar shows on a terminal."""
+
+    def __init__(self, every_s: float = 30.0):
+        self.every_s, self.last = every_s, time.perf_counter()
+
+    def __call__(self, loop, row: dict) -> None:
+        now, e, n = time.perf_counter(), row["epoch"], loop.epochs
+        if now - self.last < self.every_s and e < n:
+            return
+        self.last = now
+        took = row.get("total_time_s") or (now - loop.t0)
+        left = took / e * (n - e)  # (took counts the epochs of earlier legs of a resumed run too)
+        valid = f", validation ELBO {row['valid_elbo']:.3f}" if row.get("valid_elbo") is not None else ""
+        print(f"epoch {e}/{n}: train ELBO {row['train_elbo']:.3f}{valid} nats; {took / 60:.1f} min, "
+              f"about {left / 60:.1f} min left", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def check_validation_size(iwae_k: int, iwae_points: int, n_valid: int) -> None:

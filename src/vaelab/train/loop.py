@@ -32,7 +32,14 @@ from ..objectives import OBJECTIVES
 from ..progress import tqdm
 from . import step as step_mod  # the dry step's (tests replace this module's train_step)
 from .bound import BoundOptions
-from .callbacks import EpochCallback, check_validation_size, default_callbacks, default_step_hooks, warn_no_validation
+from .callbacks import (
+    EpochCallback,
+    EpochLines,
+    check_validation_size,
+    default_callbacks,
+    default_step_hooks,
+    warn_no_validation,
+)
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
 from .lock import run_lock
@@ -370,9 +377,11 @@ def fit(
             trackers: list = []
             try:
                 trackers = start_trackers(cfg, run_dir, ckpt is not None, dist.is_main)
-                cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
-                       *([EpochCallback(epoch_callback)] if epoch_callback else [])]  # fmt: skip
                 show = not progress.is_quiet() and sys.stderr.isatty() and dist.is_main  # fit(quiet=) or --quiet
+                lines = not progress.is_quiet() and not sys.stderr.isatty() and dist.is_main  # a batch job's log
+                cbs = [*default_callbacks(cfg.train), *trackers, *callbacks,
+                       *([EpochCallback(epoch_callback)] if epoch_callback else []),
+                       *([EpochLines()] if lines else [])]  # fmt: skip
                 loop.t0 = t0 = time.perf_counter() - (loop.state.history[-1]["total_time_s"] if loop.state.history else 0.0)
                 with loop.stop, _lost_rank_says_where(loop):
                     for epoch in range(loop.state.epoch, cfg.train.epochs if not loop.converged else 0):
