@@ -270,6 +270,9 @@ def check(d: Draw, root: Path) -> Outcome:
         if not (out / "last.pt").is_file():  # train.epochs = 0: the run set up, nothing trained
             return Outcome(d.index, "trained", "0 epochs", text)
         rc, _, err = _cli(["evaluate", str(out), "--k", "3", "--checkpoint", "last"])
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        if rc == 2 and len(errors) == 1 and "Traceback" not in err:  # e.g. an empty test split: said in one line
+            return Outcome(d.index, "trained", f"evaluation refused: {errors[0]}", text)
         if rc != 0:
             return Outcome(d.index, "finding", f"evaluate after a trained run: {rc!r}: {err[-1500:]}", text)
         return Outcome(d.index, "trained", "", text)

@@ -363,3 +363,20 @@ def test_train_step_refuses_free_bits_for_m2_instead_of_ignoring_them():
     model = _model()
     with pytest.raises(ConfigError, match="free bits"):
         compute_bound(model, torch.zeros(2, D_X), ELBO(), ESTIMATORS.build("reparam"), 1, free_bits=0.1)
+
+
+def test_m2_with_two_layers_has_posterior_means_for_each_and_its_diagnostics_run():
+    """Unlabelled E_q[z_l|x] = sum_y q(y|x) E[z_l|x, y] for every layer (the config fuzzer found the upper
+    layer missing, which broke validation's active-unit count of a two-layer M2)."""
+    from vaelab.evaluation import latent_diagnostics
+
+    torch.manual_seed(0)
+    model = _model(**{"model.upper_z_dims": [2], "model.upper_hidden": [8]})
+    x = torch.rand(5, D_X).bernoulli()
+    g = torch.Generator().manual_seed(0)
+    means = model.posterior_means(x, 3, g)
+    assert [tuple(m.shape) for m in means] == [(5, model.latent.flat_dim), (5, 2)]
+    q_y = model.classify(x).exp()  # (B, C)
+    by_hand = sum(q_y[:, c : c + 1] * model.latent.mean(model.posterior(x, torch.full((5,), c))) for c in range(C))
+    assert torch.allclose(means[0], by_hand, atol=1e-6)
+    assert latent_diagnostics(model, x).active_units_per_layer.__len__() == 2

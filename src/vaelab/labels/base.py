@@ -104,8 +104,8 @@ class LabelMode:
         raise DataError(f"this {self.registry_name} model needs labels y (B,) here; pass y")
 
     # --- data ----------------------------------------------------------------------------------
-    def latent_label_mean(self, model, x: Tensor) -> Tensor:
-        """E_q[z_1|x] with y unobserved (only a mode that infers labels has it).
+    def latent_label_means(self, model, x: Tensor, n_samples: int = 1, generator=None) -> list[Tensor]:
+        """E_q[z_l|x] of every layer with y unobserved, (B, D_l) each (only a mode that infers labels has it).
 
         Raises:
             DataError: this mode needs the labels.

@@ -50,12 +50,14 @@ class SemiSupervised(LabelMode):
         inner = model.log_weight_terms(tile_rows(x, s), 1, generator, reparameterize=reparameterize, y=y.reshape(-1))
         return SampledLabelTerms(inner, log_qy.gather(1, y.T).T, model.log_py, (s, b), x)
 
-    def latent_label_mean(self, model, x: Tensor) -> Tensor:
-        """E_q[z_1|x] = sum_y q(y|x) E[z_1|x, y], exact by enumeration, (B, D_1)."""
+    def latent_label_means(self, model, x: Tensor, n_samples: int = 1, generator=None) -> list[Tensor]:
+        """E_q[z_l|x] = sum_y q(y|x) E[z_l|x, y] for every layer, the sum over y exact by enumeration
+        (the upper layers' E[z_l|x, y] by ``n_samples`` draws, as ``VAE.posterior_means``), (B, D_l) each."""
         b, c = x.shape[0], model.n_classes
-        mu = model.latent.mean(model.posterior(*every_class(x, c)))
-        mu = mu.reshape(c, b, -1)  # (C, B, D)
-        return (model.classify(x).exp().T.unsqueeze(-1) * mu).sum(0)  # (B, D)
+        q_y = model.classify(x).exp().T.unsqueeze(-1)  # (C, B, 1)
+        xs, ys = every_class(x, c)
+        per_class = model.posterior_means(xs, n_samples, generator, y=ys)  # (C B, D_l) each
+        return [(q_y * mu.reshape(c, b, -1)).sum(0) for mu in per_class]  # (B, D_l) each
 
     def label_tensors(self, data, data_cfg, device):
         y_train, y_valid, _ = observed_labels(data, device)

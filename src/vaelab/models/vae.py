@@ -421,7 +421,7 @@ class VAE(nn.Module):
         without y gives E_q[z_1|x] = sum_y q(y|x) E[z_1|x, y], exact by enumeration.
         """
         if y is None and self.label_mode.infers_labels:
-            return [self._flat(self.label_mode.latent_label_mean(self, x))]
+            return self.label_mode.latent_label_means(self, x, n_samples, generator)  # (flat: posterior_means per y)
         means = [self._flat(self.latent.mean(self.posterior(x, y)))]  # (B, D_1)
         if self.n_layers > 1:
             terms = cast(LogWeightTerms, self.log_weight_terms(x, n_samples, generator, y=y))
