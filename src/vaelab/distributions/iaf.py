@@ -128,8 +128,10 @@ class IAFLatent(FlowLatent):
 
     def __init__(self, dim: int = 2, n_flows: int = 2, hidden: list[int] | None = None, context: int | None = None):
         super().__init__(dim, n_flows)
+        if hidden is not None and not isinstance(hidden, (list, tuple)):
+            raise ConfigError(f"model.latent.hidden must be a list of widths, e.g. [{2 * dim}], got {hidden!r}")
         hidden = [2 * dim] if hidden is None else list(hidden)
-        if not hidden or any(not isinstance(w, int) or w < 1 for w in hidden):
+        if not hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
             raise ConfigError(f"model.latent.hidden must be a non-empty list of positive widths, got {hidden!r}")
         self.context = 2 * dim if context is None else context
         if not isinstance(self.context, int) or self.context < 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import sys
 import time
 import warnings
@@ -90,10 +91,12 @@ def check_validation_size(iwae_k: int, iwae_points: int, n_valid: int) -> None:
     b = min(iwae_points, n_valid, 100)
     need = 4 * iwae_k * b  # float32 log-weights
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]  # a process limit (ulimit -v, a batch system's) counts too
+    total = min(total, limit) if limit != resource.RLIM_INFINITY else total
     if iwae_k and b and need > total // 2:
         raise ConfigError(
             f"train.valid_iwae_k = {iwae_k} over {b} validation points at a time needs {need / 2**30:.1f} GiB of "
-            f"log-weights, more than half of this machine's {total / 2**30:.0f} GiB; lower train.valid_iwae_k"
+            f"log-weights, more than half of the {total / 2**30:.0f} GiB this process may use; lower train.valid_iwae_k"
         )
 
 
