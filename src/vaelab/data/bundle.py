@@ -150,11 +150,18 @@ def standardize(splits: DataSplits, likelihood: str) -> DataSplits:
 def _suggest_standardize(x: Tensor) -> None:
     if x.shape[0] < 2:
         return
-    spread = float(x.flatten(1).std(0).median())
-    if 0 < spread < 0.1 or spread > 10:  # (0: constant data, nothing to scale)
-        warnings.warn(
-            f"data: the median per-dimension std of the training data is {spread:.3g}, far from the unit-variance "
-            "Gaussian decoder's scale; set data.standardize = true (or learn the variance: "
-            "model.likelihood.variance = 'per_dim')",
-            stacklevel=3,
-        )
+    stds = x.flatten(1).std(0)
+    spread = float(stds.median())
+    live = stds[stds > 0]  # (constant dimensions: nothing to scale)
+    lo, hi = (float(live.min()), float(live.max())) if live.numel() else (0.0, 0.0)
+    if 0 < spread < 0.1 or spread > 10:
+        where = f"the median per-dimension std of the training data is {spread:.3g}"
+    elif lo and hi / lo > 100:  # the median looks fine, but one decoder variance cannot fit both ends
+        where = f"the per-dimension stds of the training data range from {lo:.3g} to {hi:.3g}"
+    else:
+        return
+    warnings.warn(
+        f"data: {where}, far from the unit-variance Gaussian decoder's scale; set data.standardize = true "
+        "(or learn the variance: model.likelihood.variance = 'per_dim')",
+        stacklevel=3,
+    )
