@@ -272,7 +272,8 @@ def test_reproduce_flows_mnist_quick(tmp_path, data_dir):
     assert len(payload["models"]) == 4 and len(payload["paired"]) == 3
     for m in payload["models"].values():
         assert f"| {m['label']} | {m['log_px']:.2f} | {m['log_px_se']:.2f} | {m['elbo']:.2f} | {m['gap']:.2f} |" in report
-    assert "| planar, K = 40 |" in report and "unverified" in report
+    assert "| planar, 40 steps |" in report and "unverified" in report  # K means importance samples only
+    assert all(m["iwae_k"] == min(64, m["k"]) for m in payload["models"].values())  # the bound the log line names
     assert 'kind = "iaf"' in (out / "runs" / "iaf2" / "config.toml").read_text()
 
 
@@ -570,3 +571,14 @@ def test_the_cli_shows_vaelabs_warnings_as_one_line(tmp_path):
             "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]  # fmt: skip
     err = subprocess.run(argv, capture_output=True, text=True, check=True).stderr
     assert err == "warning: the validation set is empty: no validation ELBO, no best.pt (last.pt is still written)\n"
+
+
+def test_image_grids_keep_a_one_pixel_gap_between_tiles():
+    import torch
+
+    from vaelab.plotting import image_grid
+
+    grid = image_grid(torch.zeros(6, 1, 4, 4), (4, 4), ncol=3)  # black tiles on a white ground
+    assert grid.shape == (2 * 4 + 1, 3 * 4 + 2)
+    assert (grid[4] == 1).all() and (grid[:, 4] == 1).all() and (grid[:, 9] == 1).all()  # the gaps
+    assert (grid[:4, :4] == 0).all() and (grid[5:, 10:] == 0).all()  # the first and the last tile

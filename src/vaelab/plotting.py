@@ -23,17 +23,19 @@ def image_shape(x: torch.Tensor) -> tuple[int, int] | None:
     return (side, side) if x.dim() == 2 and side * side == x.shape[1] and side >= 4 else None
 
 
-def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None) -> np.ndarray:
-    """Tile N images of H*W numbers each ((N, H*W), (N, H, W) or (N, 1, H, W)) into one (rows*H, ncol*W) array."""
+def image_grid(x: torch.Tensor, shape: tuple[int, int], ncol: int | None = None, gap: int = 1) -> np.ndarray:
+    """Tile N images of H*W numbers each ((N, H*W), (N, H, W) or (N, 1, H, W)) into one array of
+    (rows*(H+gap) - gap, ncol*(W+gap) - gap), the tiles apart by ``gap`` pixels of 1.0 (white in gray)."""
     n = x.shape[0]
     ncol = ncol or int(math.ceil(math.sqrt(n)))
     nrow = int(math.ceil(n / ncol))
     h, w = shape
-    grid = np.ones((nrow * h, ncol * w), dtype=np.float32)
+    grid = np.ones((nrow * (h + gap) - gap, ncol * (w + gap) - gap), dtype=np.float32)
     imgs = x.detach().cpu().numpy().reshape(n, h, w)
     for i in range(n):
         r, c = divmod(i, ncol)
-        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = imgs[i]
+        top, left = r * (h + gap), c * (w + gap)
+        grid[top : top + h, left : left + w] = imgs[i]
     return grid
 
 

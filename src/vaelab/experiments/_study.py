@@ -193,7 +193,8 @@ def run_jobs(
     results = run_pool(_worker, args, [j.cost() for j in order], budget.workers, [j.label for j in order])
     for r in results:
         log(
-            f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   IWAE-64 {r['iwae']:9.3f}"
+            f"  {r['label']:<24} log p(x) {r['log_px']:9.3f} ± {r['log_px_se']:.3f}   "
+            f"IWAE-{r.get('iwae_k', 64)} {r['iwae']:9.3f}"
             f"   train {r['train_seconds']:6.0f} s"
         )
     return {r["name"]: r for r in results}, time.perf_counter() - t0

@@ -3,7 +3,7 @@ budget (Rezende & Mohamed 2015, Table 2; Kingma et al. 2016, Table 1).
 
 Every model is the IWAE paper's one-layer MNIST VAE (784-200-200-50, tanh, Bernoulli decoder, dynamic
 binarization, Adam 1e-3, batch 100), trained on the ELBO; only the posterior family changes: diagonal
-Gaussian, planar flows with K = 10 and 40 steps whose (u, w, b) the encoder outputs per point, and a
+Gaussian, planar flows of 10 and 40 steps whose (u, w, b) the encoder outputs per point, and a
 2-step IAF (MADE hidden [100], context h of width 100). Each is evaluated on the same random test
 images: log p(x) by importance sampling (K = 5,000), the ELBO, and the gap log p(x) - ELBO, which a
 richer posterior should shrink; paired differences against the diagonal Gaussian with standard errors.
@@ -41,14 +41,14 @@ BUDGETS = {
 #: name -> (row label, model.latent table)
 POSTERIORS = {
     "gaussian": ("diagonal Gaussian", {"kind": "gaussian", "dim": 50}),
-    "planar10": ("planar, K = 10", {"kind": "planar", "dim": 50, "n_flows": 10}),
-    "planar40": ("planar, K = 40", {"kind": "planar", "dim": 50, "n_flows": 40}),
+    "planar10": ("planar, 10 steps", {"kind": "planar", "dim": 50, "n_flows": 10}),
+    "planar40": ("planar, 40 steps", {"kind": "planar", "dim": 50, "n_flows": 40}),
     "iaf2": ("IAF, 2 steps", {"kind": "iaf", "dim": 50, "n_flows": 2, "hidden": [100], "context": 100}),
 }
 
 #: Rezende & Mohamed 2015, Table 2 (MNIST, -ln p(x) bound): row -> value. Quoted from memory of the paper;
 #: the search tool reached neither the paper's text nor its source, so the report prints them unverified.
-PAPER_UNVERIFIED = {"diagonal Gaussian": 89.9, "planar, K = 10": 87.5, "planar, K = 40": 85.7}
+PAPER_UNVERIFIED = {"diagonal Gaussian": 89.9, "planar, 10 steps": 87.5, "planar, 40 steps": 85.7}
 PAPER_SETUP = (
     "Rezende & Mohamed's DLGM: 40 latent units, maxout hidden layers, 500,000 updates of batch 100, RMSprop with "
     "annealing of the KL term, -ln p(x) bounded by the ELBO — not the same model, objective schedule or budget"
