@@ -12,8 +12,8 @@ and a random subset of its options, and the scalar keys of [model], [train] and 
 valid (the default, a nearby value, a choice), at a boundary (0, -1, empty, extreme) or invalid (the
 wrong type, NaN, an unknown name), so combinations across axes are exercised as well as single keys.
 
-``python tests/config_fuzz.py N [SEED]`` runs N configurations and prints a summary
-(``VAELAB_FUZZ_N`` sets N for ``tests/test_config_fuzz.py``).
+``python tests/config_fuzz.py N [SEED [WORKERS]]`` runs N configurations (over 2 worker processes by
+default) and prints a summary (``VAELAB_FUZZ_N`` sets N for ``tests/test_config_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -280,30 +280,44 @@ def check(d: Draw, root: Path) -> Outcome:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(n: int, seed: int = 0, log=None) -> list[Outcome]:
-    """n configurations drawn from ``seed``; every outcome, findings included."""
+def run(n: int, seed: int = 0, log=None, workers: int = 1, chunk: int = 250) -> list[Outcome]:
+    """n configurations drawn from ``seed`` (configuration i from its own generator, so any slice can
+    run anywhere); every outcome, findings included. One chunk runs in this process; more run in
+    ``workers`` fresh processes, ``chunk`` configurations each (a long run's address space, which
+    thousands of refused huge allocations fragment, starts clean every chunk)."""
+    chunks = [range(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+    if len(chunks) <= 1:
+        return _run_chunk((range(n), seed))
+    import multiprocessing as mp
+
+    outcomes: list[Outcome] = []
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+        for part in pool.imap(_run_chunk, [(c, seed) for c in chunks]):
+            outcomes += part
+            for o in part:
+                if log and o.status == "finding":
+                    log(o, len(outcomes))
+            if log:
+                log(None, len(outcomes))
+    return outcomes
+
+
+def _run_chunk(args: tuple[range, int]) -> list[Outcome]:
     import resource
 
     import torch
 
+    indices, seed = args
     torch.set_num_threads(1)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:  # a size from the config then fails as an allocation, not by the OOM killer
-        resource.setrlimit(
-            resource.RLIMIT_AS, (LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(LIMIT_BYTES, hard), hard)
-        )
-    rng = random.Random(seed)
-    outcomes = []
+        limit = LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(LIMIT_BYTES, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for i in range(n):
-                o = check(draw(rng, i), Path(tmp))
-                outcomes.append(o)
-                if log and (o.status == "finding" or (i + 1) % 500 == 0):
-                    log(o, i + 1)
+            return [check(draw(random.Random(f"{seed}-{i}"), i), Path(tmp)) for i in indices]
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-    return outcomes
 
 
 def summary(outcomes: list[Outcome]) -> dict:
@@ -320,11 +334,11 @@ if __name__ == "__main__":
     n, seed = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0
     t0 = time.perf_counter()
 
-    def log(o: Outcome, done: int) -> None:
-        if o.status == "finding":
+    def log(o: Outcome | None, done: int) -> None:
+        if o is not None:
             print(f"--- finding at #{o.index}: {o.detail}\n{o.config}", flush=True)
         else:
             print(f"{done}/{n} done, {time.perf_counter() - t0:.0f} s", flush=True)
 
-    res = run(n, seed, log)
+    res = run(n, seed, log, workers=int(sys.argv[3]) if len(sys.argv) > 3 else 2)
     print(json.dumps({**summary(res), "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
