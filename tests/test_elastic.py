@@ -43,6 +43,7 @@ def test_a_killed_rank_restarts_the_group_and_the_run_ends_bit_exact(tmp_path):
                   VAELAB_FAULT=f"step:{step}", VAELAB_FAULT_RANK="1")  # fmt: skip
     assert hit.returncode == 0, hit.stderr[-3000:]
     assert "restart 1 of 1: resuming" in hit.stderr
+    assert "error:" not in hit.stderr  # a restart that worked is news ("restarting: ..."), not an error
     clean = _vaelab([*args, "--out", str(tmp_path / "clean")])
     assert clean.returncode == 0, clean.stderr[-3000:]
     _same_run(tmp_path / "hit", tmp_path / "clean")
@@ -54,6 +55,7 @@ def test_without_restarts_a_killed_rank_fails_the_run_in_one_line(tmp_path):
     r = _vaelab([*args, "--out", str(tmp_path / "r")], VAELAB_FAULT="step:30", VAELAB_FAULT_RANK="1")
     assert r.returncode == 1
     assert "error: training failed: " in r.stderr and "rank 1 (killed by SIGKILL)" in r.stderr, r.stderr[-3000:]
+    assert "no checkpoint was written" in r.stderr  # killed in epoch 1, before its first last.pt
     assert "rank 1 stopped answering (hung, stopped or dead): rank 0 lost the connection" in r.stderr
     assert "Traceback" not in r.stderr
 
