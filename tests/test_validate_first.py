@@ -122,3 +122,14 @@ def test_text_data_refuse_what_reads_real_valued_x_and_an_empty_split_is_not_eva
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "c"), "--k", "3"]) == 2
     assert "hold no points (an empty split)" in capsys.readouterr().err
+
+
+def test_max_restarts_without_nproc_says_what_it_does(tmp_path, monkeypatch, capsys):
+    """One process under the elastic agent, restarted when it dies: said in one line (not silently accepted)."""
+    import vaelab.launch
+
+    launched = []
+    monkeypatch.setattr(vaelab.launch, "launch", lambda spec, argv: launched.append(spec) or 0)
+    assert main([*BASE, "--max-restarts", "2", "--out", str(tmp_path / "r")]) == 0
+    assert "one process under torch's elastic agent, restarted at most 2 time(s) if it dies" in capsys.readouterr().out
+    assert launched[0].nproc == 1 and launched[0].max_restarts == 2 and not (tmp_path / "r").exists()
