@@ -135,3 +135,18 @@ def test_trackers_are_validated_as_names():
     with pytest.raises(ConfigError, match="distinct names"):
         RunConfig().override({"train.trackers": ["comet"]})
     assert RunConfig().train.trackers == ["tensorboard"]
+
+
+@pytest.mark.slow
+def test_vaelab_train_names_the_tracked_run_in_its_last_lines(tmp_path, monkeypatch, capsys):
+    import json
+
+    from vaelab.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["train", "--set", "data.n_train=200", "--epochs", "1", "--hidden", "8", "--quiet", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--trackers", "mlflow", "--tracking-uri", uri]) == 0
+    run_id = json.loads((tmp_path / "r" / "trackers.json").read_text())["mlflow"]["run_id"]
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"mlflow run {run_id} ({uri}, experiment 'vaelab')"
