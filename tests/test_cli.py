@@ -328,6 +328,7 @@ def test_reproduce_tighter_bounds_quick(tmp_path, data_dir):
     payload = json.loads((out / "results.json").read_text())
     for m in payload["models"].values():
         assert f"| {m['label']} | {m['iwae']:.2f} ± {m['iwae_se']:.2f} |" in report
+    assert "| CIWAE(β=0.05), K=64 |" in report and "| — | -84.57 ± 0.09 | — |" in report  # both CIWAE rows
     floor = payload["snr"][0]["snr_floor"]
     assert payload["snr"][0]["draws"] == 4 and f"**{floor:.3f}**" in report
     assert (out / "snr.png").stat().st_size > 10_000 and (out / "results.csv").is_file()
