@@ -133,3 +133,18 @@ def test_training_off_a_terminal_logs_an_epoch_line_every_30_s_and_the_last(monk
     said = log.getvalue().splitlines()
     assert [s.split(":")[0] for s in said] == ["epoch 3/10", "epoch 6/10", "epoch 9/10", "epoch 10/10"]
     assert said[0] == "epoch 3/10: train ELBO -97.000, validation ELBO -98.000 nats; 0.6 min, about 1.4 min left"
+
+
+def test_quiet_reaches_the_worker_processes_a_study_starts(monkeypatch, capsys):
+    """--quiet must silence a study's spawned workers too (their progress lines would fill its log)."""
+    import os
+
+    monkeypatch.delenv(progress.QUIET_ENV, raising=False)
+    with progress.quiet():
+        assert os.environ[progress.QUIET_ENV] == "1"  # what a spawned worker inherits
+        out = run_pool(_worker_is_quiet, [0, 1], [1.0, 1.0], workers=2, labels=["a", "b"])
+    assert out == [True, True] and progress.QUIET_ENV not in os.environ
+
+
+def _worker_is_quiet(_) -> bool:
+    return progress.is_quiet()

@@ -29,18 +29,30 @@ _quiet = [False]
 tqdm.set_lock(threading.RLock())
 
 
+#: set while quiet, so that worker processes a study or sweep spawns are quiet too
+QUIET_ENV = "VAELAB_QUIET"
+
+
 @contextmanager
 def quiet(on: bool = True) -> Iterator[None]:
-    """Inside the block, no progress bars (``vaelab ... --quiet``)."""
+    """Inside the block, no progress bars or progress lines (``vaelab ... --quiet``), in this process
+    and in the processes it starts."""
     old, _quiet[0] = _quiet[0], on or _quiet[0]
+    old_env = os.environ.get(QUIET_ENV)
+    if _quiet[0]:
+        os.environ[QUIET_ENV] = "1"
     try:
         yield
     finally:
         _quiet[0] = old
+        if old_env is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = old_env
 
 
 def is_quiet() -> bool:
-    return _quiet[0] or int(os.environ.get("RANK", "0")) != 0
+    return _quiet[0] or os.environ.get(QUIET_ENV) == "1" or int(os.environ.get("RANK", "0")) != 0
 
 
 def bar(iterable: Iterable | None = None, *, total: float | None = None, desc: str = "", unit: str = "it",
