@@ -148,3 +148,48 @@ def test_quiet_reaches_the_worker_processes_a_study_starts(monkeypatch, capsys):
 
 def _worker_is_quiet(_) -> bool:
     return progress.is_quiet()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_study_killed_by_sigterm_takes_its_worker_processes_with_it(tmp_path):
+    """`kill PID` of a study: the pool's workers end too (Python's default would leave them orphaned, running)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "study.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from vaelab.experiments._study import run_pool\n"
+        "def job(a):\n"
+        "    open(os.path.join(sys.argv[1], f'worker-{os.getpid()}'), 'w').close()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    run_pool(job, [0, 1], [1.0, 1.0], 2, ['a', 'b'])\n"
+    )
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("worker-*"))) < 2:  # both workers have started their job
+        assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+        time.sleep(0.1)
+    pids = [int(f.name.split("-")[1]) for f in tmp_path.glob("worker-*")]
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {pids} outlived the study"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped) counts as gone
+        return f.read().split(")")[-1].split()[0] != "Z"
