@@ -154,7 +154,6 @@ def _worker_is_quiet(_) -> bool:
 @pytest.mark.subprocess
 def test_a_study_killed_by_sigterm_takes_its_worker_processes_with_it(tmp_path):
     """`kill PID` of a study: the pool's workers end too (Python's default would leave them orphaned, running)."""
-    import os
     import signal
     import subprocess
     import time
