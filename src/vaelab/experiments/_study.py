@@ -4,13 +4,10 @@ per-point log-likelihoods for paired comparisons."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import multiprocessing as mp
 import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +20,7 @@ from ..data import load_data
 from ..evaluation import ais_log_likelihood, evaluate_model, with_ais, write_evaluation
 from ..progress import bar
 from ..train import fit
+from ..workers import terminated_on_sigterm
 from .study import StudyResult, write_results  # noqa: F401 (write_results: its old home)
 
 
@@ -227,7 +225,7 @@ def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]
         sys.stdout.flush()
 
     if workers > 1 and len(args) > 1:
-        with _terminated_on_sigterm(), mp.get_context("spawn").Pool(min(workers, len(args))) as pool:
+        with terminated_on_sigterm(), mp.get_context("spawn").Pool(min(workers, len(args))) as pool:
             for i, r in pool.imap_unordered(_indexed, [(fn, i, a) for i, a in enumerate(args)], chunksize=1):
                 out[i] = r
                 report(i)
@@ -237,20 +235,6 @@ def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]
             report(i)
     overall.close()
     return out
-
-
-@contextlib.contextmanager
-def _terminated_on_sigterm():
-    """SIGTERM (``kill``, a batch system's time limit) ends the study by SystemExit, so that the pool's
-    ``with`` terminates its workers: Python's default action would leave them running, orphaned."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def _indexed(job: tuple):

@@ -131,8 +131,8 @@ class Loop:
         anything is written.
 
         Raises:
-            ConfigError: the bound is not finite at the initial weights (the data or the likelihood).
-            Whatever the step raises.
+            ConfigError: the bound is not finite on the first batch (the data or the likelihood), or the
+                step does not fit in memory; otherwise what the step itself raises.
         """
         t = self.cfg.train
         snap = copy.deepcopy(capture(self))

@@ -128,10 +128,11 @@ class MixtureFitter(DensityMixin, BaseEstimator):
             )
         if not self.tol >= 0:
             raise ConfigError(f"tol must be >= 0, got {self.tol}")
-        dtype = DTYPES.get(self.dtype, self.dtype)
-        if dtype not in DTYPES.values():
+        dtype = DTYPES.get(self.dtype, self.dtype) if isinstance(self.dtype, str) else self.dtype
+        if not isinstance(dtype, torch.dtype) or dtype not in DTYPES.values():
             raise ConfigError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        self._dtype, self._device = dtype, torch.device(self.device)
+        self._dtype: torch.dtype = dtype
+        self._device = torch.device(self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

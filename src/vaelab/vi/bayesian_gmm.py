@@ -31,8 +31,9 @@ class BayesianGaussianMixture(MixtureFitter):
         degrees_of_freedom_prior: nu_0 > D - 1 (default D).
         covariance_prior: W_0^-1, (D, D) (default: the data covariance). These defaults are
             scikit-learn's ``BayesianGaussianMixture`` ones, and it is tested to give the same fit.
-        algorithm, max_iter, tol, n_init, init, batch_size, tau, kappa, seed, dtype, device, verbose:
-            see :class:`MixtureFitter`.
+
+    The fitting options (max_iter, tol, n_init, init, seed, dtype, device, verbose; algorithm, batch_size, tau, kappa) are
+    :class:`MixtureFitter`'s.
 
     Fitted attributes: ``weights_`` (K,) E[pi], ``means_`` (K, D), ``covariances_`` (K, D, D)
     = W^-1 / nu = E[Lambda]^-1, ``weight_concentration_``, ``mean_precision_``,

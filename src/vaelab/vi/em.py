@@ -23,7 +23,9 @@ class GaussianMixture(MixtureFitter):
         reg_covar: added to every covariance's diagonal (scikit-learn's default 1e-6), so a
             component that collapses onto one point stays invertible.
         algorithm: "em" (the only one).
-        max_iter, tol, n_init, init, seed, dtype, device, verbose: see :class:`MixtureFitter`.
+
+    The fitting options (max_iter, tol, n_init, init, seed, dtype, device, verbose) are
+    :class:`MixtureFitter`'s.
 
     Fitted attributes: ``weights_`` (K,), ``means_`` (K, D), ``covariances_`` (K, D, D),
     ``elbo_`` (log-likelihood per iteration, nats).

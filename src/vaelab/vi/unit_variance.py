@@ -25,8 +25,9 @@ class UnitVarianceMixture(MixtureFitter):
     Args:
         n_components: K.
         prior_std: sigma, the prior standard deviation of the component means.
-        algorithm, max_iter, tol, n_init, init, batch_size, tau, kappa, seed, dtype, device, verbose:
-            see :class:`MixtureFitter` (algorithm "cavi" or "svi").
+
+    The fitting options (max_iter, tol, n_init, init, seed, dtype, device, verbose; algorithm, batch_size, tau, kappa) are
+    :class:`MixtureFitter`'s.
 
     Fitted attributes: ``means_`` (K, D) = m, ``mean_variances_`` (K,) = s^2, ``elbo_`` (nats,
     closed form after every sweep, Blei et al. eq. 21 with the optimal phi).
