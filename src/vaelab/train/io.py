@@ -152,8 +152,14 @@ class RunWriter:
                 os.fsync(f.fileno())
             save_checkpoint(payload, self.run_dir / name)
 
-    def close(self) -> None:
-        for f in (self._jsonl, self._csv_file, self.tb):
+    def close(self, abort: bool = False) -> None:
+        """Close the logs; ``abort`` (a second signal): TensorBoard's writer is left to its daemon thread.
+
+        Joining that thread is not safe then: a KeyboardInterrupt raised inside the queue's
+        ``Condition.notify`` (a signal landing while an event is queued) loses the thread's wakeup, and
+        the join waited out TensorBoard's flush interval, 120 s (seen under load in
+        tests/test_faults.py). The metrics files are ours and are closed either way."""
+        for f in (self._jsonl, self._csv_file, None if abort else self.tb):
             if f is not None:
                 f.close()
 

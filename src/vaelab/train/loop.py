@@ -361,7 +361,7 @@ def fit(
     dist = Dist.from_env(device, cfg.train.dist_timeout)
     device = dist.device(device)
     tune_malloc(cfg.train.malloc, device)
-    finished = False
+    finished = aborted = False
     try:
         with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
             # the whole run is built and one step tried before anything is written (docs/design.md)
@@ -390,8 +390,11 @@ def fit(
                         if loop.converged:
                             break
                 finished = True
+            except KeyboardInterrupt:  # a second signal: abort at once
+                aborted = True
+                raise
             finally:
-                loop.writer.close()
+                loop.writer.close(abort=aborted)
                 close_trackers(trackers, finished)
     finally:
         if owned:
