@@ -153,7 +153,8 @@ def _worker_is_quiet(_) -> bool:
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_study_killed_by_sigterm_takes_its_worker_processes_with_it(tmp_path):
-    """`kill PID` of a study: the pool's workers end too (Python's default would leave them orphaned, running)."""
+    """`kill PID` of a study: the pool's workers end too (Python's default would leave them orphaned, running;
+    Pool.terminate's SIGTERM alone left a worker inside fit waiting for its next task, the study hanging)."""
     import signal
     import subprocess
     import time
@@ -162,9 +163,11 @@ def test_a_study_killed_by_sigterm_takes_its_worker_processes_with_it(tmp_path):
     script.write_text(
         "import os, sys, time\n"
         "from vaelab.experiments._study import run_pool\n"
+        "import vaelab\n"
         "def job(a):\n"
         "    open(os.path.join(sys.argv[1], f'worker-{os.getpid()}'), 'w').close()\n"
-        "    time.sleep(120)\n"
+        "    cfg = vaelab.RunConfig().override({'train.epochs': 10000, 'data.n_train': 500, 'model.encoder.hidden': [8]})\n"
+        "    vaelab.fit(cfg, os.path.join(sys.argv[1], f'run-{a}'), quiet=True)  # a study's job: SIGTERM = stop after a step\n"
         "if __name__ == '__main__':\n"
         "    run_pool(job, [0, 1], [1.0, 1.0], 2, ['a', 'b'])\n"
     )

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import config as config_mod
 from .errors import ConfigError, VaelabError
-from .workers import terminated_on_sigterm
+from .workers import worker_pool
 
 DISTRIBUTIONS = ("uniform", "log-uniform", "int", "categorical")
 
@@ -252,6 +252,6 @@ def run_sweep(sweep: Sweep, trials: int, workers: int = 1) -> Any:
     if len(jobs) == 1:
         work(jobs[0])
     elif jobs:
-        with terminated_on_sigterm(), mp.get_context("spawn").Pool(len(jobs)) as pool:
+        with worker_pool(len(jobs)) as pool:
             pool.map(work, jobs)
     return study_of(sweep)

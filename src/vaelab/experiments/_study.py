@@ -20,7 +20,7 @@ from ..data import load_data
 from ..evaluation import ais_log_likelihood, evaluate_model, with_ais, write_evaluation
 from ..progress import bar
 from ..train import fit
-from ..workers import terminated_on_sigterm
+from ..workers import worker_pool
 from .study import StudyResult, write_results  # noqa: F401 (write_results: its old home)
 
 
@@ -225,7 +225,7 @@ def run_pool(fn, args: list, costs: list[float], workers: int, labels: list[str]
         sys.stdout.flush()
 
     if workers > 1 and len(args) > 1:
-        with terminated_on_sigterm(), mp.get_context("spawn").Pool(min(workers, len(args))) as pool:
+        with worker_pool(min(workers, len(args))) as pool:
             for i, r in pool.imap_unordered(_indexed, [(fn, i, a) for i, a in enumerate(args)], chunksize=1):
                 out[i] = r
                 report(i)
