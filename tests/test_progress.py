@@ -167,7 +167,7 @@ def test_a_study_killed_by_sigterm_takes_its_worker_processes_with_it(tmp_path):
         "def job(a):\n"
         "    open(os.path.join(sys.argv[1], f'worker-{os.getpid()}'), 'w').close()\n"
         "    cfg = vaelab.RunConfig().override({'train.epochs': 10000, 'data.n_train': 500, 'model.encoder.hidden': [8]})\n"
-        "    vaelab.fit(cfg, os.path.join(sys.argv[1], f'run-{a}'), quiet=True)  # a study's job: SIGTERM = stop after a step\n"
+        "    vaelab.fit(cfg, os.path.join(sys.argv[1], f'run-{a}'), quiet=True)\n"  # a study's job
         "if __name__ == '__main__':\n"
         "    run_pool(job, [0, 1], [1.0, 1.0], 2, ['a', 'b'])\n"
     )

@@ -26,7 +26,6 @@ machine running the same command (docs/tracking.md, "Hyperparameter sweeps").
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import sys
 import time
 from dataclasses import dataclass

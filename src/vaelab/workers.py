@@ -26,7 +26,7 @@ def worker_pool(n: int) -> Iterator:
             yield pool
         pool.close()
     except BaseException:
-        for p in list(pool._pool):  # (multiprocessing keeps its worker processes here)
+        for p in list(pool._pool):  # type: ignore[attr-defined]  # (multiprocessing keeps its workers here)
             p.kill()
         pool.terminate()
         raise

@@ -5,7 +5,6 @@ per-point log-likelihoods for paired comparisons."""
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import shutil
 import sys
 import time
