@@ -452,8 +452,8 @@ def cmd_sweep(args) -> None:
         from .train import check_run
 
         check_run(base.override(first_values(space)))
-    if args.storage:
-        storage(args.storage)  # a database server reached (or refused in one line) before --out exists
+    if args.storage:  # a database server reached (or refused in one line) before --out exists
+        storage(args.storage).engine.dispose()  # (its pooled connection closed now: the study opens its own)
     sweep = Sweep(
         base=base.to_dict(), space=space, out=str(out),
         storage=args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}", study=args.study or out.name,

@@ -363,12 +363,7 @@ def fit(
     tune_malloc(cfg.train.malloc, device)
     finished = aborted = False
     try:
-        with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
-            # the whole run is built and one step tried before anything is written (docs/design.md)
-            loop, ckpt, provenance = _build(cfg, run_dir, model, data, init, resume, device, dist)
-            if not dist.active:  # (under torchrun the launcher made this check, in one process)
-                loop.dry_step()
-            check_trackers(cfg, dist.is_main)
+        loop, ckpt, provenance = _checked(cfg, run_dir, model, data, init, resume, device, dist, quiet)
         if dist.is_main:
             check_writable(run_dir)
         locked = run_lock(run_dir) if dist.is_main else contextlib.nullcontext()
@@ -422,13 +417,22 @@ def check_run(cfg: RunConfig, *, model=None, data: DataSplits | None = None, res
         ConfigError, DataError, CheckpointError: what ``fit`` would raise before its first epoch.
     """
     device = resolve_device(cfg.train.device)
-    with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(True):
-        resume = resume_dir is not None
-        loop, _, _ = _build(cfg, Path(resume_dir or "."), model, data, None, resume, device, Dist())
+    resume = resume_dir is not None
+    _checked(cfg, Path(resume_dir or "."), model, data, None, resume, device, Dist(), True, world)
+
+
+def _checked(cfg, run_dir, model, data, init, resume, device, dist: Dist, quiet: bool, world: int = 1):
+    """:func:`_build`, then one training step tried and undone (in one process: under torchrun the
+    launcher made that check) and the trackers' reachability: everything checked before anything is
+    written (docs/design.md). ``world`` > 1: the launcher's check for the processes it will start."""
+    with denormals_flushed(device), _threads(cfg.train.num_threads), progress.quiet(quiet):
+        loop, ckpt, provenance = _build(cfg, run_dir, model, data, init, resume, device, dist)
         if world > 1:
             refuse_rank_local_state(loop.estimator)
-        loop.dry_step()
-    check_trackers(cfg, True)
+        if not dist.active:
+            loop.dry_step()
+    check_trackers(cfg, dist.is_main)
+    return loop, ckpt, provenance
 
 
 @contextlib.contextmanager
