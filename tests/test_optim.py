@@ -32,7 +32,9 @@ def test_fused_where_torch_has_none_is_an_error():
 def test_build_optimizer_applies_the_choice_to_every_group():
     model = build_model(tiny().model, (2,))
     opt, groups = build_optimizer("adam", model, 1e-3)
-    assert len(opt.param_groups) == len([g for g in groups.values() if g]) > 1
+    assert len([g for g in groups.values() if g]) > 1
+    assert len(opt.param_groups) == 1  # named groups with the same options share one torch group (one fused call)
+    assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for g in groups.values() for p in g]
     assert all(g["fused"] is True for g in opt.param_groups)
     opt, _ = build_optimizer("adam", model, 1e-3, impl="for-loop")
     assert all(not g["fused"] and g["foreach"] is False for g in opt.param_groups)
@@ -83,3 +85,22 @@ def test_adam_beta2_reaches_torchs_adam_and_is_refused_elsewhere():
         tiny(**{"train.optimizer": "sgd", "train.adam_beta2": 0.99})
     with pytest.raises(ConfigError, match="'train.weight_decay' must be >= 0"):
         tiny(**{"train.weight_decay": -1.0})
+
+
+def test_named_groups_merge_only_where_their_options_agree():
+    model = build_model(tiny().model, (2,))
+    opt, groups = build_optimizer("adam", model, 1e-3, weight_decay=0.1)
+    decays = [g["weight_decay"] for g in opt.param_groups]
+    assert decays == [0.1, 0.0] * len([g for g in groups.values() if g])  # matrices decayed, vectors not, per group
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(len(g) for g in groups.values())
+
+
+def test_an_older_checkpoints_optimizer_state_is_regrouped_or_refused():
+    from vaelab.train.optim import regroup_state
+
+    now = [{"params": [0, 1, 2, 3, 4], "lr": 1e-3, "name": "inference+generative"}]
+    old = [{"params": [0, 1], "lr": 1e-3, "name": "inference"}, {"params": [2, 3, 4], "lr": 1e-3, "name": "generative"}]
+    assert regroup_state(old, now) == now
+    assert regroup_state(now, now) is now
+    assert regroup_state(old[:1], now) is None  # fewer parameters
+    assert regroup_state([{"params": [0, 1, 2]}, {"params": [3, 4]}], [{"params": [0, 1]}, {"params": [2, 3, 4]}]) is None

@@ -107,10 +107,6 @@ class _BernoulliLogProb(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
         ctx.save_for_backward(logits, x)
-        if logits.numel() <= SMALL_LIKELIHOOD and x.dim() <= logits.dim():
-            # a VAE step's (1, 100, 784): dispatching the buffer trick's ~20 small ops costs more than
-            # the log1p it saves; torch's one fused kernel (tests/test_likelihoods.py: both paths)
-            return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
         # softplus(l) = relu(l) - log sigmoid(|l|): the same value as F.softplus to float32
         # rounding, without its log1p on every element (the likelihood's forward in ~0.7x the time)
         t = logits * x  # (..., D)
@@ -147,6 +143,11 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     Returns:
         (...) log-likelihoods, e.g. (S, B).
     """
+    if logits.numel() <= SMALL_LIKELIHOOD and x.dim() <= logits.dim():
+        # a VAE step's (1, 100, 784): dispatching the buffer trick's ~20 small ops costs more than the
+        # log1p it saves; torch's one fused kernel, its backward in C++ too (a Python backward cost a
+        # VAE step ~1 %; tests/test_likelihoods.py: both paths)
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
     return _BernoulliLogProb.apply(logits, x)
 
 

@@ -8,6 +8,7 @@ objective).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import torch
@@ -207,8 +208,11 @@ class VAE(nn.Module):
             DataError: a labelled model without labels y, or labels for a model that reads none.
         """
         params = self.encoder(x, self._check_y(y, x.shape[0])) if self.n_classes else self._plain(self.encoder, x, y)
-        _check_width(self.encoder, "encoder", params, x.shape[0], self.latent.n_params, f"the latent {self.latent!r}")
-        return self.latent.distribution(params.reshape(x.shape[0], -1))
+        n = self.latent.n_params
+        _check_width(self.encoder, "encoder", params, x.shape[0], n, lambda: f"the latent {self.latent!r}")
+        if params.dim() != 2:  # (B, n) already for dense encoders: no reshape node in the graph
+            params = params.reshape(x.shape[0], -1)
+        return self.latent.distribution(params)
 
     def _plain(self, net: nn.Module, inp: Tensor, y: Tensor | None) -> Tensor:
         self._no_labels(y)
@@ -291,7 +295,7 @@ class VAE(nn.Module):
             params,
             flat.shape[0],
             math.prod(self.likelihood.param_shape),
-            f"the likelihood {type(self.likelihood).__name__} (parameters {tuple(self.likelihood.param_shape)})",
+            lambda: f"the likelihood {type(self.likelihood).__name__} (parameters {tuple(self.likelihood.param_shape)})",
         )
         return params.reshape(*lead, *self.likelihood.param_shape)
 
@@ -439,13 +443,14 @@ class VAE(nn.Module):
         self.likelihood.check_data(x, name)
 
 
-def _check_width(net: nn.Module, role: str, out: Tensor, rows: int, width: int, needs: str) -> None:
-    """A network's output must hold ``width`` numbers per row; otherwise say which module and what it needs."""
+def _check_width(net: nn.Module, role: str, out: Tensor, rows: int, width: int, needs: Callable[[], str]) -> None:
+    """A network's output must hold ``width`` numbers per row; otherwise say which module and what it
+    ``needs()`` (a callable: the module's repr costs more than the check, every step)."""
     if out.shape[0] != rows or out.numel() != rows * width:
         got = out.numel() // max(out.shape[0], 1)
         raise ConfigError(
             f"the {role} ({type(net).__name__}) outputs {got} numbers per data point {tuple(out.shape[1:])}, "
-            f"but {needs} needs {width}; change the {role}'s last layer to {width} outputs"
+            f"but {needs()} needs {width}; change the {role}'s last layer to {width} outputs"
         )
 
 

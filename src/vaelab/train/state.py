@@ -15,6 +15,8 @@ import warnings
 
 import torch
 
+from ..errors import CheckpointError
+from .optim import regroup_state
 from .run import FORMAT
 from .run import restore as restore_weights  # noqa: I001
 
@@ -97,7 +99,13 @@ def _restore_optimizer(loop, state: dict) -> None:
     # torch's load_state_dict would otherwise take it from the saved param groups
     impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach")}
     opt = state["optimizer"]
-    loop.optimizer.load_state_dict({**opt, "param_groups": [{**g, **impl} for g in opt["param_groups"]]})
+    groups = regroup_state(opt["param_groups"], loop.optimizer.state_dict()["param_groups"])
+    if groups is None:
+        raise CheckpointError(
+            f"the checkpoint's optimizer has param groups of {[len(g['params']) for g in opt['param_groups']]} "
+            f"parameters, this run's {[len(g['params']) for g in loop.optimizer.param_groups]}: not this run's checkpoint"
+        )
+    loop.optimizer.load_state_dict({**opt, "param_groups": [{**g, **impl} for g in groups]})
 
 
 def _rank_rng(dist, state: dict) -> torch.Tensor:

@@ -168,7 +168,7 @@ def train_step(
     """
     objective, estimator = resolve(objective, estimator)
     groups = groups if groups is not None else {**model.parameter_groups(), **estimator.parameter_groups()}
-    with denormals_flushed(next(model.parameters()).device):
+    with denormals_flushed((batch.x if isinstance(batch, Batch) else batch).device):  # (the model's: it is on it)
         o = options or BoundOptions(n_samples, kl, beta, free_bits, global_mean, classification_weight)
         est, stats = bound(
             model,
