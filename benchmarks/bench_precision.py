@@ -38,6 +38,11 @@ import bench_limit  # noqa: E402
 import impls  # noqa: E402
 
 MODES = ("fp32 eager", "compile", "bf16")
+CUDA_MODES = (*MODES, "cuda graphs")  # train.cuda_graphs: on a CPU it would be the eager step again
+
+
+def modes(device) -> tuple[str, ...]:
+    return CUDA_MODES if torch.device(device).type == "cuda" else MODES
 
 
 def step_arms(k: int, device: torch.device, x: torch.Tensor) -> tuple[dict, dict]:
@@ -54,7 +59,7 @@ def step_arms(k: int, device: torch.device, x: torch.Tensor) -> tuple[dict, dict
     g = torch.Generator().manual_seed(1)
     batches = [torch.bernoulli(x[torch.randint(0, len(x), (100,), generator=g)], generator=g).to(device) for _ in range(8)]
     arms, first = {}, {}
-    for mode in MODES:
+    for mode in modes(device):
         torch.manual_seed(0)
         model = set_precision(
             build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device), "bf16" if mode == "bf16" else "fp32"
@@ -68,6 +73,15 @@ def step_arms(k: int, device: torch.device, x: torch.Tensor) -> tuple[dict, dict
         def step(model=model, opt=opt, groups=groups, obj=obj, est=est, bound=bound, kl=kl, it=it):
             xb = batches[next(it) % len(batches)]
             train_step(model, Batch(xb, None), opt, obj, est, k, kl, groups=groups, bound=bound)
+
+        if mode == "cuda graphs":
+            from vaelab.train.bound import BoundOptions
+            from vaelab.train.graphs import GraphedStep
+
+            graphed = GraphedStep(model, opt, obj, est, groups)
+
+            def step(graphed=graphed, kl=kl, it=it):  # noqa: F811 (this mode's step)
+                graphed.step(Batch(batches[next(it) % len(batches)], None), BoundOptions(k, kl), 1e-3)
 
         t = time.perf_counter()
         step()
@@ -86,6 +100,7 @@ def bound_after_training(k: int, mode: str, args, seed: int = 0) -> torch.Tensor
     cfg = impls._model_cfg(k).override({
         "train.epochs": args.epochs, "train.device": args.device,
         "train.compile": mode == "compile", "train.precision": "bf16" if mode == "bf16" else "fp32",
+        "train.cuda_graphs": mode == "cuda graphs",
         "train.valid_every": 0, "train.seed": seed,
     })  # fmt: skip
     data = load_data(cfg.data, "bernoulli")  # dynamic binarization of the training images, as fit would
@@ -123,11 +138,11 @@ def main() -> None:
             arms, first = step_arms(k, device, x)
             res = bench_limit.interleave(arms, device, args.rounds, max(2, args.block // (5 if k >= 50 else 1)))
             t0 = time.perf_counter()
-            lp = {m: bound_after_training(k, m, args) for m in MODES}
+            lp = {m: bound_after_training(k, m, args) for m in modes(device)}
             # the control: fp32 eager from another seed, i.e. how far two training runs land apart anyway
             lp["fp32 eager, seed 1"] = bound_after_training(k, "fp32 eager", args, seed=1)
-            row = {"workload": "VAE" if k == 1 else f"IWAE-{k}", "ms": {m: 1e3 * res[m]["s"] for m in MODES},
-                   "first_call_s": first, "disturbed": {m: res[m]["disturbed"] for m in MODES},
+            row = {"workload": "VAE" if k == 1 else f"IWAE-{k}", "ms": {m: 1e3 * res[m]["s"] for m in modes(device)},
+                   "first_call_s": first, "disturbed": {m: res[m]["disturbed"] for m in modes(device)},
                    "log_px": {m: float(v.mean()) for m, v in lp.items()},
                    "diff": {m: _paired(v, lp["fp32 eager"]) for m, v in lp.items() if m != "fp32 eager"},
                    "train_eval_s": time.perf_counter() - t0}  # fmt: skip
@@ -152,7 +167,7 @@ def write(rows: list[dict], args) -> None:
              "| workload | mode | ms / step | vs fp32 eager | first call (s) | test log p(x) | difference (nats) |",
              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
-        for m in MODES:
+        for m in modes(args.device):
             ratio = r["ms"][m] / r["ms"]["fp32 eager"]
             diff = "" if m == "fp32 eager" else f"{r['diff'][m][0]:+.2f} ± {r['diff'][m][1]:.2f}"
             lines.append(f"| {r['workload']} | {m} | {r['ms'][m]:.2f} | {ratio:.3f} | {r['first_call_s'][m]:.1f} | "

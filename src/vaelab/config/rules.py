@@ -59,6 +59,11 @@ def check(cfg) -> None:
     if any(d <= 0 or int(d) != d for d in [*cfg.model.upper_z_dims, *cfg.model.upper_hidden]):
         raise ConfigError("config keys 'model.upper_z_dims' / 'model.upper_hidden' must be positive integers")
     _check_shaping(cfg)
+    if t.compile and t.cuda_graphs:
+        raise ConfigError(
+            "train.compile and train.cuda_graphs both take over the step: set one (compile: inductor kernels; "
+            "cuda_graphs: the eager step captured and replayed)"
+        )
 
 
 def _check_adam(t: TrainConfig) -> None:

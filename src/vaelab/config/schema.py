@@ -245,6 +245,12 @@ class TrainConfig:
         "torch.compile the step's bound (model log-weights, objective, estimator; inductor, one graph per K); "
         "backward and optimizer stay eager",
     )
+    cuda_graphs: bool = _f(
+        False,
+        "capture the whole training step (bound, backward, optimizer) as one CUDA graph per batch shape and "
+        "replay it (docs/performance.md); where it cannot be captured (CPU, torchrun, a score-function "
+        "estimator, KL annealing, bf16) the step runs eagerly after a one-line warning",
+    )
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

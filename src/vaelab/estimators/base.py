@@ -57,6 +57,9 @@ class Estimator:
     registry_name: str = ""  # set by ESTIMATORS.register
     #: True when the state is updated from each batch's statistics (one copy per process under torchrun)
     rank_local_state = False
+    #: True when an estimate is device work only (no state updated and no value read on the host each
+    #: step), so that ``train.cuda_graphs`` can capture the step (vaelab.train.graphs)
+    graph_safe = False
 
     def check(self, model) -> None:
         """Refuse a model this estimator cannot serve.

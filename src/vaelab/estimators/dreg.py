@@ -53,6 +53,8 @@ def dreg_surrogate(log_w: Tensor, log_w_stopped: Tensor, terms) -> Tensor:
 class DReG(Estimator):
     """DReG for the encoder, the plain gradient for the decoder."""
 
+    graph_safe = True  # device work only: train.cuda_graphs may capture it
+
     def check(self, model) -> None:
         super().check(model)
         if getattr(model.prior, "depends_on_encoder", False):

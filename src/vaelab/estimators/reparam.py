@@ -11,6 +11,8 @@ from .base import ESTIMATORS, BoundEstimate, Estimator, straight_through
 class Reparam(Estimator):
     """Pathwise gradient of the objective; PIWAE's encoder gets its own bound (MIWAE)."""
 
+    graph_safe = True  # device work only: train.cuda_graphs may capture it
+
     shapes_elbo = True
 
     def __call__(self, terms, objective) -> BoundEstimate:

@@ -20,6 +20,8 @@ class STL(Estimator):
     Sec. 3), so the gradient is biased; 'dreg' is the unbiased path-only estimator for those bounds.
     """
 
+    graph_safe = True  # device work only: train.cuda_graphs may capture it
+
     def check_objective(self, objective, n_samples: int) -> None:
         if objective.encoder_is_multi_sample(n_samples):
             warnings.warn(

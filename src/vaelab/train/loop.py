@@ -21,7 +21,7 @@ from .. import faults, progress
 from .._version import __version__
 from ..allocator import tune_malloc
 from ..config import RunConfig
-from ..data import DataSplits
+from ..data import Batch, DataSplits
 from ..distributed import Dist, RankLostError, refuse_rank_local_state
 from ..errors import CheckpointError, TrainingDivergedError, TrainingInterrupted, sizes_that_fit
 from ..estimators import ESTIMATORS
@@ -40,6 +40,7 @@ from .callbacks import (
     default_step_hooks,
     warn_no_validation,
 )
+from .graphs import graphed_step
 from .interrupt import StopRequest
 from .io import RunWriter, check_writable
 from .lock import run_lock
@@ -120,6 +121,7 @@ class Loop:
         self.lr_scale, self.retries = 1.0, 0  # divergence roll-backs so far and their learning-rate factor
         self.epochs = t.epochs
         self.step_hooks = default_step_hooks(t)  # hook(loop) after every optimizer step
+        self.graphed = graphed_step(self)  # train.cuda_graphs: the step as replayed CUDA graphs (or None, warned)
         self.stop = StopRequest()  # entered by fit: SIGINT/SIGTERM stop after the current step
         self.t0 = self.epoch_start = time.perf_counter()
 
@@ -225,6 +227,8 @@ class Loop:
         self.retries += 1
         self.lr_scale *= t.divergence_lr_factor
         restore(self, copy.deepcopy(snap), "the snapshot at the start of the epoch")  # (kept for a further roll-back)
+        if self.graphed is not None:
+            self.graphed.reset()  # the optimizer state the graphs wrote into was replaced
         self.writer.append_jsonl(
             "events.jsonl",
             {
@@ -257,8 +261,11 @@ class Loop:
             try:
                 opts = BoundOptions(t.n_samples, self.kl, beta, t.free_bits,
                                     self._global_mean(weight) if t.free_bits else None, t.classification_weight)  # fmt: skip
-                s = train_step(self.model, local, self.optimizer, self.objective, self.estimator, grad_clip=t.grad_clip,
-                               groups=self.groups, sync=self._sync(weight), bound=self.bound, options=opts)  # fmt: skip
+                s = self._graphed(local, opts, lr)
+                if s is None:
+                    s = train_step(self.model, local, self.optimizer, self.objective, self.estimator,
+                                   grad_clip=t.grad_clip, groups=self.groups, sync=self._sync(weight), bound=self.bound,
+                                   options=opts)  # fmt: skip
             except TrainingDivergedError as e:
                 raise self.diverged(f"{e} at epoch {epoch + 1}, step {st.step}") from None
             self._after_step(s, len(batch), {"beta": beta, "lr": lr}, n_batches)
@@ -269,6 +276,21 @@ class Loop:
         return {"epoch": epoch + 1, "step": st.step, "train_elbo": m[0], "train_rec": m[1], "train_kl": m[2],
                 "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
                 "active_units": None, "train_time_s": time.perf_counter() - t0}  # fmt: skip
+
+    def _graphed(self, batch, opts: BoundOptions, lr: float) -> dict | None:
+        """The step through its CUDA graph (``train.cuda_graphs``), or None: train eagerly. A capture that
+        fails (a host read in a user's module) turns graphs off for the run with a one-line warning."""
+        if self.graphed is None:
+            return None
+        try:
+            return self.graphed.step(batch if isinstance(batch, Batch) else Batch.of(batch), opts, lr)
+        except TrainingDivergedError:
+            raise
+        except Exception as e:  # the capture's state was restored: the eager step that follows is the same step
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            warnings.warn(f"train.cuda_graphs: capture failed ({reason}); training without graphs", stacklevel=2)
+            self.graphed = None
+            return None
 
     def _epoch_batches(self):
         """This epoch's batches; after a mid-epoch checkpoint, the epoch's shuffle (and binarization)
