@@ -6,9 +6,10 @@ batch 100, Adam 1e-3, decoder output bias at the data's log-odds in both) traine
 and as IWAE-5. Every model is evaluated by the same IS code (vaelab's, K = ``--k-is``) on the same
 random test subset, so differences are paired over test images.
 
-    python benchmarks/bench_agreement.py --data-dir ../shared/data --epochs 10
+    python benchmarks/bench_agreement.py --data-dir ../shared/data --epochs 10 [--seeds 3]
 
-writes ``benchmarks/results/agreement.json`` and ``agreement.md``. One process per row, run one after
+writes ``benchmarks/results/agreement.json`` and ``agreement.md``; rows of an earlier run with the same
+epochs, IS K and test images are kept (a run with more seeds adds only the missing ones). One process per row, run one after
 another (nothing else should run beside it: the times are reported too).
 """
 
@@ -18,6 +19,8 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,24 +111,35 @@ def paired(a: dict, b: dict) -> tuple[float, float]:
 
 
 def markdown(rows: list[dict], a) -> str:
+    seeds = sorted({r["seed"] for r in rows})
     lines = [
         f"# Equal-budget agreement: hand-written PyTorch loop vs vaelab ({a.epochs} epochs)",
         "",
-        f"`python benchmarks/bench_agreement.py --epochs {a.epochs} --k-is {a.k_is} --n-test {a.n_test}`. Test log p̂(x) "
-        f"by vaelab's IS (K = {a.k_is}) on {a.n_test} random test images, nats; Δ paired over the same images.",
+        f"`python benchmarks/bench_agreement.py --epochs {a.epochs} --k-is {a.k_is} --n-test {a.n_test} --seeds "
+        f"{len(seeds)}`{f' (commit {a.commit})' if getattr(a, 'commit', None) else ''}. Test log p̂(x) by vaelab's IS "
+        f"(K = {a.k_is}) on {a.n_test} random test images, nats, per training seed; Δ paired over the same images.",
         "",
-        "| trained as | hand-written, seed 0 | vaelab, seed 0 | vaelab, seed 1 | hand − vaelab s0 "
-        "| vaelab s1 − s0 (seed spread) |",
-        "|---|---|---|---|---|---|",
+        "| trained as | seed | hand-written | vaelab | hand − vaelab (paired over images) |",
+        "|---|---|---|---|---|",
     ]
+    summary = []
     for k in sorted({r["k"] for r in rows}):
-        h, v0, v1 = (next(r for r in rows if r["k"] == k and (r["impl"], r["seed"]) == key)
-                     for key in (("hand-written", 0), ("vaelab", 0), ("vaelab", 1)))  # fmt: skip
-        (d, se), (ds, ses) = paired(h, v0), paired(v1, v0)
         name = "VAE (K = 1)" if k == 1 else f"IWAE-{k}"
-        lines.append(f"| {name} | {h['log_px']:.2f} | {v0['log_px']:.2f} | {v1['log_px']:.2f} | {d:+.2f} ± {se:.2f} | "
-                     f"{ds:+.2f} ± {ses:.2f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+        by = {(r["impl"], r["seed"]): r for r in rows if r["k"] == k}
+        hand = [by[("hand-written", s)]["log_px"] for s in seeds if ("hand-written", s) in by]
+        ours = [by[("vaelab", s)]["log_px"] for s in seeds if ("vaelab", s) in by]
+        for s in seeds:
+            h, v = by.get(("hand-written", s)), by.get(("vaelab", s))
+            cells = [f"{r['log_px']:.2f}" if r else "—" for r in (h, v)]
+            d = "{:+.2f} ± {:.2f}".format(*paired(h, v)) if h and v else ""
+            lines.append(f"| {name} | {s} | {cells[0]} | {cells[1]} | {d} |")
+        if len(hand) > 1 and len(ours) > 1:
+            diff = statistics.mean(hand) - statistics.mean(ours)
+            se = math.sqrt(statistics.variance(hand) / len(hand) + statistics.variance(ours) / len(ours))
+            spread = statistics.stdev(hand + ours)
+            summary.append(f"- {name}: hand − vaelab over {len(hand)} + {len(ours)} seeds {diff:+.2f} ± {se:.2f} nats "
+                           f"(± the seed-to-seed standard error; one run's seed-to-seed s.d. {spread:.2f})")  # fmt: skip
+    return "\n".join(lines + ([""] + summary if summary else [])) + "\n"
 
 
 def main() -> None:
@@ -134,11 +148,19 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--k-is", type=int, default=1000)
     p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--seeds", type=int, default=2, help="training seeds 0..N-1 per implementation")
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args()
-    jobs = [(impl, k, seed, a) for k in (1, 5) for impl, seed in (("hand-written", 0), ("vaelab", 0), ("vaelab", 1))]
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=OUT.parent)
+    a.commit = git.stdout.strip() or None
+    same = ("epochs", "k_is", "n_test")
+    old = json.loads((OUT / "agreement.json").read_text()) if (OUT / "agreement.json").is_file() else {}
+    kept = [r for r in old.get("rows", []) if all(old["args"].get(k) == getattr(a, k) for k in same)]
+    done = {(r["impl"], r["k"], r["seed"]) for r in kept}  # rows of an earlier run with the same settings: kept
+    jobs = [(impl, k, seed, a) for k in (1, 5) for seed in range(a.seeds) for impl in ("hand-written", "vaelab")
+            if (impl, k, seed) not in done]  # fmt: skip
     with mp.get_context("spawn").Pool(a.workers) as pool:
-        rows = pool.map(row, jobs, chunksize=1)
+        rows = kept + pool.map(row, jobs, chunksize=1)
     OUT.mkdir(exist_ok=True)
     (OUT / "agreement.json").write_text(json.dumps({"args": {k: v for k, v in vars(a).items()}, "rows": rows}) + "\n")
     (OUT / "agreement.md").write_text(markdown(rows, a))
