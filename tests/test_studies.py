@@ -71,3 +71,17 @@ def test_the_cli_names_no_study_and_every_study_module_registers_one():
     declared = [m.STUDY for m in sys.modules.values() if m and m.__name__.startswith("vaelab.experiments.")
                 and hasattr(m, "STUDY")]  # fmt: skip
     assert len(declared) == len(found) >= 13 and all(found[s.name] is s for s in declared)
+
+
+def test_results_csv_quotes_labels_with_commas(tmp_path):
+    import csv
+
+    from vaelab.experiments.study import write_results
+
+    write_results(tmp_path, {"models": {"a": {"name": "a", "label": "Caltech silhouettes, VampPrior", "nll": 1.5,
+                                              "curve": [1, 2]}}})  # fmt: skip
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [
+        {"name": "a", "label": "Caltech silhouettes, VampPrior", "nll": "1.5"}
+    ]

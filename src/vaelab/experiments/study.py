@@ -10,6 +10,7 @@ results.csv and report.md, the closing log line, and the provenance stamp. cli.p
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import pkgutil
@@ -192,5 +193,7 @@ def write_results(out: Path, payload: dict, default=None) -> None:
         return
     rows = list(payload["models"].values())
     keys = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
-    lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
-    (out / "results.csv").write_text("\n".join(lines) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:  # the csv module quotes labels with commas ("MNIST, VAE")
+        w = csv.DictWriter(f, keys, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
