@@ -82,6 +82,4 @@ def test_results_csv_quotes_labels_with_commas(tmp_path):
                                               "curve": [1, 2]}}})  # fmt: skip
     with open(tmp_path / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows == [
-        {"name": "a", "label": "Caltech silhouettes, VampPrior", "nll": "1.5"}
-    ]
+    assert rows == [{"name": "a", "label": "Caltech silhouettes, VampPrior", "nll": "1.5"}]
