@@ -14,7 +14,8 @@ VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward
   sustained GEMM rate of this machine for these shapes.
 - **Steps**, interleaved in one process on the same batches, in blocks of --block steps, alternating
   order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
-  Adam), the hand-written step with ``torch.optim.Adam(fused=True)``, and the hand-written step with
+  Adam), inside one ``denormals_flushed`` block as ``fit`` runs it (on a GPU also the step captured as a
+  CUDA graph, ``train.cuda_graphs``), the hand-written step with ``torch.optim.Adam(fused=True)``, and the hand-written step with
   torch's default Adam, as people write it. IS: vaelab's ``importance_sampled_log_likelihood`` and the
   hand-written IS loop of ``impls.py`` on --points test images.
 - **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
@@ -213,10 +214,12 @@ def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
     torch.set_flush_denormal(True)
+    from vaelab.numerics import denormals_flushed
     data = load_mnist(None)
     x = data.train[:5000].clone()
     rows = []
-    with progress.quiet():
+    # fit runs every step inside one denormals_flushed block (train_step's own is then free): so do these arms
+    with progress.quiet(), denormals_flushed():
         for k in args.k:
             res = interleave(train_arms(k, device, x), device, args.rounds, max(2, args.block // (5 if k >= 50 else 1)))
             rows.append(_row("VAE" if k == 1 else f"IWAE-{k}", flops_per_step(k) * N_TRAIN / B, res, N_TRAIN / B))
