@@ -155,3 +155,18 @@ def test_a_failed_capture_leaves_the_state_untouched_and_training_goes_on_eagerl
     with pytest.warns(UserWarning, match=r"capture failed \(operation not permitted when stream is capturing\)"):
         graphed.train_epoch(0, False)
     assert graphed.graphed is None and torch.equal(_params(eager), _params(graphed))
+
+
+def test_a_checkpoint_of_a_graphed_run_resumes_eagerly(tmp_path):
+    """Capturing sets the optimizer's ``capturable`` flag (torch checks it); a run resumed from that
+    state keeps its own flag, as it keeps its own fused / foreach choice (an eager CPU Adam refuses
+    capturable state)."""
+    from vaelab.train.state import capture, restore
+
+    graphed = _loop(tmp_path, _cfg(), "g")
+    GraphedStep.for_loop(graphed, EagerGraphs()).step(Batch.of(graphed.x_train[:64]), BoundOptions(1, graphed.kl), 1e-3)
+    assert all(g["capturable"] for g in graphed.optimizer.param_groups)
+    eager = _loop(tmp_path, _cfg(**{"train.optimizer_impl": "for-loop"}), "e")
+    restore(eager, capture(graphed), "a graphed run's state")
+    assert not any(g["capturable"] for g in eager.optimizer.param_groups)
+    eager.train_epoch(0, False)  # the for-loop Adam on a CPU would raise on capturable state

@@ -162,6 +162,8 @@ class GraphedStep:
 
     def _capture(self, key, batch: Batch, opts: BoundOptions) -> None:
         saved = self._save()
+        for g in self.optimizer.param_groups:  # torch refuses to capture step() otherwise (fused Adam ignores the flag)
+            g["capturable"] = True
         static = dataclasses.replace(batch, **{k: v.clone() for k, v in _tensors(batch).items()})
         try:
             with self.backend.side_stream():

@@ -95,9 +95,9 @@ def _restore_optimizer(loop, state: dict) -> None:
                 stacklevel=5,
             )
             return
-    # the implementation (fused, foreach) is this run's train.optimizer_impl, not the checkpoint's:
-    # torch's load_state_dict would otherwise take it from the saved param groups
-    impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach")}
+    # the implementation (fused, foreach; capturable, set by train.cuda_graphs on a GPU) is this run's, not
+    # the checkpoint's: torch's load_state_dict would otherwise take it from the saved param groups
+    impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach", "capturable")}
     opt = state["optimizer"]
     groups = regroup_state(opt["param_groups"], loop.optimizer.state_dict()["param_groups"])
     if groups is None:
