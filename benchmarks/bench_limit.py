@@ -15,8 +15,8 @@ VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward
 - **Steps**, interleaved in one process on the same batches, in blocks of --block steps, alternating
   order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
   Adam), inside one ``denormals_flushed`` block as ``fit`` runs it (on a GPU also the step captured as a
-  CUDA graph, ``train.cuda_graphs``), the hand-written step with ``torch.optim.Adam(fused=True)``, and the hand-written step with
-  torch's default Adam, as people write it. IS: vaelab's ``importance_sampled_log_likelihood`` and the
+  CUDA graph, ``train.cuda_graphs``), the hand-written step with ``torch.optim.Adam(fused=True)``, and
+  the hand-written step with torch's default Adam, as people write it. IS: vaelab's ``importance_sampled_log_likelihood`` and the
   hand-written IS loop of ``impls.py`` on --points test images.
 - **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
   machine; a round is counted as disturbed above 10 %.
