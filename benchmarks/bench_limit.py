@@ -16,8 +16,8 @@ VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward
   order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
   Adam), inside one ``denormals_flushed`` block as ``fit`` runs it (on a GPU also the step captured as a
   CUDA graph, ``train.cuda_graphs``), the hand-written step with ``torch.optim.Adam(fused=True)``, and
-  the hand-written step with torch's default Adam, as people write it. IS: vaelab's ``importance_sampled_log_likelihood`` and the
-  hand-written IS loop of ``impls.py`` on --points test images.
+  the hand-written step with torch's default Adam, as people write it. IS: vaelab's
+  ``importance_sampled_log_likelihood`` and the hand-written IS loop of ``impls.py`` on --points test images.
 - **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
   machine; a round is counted as disturbed above 10 %.
 
@@ -215,6 +215,7 @@ def main() -> None:
     device = torch.device(args.device)
     torch.set_flush_denormal(True)
     from vaelab.numerics import denormals_flushed
+
     data = load_mnist(None)
     x = data.train[:5000].clone()
     rows = []
