@@ -218,7 +218,9 @@ def _torchrun(args) -> int:
     if args.nnodes > 1 and not args.rdzv_endpoint:
         raise config_mod.ConfigError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (a machine every node reaches)")
     cfg, run_dir = _run_config(args, say=False)  # rank 0 says what config_from_args says
-    check_run(cfg, resume_dir=run_dir if args.resume else None, world=args.nproc * args.nnodes)
+    with warnings.catch_warnings():  # errors stop here; warnings are rank 0's to say (as the config lines are)
+        warnings.simplefilter("ignore", UserWarning)
+        check_run(cfg, resume_dir=run_dir if args.resume else None, world=args.nproc * args.nnodes)
     if args.nproc == 1 and args.nnodes == 1:
         print(f"one process under torch's elastic agent, restarted at most {args.max_restarts} time(s) if it dies")
     spec = Launch(args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint or "", args.rdzv_id or "", str(run_dir))
@@ -698,13 +700,13 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def one_line_warnings():
     """vaelab's warnings (UserWarning and its subclasses) formatted as one ``warning: ...`` line, without the
-    source path and code line Python adds; every other category as Python formats it. (The format, not the
-    display: a caller recording warnings, ``pytest.warns`` for one, still records them.)"""
+    source path and code line Python adds (on torchrun's rank 0 only); every other category as Python formats
+    it. (The format, not the display: a caller recording warnings, ``pytest.warns`` for one, still records them.)"""
     before = warnings.formatwarning
 
     def fmt(message, category, filename, lineno, line=None):
-        if issubclass(category, UserWarning):
-            return f"warning: {message}\n"
+        if issubclass(category, UserWarning):  # under torchrun only rank 0 says it: every rank warns alike
+            return f"warning: {message}\n" if os.environ.get("RANK", "0") == "0" else ""
         return before(message, category, filename, lineno, line)
 
     warnings.formatwarning = fmt
