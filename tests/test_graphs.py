@@ -122,7 +122,7 @@ def test_replayed_steps_train_exactly_the_eager_run(tmp_path, over):
     for a, b in zip(eager.state.history, graphed.state.history):
         assert {k: v for k, v in a.items() if "time" not in k} == {k: v for k, v in b.items() if "time" not in k}
     assert backend.recorded == 4 and len(graphed.graphed.graphs) == 4  # (full and last batch) x 2 learning rates
-    assert sum(g.replays for g, _, _ in graphed.graphed.graphs.values()) == graphed.state.step
+    assert sum(g.replays for g, *_ in graphed.graphed.graphs.values()) == graphed.state.step
 
 
 def test_a_non_finite_bound_skips_the_update_on_the_device_and_raises(tmp_path):

@@ -106,7 +106,7 @@ class GraphedStep:
         self.groups, self.grad_clip = groups, grad_clip
         self.bound = bound or bound_function(model)
         self.backend = backend or CudaGraphs()
-        self.graphs: OrderedDict = OrderedDict()  # key -> (graph, static batch, static statistics)
+        self.graphs: OrderedDict = OrderedDict()  # key -> (graph, static batch, static statistics, their names)
         self.names: list[str] = []
 
     @classmethod
@@ -130,11 +130,11 @@ class GraphedStep:
         if key not in self.graphs:
             self._capture(key, batch, opts)
         self.graphs.move_to_end(key)
-        graph, static, stats = self.graphs[key]
+        graph, static, stats, names = self.graphs[key]
         for k, v in held.items():
             getattr(static, k).copy_(v)
         graph.replay()
-        values = dict(zip(self.names, stats.tolist()))
+        values = dict(zip(names, stats.tolist()))
         if values["bound"] != values["bound"] or abs(values["bound"]) == float("inf"):
             raise TrainingDivergedError(f"the training bound is {values['bound']}")
         self.estimator.step_done()
@@ -175,7 +175,7 @@ class GraphedStep:
             self._load(saved)
         if len(self.graphs) >= MAX_GRAPHS:
             self.graphs.popitem(last=False)
-        self.graphs[key] = (graph, static, stats)
+        self.graphs[key] = (graph, static, stats, self.names)
 
     def _save(self) -> dict:
         """Copies of what a warm-up step changes: parameters, buffers, optimizer state, generators."""
@@ -204,7 +204,8 @@ class GraphedStep:
         torch.set_rng_state(saved["cpu_rng"])
         self.backend.set_rng_state(saved["rng"])
         self.estimator.load_state_dict(saved["estimator"])
-        self.optimizer.zero_grad(set_to_none=True)
+        # (the gradients stay: the graph writes its own into the memory its capture allocated, and PyTorch's
+        # recipe keeps those tensors referenced; an eager step sets them to None itself)
 
 
 def _tensors(batch: Batch) -> dict:
