@@ -236,7 +236,7 @@ def anneal(path: _Path, h: Tensor, betas: Tensor, leapfrog: int, step_size: floa
     """
     eps = torch.full(h.shape[:2], step_size, device=h.device, dtype=h.dtype)  # (C, B)
     log_w = torch.zeros(h.shape[:2], device=h.device, dtype=torch.float64)
-    accepted = 0.0
+    accepted = torch.zeros((), device=h.device)  # on the device: no host synchronization per step (a GPU stalls on one)
     for t in range(1, betas.numel()):
         beta = float(betas[t])
 
@@ -249,10 +249,10 @@ def anneal(path: _Path, h: Tensor, betas: Tensor, leapfrog: int, step_size: floa
         log_w += (beta - float(betas[t - 1])) * (lj - l0).double()
         h, accept = hmc(h, log_target, eps, leapfrog, current)
         eps = torch.where(accept, eps * 1.02, eps * 0.98).clamp(1e-4, 1.0)  # toward ~0.65 acceptance (Wu et al.)
-        accepted += float(accept.float().mean())
+        accepted += accept.float().mean()
         if shown is not None:
             shown.update(1)
-    return log_w, accepted / max(betas.numel() - 1, 1)
+    return log_w, float(accepted) / max(betas.numel() - 1, 1)
 
 
 def _ess(log_w: Tensor) -> Tensor:
