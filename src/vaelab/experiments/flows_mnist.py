@@ -10,8 +10,8 @@ richer posterior should shrink; paired differences against the diagonal Gaussian
 
 Budgets: ``small`` (30 epochs, 2,000 test images; ~55 min on a 2-core CPU), ``medium`` (100 epochs, all
 10,000 test images), ``paper`` (Rezende & Mohamed's 500,000 updates of batch 100: ~833 epochs; days),
-``kl-anneal`` (flows_anneal.py: the small budget's Gaussian and 10-step planar posteriors, each with
-and without Rezende & Mohamed's KL annealing; ~35 min).
+``kl-anneal`` / ``kl-anneal-100`` (flows_anneal.py: the Gaussian and 10-step planar posteriors at 30 /
+100 epochs, each with and without Rezende & Mohamed's KL annealing; ~5 / ~17 min).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ BUDGETS = {
         "paper", epochs=833, n_test=10000, note="833 epochs (Rezende & Mohamed's 500,000 updates of batch 100), Adam 1e-3"
     ),
 }
-BUDGETS["kl-anneal"] = flows_anneal.budget(BUDGETS["small"])
+BUDGETS.update({b.name: b for b in flows_anneal.budgets(BUDGETS["small"])})
 
 #: name -> (row label, model.latent table)
 POSTERIORS = {
@@ -68,7 +68,7 @@ def jobs_for() -> list[Job]:
 def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
     b, out, jobs = ctx.budget, ctx.out, jobs_for()
-    if b.name == "kl-anneal":
+    if b.name in flows_anneal.NAMES:
         return flows_anneal.run(ctx)
     results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log)
     pairs = {
