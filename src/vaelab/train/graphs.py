@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import warnings
 from collections import OrderedDict
 
@@ -38,7 +39,7 @@ import torch
 from ..data import Batch
 from ..errors import TrainingDivergedError
 from .bound import BoundOptions
-from .step import backward, bound_function
+from .step import backward, bound_function, clip_gradients
 
 #: graphs kept at once (full batches and the epoch's last, smaller batch, across a learning-rate change)
 MAX_GRAPHS = 4
@@ -59,9 +60,8 @@ def graph_problem(loop) -> str | None:
         return f"train.precision = {t.precision!r}: autocast's cast cache cannot be captured"
     if not all(g.get("fused") for g in loop.optimizer.param_groups):
         return "the optimizer has no fused kernel (train.optimizer_impl): it cannot skip a non-finite step on the device"
-    device = next(loop.model.parameters()).device  # (last: on a CPU the reasons above are still named)
-    if device.type != "cuda":
-        return f"no CUDA device (the model is on {device.type})"
+    if loop.device.type != "cuda":  # (last: on a CPU the reasons above are still named)
+        return f"no CUDA device (the model is on {loop.device.type})"
     return None
 
 
@@ -135,7 +135,7 @@ class GraphedStep:
             getattr(static, k).copy_(v)
         graph.replay()
         values = dict(zip(names, stats.tolist()))
-        if values["bound"] != values["bound"] or abs(values["bound"]) == float("inf"):
+        if not math.isfinite(values["bound"]):
             raise TrainingDivergedError(f"the training bound is {values['bound']}")
         self.estimator.step_done()
         return values
@@ -150,9 +150,7 @@ class GraphedStep:
         found_inf = (~torch.isfinite(stats["bound"])).float()  # () read by fused Adam: skip this update
         optimizer.zero_grad(set_to_none=True)  # the backward allocates this step's gradients (the graph's own)
         backward(est, self.groups)
-        if self.grad_clip:
-            for params in self.groups.values():
-                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        clip_gradients(self.groups, self.grad_clip)
         optimizer.found_inf = found_inf
         try:
             optimizer.step()

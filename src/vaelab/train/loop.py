@@ -277,13 +277,13 @@ class Loop:
                 "train_bound": m[3], "valid_elbo": None, "valid_iwae": None, "beta": beta, "lr": lr,
                 "active_units": None, "train_time_s": time.perf_counter() - t0}  # fmt: skip
 
-    def _graphed(self, batch, opts: BoundOptions, lr: float) -> dict | None:
+    def _graphed(self, batch: Batch, opts: BoundOptions, lr: float) -> dict | None:
         """The step through its CUDA graph (``train.cuda_graphs``), or None: train eagerly. A capture that
         fails (a host read in a user's module) turns graphs off for the run with a one-line warning."""
         if self.graphed is None:
             return None
         try:
-            return self.graphed.step(batch if isinstance(batch, Batch) else Batch.of(batch), opts, lr)
+            return self.graphed.step(batch, opts, lr)
         except TrainingDivergedError:
             raise
         except Exception as e:  # the capture's state was restored: the eager step that follows is the same step

@@ -127,10 +127,10 @@ def merge_neighbours(param_groups: list[dict]) -> list[dict]:
 
 
 def regroup_state(saved: list[dict], current: list[dict]) -> list[dict] | None:
-    """A checkpoint's param groups laid out as ``current`` (torch's ``state_dict()["param_groups"]``
-    format: ``params`` are state indices): consecutive saved groups joined where the current
-    optimizer merged them (checkpoints written before :func:`merge_neighbours`). None when the
-    layouts do not correspond."""
+    """A checkpoint's param groups (torch's ``state_dict()["param_groups"]``: ``params`` are state
+    indices) laid out as the optimizer's ``current`` param groups (only their sizes and names are
+    read): consecutive saved groups joined where the current optimizer merged them (checkpoints
+    written before :func:`merge_neighbours`). None when the layouts do not correspond."""
     if [len(g["params"]) for g in saved] == [len(g["params"]) for g in current]:
         return saved
     out, i = [], 0

@@ -99,7 +99,7 @@ def _restore_optimizer(loop, state: dict) -> None:
     # the checkpoint's: torch's load_state_dict would otherwise take it from the saved param groups
     impl = {k: v for k, v in loop.optimizer.param_groups[0].items() if k in ("fused", "foreach", "capturable")}
     opt = state["optimizer"]
-    groups = regroup_state(opt["param_groups"], loop.optimizer.state_dict()["param_groups"])
+    groups = regroup_state(opt["param_groups"], loop.optimizer.param_groups)
     if groups is None:
         raise CheckpointError(
             f"the checkpoint's optimizer has param groups of {[len(g['params']) for g in opt['param_groups']]} "

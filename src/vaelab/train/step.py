@@ -118,6 +118,13 @@ def backward(est: BoundEstimate, groups: dict[str, list[Tensor]]) -> None:
         torch.autograd.backward(-est.inference.mean(), inputs=inf)
 
 
+def clip_gradients(groups: dict[str, list[Tensor]], grad_clip: float) -> None:
+    """Clip each parameter group's gradient norm to ``grad_clip`` (0 = off)."""
+    if grad_clip:
+        for params in groups.values():
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+
+
 def train_step(
     model,
     batch: Batch | Tensor,
@@ -195,9 +202,7 @@ def train_step(
             values = dict(zip(stats, vec.tolist()))
             if not finite:
                 raise TrainingDivergedError(f"the training bound is {values['bound']} (on at least one rank)")
-        if grad_clip:
-            for params in groups.values():
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        clip_gradients(groups, grad_clip)
         optimizer.step()
         estimator.step_done()
     return values
