@@ -178,6 +178,27 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
         f"Measured wall time for all four priors (train + evaluate, {s.workers} processes on this machine's CPU): "
         f"**{wall:.0f} s**.",
         "",
+    ]
+    lines += _results_lines(r, exact, log_2pi)
+    lines += _mode_lines(r)
+    lines += surgery_lines(r)
+    lines += ["", "## Discussion", ""]
+    lines += discussion(r, exact, log_2pi)
+    lines += ["", "## Figures", "", "- `data.png`: the training data coloured by true component (seed Figure 1)."]
+    for name in r:
+        lines.append(
+            f"- `{name}.png`: {LABELS[name]}: reconstructions, generations, latent means and "
+            "log-variances of q(z|x), and the prior density with the aggregate posterior."
+        )
+    lines += ["", "Reproduce with `vaelab reproduce two-gaussians` (all settings above are its defaults)."]
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    return text
+
+
+def _results_lines(r: dict, exact: float, log_2pi: float) -> list[str]:
+    """The results table (with the exact data log-likelihood) and the seed's Table 1 beside it."""
+    lines = [
         "## Results (nats per data point, test set)",
         "",
         "| prior | log p(x) (IS) mean | std | s.e. | without 2π constant | test ELBO | gap to exact log p_data | train s |",
@@ -200,7 +221,12 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
     ]
     for name, (m, sd) in SEED_TABLE.items():
         lines.append(f"| {LABELS[name]} | {m:.2f} | {sd:.2f} |")
-    lines += ["", "## How each prior splits its mass between the two modes", ""]
+    return lines
+
+
+def _mode_lines(r: dict) -> list[str]:
+    """How each prior splits its mass between the two data modes."""
+    lines = ["", "## How each prior splits its mass between the two modes", ""]
     if "learned_weights" in r.get("mog_trainable", {}):
         w = r["mog_trainable"]["learned_weights"]
         lines.append(
@@ -219,19 +245,7 @@ def write_report(out: Path, s: Settings, r: dict, wall: float, log_2pi: float) -
         if "mode_weights" in res:
             w = res["mode_weights"]
             lines.append(f"| {LABELS[name]} | {w[0]:.3f} | {w[1]:.3f} |")
-    lines += surgery_lines(r)
-    lines += ["", "## Discussion", ""]
-    lines += discussion(r, exact, log_2pi)
-    lines += ["", "## Figures", "", "- `data.png`: the training data coloured by true component (seed Figure 1)."]
-    for name in r:
-        lines.append(
-            f"- `{name}.png`: {LABELS[name]}: reconstructions, generations, latent means and "
-            "log-variances of q(z|x), and the prior density with the aggregate posterior."
-        )
-    lines += ["", "Reproduce with `vaelab reproduce two-gaussians` (all settings above are its defaults)."]
-    text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
-    return text
+    return lines
 
 
 def surgery_lines(r: dict) -> list[str]:
