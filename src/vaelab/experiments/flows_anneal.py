@@ -41,24 +41,22 @@ def budgets(small: Budget) -> list[Budget]:
     ]
 
 
-def jobs_for(warmup: int) -> list[Job]:
-    """Each posterior plain and annealed, the planar ones first (the longest: they start first)."""
-    from .flows_mnist import POSTERIORS  # (flows_mnist registers this module's budgets: imported here)
-
+def jobs_for(posteriors: dict, warmup: int) -> list[Job]:
+    """Each ablated posterior (``posteriors``: flows_mnist.POSTERIORS) plain and annealed."""
     jobs = []
     for name in ABLATED:
-        label, latent = POSTERIORS[name]
+        label, latent = posteriors[name]
         base = {"model.latent": latent, "train.objective": "elbo"}
         jobs.append(Job(name, label, base))
         jobs.append(Job(f"{name}_anneal", f"{label}, KL annealed", {**base, "train.kl_warmup_steps": warmup}))
     return jobs
 
 
-def run(ctx) -> StudyResult:
+def run(ctx, posteriors: dict) -> StudyResult:
     """Train and evaluate the four models; the report pairs annealed against plain, and planar against
     the Gaussian under each schedule."""
     b, out, warmup = ctx.budget, ctx.out, WARMUP_STEPS
-    jobs = jobs_for(warmup)
+    jobs = jobs_for(posteriors, warmup)
     results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log)
     pairs = {
         f"{a} − {c}": {w: paired_difference(out, a, c, w) for w in ("log_px", "elbo", "gap")}

@@ -69,7 +69,7 @@ def _body(ctx: StudyRun) -> StudyResult:
     """Train, evaluate, and write ``report.md`` and ``results.json`` / ``.csv``."""
     b, out, jobs = ctx.budget, ctx.out, jobs_for()
     if b.name in flows_anneal.NAMES:
-        return flows_anneal.run(ctx)
+        return flows_anneal.run(ctx, POSTERIORS)
     results, wall = run_jobs(jobs, b, ctx.data_dir, out, ctx.log)
     pairs = {
         j.name: {what: paired_difference(out, j.name, "gaussian", what) for what in ("log_px", "elbo", "gap")}
