@@ -421,6 +421,7 @@ def test_reproduce_ptb_vae_quick(tmp_path, data_dir):
     for label in ("LSTM-LM (no latent)", "VAE, no tricks", "VAE + KL annealing", "word dropout", "free bits"):
         assert label in text
     assert text.count("## Homotopies") == 1 and (out / "results.json").is_file()
+    assert "| ≈ 99 | ≈ 2 | paper |" in text  # Bowman et al.'s reconstruction + KL, status from shared/REFERENCES.md
 
 
 def test_download_ptb_verifies_checksums_and_leaves_nothing_on_failure(data_dir, tmp_path):

@@ -69,18 +69,14 @@ JOBS = [
     ),
 ]
 
-#: published PTB test numbers (nats per sentence), as quoted in issue 11: not checked against the
-#: papers here (no copy of them was reachable in this session)
+#: published PTB test numbers (nats per sentence), each with its status in shared/REFERENCES.md: (model, source,
+#: NLL, reconstruction, KL, status)
 PUBLISHED = [
-    ("LSTM-LM", "Bowman et al. 2016, Table 2", "≈ 100", "–", "not verified here"),
-    (
-        "VAE (annealing + word dropout)",
-        "Bowman et al. 2016, Table 2",
-        "≈ 101–102",
-        "≈ 2",
-        "not verified here; the paper's VAE NLL is the ELBO bound, not an IS estimate (as far as we know)",
-    ),
-    ("VAE", "third-party reimplementations", "102–104", "–", "not verified here"),
+    ("VAE (annealing + word dropout)", "Bowman et al. 2016, §4.1 (prose)", "–", "≈ 99", "≈ 2", "paper"),
+    ("LSTM-LM", "Bowman et al. 2016, Table 2", "≈ 100 (PPL ≈ 116)", "–", "–", "unverified"),
+    ("VAE", "Bowman et al. 2016, Table 2", "PPL ≈ 119", "–", "–", "unverified"),
+    ("Sentence-VAE (GRU, 4 epochs)", "third-party reimplementation", "103.97", "–", "7.27", "third-party"),
+    ("texar VAE-LSTM", "third-party reimplementation", "102.10 (PPL 105.48)", "–", "–", "third-party"),
 ]
 
 
@@ -230,11 +226,11 @@ def report(p: dict) -> str:
         full = f"LSTM-LM on the whole test set (3,761 sentences): NLL {lm['full_test_nll']:.2f}, perplexity "
         lines += ["", full + f"{lm['full_test_ppl']:.1f}."]
     published = (
-        "Published PTB test numbers, as quoted in the issue that asked for this study and not checked "
-        "against the papers here (papers differ in vocabulary and `<eos>` conventions and often report the "
-        "ELBO bound, so compare only roughly):"
+        "Published PTB test numbers, with their status from shared/REFERENCES.md (papers differ in vocabulary "
+        "and `<eos>` conventions, and Bowman et al.'s VAE numbers are ELBO terms, not IS estimates: compare "
+        "−rec and KL above with their reconstruction ≈ 99 + KL ≈ 2, the rest only roughly):"
     )
-    lines += ["", published, "", "| model | source | NLL | KL | status |", "|---|---|---|---|---|"]
+    lines += ["", published, "", "| model | source | NLL | rec | KL | status |", "|---|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in PUBLISHED]
     lines += ["", f"## Sentences from the prior ({ex['model']})", "", "Greedy:", ""]
     lines += [f"- {s}" for s in ex["greedy"]] + ["", "Sampled (temperature 1):", ""]
