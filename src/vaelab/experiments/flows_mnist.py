@@ -50,9 +50,9 @@ POSTERIORS = {
     "iaf2": ("IAF, 2 steps", {"kind": "iaf", "dim": 50, "n_flows": 2, "hidden": [100], "context": 100}),
 }
 
-#: Rezende & Mohamed 2015, Table 2 (MNIST, -ln p(x) bound): row -> value. Quoted from memory of the paper;
-#: the search tool reached neither the paper's text nor its source, so the report prints them unverified.
-PAPER_UNVERIFIED = {"diagonal Gaussian": 89.9, "planar, 10 steps": 87.5, "planar, 40 steps": 85.7}
+#: Rezende & Mohamed 2015, Table 2 (MNIST, -ln p(x) bound): posterior name -> (value, status in
+#: shared/REFERENCES.md): the diagonal DLGM's 89.9 is quoted by third-party copies, the planar rows by none
+PAPER = {"gaussian": (89.9, "third-party"), "planar10": (87.5, "unverified"), "planar40": (85.7, "unverified")}
 PAPER_SETUP = (
     "Rezende & Mohamed's DLGM: 40 latent units, maxout hidden layers, 500,000 updates of batch 100, RMSprop with "
     "annealing of the KL term, -ln p(x) bounded by the ELBO — not the same model, objective schedule or budget"
@@ -93,15 +93,15 @@ def _report(b: Budget, jobs: list[Job], results: dict, pairs: dict, wall: float)
         f"{wall / 60:.1f} min ({b.workers} worker processes, 1 thread each). Test log p̂(x) by importance sampling, "
         f"K = {b.k_is}, nats per image (higher is better); gap = log p̂(x) − ELBO.",
         "",
-        "| posterior | test log p̂(x) | ± s.e. | ELBO | gap | ± s.e. | train time | paper −ln p(x) (unverified) |",
+        "| posterior | test log p̂(x) | ± s.e. | ELBO | gap | ± s.e. | train time | paper −ln p(x) (status) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for j in jobs:
         r = results[j.name]
-        paper = PAPER_UNVERIFIED.get(r["label"])
+        paper = f"≤ {PAPER[j.name][0]} ({PAPER[j.name][1]})" if j.name in PAPER else "—"
         lines.append(
             f"| {r['label']} | {r['log_px']:.2f} | {r['log_px_se']:.2f} | {r['elbo']:.2f} | {r['gap']:.2f} | "
-            f"{r['gap_se']:.2f} | {r['train_seconds']:.0f} s | {f'≤ {paper}' if paper else '—'} |"
+            f"{r['gap_se']:.2f} | {r['train_seconds']:.0f} s | {paper} |"
         )
     lines += [
         "",
@@ -119,8 +119,9 @@ def _report(b: Budget, jobs: list[Job], results: dict, pairs: dict, wall: float)
         )
     lines += [
         "",
-        f"Paper column: {PAPER_SETUP}. Printed as unverified: the numbers are quoted from memory of Rezende & "
-        "Mohamed's Table 2, which could not be checked in a primary source from this machine. Kingma et al. 2016's "
+        f"Paper column: {PAPER_SETUP}. Statuses from shared/REFERENCES.md: the diagonal row is quoted by "
+        "third-party copies of Rezende & Mohamed's Table 2, the planar rows could not be checked in any copy from "
+        "this machine. Kingma et al. 2016's "
         "Table 1 uses a convolutional ResNet VAE with 32 latent units; no row of it is comparable to this MLP.",
     ]
     return "\n".join(lines) + "\n"

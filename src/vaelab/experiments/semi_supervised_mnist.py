@@ -57,11 +57,12 @@ BUDGETS = {
 }
 QUICK = Budget("quick", 1, 1, 1, seeds=(0,), curve_labels=(), n_train=2000, workers=1, m1_keep="all", note="smoke test")
 
-#: Kingma et al. 2014, Table 1 (MNIST, 100 labels, test error %, mean ± std over runs). Not reached in a
-#: primary source from this machine (the paper's text was not in the search index): printed as unverified.
+#: Kingma et al. 2014, Table 1 (MNIST, 100 labels, test error %, mean ± std over runs), with the status
+#: shared/REFERENCES.md gives them: the means are quoted by third-party copies, the ± by none (unverified).
 #: Verified in the authors' code (github.com/dpkingma/nips14-ssl, learn_yz_x_ss.py / exp_ssl.py): alpha = 0.1
 #: scaling log q(y|x) by alpha * N / N_l with the objective divided by N, 3,000 passes, Adam 3e-4, n_z = 50.
-PAPER_UNVERIFIED = {"M2": (11.97, 1.71), "M1+M2": (3.33, 0.14)}
+PAPER = {"M2": (11.97, 1.71), "M1+M2": (3.33, 0.14)}
+PAPER_STATUS = "third-party; ± unverified"
 
 
 def _base(data_dir: str | None, b: Budget, seed: int) -> dict:
@@ -314,7 +315,7 @@ def _report(b: Budget, results: dict, wall: float, commit: str) -> str:
         "worker processes (1 thread each). Test error of argmax q(y|x) on the 10,000 MNIST test images, %.",
         "",
         "| model, 100 labels | test error % | std over seeds | seeds | train time / run | decoder label use | "
-        "paper (unverified) |",
+        "paper (status) |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, prefix in (("M2", "m2-100-"), ("M1+M2", "m1m2-100-")):
@@ -323,8 +324,8 @@ def _report(b: Budget, results: dict, wall: float, commit: str) -> str:
         t = statistics.mean(r["train_seconds"] for r in runs)
         uses = [r.get("label_use_nats") for r in runs]
         use_s = f"{statistics.mean(uses):.1f} nats" if None not in uses else "—"
-        pm, ps = PAPER_UNVERIFIED[label]
-        lines.append(f"| {label} | {m:.2f} | {s:.2f} | {n} | {t / 60:.1f} min | {use_s} | {pm} ± {ps} |")
+        pm, ps = PAPER[label]
+        lines.append(f"| {label} | {m:.2f} | {s:.2f} | {n} | {t / 60:.1f} min | {use_s} | {pm} ± {ps} ({PAPER_STATUS}) |")
     curve = sorted({int(k.split("-")[1]) for k in results if k.startswith("m2-")})
     lines += [
         "",
@@ -358,8 +359,9 @@ def _report(b: Budget, results: dict, wall: float, commit: str) -> str:
             if r.get("valid_error") and any(e is not None for e in r["valid_error"])
         ],
         "",
-        "Paper column: Kingma et al. 2014, Table 1, MNIST with 100 labels, quoted as the issue gives it and printed "
-        "as unverified (the paper's table was not reachable from this machine). The authors trained 3,000 passes "
+        "Paper column: Kingma et al. 2014, Table 1, MNIST with 100 labels; status from shared/REFERENCES.md: the "
+        "means are quoted by third-party copies, the ± by none (the paper's table was not reachable from this "
+        "machine). The authors trained 3,000 passes "
         f"(their code); this budget trains {b.m2_epochs} (M2) and {b.stacked_epochs} (M2 on M1's features). The "
         "hyperparameters checked in the authors' code are listed in the module docstring.",
     ]
