@@ -261,8 +261,12 @@ class VAE(nn.Module):
 
     @property
     def autoregressive(self) -> bool:
-        """True when the decoder reads the previous tokens of x (text): decode needs x."""
-        return getattr(self.decoder, "autoregressive", False)
+        """True when the decoder reads the previous tokens of x (text): decode needs x.
+
+        The decoder's ``autoregressive`` flag, read from its instance dict or its class: ``getattr`` on
+        an nn.Module without the flag raises and catches an AttributeError, every training step."""
+        dec = self.decoder
+        return bool(dec.__dict__.get("autoregressive", getattr(type(dec), "autoregressive", False)))
 
     def decode(self, z: Tensor, x: Tensor | None = None, y: Tensor | None = None) -> Tensor:
         """Decoder outputs for z_1 of shape (..., *latent event) -> (..., *likelihood.param_shape).

@@ -89,25 +89,27 @@ class BoundOptions:
 def estimate(
     model, terms, objective: Objective, estimator: Estimator, opts: BoundOptions
 ) -> tuple[BoundEstimate, Tensor, Tensor]:
-    """The estimate on given terms, and its (S, B) log p(x|z) and KL terms (see :func:`compute_bound`)."""
+    """The estimate on given terms, its (S, B) log p(x|z) and its KL: (S, B) log q - log p, or with
+    ``opts.kl == "analytic"`` the closed form (B,), the same for every sample (see :func:`compute_bound`)."""
     kl, beta, free_bits = opts.kl, opts.beta, opts.free_bits
     rec = terms.log_px_z  # (S, B)
-    kl_s = terms.kl(analytic=(kl == "analytic"))  # (S, B)
+    if kl != "analytic" and beta == 1.0 and not free_bits:  # the estimator's own gradient
+        return estimator(terms, objective), rec, terms.kl()
+    # the closed form per point is not expanded over samples: (1/S) sum_s log p(x|z_s) - KL (eq. 7)
+    kl_s = terms.closed_form_kl() if kl == "analytic" else terms.kl()  # (B,) or (S, B)
+    mean_rec = elbo(rec)  # (B,)
+    mean_kl = kl_s if kl_s.dim() == 1 else elbo(kl_s)  # (B,)
     if kl == "analytic" and beta == 1.0 and not free_bits:  # the trained bound is the true one: no surrogate
-        bound = elbo(rec - kl_s)  # (B,)
-        est = BoundEstimate(bound.detach(), bound, bound)
-    elif free_bits or kl == "analytic" or beta != 1.0:
-        true = elbo(rec - kl_s).detach()  # (B,) the ELBO at beta = 1: what is logged
-        if free_bits:
-            trained = elbo(rec) - beta * free_bits_kl(model, terms, free_bits, opts.global_mean)  # (B,)
-        else:
-            trained = elbo(rec - beta * kl_s)  # (B,)
-        surrogate = straight_through(true, trained)
-        shaped = {"train_objective": trained.detach()} if free_bits or beta != 1.0 else {}
-        est = BoundEstimate(true, surrogate, surrogate, reported=shaped)
+        bound = mean_rec - mean_kl  # (B,)
+        return BoundEstimate(bound.detach(), bound, bound), rec, kl_s
+    true = (mean_rec - mean_kl).detach()  # (B,) the ELBO at beta = 1: what is logged
+    if free_bits:
+        trained = mean_rec - beta * free_bits_kl(model, terms, free_bits, opts.global_mean)  # (B,)
     else:
-        est = estimator(terms, objective)
-    return est, rec, kl_s
+        trained = mean_rec - beta * mean_kl  # (B,)
+    surrogate = straight_through(true, trained)
+    shaped = {"train_objective": trained.detach()} if free_bits or beta != 1.0 else {}
+    return BoundEstimate(true, surrogate, surrogate, reported=shaped), rec, kl_s
 
 
 def free_bits_kl(model, terms, free_bits: float, global_mean: Callable[[Tensor], Tensor] | None = None) -> Tensor:
