@@ -14,8 +14,9 @@ VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward
   sustained GEMM rate of this machine for these shapes.
 - **Steps**, interleaved in one process on the same batches, in blocks of --block steps, alternating
   order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
-  Adam), inside one ``denormals_flushed`` block as ``fit`` runs it (on a GPU also the step captured as a
-  CUDA graph, ``train.cuda_graphs``), the hand-written step with ``torch.optim.Adam(fused=True)``, and
+  Adam), inside one ``denormals_flushed`` block as ``fit`` runs it, the same step with its bound through
+  ``torch.compile`` (``train.compile``; compiled in the untimed first round), on a GPU also the step
+  captured as a CUDA graph (``train.cuda_graphs``), all from the same starting weights, the hand-written step with ``torch.optim.Adam(fused=True)``, and
   the hand-written step with torch's default Adam, as people write it. IS: vaelab's
   ``importance_sampled_log_likelihood`` and the hand-written IS loop of ``impls.py`` on --points test images.
 - **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
@@ -127,6 +128,7 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
     from vaelab.objectives import OBJECTIVES
     from vaelab.train import train_step
     from vaelab.train.optim import build_optimizer
+    from vaelab.train.step import compiled_bound
 
     g = torch.Generator().manual_seed(1)
     batches = [torch.bernoulli(x[torch.randint(0, len(x), (B,), generator=g)], generator=g).to(device) for _ in range(8)]
@@ -154,6 +156,12 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
     kl = "analytic" if k == 1 else "mc"
     arms["vaelab train_step"] = lambda: train_step(model, Batch(batch(), None), opt2, objective, estimator, k, kl,
                                                    groups=groups)  # fmt: skip
+    torch.manual_seed(0)  # train.compile: the same step with the bound through torch.compile (its own model, same weights)
+    model_c = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
+    opt_c, groups_c = build_optimizer("adam", model_c, 1e-3)
+    compiled = compiled_bound()
+    arms["vaelab, compiled"] = lambda: train_step(model_c, Batch(batch(), None), opt_c, objective, estimator, k, kl,
+                                                  groups=groups_c, bound=compiled)  # fmt: skip
     if device.type == "cuda":  # train.cuda_graphs: the same step captured once and replayed
         from vaelab.train.bound import BoundOptions
         from vaelab.train.graphs import GraphedStep
@@ -290,12 +298,17 @@ def _suffix(args) -> str:
     return "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
 
 
+#: arms beside vaelab's eager step -> (row key, column name): each is reported against the fused-Adam loop
+EXTRA_ARMS = {"vaelab, compiled": ("compiled_vs_fused_loop", "train.compile"),
+              "vaelab, CUDA graph": ("graphed_vs_fused_loop", "CUDA graph")}  # fmt: skip
+
+
 def _row(workload: str, flops: float, res: dict, scale: float) -> dict:
     """Seconds per epoch (training: 50k images; IS: the 10k test images) and the ratios."""
     s = {a: v["s"] * scale for a, v in res.items()}
     ours = s.get("vaelab train_step", s.get("vaelab IS", s.get("vaelab AIS")))
     ref = s.get("hand-written, fused Adam", s.get("hand-written IS"))  # (none for AIS)
-    graphed = {"graphed_vs_fused_loop": s["vaelab, CUDA graph"] / ref} if "vaelab, CUDA graph" in s else {}
+    graphed = {key: s[arm] / ref for arm, (key, _) in EXTRA_ARMS.items() if arm in s}
     return {"workload": workload, "tflop": flops / 1e12, "s": s, "gemm_gflops": flops / s["GEMM bound"] / 1e9,
             "vs_fused_loop": ours / ref if ref else None, "vs_gemm_bound": ours / s["GEMM bound"], **graphed,
             "disturbed": {a: v["disturbed"] for a, v in res.items()},
@@ -308,7 +321,7 @@ def _line(r: dict) -> str:
             + (f"vaelab {r['vs_fused_loop']:.3f}x the fused-Adam loop, " if r["vs_fused_loop"] else "")
             + f"vaelab "
             f"{r['vs_gemm_bound']:.2f}x the GEMM bound; "
-            + (f"CUDA graph {r['graphed_vs_fused_loop']:.3f}x the fused-Adam loop; " if "graphed_vs_fused_loop" in r else "")
+            + "".join(f"{name} {r[key]:.3f}x the fused-Adam loop; " for key, name in EXTRA_ARMS.values() if key in r)
             + ", ".join(f"{a} {v:.2f} s" for a, v in r["s"].items()))  # fmt: skip
 
 
@@ -326,9 +339,9 @@ def write(rows: list[dict], args) -> None:
              f"{meta['machine']}; {args.rounds} interleaved rounds, medians; seconds per epoch (training 50k images, "
              "IS and AIS the 10k test images).", "",
              "| workload | TFLOP / epoch | GEMM bound (s) | GEMM GFLOP/s | vaelab (s) | hand-written, fused Adam (s) | "
-             "hand-written, default Adam (s) | vaelab / fused loop | vaelab / GEMM bound | CUDA graph / fused loop | "
-             "disturbed rounds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "hand-written, default Adam (s) | vaelab / fused loop | vaelab / GEMM bound | "
+             + "".join(f"{name} / fused loop | " for _, name in EXTRA_ARMS.values()) + "disturbed rounds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(EXTRA_ARMS) + "---:|"]  # fmt: skip
     for r in rows:
         s = r["s"]
         ours = s.get("vaelab train_step", s.get("vaelab IS", s.get("vaelab AIS")))
@@ -336,9 +349,9 @@ def write(rows: list[dict], args) -> None:
                  r["vs_fused_loop"]]  # fmt: skip
         ref, default, ratio = (f"{v:.2f}" if i < 2 and v is not None else f"{v:.3f}" if v is not None else ""
                                for i, v in enumerate(cells))  # fmt: skip
-        graphed = f"{r['graphed_vs_fused_loop']:.3f}" if "graphed_vs_fused_loop" in r else ""
+        extra = "".join(f"{r[key]:.3f} | " if key in r else " | " for key, _ in EXTRA_ARMS.values())
         lines.append(f"| {r['workload']} | {r['tflop']:.3f} | {s['GEMM bound']:.2f} | {r['gemm_gflops']:.0f} | {ours:.2f} | "
-                     f"{ref} | {default} | {ratio} | {r['vs_gemm_bound']:.2f} | {graphed} | "
+                     f"{ref} | {default} | {ratio} | {r['vs_gemm_bound']:.2f} | {extra}"
                      f"{sum(r['disturbed'].values())} |")  # fmt: skip
     (HERE / "results" / f"limit{dev}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
