@@ -16,7 +16,8 @@ VAE (K = 1), IWAE-5, IWAE-50 training, and IS evaluation with K = 5,000 (forward
   order, --rounds rounds (medians): vaelab's ``train_step`` with the optimizer ``fit`` builds (fused
   Adam), inside one ``denormals_flushed`` block as ``fit`` runs it, the same step with its bound through
   ``torch.compile`` (``train.compile``; compiled in the untimed first round), on a GPU also the step
-  captured as a CUDA graph (``train.cuda_graphs``), all from the same starting weights, the hand-written step with ``torch.optim.Adam(fused=True)``, and
+  captured as a CUDA graph (``train.cuda_graphs``), all from the same starting weights, the hand-written
+  step with ``torch.optim.Adam(fused=True)``, and
   the hand-written step with torch's default Adam, as people write it. IS: vaelab's
   ``importance_sampled_log_likelihood`` and the hand-written IS loop of ``impls.py`` on --points test images.
 - **Contention**: CPU time other processes used during each arm (/proc/stat), as a share of the
