@@ -83,9 +83,9 @@ class LogWeightTerms:
         ``analytic`` (one layer and a prior with a closed form only), else log q - log p."""
         if not analytic:
             return self.log_qz - self.log_pz
-        return self.closed_form_kl().expand_as(self.log_px_z)
+        return self.analytic_kl().expand_as(self.log_px_z)
 
-    def closed_form_kl(self) -> Tensor:
+    def analytic_kl(self) -> Tensor:
         """KL(q(z|x) || p(z)) in closed form per data point, (B,) nats: the same for every sample
         (Kingma & Welling 2014, eq. 7). Raises ValueError with several stochastic layers."""
         if self._model.n_layers != 1:

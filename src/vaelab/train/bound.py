@@ -96,7 +96,7 @@ def estimate(
     if kl != "analytic" and beta == 1.0 and not free_bits:  # the estimator's own gradient
         return estimator(terms, objective), rec, terms.kl()
     # the closed form per point is not expanded over samples: (1/S) sum_s log p(x|z_s) - KL (eq. 7)
-    kl_s = terms.closed_form_kl() if kl == "analytic" else terms.kl()  # (B,) or (S, B)
+    kl_s = terms.analytic_kl() if kl == "analytic" else terms.kl()  # (B,) or (S, B)
     mean_rec = elbo(rec)  # (B,)
     mean_kl = kl_s if kl_s.dim() == 1 else elbo(kl_s)  # (B,)
     if kl == "analytic" and beta == 1.0 and not free_bits:  # the trained bound is the true one: no surrogate
