@@ -139,9 +139,13 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
         it["i"] += 1
         return batches[it["i"] % len(batches)]
 
+    def vaelab_model():  # every vaelab arm: its own model and optimizer, the same starting weights
+        torch.manual_seed(0)
+        m = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
+        return (m, *build_optimizer("adam", m, 1e-3))
+
     arms = {}
-    torch.manual_seed(0)
-    model = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
+    model, opt2, groups = vaelab_model()
     for name, fused in (("hand-written, fused Adam", True), ("hand-written, default Adam", False)):
         enc, dec = (m.to(device) for m in impls._mlp_pair())
         # the same starting weights as vaelab's model: a step's time depends on them (saturated units,
@@ -152,14 +156,11 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
         arms[name] = lambda enc=enc, dec=dec, opt=opt: impls.hand_written_step(
             enc, dec, opt, batch().reshape(B, -1), k, device=device
         )
-    opt2, groups = build_optimizer("adam", model, 1e-3)
     objective, estimator = OBJECTIVES.build("elbo" if k == 1 else "iwae"), ESTIMATORS.build("reparam")
     kl = "analytic" if k == 1 else "mc"
     arms["vaelab train_step"] = lambda: train_step(model, Batch(batch(), None), opt2, objective, estimator, k, kl,
                                                    groups=groups)  # fmt: skip
-    torch.manual_seed(0)  # train.compile: the same step with the bound through torch.compile (its own model, same weights)
-    model_c = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
-    opt_c, groups_c = build_optimizer("adam", model_c, 1e-3)
+    model_c, opt_c, groups_c = vaelab_model()  # train.compile: the same step with the bound through torch.compile
     compiled = compiled_bound()
     arms["vaelab, compiled"] = lambda: train_step(model_c, Batch(batch(), None), opt_c, objective, estimator, k, kl,
                                                   groups=groups_c, bound=compiled)  # fmt: skip
@@ -167,8 +168,7 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
         from vaelab.train.bound import BoundOptions
         from vaelab.train.graphs import GraphedStep
 
-        model3 = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
-        opt3, groups3 = build_optimizer("adam", model3, 1e-3)
+        model3, opt3, groups3 = vaelab_model()
         graphed, opts = GraphedStep(model3, opt3, objective, estimator, groups3), BoundOptions(k, kl)
         arms["vaelab, CUDA graph"] = lambda: graphed.step(Batch(batch(), None), opts, 1e-3)
     arms["GEMM bound"] = gemm_sequence(k, device)

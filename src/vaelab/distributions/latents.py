@@ -162,11 +162,11 @@ class GaussianLatent(LatentFamily):
         # written out rather than q.rsample: the same draw without Normal.rsample's shape bookkeeping,
         # which is a measurable share of a training step on the IWAE-paper MLP (docs/design.md, Speed)
         base = q.base_dist
-        if n == 1:  # the same draw without broadcasting (B, D) against (1, B, D): its backward sums nothing
-            eps = _noise(base.loc.shape, base.loc, generator, "normal")
-            return (base.loc + base.scale * eps).unsqueeze(0)  # (1, *batch, D)
-        eps = _noise((n, *base.loc.shape), base.loc, generator, "normal")
-        return base.loc + base.scale * eps  # (n, *batch, D): z = mu + sigma * eps (Kingma & Welling eq. 10)
+        # one sample is drawn as (*batch, D) and given its axis after: broadcasting (B, D) against (1, B, D)
+        # would make the backward sum over that axis; the random numbers are the same either way
+        eps = _noise(base.loc.shape if n == 1 else (n, *base.loc.shape), base.loc, generator, "normal")
+        z = base.loc + base.scale * eps  # z = mu + sigma * eps (Kingma & Welling eq. 10)
+        return z.unsqueeze(0) if n == 1 else z  # (n, *batch, D)
 
 
 @LATENTS.register("bernoulli")
