@@ -24,6 +24,11 @@ def mean_draw(self, q, n, generator=None):
     return q.mean.expand(n, *q.mean.shape)
 
 
+def mean_point(self, q, generator=None):
+    """GaussianLatent.draw_point without noise: E_q[z], (B, D)."""
+    return q.mean
+
+
 def flow_mean_draw(self, q, n, generator=None):
     """FlowLatent.draw without noise: the image of the base distribution's mean under the flow."""
     z = q.base_dist.base_dist.loc
@@ -38,7 +43,11 @@ def noise_free_patches() -> list:
     from vaelab.distributions.flows import FlowLatent
     from vaelab.distributions.latents import GaussianLatent
 
-    return [(GaussianLatent, "draw", mean_draw), (FlowLatent, "draw", flow_mean_draw)]
+    return [
+        (GaussianLatent, "draw", mean_draw),
+        (GaussianLatent, "draw_point", mean_point),
+        (FlowLatent, "draw", flow_mean_draw),
+    ]
 
 
 def _runs(argv: list[str]) -> list[list[str]]:

@@ -254,6 +254,7 @@ def test_free_bits_decided_on_the_global_batch_give_the_one_process_gradient(mon
     from vaelab.models import build_model
 
     monkeypatch.setattr(GaussianLatent, "draw", lambda self, q, n, generator=None: q.mean.expand(n, *q.mean.shape))
+    monkeypatch.setattr(GaussianLatent, "draw_point", lambda self, q, generator=None: q.mean)
     torch.manual_seed(0)
     cfg = RunConfig().override({"model.latent.dim": 4, "model.encoder.hidden": [8]})
     model = build_model(cfg.model, (2,))

@@ -47,8 +47,12 @@ def test_a_run_checkpointed_by_an_older_vaelab_resumes_to_the_uninterrupted_run(
             assert torch.equal(got[k], v), k
         else:
             torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-5, msg=k)
-    if SAME_KERNELS:
-        assert _numbers(res.history) == _numbers(expected["history"])
+    if SAME_KERNELS:  # bit for bit, but the logged ELBO, rec and KL, which are batch means of per-point means since
+        # the fixture was made (means over all S*B samples before, and the ELBO a difference of means): float32 rounding
+        rounded = {"train_elbo": 0, "train_rec": 0, "train_kl": 0}
+        for a, b in zip(_numbers(res.history), _numbers(expected["history"]), strict=True):
+            assert {k: a[k] for k in rounded} == pytest.approx({k: b[k] for k in rounded}, rel=1e-6)
+            assert {**a, **rounded} == {**b, **rounded}
     else:
         for a, b in zip(_numbers(res.history), _numbers(expected["history"]), strict=True):
             assert a.keys() == b.keys()

@@ -47,6 +47,9 @@ class LatentFamily(nn.Module):
     #: False when log q(z|x) is known only at the family's own samples (flows): score-function
     #: estimators, which score a detached sample, refuse such families
     scores_any_point = True
+    #: True when :meth:`draw_point` gives one sample without a sample axis that q scores like any sample
+    #: (not flows: their log q reads the transforms' cache of the very tensor drawn)
+    draws_point = False
 
     def __init__(self, dim: int):
         super().__init__()
@@ -80,6 +83,11 @@ class LatentFamily(nn.Module):
 
     def _draw(self, q: Distribution, n: int, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
+
+    def draw_point(self, q: Distribution, generator: torch.Generator | None = None) -> Tensor:
+        """One sample without a sample axis, (*batch, *event): ``draw(q, 1)[0]`` with the same random
+        numbers, minus the view and its backward node (the one-sample training path; ``draws_point``)."""
+        raise NotImplementedError(f"{type(self).__name__} draws samples with their sample axis only")
 
     def mean(self, q: Distribution) -> Tensor:
         """E_q[z], shape (*batch, *event)."""
@@ -158,15 +166,19 @@ class GaussianLatent(LatentFamily):
             logvar = torch.clamp(logvar, *self.logvar_range)  # hardtanh: no gradient outside the range
         return Independent(DiagonalNormal(mean, logvar), 1, validate_args=False)
 
+    draws_point = True
+
     def draw(self, q, n, generator=None):
         # written out rather than q.rsample: the same draw without Normal.rsample's shape bookkeeping,
         # which is a measurable share of a training step on the IWAE-paper MLP (docs/design.md, Speed)
+        if n == 1:  # drawn as (*batch, D) and given its axis after: broadcasting (B, D) against (1, B, D)
+            return self.draw_point(q, generator).unsqueeze(0)  # would make the backward sum over that axis
         base = q.base_dist
-        # one sample is drawn as (*batch, D) and given its axis after: broadcasting (B, D) against (1, B, D)
-        # would make the backward sum over that axis; the random numbers are the same either way
-        eps = _noise(base.loc.shape if n == 1 else (n, *base.loc.shape), base.loc, generator, "normal")
-        z = base.loc + base.scale * eps  # z = mu + sigma * eps (Kingma & Welling eq. 10)
-        return z.unsqueeze(0) if n == 1 else z  # (n, *batch, D)
+        return base.loc + base.scale * _noise((n, *base.loc.shape), base.loc, generator, "normal")  # (n, *batch, D)
+
+    def draw_point(self, q, generator=None):
+        base = q.base_dist
+        return base.loc + base.scale * _noise(base.loc.shape, base.loc, generator, "normal")  # mu + sigma eps (eq. 10)
 
 
 @LATENTS.register("bernoulli")

@@ -57,6 +57,13 @@ class Likelihood(nn.Module):
         """log p(x|z) in nats: params (..., *param_shape), x (B, *event_shape) broadcasting -> (...)."""
         return self.distribution(params).log_prob(x)
 
+    def log_prob_rows(self, params: Tensor, x: Tensor) -> Tensor:
+        """log p(x_n|z_n) in nats for decoder outputs per row, params (N, n_outputs) or (N, *param_shape),
+        and x (N, *event_shape) -> (N,): :meth:`log_prob` without shaping the parameters first where the
+        likelihood reads them flat (the one-sample training path)."""
+        shaped = params if tuple(params.shape[1:]) == self.param_shape else params.reshape(-1, *self.param_shape)
+        return self.log_prob(shaped, x)
+
     def mean(self, params: Tensor) -> Tensor:
         """E[x|z], shape (..., *event_shape)."""
         return self.distribution(params).mean
@@ -147,7 +154,8 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
         # a VAE step's (1, 100, 784): dispatching the buffer trick's ~20 small ops costs more than the
         # log1p it saves; torch's one fused kernel, its backward in C++ too (a Python backward cost a
         # VAE step ~1 %; tests/test_likelihoods.py: both paths)
-        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        target = x if x.shape == logits.shape else x.expand_as(logits)  # (torch's kernel does not broadcast)
+        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
     return _BernoulliLogProb.apply(logits, x)
 
 
@@ -165,6 +173,9 @@ class BernoulliLikelihood(Likelihood):
         # fewer passes over the (S, B, *event) logits: see bernoulli_log_prob
         n = len(self.event_shape)
         return bernoulli_log_prob(params.flatten(params.dim() - n), x.flatten(x.dim() - n))
+
+    def log_prob_rows(self, params: Tensor, x: Tensor) -> Tensor:
+        return bernoulli_log_prob(params if params.dim() == 2 else params.flatten(1), x.flatten(1))  # (N,)
 
     def marginal_params(self, x: Tensor) -> Tensor:
         """The log-odds of each pixel's mean, clamped to [1e-3, 1 - 1e-3] (a pixel never on must not get -inf)."""

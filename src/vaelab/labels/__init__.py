@@ -11,7 +11,17 @@ here plus ``@LABEL_MODES.register``.
 from __future__ import annotations
 
 from ..registry import import_submodules
-from .base import LABEL_MODES, BoundStats, LabelMode, every_class, label_mode_of, labelled_modes, mode_class, tile_rows
+from .base import (
+    LABEL_MODES,
+    BoundStats,
+    LabelMode,
+    every_class,
+    label_mode_of,
+    labelled_modes,
+    mode_class,
+    stats_vector,
+    tile_rows,
+)
 from .conditional import Conditional
 from .none import NoLabels
 from .semi_supervised import SemiSupervised
@@ -19,6 +29,7 @@ from .semi_supervised import SemiSupervised
 __all__ = [
     "LABEL_MODES",
     "BoundStats",
+    "stats_vector",
     "Conditional",
     "LabelMode",
     "NoLabels",

@@ -18,8 +18,26 @@ from ..registry import Registry
 #: model.labels -> the mode's class (no options: ``LABEL_MODES.build(name)``)
 LABEL_MODES = Registry("label mode")
 
-#: what a bound function returns besides the estimate: detached batch-mean statistics, nats
-BoundStats = dict[str, Tensor]
+
+class BoundStats(dict):
+    """What a bound function returns besides the estimate: detached batch-mean statistics in nats,
+    name -> 0-d tensor, each a view of ``vector`` (n_stats,), the same numbers formed in one reduction
+    (a training step reads them with one ``tolist``)."""
+
+    def __init__(self, names, vector: Tensor):
+        super().__init__(zip(names, vector.unbind()))
+        self.vector = vector
+
+    @classmethod
+    def of_points(cls, per_point: dict[str, Tensor]) -> BoundStats:
+        """The batch means of per-point statistics {name: (B,)}, in one stack and one mean."""
+        return cls(per_point, torch.stack(list(per_point.values())).mean(1))  # (n_stats, B) -> (n_stats,)
+
+
+def stats_vector(stats: dict[str, Tensor]) -> Tensor:
+    """(n_stats,) the statistics in their order: :class:`BoundStats`' own vector, or any dict's values stacked."""
+    vector = getattr(stats, "vector", None)
+    return vector if vector is not None else torch.stack(list(stats.values()))
 
 
 class LabelMode:
@@ -155,11 +173,9 @@ def plain_bound(model, x: Tensor, y: Tensor | None, objective, estimator, opts, 
     """The bound of the batch x (given labels y, or None) from one pass of ``log_weight_terms``."""
     cond = {} if y is None else {"y": y}
     terms = model.log_weight_terms(x, opts.n_samples * objective.groups, reparameterize=estimator.pathwise, **cond)
-    est, rec, kl_s = estimate(model, terms, objective, estimator, opts)
+    est, rec, kl = estimate(model, terms, objective, estimator, opts)  # rec, kl (B,)
     with torch.no_grad():
-        rec_m, kl_m = rec.mean(), kl_s.mean()
-        stats = {"rec": rec_m, "kl": kl_m, "bound": est.value.mean(), "elbo": rec_m - kl_m}
-        stats.update({k: v.mean() for k, v in est.reported.items()})
+        stats = BoundStats.of_points({"rec": rec, "kl": kl, "bound": est.value, "elbo": rec - kl, **est.reported})
     return est, stats
 
 

@@ -119,7 +119,7 @@ def semi_supervised_bound(model, batch: Batch | Tensor, objective, estimator, op
     rows_x, rows_y, lab = enumerated_rows(x, y, c)
     n_l = int(lab.sum())
     terms = model.log_weight_terms(rows_x, opts.n_samples * objective.groups, reparameterize=estimator.pathwise, y=rows_y)
-    est, rec, kl_s = estimate(model, terms, objective, estimator, opts)
+    est, rec, kl = estimate(model, terms, objective, estimator, opts)  # (R,) per row
     log_qy = model.classify(x)  # (B, C)
     weight = _weight(batch, b, x)  # (B,)
     label_weight = _label_weight(batch, lab, n_l)  # (B,)
@@ -141,8 +141,8 @@ def semi_supervised_bound(model, batch: Batch | Tensor, objective, estimator, op
         value, inference, generative, est.extra, {k: per_point(v, model.log_py).detach() for k, v in est.reported.items()}
     )
     with torch.no_grad():
-        rec_p = per_point(rec.mean(0), 0.0)  # E_q[log p(x|y, z)]
-        elbo_p = per_point((rec - kl_s).mean(0), model.log_py)
+        rec_p = per_point(rec, 0.0)  # E_q[log p(x|y, z)]
+        elbo_p = per_point(rec - kl, model.log_py)
         stats = {"rec": rec_p.mean(), "kl": (rec_p - elbo_p).mean(), "bound": value.mean(), "elbo": elbo_p.mean()}
         stats["classifier_nll"] = -(label_weight * cls).mean()
         stats.update({k: v.mean() for k, v in out.reported.items()})
@@ -192,6 +192,11 @@ class SampledLabelTerms:
     @property
     def log_w(self) -> Tensor:
         return self.log_px_z + self.log_pz - self.log_qz
+
+    @property
+    def mean_log_px_z(self) -> Tensor:
+        """(1/S) sum_s log p(x|y_s, z_s), (B,) nats."""
+        return self.log_px_z.mean(0)
 
     def kl(self, analytic: bool = False) -> Tensor:
         """KL(q(y, z|x) || p(y, z)) per sample (S, B): z's closed form (``analytic``) or

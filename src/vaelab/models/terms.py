@@ -33,13 +33,41 @@ class LogWeightTerms:
 
     log p and log q are lazy because the analytic-KL ELBO never needs them, and computing them
     anyway costs ~10% of a training step on the IWAE-paper MLP.
+
+    ``sample_axis=False``: one sample given per point, ``zs[l]`` (B, *event_l) and ``log_px_z`` (B,);
+    the attributes above still read (1, B, ...) and (1, B), made on first access, while
+    :attr:`mean_log_px_z` reads the per-point tensor itself (the one-sample ELBO's backward then has
+    no views to undo).
     """
 
     def __init__(
-        self, model, zs: list[Tensor], log_px_z: Tensor, posteriors: list[Distribution], x: Tensor | None = None, y=None
+        self,
+        model,
+        zs: list[Tensor],
+        log_px_z: Tensor,
+        posteriors: list[Distribution],
+        x: Tensor | None = None,
+        y=None,
+        sample_axis: bool = True,
     ):
-        self.zs, self.log_px_z, self.posteriors, self._model, self.x = zs, log_px_z, posteriors, model, x
+        self.posteriors, self._model, self.x = posteriors, model, x
         self._y = y  # the labels a labelled model's prior p(z_L|y) reads
+        if sample_axis:  # the cached properties below then never run
+            self.zs, self.log_px_z = zs, log_px_z
+        self._point = None if sample_axis else (zs, log_px_z)
+
+    @cached_property
+    def zs(self) -> list[Tensor]:
+        return [z.unsqueeze(0) for z in self._point[0]]  # type: ignore[index]  # (B, ...) -> (1, B, ...)
+
+    @cached_property
+    def log_px_z(self) -> Tensor:
+        return self._point[1].unsqueeze(0)  # type: ignore[index]  # (B,) -> (1, B)
+
+    @property
+    def mean_log_px_z(self) -> Tensor:
+        """(1/S) sum_s log p(x|z_s), (B,) nats."""
+        return self.log_px_z.mean(0) if self._point is None else self._point[1]
 
     @property
     def z(self) -> Tensor:

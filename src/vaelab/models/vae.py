@@ -287,7 +287,12 @@ class VAE(nn.Module):
                     "this decoder reads the previous tokens: call decode(z, x), or generate text with vaelab.text.generate"
                 )
             return self.decoder(z.reshape(*lead, self.latent.flat_dim), x)
-        flat = z.reshape(-1, self.latent.flat_dim)  # (S*B, D)
+        params = self._decode_rows(z.reshape(-1, self.latent.flat_dim), lead, y)  # (S*B, n_outputs)
+        return params.reshape(*lead, *self.likelihood.param_shape)
+
+    def _decode_rows(self, flat: Tensor, lead: tuple[int, ...], y: Tensor | None) -> Tensor:
+        """The decoder on rows z (N, D), N = prod(lead): (N, n_outputs) or (N, *param_shape), its width
+        checked; a labelled model's y (a suffix of ``lead``) expanded over the rest of it."""
         if self.n_classes:
             y = self._check_y(y, lead[-1] if lead else 1)
             params = self.decoder(flat, y.expand(lead).reshape(-1))  # y (B,) -> (S*B,)
@@ -301,7 +306,7 @@ class VAE(nn.Module):
             math.prod(self.likelihood.param_shape),
             lambda: f"the likelihood {type(self.likelihood).__name__} (parameters {tuple(self.likelihood.param_shape)})",
         )
-        return params.reshape(*lead, *self.likelihood.param_shape)
+        return params
 
     def conditional(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         """p(x|z_1) (p(x|z_1, y) for a labelled model): batch shape z's leading axes, event shape ``x_shape``."""
@@ -345,6 +350,8 @@ class VAE(nn.Module):
         if y is None and self.label_mode.infers_labels:  # h = (y, z): y drawn from q(y|x)
             return self.label_mode.latent_label_terms(self, x, n_samples, generator, reparameterize)
         q = self.posterior(x, y) if posterior is None else posterior
+        if n_samples == 1 and self.one_sample_point_path:
+            return self._one_sample_terms(x, q, generator, reparameterize, y)
         z = self.latent.draw(q, n_samples, generator)  # (S, B, *event)
         z = z if reparameterize else z.detach()
         zs, posteriors = [z], [q]
@@ -355,6 +362,22 @@ class VAE(nn.Module):
             zs.append(z_l if reparameterize else z_l.detach())
         log_px_z = self.likelihood.log_prob(self.decode(z, x, y), x)  # (S, B): x (B, *x_shape) broadcasts
         return LogWeightTerms(self, zs, log_px_z, posteriors, x, y)
+
+    @property
+    def one_sample_point_path(self) -> bool:
+        """Whether one sample's terms are formed per data point, without the sample axis (one stochastic
+        layer whose family draws points, a decoder that does not read x)."""
+        return self.latent.draws_point and not len(self.upper_encoders) and not self.autoregressive
+
+    def _one_sample_terms(self, x: Tensor, q: Distribution, generator, reparameterize: bool, y: Tensor | None):
+        """:meth:`log_weight_terms` at S = 1 on per-point tensors: the same values, samples and gradients,
+        with none of the views that add and remove the sample axis (each a node of the backward pass: ~2 %
+        of a VAE step on the IWAE-paper MLP, docs/performance.md)."""
+        z = self.latent.draw_point(q, generator)  # (B, *event)
+        z = z if reparameterize else z.detach()
+        flat = z if z.dim() == 2 else z.reshape(z.shape[0], -1)  # (B, D)
+        log_px_z = self.likelihood.log_prob_rows(self._decode_rows(flat, z.shape[:1], y), x)  # (B,)
+        return LogWeightTerms(self, [z], log_px_z, [q], x, y, sample_axis=False)
 
     # --- densities at any latent point (AIS, BDMC) -------------------------------------------
     def log_prior_latents(self, zs: list[Tensor], y: Tensor | None = None) -> Tensor:

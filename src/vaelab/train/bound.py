@@ -89,19 +89,18 @@ class BoundOptions:
 def estimate(
     model, terms, objective: Objective, estimator: Estimator, opts: BoundOptions
 ) -> tuple[BoundEstimate, Tensor, Tensor]:
-    """The estimate on given terms, its (S, B) log p(x|z) and its KL: (S, B) log q - log p, or with
-    ``opts.kl == "analytic"`` the closed form (B,), the same for every sample (see :func:`compute_bound`)."""
+    """The estimate on given terms, and per point (B,) the sample means of log p(x|z) and of the KL:
+    log q - log p, or with ``opts.kl == "analytic"`` the closed form (see :func:`compute_bound`); the two
+    carry gradient only where the estimate is formed from them (the caller reads their values)."""
     kl, beta, free_bits = opts.kl, opts.beta, opts.free_bits
-    rec = terms.log_px_z  # (S, B)
+    mean_rec = terms.mean_log_px_z  # (B,)
     if kl != "analytic" and beta == 1.0 and not free_bits:  # the estimator's own gradient
-        return estimator(terms, objective), rec, terms.kl()
+        return estimator(terms, objective), mean_rec, elbo(terms.kl())
     # the closed form per point is not expanded over samples: (1/S) sum_s log p(x|z_s) - KL (eq. 7)
-    kl_s = terms.analytic_kl() if kl == "analytic" else terms.kl()  # (B,) or (S, B)
-    mean_rec = elbo(rec)  # (B,)
-    mean_kl = kl_s if kl_s.dim() == 1 else elbo(kl_s)  # (B,)
+    mean_kl = terms.analytic_kl() if kl == "analytic" else elbo(terms.kl())  # (B,)
     if kl == "analytic" and beta == 1.0 and not free_bits:  # the trained bound is the true one: no surrogate
         bound = mean_rec - mean_kl  # (B,)
-        return BoundEstimate(bound.detach(), bound, bound), rec, kl_s
+        return BoundEstimate(bound.detach(), bound, bound), mean_rec, mean_kl
     true = (mean_rec - mean_kl).detach()  # (B,) the ELBO at beta = 1: what is logged
     if free_bits:
         trained = mean_rec - beta * free_bits_kl(model, terms, free_bits, opts.global_mean)  # (B,)
@@ -109,7 +108,7 @@ def estimate(
         trained = mean_rec - beta * mean_kl  # (B,)
     surrogate = straight_through(true, trained)
     shaped = {"train_objective": trained.detach()} if free_bits or beta != 1.0 else {}
-    return BoundEstimate(true, surrogate, surrogate, reported=shaped), rec, kl_s
+    return BoundEstimate(true, surrogate, surrogate, reported=shaped), mean_rec, mean_kl
 
 
 def free_bits_kl(model, terms, free_bits: float, global_mean: Callable[[Tensor], Tensor] | None = None) -> Tensor:

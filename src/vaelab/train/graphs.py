@@ -38,6 +38,7 @@ import torch
 
 from ..data import Batch
 from ..errors import TrainingDivergedError
+from ..labels import stats_vector
 from .bound import BoundOptions
 from .step import backward, bound_function, clip_gradients
 
@@ -146,7 +147,7 @@ class GraphedStep:
         est, stats = self.bound(self.model, batch, self.objective, self.estimator, opts.n_samples, opts.kl, opts.beta,
                                 opts.free_bits, opts.global_mean, opts.classification_weight)  # fmt: skip
         self.names = list(stats)
-        vec = torch.stack(list(stats.values()))  # (n_stats,)
+        vec = stats_vector(stats)  # (n_stats,)
         found_inf = (~torch.isfinite(stats["bound"])).float()  # () read by fused Adam: skip this update
         optimizer.zero_grad(set_to_none=True)  # the backward allocates this step's gradients (the graph's own)
         backward(est, self.groups)

@@ -17,7 +17,7 @@ from torch import Tensor
 from ..data import Batch
 from ..errors import TrainingDivergedError
 from ..estimators import ESTIMATORS, BoundEstimate, Estimator
-from ..labels import label_mode_of
+from ..labels import label_mode_of, stats_vector
 from ..numerics import denormals_flushed
 from ..objectives import OBJECTIVES, Objective
 from .bound import BoundOptions, check_shaping, estimate, free_bits_kl, plain_elbo, resolve_kl  # noqa: F401 (public here too)
@@ -189,7 +189,7 @@ def train_step(
             o.global_mean,
             o.classification_weight,
         )
-        vec = torch.stack(list(stats.values()))  # (n_stats,)
+        vec = stats_vector(stats)  # (n_stats,)
         values = dict(zip(stats, vec.tolist()))
         finite = math.isfinite(values["bound"])
         if not finite and sync is None:
