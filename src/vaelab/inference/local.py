@@ -47,7 +47,7 @@ def local_elbo(
     q = model.latent.distribution(params)  # batch (B,)
     terms = model.log_weight_terms(x, n_samples, generator=generator, posterior=q)
     if analytic_kl and model.has_analytic_kl:
-        return terms.log_px_z.mean(0) - model.prior.analytic_kl(q)  # (B,)
+        return terms.mean_log_px_z - model.prior.analytic_kl(q)  # (B,)
     return terms.log_w.mean(0)
 
 

@@ -19,7 +19,7 @@ from ..data.labels import balanced_subset, semi_supervised_batches
 from ..errors import ConfigError, DataError
 from ..estimators import BoundEstimate, straight_through
 from ..objectives.semi_supervised import labelled_bound, unlabelled_bound
-from .base import LABEL_MODES, LabelMode, every_class, observed_labels, tile_rows
+from .base import LABEL_MODES, BoundStats, LabelMode, every_class, observed_labels, tile_rows
 
 #: alpha / N of Kingma et al. 2014, eq. 9 (their alpha = 0.1 N), where train.classification_weight is unset
 DEFAULT_CLASSIFICATION_WEIGHT = 0.1
@@ -143,9 +143,8 @@ def semi_supervised_bound(model, batch: Batch | Tensor, objective, estimator, op
     with torch.no_grad():
         rec_p = per_point(rec, 0.0)  # E_q[log p(x|y, z)]
         elbo_p = per_point(rec - kl, model.log_py)
-        stats = {"rec": rec_p.mean(), "kl": (rec_p - elbo_p).mean(), "bound": value.mean(), "elbo": elbo_p.mean()}
-        stats["classifier_nll"] = -(label_weight * cls).mean()
-        stats.update({k: v.mean() for k, v in out.reported.items()})
+        stats = BoundStats.of_points({"rec": rec_p, "kl": rec_p - elbo_p, "bound": value, "elbo": elbo_p,
+                                      "classifier_nll": -(label_weight * cls), **out.reported})  # fmt: skip
     return out, stats
 
 
