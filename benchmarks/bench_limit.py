@@ -121,31 +121,40 @@ def timed(fn, device: torch.device, reps: int) -> tuple[float, float]:
     return wall / reps, other
 
 
-def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
-    """{arm: f()} for one step each on a fresh batch drawn from x."""
-    from vaelab.data import Batch
-    from vaelab.estimators import ESTIMATORS
-    from vaelab.models import build_model
-    from vaelab.objectives import OBJECTIVES
-    from vaelab.train import train_step
-    from vaelab.train.optim import build_optimizer
-    from vaelab.train.step import compiled_bound
-
+def training_batches(x: torch.Tensor, device: torch.device, n: int = 8):
+    """A function returning the next of ``n`` fixed binarized batches of B images from x, in turn."""
     g = torch.Generator().manual_seed(1)
-    batches = [torch.bernoulli(x[torch.randint(0, len(x), (B,), generator=g)], generator=g).to(device) for _ in range(8)]
+    batches = [torch.bernoulli(x[torch.randint(0, len(x), (B,), generator=g)], generator=g).to(device) for _ in range(n)]
     it = {"i": 0}
 
     def batch():
         it["i"] += 1
         return batches[it["i"] % len(batches)]
 
-    def vaelab_model():  # every vaelab arm: its own model and optimizer, the same starting weights
-        torch.manual_seed(0)
-        m = build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
-        return (m, *build_optimizer("adam", m, 1e-3))
+    return batch
 
+
+def vaelab_model(k: int, device: torch.device, package: str = "vaelab"):
+    """(model, optimizer, groups) as ``fit`` builds them, from seed 0: every vaelab arm gets its own, with the
+    same starting weights (``package``: another version imported under another name, bench_versions.py)."""
+    from importlib import import_module
+
+    torch.manual_seed(0)
+    m = import_module(f"{package}.models").build_model(impls._model_cfg(k).model, (1, 28, 28)).to(device)
+    return (m, *import_module(f"{package}.train.optim").build_optimizer("adam", m, 1e-3))
+
+
+def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
+    """{arm: f()} for one step each on a fresh batch drawn from x."""
+    from vaelab.data import Batch
+    from vaelab.estimators import ESTIMATORS
+    from vaelab.objectives import OBJECTIVES
+    from vaelab.train import train_step
+    from vaelab.train.step import compiled_bound
+
+    batch = training_batches(x, device)
     arms = {}
-    model, opt2, groups = vaelab_model()
+    model, opt2, groups = vaelab_model(k, device)
     for name, fused in (("hand-written, fused Adam", True), ("hand-written, default Adam", False)):
         enc, dec = (m.to(device) for m in impls._mlp_pair())
         # the same starting weights as vaelab's model: a step's time depends on them (saturated units,
@@ -160,7 +169,7 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
     kl = "analytic" if k == 1 else "mc"
     arms["vaelab train_step"] = lambda: train_step(model, Batch(batch(), None), opt2, objective, estimator, k, kl,
                                                    groups=groups)  # fmt: skip
-    model_c, opt_c, groups_c = vaelab_model()  # train.compile: the same step with the bound through torch.compile
+    model_c, opt_c, groups_c = vaelab_model(k, device)  # train.compile: the same step with the bound through torch.compile
     compiled = compiled_bound()
     arms["vaelab, compiled"] = lambda: train_step(model_c, Batch(batch(), None), opt_c, objective, estimator, k, kl,
                                                   groups=groups_c, bound=compiled)  # fmt: skip
@@ -168,7 +177,7 @@ def train_arms(k: int, device: torch.device, x: torch.Tensor) -> dict:
         from vaelab.train.bound import BoundOptions
         from vaelab.train.graphs import GraphedStep
 
-        model3, opt3, groups3 = vaelab_model()
+        model3, opt3, groups3 = vaelab_model(k, device)
         graphed, opts = GraphedStep(model3, opt3, objective, estimator, groups3), BoundOptions(k, kl)
         arms["vaelab, CUDA graph"] = lambda: graphed.step(Batch(batch(), None), opts, 1e-3)
     arms["GEMM bound"] = gemm_sequence(k, device)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 import bench_limit  # noqa: E402
 import impls  # noqa: E402
 
-B = bench_limit.B
+B, CPU = bench_limit.B, torch.device("cpu")
 
 
 def extract(commit: str, into: Path) -> str:
@@ -55,53 +55,33 @@ def extract(commit: str, into: Path) -> str:
 
 
 def step_arm(package: str, k: int, batch):
-    """(model, one training step) of ``package``'s ``train_step`` as ``fit`` runs it (fused Adam, seeded weights)."""
+    """One training step of ``package``'s ``train_step`` as ``fit`` runs it (fused Adam, seeded weights)."""
 
     def mod(name):
         return importlib.import_module(f"{package}.{name}")
 
-    torch.manual_seed(0)
-    model = mod("models").build_model(impls._model_cfg(k).model, (1, 28, 28))
-    opt, groups = mod("train.optim").build_optimizer("adam", model, 1e-3)
+    model, opt, groups = bench_limit.vaelab_model(k, CPU, package)
     objective = mod("objectives").OBJECTIVES.build("elbo" if k == 1 else "iwae")
     estimator = mod("estimators").ESTIMATORS.build("reparam")
     batch_cls, train_step, kl = mod("data").Batch, mod("train").train_step, "analytic" if k == 1 else "mc"
-    return model, lambda: train_step(model, batch_cls(batch(), None), opt, objective, estimator, k, kl, groups=groups)
+    return lambda: train_step(model, batch_cls(batch(), None), opt, objective, estimator, k, kl, groups=groups)
 
 
 def arms(k: int, x: torch.Tensor, control: bool) -> dict:
-    g = torch.Generator().manual_seed(1)
-    batches = [torch.bernoulli(x[torch.randint(0, len(x), (B,), generator=g)], generator=g) for _ in range(8)]
-    it = {"i": 0}
-
-    def batch():
-        it["i"] += 1
-        return batches[it["i"] % len(batches)]
-
-    model, ours = step_arm("vaelab_base" if control else "vaelab", k, batch)
-    _, base = step_arm("vaelab_base", k, batch)
+    batch = bench_limit.training_batches(x, CPU)
     enc, dec = impls._mlp_pair()
+    model = bench_limit.vaelab_model(k, CPU)[0]  # the starting weights every arm shares
     enc.load_state_dict(model.encoder.state_dict())
     dec.load_state_dict(model.decoder.state_dict())
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3, fused=True)
-    hand = lambda: impls.hand_written_step(enc, dec, opt, batch().reshape(B, -1), k)  # noqa: E731
-    return {"hand-written, fused Adam": hand, "checkout": ours, "base": base}
+    return {"hand-written, fused Adam": lambda: impls.hand_written_step(enc, dec, opt, batch().reshape(B, -1), k),
+            "checkout": step_arm("vaelab_base" if control else "vaelab", k, batch),
+            "base": step_arm("vaelab_base", k, batch)}  # fmt: skip
 
 
-def interleave(fns: dict, rounds: int, block: int) -> dict[str, list[float]]:
-    """Seconds per step of each arm, per round (round 0 warms up and is dropped)."""
-    times: dict[str, list[float]] = {a: [] for a in fns}
-    for r in range(rounds + 1):
-        for a in list(fns) if r % 2 else list(fns)[::-1]:
-            t0 = time.perf_counter()
-            for _ in range(block):
-                fns[a]()
-            if r:
-                times[a].append((time.perf_counter() - t0) / block)
-    return times
-
-
-def summary(times: dict[str, list[float]]) -> dict:
+def summary(res: dict) -> dict:
+    """Medians and per-round paired ratios of bench_limit.interleave's results."""
+    times = {a: v["runs"] for a, v in res.items()}
     ref = times["hand-written, fused Adam"]
 
     def paired(a, b):
@@ -109,7 +89,8 @@ def summary(times: dict[str, list[float]]) -> dict:
 
     return {"median_us": {a: statistics.median(t) * 1e6 for a, t in times.items()},
             "checkout_vs_loop": paired(times["checkout"], ref), "base_vs_loop": paired(times["base"], ref),
-            "checkout_vs_base": paired(times["checkout"], times["base"]), "runs": times}  # fmt: skip
+            "checkout_vs_base": paired(times["checkout"], times["base"]),
+            "disturbed": {a: v["disturbed"] for a, v in res.items()}, "runs": times}  # fmt: skip
 
 
 def main() -> None:
@@ -132,7 +113,7 @@ def main() -> None:
         with denormals_flushed():
             for k in args.k:
                 block = max(2, args.block // (3 if k > 1 else 1))
-                rows[k] = summary(interleave(arms(k, x, args.control), args.rounds, block))
+                rows[k] = summary(bench_limit.interleave(arms(k, x, args.control), CPU, args.rounds, block))
                 r = rows[k]
                 print(f"K = {k}: checkout / loop {r['checkout_vs_loop']:.3f}, base / loop {r['base_vs_loop']:.3f}, "
                       f"checkout / base {r['checkout_vs_base']:.3f}", flush=True)  # fmt: skip
